@@ -1,0 +1,195 @@
+//! Which keys a running daemon applies hot and which need a restart, and how two configs differ.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::schema::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyClass {
+    /// Applied to the running daemon without dropping anything.
+    Hot,
+    /// Takes effect only when the daemon restarts.
+    Restart,
+}
+
+impl KeyClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hot => "hot",
+            Self::Restart => "restart",
+        }
+    }
+}
+
+pub struct KeyInfo {
+    pub key: &'static str,
+    pub class: KeyClass,
+    /// Never shown in full (`gatewayctl config show`, logs).
+    pub secret: bool,
+}
+
+const fn key(key: &'static str, class: KeyClass) -> KeyInfo {
+    KeyInfo {
+        key,
+        class,
+        secret: false,
+    }
+}
+
+/// Every key of the config file. The commented default `gateway.toml` documents each with its
+/// class; a test keeps the two in step.
+pub const KEYS: &[KeyInfo] = &[
+    key("gateway.mode", KeyClass::Restart),
+    key("gateway.bind", KeyClass::Restart),
+    key("gateway.port", KeyClass::Restart),
+    key("gateway.auth.mode", KeyClass::Hot),
+    KeyInfo {
+        key: "gateway.auth.token",
+        class: KeyClass::Hot,
+        secret: true,
+    },
+    key("gateway.reload.mode", KeyClass::Hot),
+    key("gateway.reload.debounce_ms", KeyClass::Restart),
+    key("gateway.heartbeat.interval_ms", KeyClass::Hot),
+    key("gateway.shutdown.drain_timeout_ms", KeyClass::Hot),
+    key("logging.level", KeyClass::Hot),
+    key("logging.file_max_bytes", KeyClass::Hot),
+];
+
+/// A key missing from [`KEYS`] is treated as restart-required: the safe side.
+pub fn class_of(key: &str) -> KeyClass {
+    KEYS.iter()
+        .find(|k| k.key == key)
+        .map_or(KeyClass::Restart, |k| k.class)
+}
+
+/// The keys whose values differ between two configs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    pub changed: Vec<String>,
+    /// The subset of `changed` that needs a restart.
+    pub restart: Vec<String>,
+}
+
+impl ConfigDiff {
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty()
+    }
+}
+
+pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
+    let (old, new) = (leaves(old), leaves(new));
+    let changed: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|k| old.get(*k) != new.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let restart = changed
+        .iter()
+        .filter(|k| class_of(k) == KeyClass::Restart)
+        .cloned()
+        .collect();
+    ConfigDiff { changed, restart }
+}
+
+/// The config as JSON with secrets redacted: what people may see.
+pub fn redacted(config: &Config) -> Value {
+    let mut value = serde_json::to_value(config).expect("config serializes");
+    for info in KEYS.iter().filter(|k| k.secret) {
+        let mut slot = Some(&mut value);
+        for part in info.key.split('.') {
+            slot = slot.and_then(|v| v.get_mut(part));
+        }
+        if let Some(v @ Value::String(_)) = slot {
+            let shown = v
+                .as_str()
+                .and_then(|s| crate::SecretRef::try_from(s.to_owned()).ok());
+            *v = Value::String(shown.map_or_else(|| "<redacted>".into(), |s| s.redacted()));
+        }
+    }
+    value
+}
+
+/// Dotted path -> leaf value.
+fn leaves(config: &Config) -> BTreeMap<String, Value> {
+    fn walk(prefix: &str, value: Value, out: &mut BTreeMap<String, Value>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            leaf => {
+                out.insert(prefix.to_owned(), leaf);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(
+        "",
+        serde_json::to_value(config).expect("config serializes"),
+        &mut out,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::*;
+    use crate::SecretRef;
+
+    fn with_all_keys_set() -> Config {
+        let mut c = Config::default();
+        c.gateway.port = Port::new(1);
+        c.gateway.auth.token = Some(SecretRef::Literal("x".into()));
+        c
+    }
+
+    #[test]
+    fn every_key_is_classified() {
+        let all = leaves(&with_all_keys_set());
+        let listed: Vec<&str> = KEYS.iter().map(|k| k.key).collect();
+        let found: Vec<&str> = all.keys().map(String::as_str).collect();
+        assert_eq!(found, {
+            let mut l = listed.clone();
+            l.sort();
+            l
+        });
+    }
+
+    #[test]
+    fn diff_separates_hot_from_restart() {
+        let old = Config::default();
+        assert!(diff(&old, &old).is_empty());
+        let mut new = old.clone();
+        new.logging.level = LogLevel::Debug;
+        new.gateway.port = Port::new(9999);
+        let d = diff(&old, &new);
+        assert_eq!(d.changed, ["gateway.port", "logging.level"]);
+        assert_eq!(d.restart, ["gateway.port"]);
+    }
+
+    #[test]
+    fn redaction_hides_literal_secrets_only() {
+        let mut c = Config::default();
+        c.gateway.auth.token = Some(SecretRef::Literal("hunter2".into()));
+        let shown = redacted(&c).to_string();
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        c.gateway.auth.token = Some(SecretRef::Env("TOK".into()));
+        assert!(redacted(&c).to_string().contains("env:TOK"));
+    }
+}

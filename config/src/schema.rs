@@ -1,0 +1,290 @@
+//! The config file's structure. Values that can be wrong carry their own checks in their
+//! `Deserialize`, so that every error comes out of the parser with its line and key.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{de, Deserialize, Deserializer, Serialize};
+
+use crate::secret::SecretRef;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub gateway: Gateway,
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Gateway {
+    pub mode: GatewayMode,
+    pub bind: Bind,
+    /// Unset: the profile's default port (18789; 19001 for `dev`).
+    pub port: Option<Port>,
+    pub auth: Auth,
+    pub reload: Reload,
+    pub heartbeat: Heartbeat,
+    pub shutdown: Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayMode {
+    #[default]
+    Local,
+    Remote,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub mode: AuthMode,
+    /// Unset: a token generated on first start and kept in the state dir.
+    pub token: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Token,
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Reload {
+    pub mode: ReloadMode,
+    pub debounce_ms: Bounded<10, 10_000>,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Self {
+            mode: ReloadMode::default(),
+            debounce_ms: Bounded(50),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadMode {
+    /// No file watching; `gatewayctl reload` and SIGHUP still apply changes.
+    Off,
+    /// Apply hot keys; restart-required changes wait for a manual restart.
+    Hot,
+    /// Restart on any change.
+    Restart,
+    /// Apply hot keys hot, restart for restart-required keys.
+    #[default]
+    Hybrid,
+}
+
+impl ReloadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Hot => "hot",
+            Self::Restart => "restart",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Heartbeat {
+    pub interval_ms: Bounded<100, 3_600_000>,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            interval_ms: Bounded(30_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Shutdown {
+    pub drain_timeout_ms: Bounded<0, 120_000>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self {
+            drain_timeout_ms: Bounded(10_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    pub level: LogLevel,
+    pub file_max_bytes: Bounded<65_536, 1_073_741_824>,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::default(),
+            file_max_bytes: Bounded(10 * 1024 * 1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+/// Where the listener binds: `loopback` (127.0.0.1), `lan` (all IPv4 interfaces) or an address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Bind {
+    #[default]
+    Loopback,
+    Lan,
+    Addr(IpAddr),
+}
+
+impl Bind {
+    pub fn ip(self) -> IpAddr {
+        match self {
+            Self::Loopback => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Self::Lan => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Self::Addr(ip) => ip,
+        }
+    }
+
+    pub fn is_loopback(self) -> bool {
+        self.ip().is_loopback()
+    }
+}
+
+impl fmt::Display for Bind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Loopback => f.write_str("loopback"),
+            Self::Lan => f.write_str("lan"),
+            Self::Addr(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Bind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "loopback" => Ok(Self::Loopback),
+            "lan" => Ok(Self::Lan),
+            other => other.parse().map(Self::Addr).map_err(|_| {
+                format!("invalid bind {other:?}: use \"loopback\", \"lan\" or an IP address")
+            }),
+        }
+    }
+}
+
+impl Serialize for Bind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Bind {
+    fn schema_name() -> Cow<'static, str> {
+        "Bind".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "\"loopback\", \"lan\" or an IP address",
+            "type": "string"
+        })
+    }
+}
+
+/// A whole number checked against `MIN..=MAX` while parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Bounded<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    pub fn new(value: u64) -> Option<Self> {
+        (MIN..=MAX).contains(&value).then_some(Self(value))
+    }
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(d)?;
+        u64::try_from(value)
+            .ok()
+            .and_then(Self::new)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "{value} is out of range: use a whole number from {MIN} to {MAX}"
+                ))
+            })
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> JsonSchema for Bounded<MIN, MAX> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Integer{MIN}to{MAX}").into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": MIN, "maximum": MAX })
+    }
+}
+
+pub type Port = Bounded<1, 65_535>;
+
+impl Port {
+    pub fn port(self) -> u16 {
+        self.0 as u16
+    }
+}

@@ -1,0 +1,71 @@
+//! The config in effect: the file's values under the command line and the environment, and the
+//! checks that decide whether a gateway may start with it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use gateway_proto::api::ConfigIssue;
+
+use crate::load::Loaded;
+use crate::schema::{AuthMode, Bind, Config, GatewayMode, Port};
+use crate::secret::SecretRef;
+
+/// Values from flags and environment (`GATEWAY_PORT`, `GATEWAY_BIND`, `GATEWAY_TOKEN`), which win
+/// over the file on every load, reloads included.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub port: Option<u16>,
+    pub bind: Option<Bind>,
+    pub token: Option<String>,
+}
+
+impl Overrides {
+    pub fn apply(&self, mut config: Config) -> Config {
+        if let Some(port) = self.port.and_then(|p| Port::new(p.into())) {
+            config.gateway.port = Some(port);
+        }
+        if let Some(bind) = self.bind {
+            config.gateway.bind = bind;
+        }
+        if let Some(token) = &self.token {
+            config.gateway.auth.token = Some(SecretRef::Literal(token.clone()));
+        }
+        config
+    }
+}
+
+/// Refuses what must never run: a remote-mode config, or a non-loopback bind without auth.
+/// Used at startup (exit 78) and by every reload (rejected, the old config keeps serving).
+pub fn check_startable(
+    effective: &Config,
+    loaded: &Loaded,
+    file: &Path,
+    overrides: &Overrides,
+    addr: SocketAddr,
+) -> Result<(), Vec<ConfigIssue>> {
+    let mut issues = Vec::new();
+    if effective.gateway.mode == GatewayMode::Remote {
+        issues.push(loaded.issue_at(
+            file,
+            "gateway.mode",
+            "Gateway start blocked: set gateway.mode=local".to_owned(),
+        ));
+    }
+    if !effective.gateway.bind.is_loopback() && effective.gateway.auth.mode == AuthMode::None {
+        let message = format!(
+            "refusing to bind gateway to {addr} without auth: set gateway.auth.mode = \"token\", or bind to loopback"
+        );
+        let mut issue = loaded.issue_at(file, "gateway.auth.mode", message);
+        if overrides.bind.is_some() {
+            issue
+                .message
+                .push_str(" (the bind comes from --bind or GATEWAY_BIND)");
+        }
+        issues.push(issue);
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(issues)
+    }
+}

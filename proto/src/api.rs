@@ -1,0 +1,230 @@
+//! JSON bodies of the control API: HTTP on the daemon's Unix socket, called by `gatewayctl`.
+//! Field names are stable: `gatewayctl ... --json` prints these structures as they are.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Routes of the control API.
+pub mod route {
+    pub const STATUS: &str = "/v1/status";
+    pub const HEALTH: &str = "/v1/health";
+    pub const RELOAD: &str = "/v1/reload";
+    pub const STOP: &str = "/v1/stop";
+    pub const LOGS: &str = "/v1/logs";
+    pub const CONFIG: &str = "/v1/config";
+    pub const TOKEN: &str = "/v1/token";
+    pub const TOKEN_ROTATE: &str = "/v1/token/rotate";
+}
+
+/// `GET /v1/status`: what the running daemon says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub service: String,
+    pub version: String,
+    pub pid: u32,
+    pub profile: Option<String>,
+    /// `starting`, `running` or `draining`.
+    pub state: String,
+    /// `systemd`, `launchd` or `none`.
+    pub supervisor: String,
+    pub started_at_ms: u64,
+    pub uptime_ms: u64,
+    pub listen: ListenInfo,
+    pub auth_mode: String,
+    pub config: ConfigInfo,
+    pub last_reload: Option<ReloadReport>,
+    pub heartbeat: HeartbeatInfo,
+    pub connections: Connections,
+    pub counters: Counters,
+    pub paths: PathsInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenInfo {
+    /// The configured `gateway.bind` (`loopback`, `lan` or an address).
+    pub bind: String,
+    /// The socket address actually listened on.
+    pub addr: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigInfo {
+    pub path: String,
+    pub exists: bool,
+    /// Starts at 1 and grows by one per applied reload.
+    pub generation: u64,
+    pub reload_mode: String,
+    /// Restart-required keys changed in the file but not yet in effect (reload mode `hot`).
+    pub pending_restart: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatInfo {
+    pub ticks: u64,
+    pub interval_ms: u64,
+    pub last_tick_ms_ago: Option<u64>,
+    /// Set when systemd's watchdog is on; the daemon pings at half of it.
+    pub watchdog_usec: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Connections {
+    pub http: u64,
+    pub control: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub http_requests: u64,
+    pub auth_failures: u64,
+    pub reloads_applied: u64,
+    pub reloads_unchanged: u64,
+    pub reloads_rejected: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathsInfo {
+    pub state_dir: String,
+    pub runtime_dir: String,
+    pub socket: String,
+    pub log_file: String,
+}
+
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadTrigger {
+    Watcher,
+    Signal,
+    Control,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The new config is in effect (hot keys swapped in).
+    Applied,
+    /// The file means the same as the config in effect: nothing to do.
+    Unchanged,
+    /// The file was refused; the old config keeps serving.
+    Rejected,
+    /// A restart-required key changed: the daemon restarts gracefully to apply it.
+    Restarting,
+}
+
+impl fmt::Display for ReloadOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Applied => "applied",
+            Self::Unchanged => "unchanged",
+            Self::Rejected => "rejected",
+            Self::Restarting => "restarting",
+        })
+    }
+}
+
+/// The result of one reload transaction (`POST /v1/reload`, and `last_reload` in the status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub trigger: ReloadTrigger,
+    pub outcome: ReloadOutcome,
+    /// The config generation in effect after the reload.
+    pub generation: u64,
+    pub at_ms: u64,
+    /// Keys whose values changed (dotted paths).
+    pub changed_keys: Vec<String>,
+    /// Of those, the keys that need a restart to take effect.
+    pub restart_keys: Vec<String>,
+    pub errors: Vec<ConfigIssue>,
+    /// One line for people.
+    pub message: String,
+}
+
+/// One problem in a config file, located as precisely as the parser allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigIssue {
+    pub file: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    /// Dotted key path, such as `gateway.reload.mode`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    /// `file:line:column: key `gateway.port`: message`, the form editors and terminals link.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub ok: bool,
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// `GET /v1/logs?cursor=&lines=&max_bytes=&wait_ms=`: lines of the daemon's JSONL log after
+/// `cursor` (a byte offset in the current file). `reset` says the file was rotated since the cursor
+/// and reading started over; `truncated` says more lines were there than returned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogTail {
+    pub file: String,
+    pub cursor: u64,
+    pub size: u64,
+    pub lines: Vec<String>,
+    pub truncated: bool,
+    pub reset: bool,
+}
+
+/// `GET /v1/token` and `POST /v1/token/rotate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub token: String,
+    /// Where it comes from: `file`, `env` or `config`.
+    pub source: String,
+    /// The token file, when the source is `file`.
+    pub file: Option<String>,
+}
+
+/// `GET /v1/config`: the config in effect, secrets redacted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigView {
+    pub path: String,
+    pub generation: u64,
+    pub config: serde_json::Value,
+}
+
+/// The body of every non-2xx answer of the control API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
