@@ -101,6 +101,16 @@ pub enum ReloadTrigger {
     Control,
 }
 
+impl fmt::Display for ReloadTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Watcher => "watcher",
+            Self::Signal => "signal",
+            Self::Control => "control",
+        })
+    }
+}
+
 /// How a reload ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

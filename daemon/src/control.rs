@@ -1,0 +1,311 @@
+//! The control API: HTTP+JSON on a Unix socket, for `gatewayctl`. The socket is 0600 in a 0700
+//! directory; on top of that, requests from another uid (root excepted) and requests carrying
+//! `Origin` or `Referer` (a browser tricked into calling us) are refused.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gateway_config::secret::{generate_token, write_secret_file};
+use gateway_proto::api::{
+    self, route, ConfigView, ErrorBody, ErrorDetail, ReloadTrigger, TokenInfo,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::UnixListener;
+
+use crate::gateway::{now_ms, Active, ExitReason, Gateway, Stats, TokenSource};
+use crate::serve::{Door, Peer};
+use crate::{fsutil, health, logtail, reload};
+
+/// Binds the control socket. A socket file left by a dead daemon is replaced; one that answers
+/// belongs to a live daemon and is never touched.
+pub fn bind(socket: &Path) -> Result<UnixListener, BindError> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    fsutil::ensure_private_dir(dir).map_err(|e| BindError::Dir(dir.display().to_string(), e))?;
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Err(BindError::Live(socket.display().to_string()));
+        }
+        std::fs::remove_file(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
+        tracing::info!(socket = %socket.display(), "removed a stale control socket");
+    }
+    let listener =
+        UnixListener::bind(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
+    fsutil::make_private(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
+    Ok(listener)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot prepare the control socket directory {0}: {1}")]
+    Dir(String, io::Error),
+    #[error("another gatewayd answers on the control socket {0}: stop it (`gatewayctl stop`) or run this one with another --profile")]
+    Live(String),
+    #[error("cannot bind the control socket {0}: {1}")]
+    Io(String, io::Error),
+}
+
+pub async fn serve(gw: Arc<Gateway>, listener: UnixListener) {
+    let app = router(gw.clone());
+    crate::serve::serve(gw, app, Door::Control, || async {
+        let (stream, _) = listener.accept().await?;
+        let uid = stream.peer_cred()?.uid();
+        Ok((stream, Peer::Unix { uid }))
+    })
+    .await;
+}
+
+fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route(route::STATUS, get(status))
+        .route(route::HEALTH, get(health_check))
+        .route(route::RELOAD, post(reload_now))
+        .route(route::STOP, post(stop))
+        .route(route::LOGS, get(logs))
+        .route(route::CONFIG, get(config))
+        .route(route::TOKEN, get(token))
+        .route(route::TOKEN_ROTATE, post(rotate_token))
+        .fallback(|req: Request| async move {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no control route {} {}", req.method(), req.uri().path()),
+            )
+        })
+        .layer(middleware::from_fn(guard))
+        .with_state(gw)
+}
+
+/// Refuses browsers and other users before any handler runs.
+async fn guard(req: Request, next: Next) -> Response {
+    if req.headers().contains_key(header::ORIGIN) || req.headers().contains_key(header::REFERER) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the control socket refuses requests with Origin or Referer headers (browsers)".into(),
+        );
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if let Some(Peer::Unix { uid }) = req.extensions().get::<Peer>().copied() {
+        if uid != me && uid != 0 {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("gatewayd runs as uid {me} and refuses control requests from uid {uid}: run gatewayctl as that user"),
+            );
+        }
+    }
+    next.run(req).await
+}
+
+pub fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message,
+            },
+        }),
+    )
+        .into_response()
+}
+
+async fn status(State(gw): State<Arc<Gateway>>) -> Json<api::StatusReport> {
+    Json(status_report(&gw))
+}
+
+pub fn status_report(gw: &Gateway) -> api::StatusReport {
+    let active = gw.active();
+    let stats = &gw.stats;
+    let config = &active.config;
+    api::StatusReport {
+        service: gw.profile.service_name(),
+        version: gateway_proto::VERSION.into(),
+        pid: std::process::id(),
+        profile: gw.profile.name().map(str::to_owned),
+        state: gw.phase().as_str().into(),
+        supervisor: gw.supervisor.as_str().into(),
+        started_at_ms: gw.started_at_ms,
+        uptime_ms: gw.started.elapsed().as_millis() as u64,
+        listen: api::ListenInfo {
+            bind: config.gateway.bind.to_string(),
+            addr: gw.listen_addr.to_string(),
+            port: gw.listen_addr.port(),
+        },
+        auth_mode: config.gateway.auth.mode.as_str().into(),
+        config: api::ConfigInfo {
+            path: gw.config_file().display().to_string(),
+            exists: active.file_exists,
+            generation: active.generation,
+            reload_mode: config.gateway.reload.mode.as_str().into(),
+            pending_restart: gw
+                .pending_restart
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        },
+        last_reload: gw
+            .last_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        heartbeat: api::HeartbeatInfo {
+            ticks: Stats::get(&stats.heartbeat_ticks),
+            interval_ms: config.gateway.heartbeat.interval_ms.get(),
+            last_tick_ms_ago: gw
+                .last_tick
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|t| t.elapsed().as_millis() as u64),
+            watchdog_usec: gw.watchdog_usec,
+        },
+        connections: api::Connections {
+            http: Stats::get(&stats.http_connections),
+            control: Stats::get(&stats.control_connections),
+        },
+        counters: api::Counters {
+            http_requests: Stats::get(&stats.http_requests),
+            auth_failures: Stats::get(&stats.auth_failures),
+            reloads_applied: Stats::get(&stats.reloads_applied),
+            reloads_unchanged: Stats::get(&stats.reloads_unchanged),
+            reloads_rejected: Stats::get(&stats.reloads_rejected),
+        },
+        paths: api::PathsInfo {
+            state_dir: gw.paths.state_dir.display().to_string(),
+            runtime_dir: gw.paths.runtime_dir.display().to_string(),
+            socket: gw.paths.socket().display().to_string(),
+            log_file: gw.logs.file_path().display().to_string(),
+        },
+    }
+}
+
+async fn health_check(State(gw): State<Arc<Gateway>>) -> Response {
+    let report = health::report(&gw);
+    let code = if report.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(report)).into_response()
+}
+
+async fn reload_now(State(gw): State<Arc<Gateway>>) -> Json<api::ReloadReport> {
+    Json(reload::reload(&gw, ReloadTrigger::Control).await)
+}
+
+async fn stop(State(gw): State<Arc<Gateway>>) -> Response {
+    tracing::info!("stop requested over the control socket");
+    gw.request_exit(ExitReason::Stop);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "stopping": true, "pid": std::process::id() })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    cursor: Option<u64>,
+    lines: Option<usize>,
+    max_bytes: Option<u64>,
+    wait_ms: Option<u64>,
+}
+
+/// A long poll when asked to wait: answers as soon as a line arrives, at the deadline, or when
+/// the daemon begins to exit (so it never holds up a drain).
+async fn logs(State(gw): State<Arc<Gateway>>, Query(q): Query<LogsQuery>) -> Response {
+    let path = gw.logs.file_path().to_owned();
+    let lines = q.lines.unwrap_or(logtail::DEFAULT_LINES).clamp(1, 10_000);
+    let max_bytes = q
+        .max_bytes
+        .unwrap_or(logtail::DEFAULT_MAX_BYTES)
+        .clamp(1024, 16 * 1024 * 1024);
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(30_000));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Registered before reading, so a line written in between still wakes us.
+        let appended = gw.logs.appended().notified();
+        match logtail::read(&path, q.cursor, lines, max_bytes) {
+            Ok(tail) if !tail.lines.is_empty() || tail.reset || q.cursor.is_none() => {
+                return Json(tail).into_response()
+            }
+            Ok(tail) => {
+                tokio::select! {
+                    _ = appended => continue,
+                    _ = tokio::time::sleep_until(deadline) => return Json(tail).into_response(),
+                    _ = gw.exiting() => return Json(tail).into_response(),
+                }
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            }
+        }
+    }
+}
+
+async fn config(State(gw): State<Arc<Gateway>>) -> Json<ConfigView> {
+    let active = gw.active();
+    Json(ConfigView {
+        path: gw.config_file().display().to_string(),
+        generation: active.generation,
+        config: gateway_config::classify::redacted(&active.config),
+    })
+}
+
+fn token_info(gw: &Gateway, active: &Active) -> TokenInfo {
+    TokenInfo {
+        token: active.token.clone(),
+        source: active.token_source.as_str().into(),
+        file: (active.token_source == TokenSource::File)
+            .then(|| gw.paths.token_file().display().to_string()),
+    }
+}
+
+async fn token(State(gw): State<Arc<Gateway>>) -> Json<TokenInfo> {
+    Json(token_info(&gw, &gw.active()))
+}
+
+/// Replaces a generated token; one from the environment or the config is changed there instead.
+async fn rotate_token(State(gw): State<Arc<Gateway>>) -> Response {
+    let _serial = gw.reload_lock.lock().await;
+    let active = gw.active();
+    match active.token_source {
+        TokenSource::File => {}
+        TokenSource::Env => {
+            return error(StatusCode::CONFLICT, "conflict", "the token comes from GATEWAY_TOKEN: change it in the environment of gatewayd and restart it".into())
+        }
+        TokenSource::Config => {
+            return error(StatusCode::CONFLICT, "conflict", format!("the token comes from gateway.auth.token in {}: change it there", gw.config_file().display()))
+        }
+    }
+    let token = generate_token();
+    let file = gw.paths.token_file();
+    if let Err(e) = write_secret_file(&file, &token) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!(
+                "cannot write {}: {e}; the old token stays valid",
+                file.display()
+            ),
+        );
+    }
+    let mut next = (*active).clone();
+    next.token = token;
+    gw.swap_active(next);
+    tracing::info!(file = %file.display(), at_ms = now_ms(), "gateway token rotated");
+    Json(token_info(&gw, &gw.active())).into_response()
+}

@@ -1,0 +1,73 @@
+//! The main port's HTTP routes. Liveness needs no auth; readiness shows details only to
+//! authenticated or local callers.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::json;
+
+use crate::auth;
+use crate::gateway::{now_ms, Gateway, Phase, Stats};
+use crate::serve::Peer;
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
+        .with_state(gw)
+}
+
+async fn count_requests(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    Stats::bump(&gw.stats.http_requests);
+    next.run(req).await
+}
+
+/// Liveness: the process answers. Nothing more is said to unauthenticated callers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "ok": true, "status": "live" }))
+}
+
+/// Readiness: 200 while serving, 503 while starting or draining (load balancers stop sending).
+async fn readyz(
+    State(gw): State<Arc<Gateway>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let phase = gw.phase();
+    let ready = phase == Phase::Running;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let active = gw.active();
+    let local = matches!(peer, Peer::Tcp(addr) if addr.ip().is_loopback());
+    if !(local || auth::authorized(&active, &headers)) {
+        return (status, Json(json!({ "ready": ready }))).into_response();
+    }
+    let body = json!({
+        "ready": ready,
+        "phase": phase.as_str(),
+        "version": gateway_proto::VERSION,
+        "pid": std::process::id(),
+        "uptime_ms": now_ms().saturating_sub(gw.started_at_ms),
+        "generation": active.generation,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    let message = format!("no route for {} {}", req.method(), req.uri().path());
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": { "code": "not_found", "message": message } })),
+    )
+        .into_response()
+}

@@ -1,0 +1,21 @@
+//! `gatewayd`: the gateway daemon. One process owns one port (HTTP, later WebSocket), a Unix
+//! control socket for `gatewayctl`, the config reload watcher and the heartbeat loop. Everything
+//! runs in the foreground under a supervisor (systemd, launchd) or a terminal; it never forks.
+
+pub mod auth;
+pub mod cli;
+pub mod control;
+pub mod fsutil;
+pub mod gateway;
+pub mod health;
+pub mod heartbeat;
+pub mod http;
+pub mod listen;
+pub mod lock;
+pub mod logging;
+pub mod logtail;
+pub mod notify;
+pub mod reload;
+pub mod run;
+pub mod serve;
+pub mod supervisor;

@@ -1,0 +1,285 @@
+//! `gatewayd run`: start-up in a fixed order (paths, state dir, instance lock, config, logging,
+//! port, control socket), then serve until told to stop, then drain and leave, or come back with
+//! a changed config.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_config::Overrides;
+use gateway_proto::api::ReloadTrigger;
+use gateway_proto::paths::{env_var, non_empty_env, PathFlags};
+use gateway_proto::{exit, Paths, Profile};
+use nix::sys::stat::{umask, Mode};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::RunArgs;
+use crate::gateway::{Active, ExitReason, Gateway, Phase};
+use crate::supervisor::Supervisor;
+use crate::{control, fsutil, heartbeat, http, listen, lock, logging, reload, serve};
+
+/// A reason to exit before serving, with its exit code.
+struct Fatal {
+    code: i32,
+    message: String,
+}
+
+impl Fatal {
+    fn new(code: i32, message: impl ToString) -> Self {
+        Self {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    // Everything we create (state dir, token, socket, logs) is private, whatever umask we inherit.
+    umask(Mode::from_bits_truncate(0o077));
+    // Recorded now: after an upgrade, /proc/self/exe names a deleted file.
+    let exe = std::env::current_exe().ok();
+    match start(args) {
+        Ok(ExitReason::Stop) => exit::OK,
+        Ok(ExitReason::Restart) => restart(exe),
+        Err(fatal) => {
+            // Logging may not be set up yet: stderr reaches the terminal or the journal either way.
+            eprintln!("gatewayd: {}", fatal.message);
+            fatal.code
+        }
+    }
+}
+
+fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
+    let profile =
+        Profile::new(args.profile.as_deref(), args.dev).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    let flags = PathFlags {
+        config_file: args
+            .config
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .map_err(|e| Fatal::new(exit::CONFIG, e))?,
+        state_dir: args
+            .state_dir
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .map_err(|e| Fatal::new(exit::CONFIG, e))?,
+    };
+    let mut paths = Paths::resolve(&profile, &flags).map_err(|e| Fatal::new(exit::CONFIG, e))?;
+    paths.config_file =
+        std::path::absolute(&paths.config_file).map_err(|e| Fatal::new(exit::CONFIG, e))?;
+    fsutil::ensure_private_dir(&paths.state_dir).map_err(|e| {
+        Fatal::new(
+            exit::FAILURE,
+            format!(
+                "cannot use the state dir {}: {e}",
+                paths.state_dir.display()
+            ),
+        )
+    })?;
+    let _lock = lock::acquire(&paths.lock_file(), args.force)
+        .map_err(|e| Fatal::new(exit::UNAVAILABLE, e))?;
+
+    let overrides = Overrides {
+        port: args.port,
+        bind: args.bind,
+        token: non_empty_env(env_var::TOKEN),
+    };
+    let prepared = reload::prepare(
+        &paths.config_file,
+        &profile,
+        &overrides,
+        &paths.token_file(),
+    )
+    .map_err(|issues| {
+        let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        Fatal::new(
+            exit::CONFIG,
+            format!("invalid configuration:\n  {}", lines.join("\n  ")),
+        )
+    })?;
+    let logs = logging::init(logging::Setup {
+        format: args.log_format,
+        verbose: args.verbose,
+        logging: &prepared.config.logging,
+        file: paths.log_file(),
+        profile: profile.name(),
+    })
+    .map_err(|e| {
+        Fatal::new(
+            exit::FAILURE,
+            format!(
+                "cannot open the log file {}: {e}",
+                paths.log_file().display()
+            ),
+        )
+    })?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Fatal::new(
+                exit::FAILURE,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
+    let result = runtime.block_on(serve_until_exit(
+        args.force, profile, paths, overrides, prepared, logs,
+    ));
+    // Connections still open after the drain budget are cut here.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+async fn serve_until_exit(
+    force: bool,
+    profile: Profile,
+    paths: Paths,
+    overrides: Overrides,
+    prepared: reload::Prepared,
+    logs: logging::LogControl,
+) -> Result<ExitReason, Fatal> {
+    let listener = listen::bind(prepared.addr, force).await.map_err(|e| {
+        let code = if e.is_busy() {
+            exit::UNAVAILABLE
+        } else {
+            exit::FAILURE
+        };
+        Fatal::new(code, e)
+    })?;
+    let listen_addr = listener
+        .local_addr()
+        .map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let socket = paths.socket();
+    let control_listener = control::bind(&socket).map_err(|e| {
+        let code = if matches!(e, control::BindError::Live(_)) {
+            exit::UNAVAILABLE
+        } else {
+            exit::FAILURE
+        };
+        Fatal::new(code, e)
+    })?;
+
+    if prepared.token_generated {
+        tracing::info!(
+            file = %paths.token_file().display(),
+            "generated a gateway token; show it with `gatewayctl token show{}`",
+            profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
+        );
+    }
+    let active = Active {
+        config: prepared.config,
+        generation: 1,
+        file_exists: prepared.file_exists,
+        token: prepared.token,
+        token_source: prepared.token_source,
+    };
+    let gw = Gateway::new(
+        profile,
+        paths,
+        overrides,
+        listen_addr,
+        Supervisor::detect(),
+        active,
+        logs,
+    );
+
+    let http_task = tokio::spawn({
+        let gw = gw.clone();
+        let app = http::router(gw.clone());
+        async move {
+            serve::serve(gw, app, serve::Door::Http, || async {
+                let (stream, peer) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((stream, serve::Peer::Tcp(peer)))
+            })
+            .await
+        }
+    });
+    let control_task = tokio::spawn(control::serve(gw.clone(), control_listener));
+    tokio::spawn(heartbeat::run(gw.clone()));
+    tokio::spawn(handle_signals(gw.clone()));
+    let _watcher = match reload::watch(gw.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = ?gw.config_file().parent(), "cannot watch the config directory; edits apply on `gatewayctl reload` or SIGHUP only");
+            None
+        }
+    };
+
+    gw.set_phase(Phase::Running);
+    gw.notifier.ready(&gw.status_line());
+    tracing::info!(
+        event = "ready",
+        addr = %listen_addr,
+        socket = %socket.display(),
+        config = %gw.config_file().display(),
+        pid = std::process::id(),
+        "gatewayd ready"
+    );
+
+    let reason = gw.exiting().await;
+    gw.set_phase(Phase::Draining);
+    let budget = Duration::from_millis(gw.active().config.gateway.shutdown.drain_timeout_ms.get());
+    gw.notifier
+        .stopping(&format!("Draining (up to {} ms)", budget.as_millis()));
+    tracing::info!(event = "draining", reason = ?reason, budget_ms = budget.as_millis() as u64, "shutting down");
+    let _ = http_task.await;
+    let _ = control_task.await;
+    let left = serve::drain(&gw, budget).await;
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            "drain budget spent; closing the remaining connections"
+        );
+    }
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!(event = "stopped", reason = ?reason, "gatewayd stopped");
+    Ok(reason)
+}
+
+async fn handle_signals(gw: Arc<Gateway>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => gw.request_exit(ExitReason::Stop),
+            _ = int.recv() => gw.request_exit(ExitReason::Stop),
+            _ = hup.recv() => {
+                let gw = gw.clone();
+                tokio::spawn(async move { reload::reload(&gw, ReloadTrigger::Signal).await });
+            }
+        }
+    }
+}
+
+/// Comes back with the new config: a supervisor restarts us on exit code 75; on our own we
+/// replace the process image (same PID, same arguments).
+fn restart(exe: Option<PathBuf>) -> i32 {
+    if Supervisor::detect() != Supervisor::None {
+        return exit::RESTART;
+    }
+    let Some(exe) = exe.and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok())
+    else {
+        eprintln!("gatewayd: cannot find my own executable to restart; exiting with code 75");
+        return exit::RESTART;
+    };
+    let args: Vec<CString> = std::env::args_os()
+        .filter_map(|a| CString::new(a.into_encoded_bytes()).ok())
+        .collect();
+    let err = nix::unistd::execv(&exe, &args).unwrap_err();
+    eprintln!(
+        "gatewayd: cannot restart {}: {err}; exiting with code 75",
+        exe.to_string_lossy()
+    );
+    exit::RESTART
+}
