@@ -16,9 +16,13 @@ use crate::gateway::{now_ms, Gateway, Phase, Stats};
 use crate::serve::Peer;
 
 pub fn router(gw: Arc<Gateway>) -> Router {
+    let authenticated = Router::new()
+        .route("/gateway/status", get(gateway_status))
+        .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(authenticated)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
         .with_state(gw)
@@ -61,6 +65,27 @@ async fn readyz(
         "generation": active.generation,
     });
     (status, Json(body)).into_response()
+}
+
+/// The daemon's status for authenticated HTTP clients (the control socket serves the same).
+async fn gateway_status(State(gw): State<Arc<Gateway>>) -> Json<gateway_proto::api::StatusReport> {
+    Json(crate::control::status_report(&gw))
+}
+
+/// Lets a request pass with the gateway token (or with auth off); otherwise a 401 that says
+/// what to send. Failures are counted.
+async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    if auth::authorized(&gw.active(), req.headers()) {
+        return next.run(req).await;
+    }
+    Stats::bump(&gw.stats.auth_failures);
+    let message = "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token: `gatewayctl token show`)";
+    (
+        StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": { "code": "unauthorized", "message": message } })),
+    )
+        .into_response()
 }
 
 async fn not_found(req: Request) -> Response {

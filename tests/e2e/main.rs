@@ -1,1 +1,7 @@
+//! End-to-end tests: the real gatewayd and gatewayctl, in temp homes, on free ports.
 
+mod control;
+mod lifecycle;
+mod notify;
+mod reload;
+mod startup;

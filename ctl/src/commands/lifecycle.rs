@@ -1,0 +1,126 @@
+//! `stop` and `reload`: requests that change the running daemon, and waiting for their effect.
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use gateway_proto::api::{route, ReloadOutcome, ReloadReport, StatusReport};
+use gateway_proto::exit;
+use serde::Deserialize;
+
+use super::Ctx;
+use crate::client::{Client, Error, DEFAULT_TIMEOUT};
+use crate::output::{print_json, reload_summary};
+
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+const RESTART_DEADLINE: Duration = Duration::from_secs(60);
+/// A reload is synchronous; reading a file and swapping config is quick, but leave room.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL_EVERY: Duration = Duration::from_millis(100);
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `POST /v1/stop` answers `202 {"stopping":true,"pid":N}` (not a type in gateway_proto::api).
+#[derive(Deserialize)]
+struct Stopping {
+    pid: u32,
+}
+
+pub fn stop(ctx: &Ctx) -> Result<i32> {
+    let client = ctx.client()?;
+    let Stopping { pid } = client.call("POST", route::STOP, DEFAULT_TIMEOUT)?;
+    let deadline = Instant::now() + STOP_DEADLINE;
+    // It drains in-flight requests first; it is gone once the socket stops answering.
+    loop {
+        sleep(POLL_EVERY);
+        match poll_status(&client) {
+            Err(e) if e.is_gone() => break,
+            Ok(s) if s.pid != pid => {
+                println!(
+                    "gatewayd stopped (pid {pid}); its supervisor started a new one (pid {})",
+                    s.pid
+                );
+                return Ok(exit::OK);
+            }
+            _ if Instant::now() >= deadline => bail!(
+                "gatewayd (pid {pid}) still answers {}s after the stop request: it may be stuck draining \
+                 (gateway.shutdown.drain_timeout_ms). See `gatewayctl logs`, or end it with: kill -TERM {pid}",
+                STOP_DEADLINE.as_secs()
+            ),
+            _ => {}
+        }
+    }
+    println!("gatewayd stopped (pid {pid})");
+    Ok(exit::OK)
+}
+
+pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
+    let client = ctx.client()?;
+    // What "restarted" means is judged against the daemon as it was before the request.
+    let before: Option<StatusReport> = if wait {
+        Some(client.get(route::STATUS)?)
+    } else {
+        None
+    };
+    let report: ReloadReport = client.call("POST", route::RELOAD, RELOAD_TIMEOUT)?;
+    if json {
+        print_json(&report)?;
+    } else if report.outcome == ReloadOutcome::Rejected {
+        eprintln!("{}", reload_summary(&report));
+        for issue in &report.errors {
+            eprintln!("  {issue}");
+        }
+        eprintln!(
+            "the config in effect keeps serving; fix the file and run `gatewayctl reload` again"
+        );
+    } else {
+        println!("{}", reload_summary(&report));
+    }
+    match (report.outcome, before) {
+        (ReloadOutcome::Rejected, _) => Ok(exit::CONFIG),
+        (ReloadOutcome::Restarting, Some(before)) => wait_for_restart(&client, &before, json),
+        (ReloadOutcome::Restarting, None) if !json => {
+            println!(
+                "`gatewayctl status` shows when it is back (or use `gatewayctl reload --wait`)"
+            );
+            Ok(exit::OK)
+        }
+        _ => Ok(exit::OK),
+    }
+}
+
+/// Polls until a daemon started after `before` is ready.
+fn wait_for_restart(client: &Client, before: &StatusReport, quiet: bool) -> Result<i32> {
+    let deadline = Instant::now() + RESTART_DEADLINE;
+    loop {
+        sleep(POLL_EVERY);
+        let last = poll_status(client);
+        if let Ok(s) = &last {
+            let restarted = s.started_at_ms > before.started_at_ms || s.pid != before.pid;
+            if restarted && s.state == "running" {
+                if !quiet {
+                    println!(
+                        "restarted: pid {}, generation {}",
+                        s.pid, s.config.generation
+                    );
+                }
+                return Ok(exit::OK);
+            }
+        }
+        if Instant::now() >= deadline {
+            let secs = RESTART_DEADLINE.as_secs();
+            return match last {
+                Err(e) if e.is_not_running() => Err(anyhow::Error::new(e).context(format!(
+                    "gatewayd did not come back within {secs}s of restarting (see `gatewayctl logs`)"
+                ))),
+                _ => bail!(
+                    "gatewayd (pid {}) has not finished restarting after {secs}s; see `gatewayctl status` and `gatewayctl logs`",
+                    before.pid
+                ),
+            };
+        }
+    }
+}
+
+fn poll_status(client: &Client) -> Result<StatusReport, Error> {
+    client.call("GET", route::STATUS, POLL_TIMEOUT)
+}
