@@ -89,10 +89,8 @@ pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
         .then(tracing_journald::layer)
         .and_then(Result::ok)
         .map(|layer| {
-            let mut fields = vec![("SERVICE", "gatewayd".to_owned())];
-            if let Some(p) = setup.profile {
-                fields.push(("GATEWAY_PROFILE", p.to_owned()));
-            }
+            // Custom fields are not prefixed: `journalctl GATEWAY_PROFILE=work` finds one instance.
+            let fields = [("GATEWAY_PROFILE", setup.profile.unwrap_or("default"))];
             layer
                 .with_syslog_identifier("gatewayd".to_owned())
                 .with_field_prefix(Some("GATEWAY".to_owned()))
