@@ -23,20 +23,13 @@ pub struct Loaded {
 impl Loaded {
     /// An issue about `key`, located in this file's text when the file sets the key.
     pub fn issue_at(&self, file: &Path, key: &str, message: String) -> ConfigIssue {
-        let (line, column) = match key_span(&self.text, key) {
-            Some(span) => {
-                let (l, c) = line_col(&self.text, span.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigIssue {
-            file: file.display().to_string(),
-            line,
-            column,
-            key: Some(key.to_owned()),
+        located(
+            &self.text,
+            file,
+            key_span(&self.text, key),
+            Some(key.to_owned()),
             message,
-        }
+        )
     }
 }
 
@@ -56,34 +49,17 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<ConfigIssue>> {
             exists: false,
             text: String::new(),
         }),
-        Err(e) => Err(vec![ConfigIssue {
-            file: path.display().to_string(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the config file: {e}"),
-        }]),
+        Err(e) => Err(vec![ConfigIssue::new(
+            path,
+            None,
+            format!("cannot read the config file: {e}"),
+        )]),
     }
 }
 
 /// Parses config text; `file` is only used to name the file in issues.
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, Vec<ConfigIssue>> {
-    let issue = |span: Option<Range<usize>>, key: Option<String>, message: String| {
-        let (line, column) = match span {
-            Some(s) => {
-                let (l, c) = line_col(text, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigIssue {
-            file: file.display().to_string(),
-            line,
-            column,
-            key,
-            message,
-        }
-    };
+    let issue = |span, key, message| located(text, file, span, key, message);
     let de = toml::Deserializer::parse(text)
         .map_err(|e| vec![issue(e.span(), None, tidy(e.message()))])?;
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -95,6 +71,22 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, Vec<ConfigIssue>> {
             .or_else(|| key.as_deref().and_then(|k| key_span(text, k)));
         vec![issue(span, key, tidy(inner.message()))]
     })
+}
+
+/// An issue at a byte span of `text`, given as line and column.
+fn located(
+    text: &str,
+    file: &Path,
+    span: Option<Range<usize>>,
+    key: Option<String>,
+    message: String,
+) -> ConfigIssue {
+    let mut issue = ConfigIssue::new(file, key, message);
+    if let Some(span) = span {
+        let (line, column) = line_col(text, span.start);
+        (issue.line, issue.column) = (Some(line), Some(column));
+    }
+    issue
 }
 
 /// toml's messages span several lines with a source excerpt; keep the first sentence.

@@ -136,13 +136,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         Err(errors) => return reject(errors),
     };
     if trigger == ReloadTrigger::Watcher && !next.file_exists && current.file_exists {
-        return reject(vec![ConfigIssue {
-            file: file.display().to_string(),
-            line: None,
-            column: None,
-            key: None,
-            message: "the config file was removed; restore it, or run `gatewayctl reload` to run on the defaults".into(),
-        }]);
+        return reject(vec![ConfigIssue::new(file, None, "the config file was removed; restore it, or run `gatewayctl reload` to run on the defaults".into())]);
     }
     let mut changes = diff(&current.config, &next.config);
     // A secret reference may name a value that changed while the reference did not.
@@ -172,14 +166,12 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
     if restart {
         if next.addr != gw.listen_addr {
             if let Err(e) = std::net::TcpListener::bind(next.addr) {
-                let loaded_issue = ConfigIssue {
-                    file: file.display().to_string(),
-                    line: None,
-                    column: None,
-                    key: Some("gateway.port".into()),
-                    message: format!("cannot listen on {} after a restart: {e}", next.addr),
-                };
-                return reject(vec![loaded_issue]);
+                let message = format!("cannot listen on {} after a restart: {e}", next.addr);
+                return reject(vec![ConfigIssue::new(
+                    file,
+                    Some("gateway.port".into()),
+                    message,
+                )]);
             }
         }
         gw.request_exit(ExitReason::Restart);

@@ -164,6 +164,19 @@ pub struct ConfigIssue {
     pub message: String,
 }
 
+impl ConfigIssue {
+    /// An issue about the whole file, or about a key not located in it.
+    pub fn new(file: &std::path::Path, key: Option<String>, message: String) -> Self {
+        Self {
+            file: file.display().to_string(),
+            line: None,
+            column: None,
+            key,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for ConfigIssue {
     /// `file:line:column: key `gateway.port`: message`, the form editors and terminals link.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

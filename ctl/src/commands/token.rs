@@ -28,11 +28,7 @@ pub fn show(ctx: &Ctx, json: bool) -> Result<i32> {
                 );
             };
             warn_if_overridden(ctx);
-            TokenInfo {
-                token,
-                source: "file".to_owned(),
-                file: Some(file.display().to_string()),
-            }
+            from_file(&file, token)
         }
         Err(e) => return Err(e.into()),
     };
@@ -76,11 +72,7 @@ pub fn rotate(ctx: &Ctx, json: bool) -> Result<i32> {
                 );
             }
             warn_if_overridden(ctx);
-            TokenInfo {
-                token,
-                source: "file".to_owned(),
-                file: Some(file.display().to_string()),
-            }
+            from_file(&file, token)
         }
         Err(e) => return Err(e.into()),
     };
@@ -88,6 +80,15 @@ pub fn rotate(ctx: &Ctx, json: bool) -> Result<i32> {
         print_json(&info)?;
     }
     Ok(exit::OK)
+}
+
+/// The token as kept in the state dir's file.
+fn from_file(file: &std::path::Path, token: String) -> TokenInfo {
+    TokenInfo {
+        token,
+        source: "file".to_owned(),
+        file: Some(file.display().to_string()),
+    }
 }
 
 /// Without a daemon to ask, say when the file is not the token gatewayd would use: like the
