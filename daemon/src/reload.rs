@@ -51,6 +51,29 @@ pub fn prepare(
     })
 }
 
+/// A secret written into the config file itself should be readable by its owner only.
+pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
+    use std::os::unix::fs::PermissionsExt;
+    let literal = matches!(
+        prepared.config.gateway.auth.token,
+        Some(gateway_config::SecretRef::Literal(_))
+    );
+    if !(literal && prepared.token_source == TokenSource::Config) {
+        return;
+    }
+    let Ok(meta) = std::fs::metadata(file) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            file = %file.display(),
+            mode = format!("{mode:o}"),
+            "the config file holds gateway.auth.token and others can read it: chmod 600 it, or use an env: or file: reference"
+        );
+    }
+}
+
 pub fn listen_addr(config: &Config, profile: &Profile) -> SocketAddr {
     SocketAddr::new(
         config.gateway.bind.ip(),
@@ -185,6 +208,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             message,
         );
     }
+    warn_if_secret_exposed(file, &next);
     let generation = current.generation + 1;
     let pending = diff(&gw.booted_with, &next.config).restart;
     let mut message = format!("applied; generation {generation} in effect");

@@ -163,6 +163,7 @@ async fn serve_until_exit(
         Fatal::new(code, e)
     })?;
 
+    reload::warn_if_secret_exposed(&paths.config_file, &prepared);
     if prepared.token_generated {
         tracing::info!(
             file = %paths.token_file().display(),
@@ -252,14 +253,26 @@ async fn handle_signals(gw: Arc<Gateway>) {
     };
     loop {
         tokio::select! {
-            _ = term.recv() => gw.request_exit(ExitReason::Stop),
-            _ = int.recv() => gw.request_exit(ExitReason::Stop),
+            _ = term.recv() => stop_or_give_up(&gw),
+            _ = int.recv() => stop_or_give_up(&gw),
             _ = hup.recv() => {
                 let gw = gw.clone();
                 tokio::spawn(async move { reload::reload(&gw, ReloadTrigger::Signal).await });
             }
         }
     }
+}
+
+/// The first SIGTERM or SIGINT drains; a second one, during the drain, exits at once.
+fn stop_or_give_up(gw: &Gateway) {
+    if gw.exit_reason().is_some() {
+        tracing::warn!(
+            event = "stopped",
+            "second stop signal during the drain: exiting now"
+        );
+        std::process::exit(exit::FAILURE);
+    }
+    gw.request_exit(ExitReason::Stop);
 }
 
 /// Comes back with the new config: a supervisor restarts us on exit code 75; on our own we

@@ -233,3 +233,51 @@ fn one_instance_per_state_dir() {
         "{err}"
     );
 }
+
+#[test]
+fn a_readable_config_holding_a_secret_is_flagged() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    home.write_config(None, "[gateway.auth]\ntoken = \"literal-secret-123\"\n");
+    let file = home.config_file(None);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = home.start(&["--port", &free_port().to_string()]);
+    let err = d.stderr();
+    assert!(err.contains("others can read it: chmod 600"), "{err}");
+    assert!(
+        !err.contains("literal-secret-123"),
+        "the secret itself is never logged"
+    );
+}
+
+#[test]
+fn a_second_stop_signal_during_the_drain_exits_at_once() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.shutdown]\ndrain_timeout_ms = 60000\n");
+    let port = free_port();
+    let mut d = home.start(&["--port", &port.to_string()]);
+    // An open request keeps the drain waiting; the second signal cuts it short.
+    let socket = home.socket(None);
+    let cursor = control(&socket, "GET", "/v1/logs?lines=1")["cursor"]
+        .as_u64()
+        .unwrap();
+    let _hold = std::thread::spawn(move || {
+        let _ = unix_http(
+            &socket,
+            "GET",
+            &format!("/v1/logs?cursor={cursor}&wait_ms=30000"),
+            &[],
+        );
+    });
+    let mut hold_open = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut hold_open, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    d.signal(nix::sys::signal::Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "still draining the half-sent request"
+    );
+    d.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(d.wait_exit(Duration::from_secs(3)).code(), Some(1));
+}
