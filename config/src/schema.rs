@@ -25,6 +25,8 @@ pub struct Gateway {
     /// Unset: the profile's default port (18789; 19001 for `dev`).
     pub port: Option<Port>,
     pub auth: Auth,
+    pub http: Http,
+    pub ws: Ws,
     pub reload: Reload,
     pub heartbeat: Heartbeat,
     pub shutdown: Shutdown,
@@ -38,27 +40,131 @@ pub enum GatewayMode {
     Remote,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Auth {
     pub mode: AuthMode,
     /// Unset: a token generated on first start and kept in the state dir.
     pub token: Option<SecretRef>,
+    /// How long a session token from `POST /gateway/auth/session` stays valid.
+    pub session_ttl_ms: Bounded<60_000, 2_592_000_000>,
+    pub trusted_proxy: TrustedProxy,
+    pub rate_limit: RateLimit,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::default(),
+            token: None,
+            session_ttl_ms: Bounded(86_400_000),
+            trusted_proxy: TrustedProxy::default(),
+            rate_limit: RateLimit::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     #[default]
     Token,
+    Password,
     None,
+    TrustedProxy,
 }
 
 impl AuthMode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Token => "token",
+            Self::Password => "password",
             Self::None => "none",
+            Self::TrustedProxy => "trusted-proxy",
+        }
+    }
+}
+
+/// Identity asserted by a reverse proxy, believed only from `gateway.http.trusted_proxies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustedProxy {
+    pub user_header: String,
+}
+
+impl Default for TrustedProxy {
+    fn default() -> Self {
+        Self {
+            user_header: "x-forwarded-user".into(),
+        }
+    }
+}
+
+/// Failed authentication attempts per client address, on every auth path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimit {
+    pub max_failures: Bounded<1, 10_000>,
+    pub window_ms: Bounded<1_000, 86_400_000>,
+    pub lockout_ms: Bounded<1_000, 86_400_000>,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: Bounded(10),
+            window_ms: Bounded(60_000),
+            lockout_ms: Bounded(300_000),
+        }
+    }
+}
+
+/// What the HTTP listener accepts before any route runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    /// Browser origins (`scheme://host[:port]`) allowed besides the gateway's own.
+    pub allowed_origins: Vec<String>,
+    /// `Host` header values allowed besides loopback names and the bound address.
+    pub allowed_hosts: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` (and trusted-proxy identity) is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub max_body_bytes: Bounded<1_024, 268_435_456>,
+    pub header_read_timeout_ms: Bounded<100, 120_000>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            max_body_bytes: Bounded(1_048_576),
+            header_read_timeout_ms: Bounded(10_000),
+        }
+    }
+}
+
+/// The WebSocket control protocol's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ws {
+    /// Largest message after the handshake (before it: 64 KiB).
+    pub max_payload_bytes: Bounded<65_536, 268_435_456>,
+    /// Unsent bytes queued for one client before it is closed as a slow consumer (1008).
+    pub max_buffered_bytes: Bounded<65_536, 1_073_741_824>,
+    pub handshake_timeout_ms: Bounded<500, 120_000>,
+    /// Sockets per client address that have not completed the handshake.
+    pub max_unauthenticated_per_ip: Bounded<1, 10_000>,
+}
+
+impl Default for Ws {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: Bounded(26_214_400),
+            max_buffered_bytes: Bounded(52_428_800),
+            handshake_timeout_ms: Bounded(10_000),
+            max_unauthenticated_per_ip: Bounded(32),
         }
     }
 }

@@ -117,9 +117,14 @@ pub fn read_secret_file(path: &Path) -> io::Result<Option<String>> {
     }
 }
 
-/// Writes a secret durably and privately: a 0600 temp file beside the target, fsync, rename over
-/// the target, fsync of the directory. A crash leaves either the old or the new secret.
+/// Writes a secret durably and privately (see [`write_private_file`]), newline-terminated.
 pub fn write_secret_file(path: &Path, secret: &str) -> io::Result<()> {
+    write_private_file(path, format!("{secret}\n").as_bytes())
+}
+
+/// Writes a file durably and privately: a 0600 temp file beside the target, fsync, rename over
+/// the target, fsync of the directory. A crash leaves either the old or the new contents.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
@@ -136,8 +141,7 @@ pub fn write_secret_file(path: &Path, secret: &str) -> io::Result<()> {
         .open(&tmp)?;
     // The mode above is filtered by the umask; set it explicitly as well.
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(secret.as_bytes())?;
-    file.write_all(b"\n")?;
+    file.write_all(contents)?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
     fs::File::open(dir)?.sync_all()

@@ -13,6 +13,7 @@ use gateway_proto::api::ErrorBody;
 use gateway_proto::{exit, Profile};
 use nix::sys::socket::{send, MsgFlags};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::http::{self, Response};
 use crate::output::duration;
@@ -149,6 +150,22 @@ impl Client {
         self.decode(&response)
     }
 
+    /// A request with a JSON body, expecting a 2xx with a `T`.
+    pub fn call_json<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        let body = serde_json::to_vec(body).map_err(|e| self.protocol(e.to_string()))?;
+        let response = self.exchange(&http::request_json(method, path, &body), timeout)?;
+        if !response.is_success() {
+            return Err(self.refused(&response));
+        }
+        self.decode(&response)
+    }
+
     pub fn decode<T: DeserializeOwned>(&self, response: &Response) -> Result<T, Error> {
         serde_json::from_slice(&response.body).map_err(|e| self.protocol(format!("{e}")))
     }
@@ -170,13 +187,16 @@ impl Client {
 
     /// One request on a fresh connection; reads until the response is complete.
     pub fn send(&self, method: &str, path: &str, timeout: Duration) -> Result<Response, Error> {
+        self.exchange(http::request(method, path).as_bytes(), timeout)
+    }
+
+    fn exchange(&self, request: &[u8], timeout: Duration) -> Result<Response, Error> {
         let stream = UnixStream::connect(&self.socket).map_err(|e| self.io_error(e, timeout))?;
         stream
             .set_read_timeout(Some(timeout))
             .and_then(|()| stream.set_write_timeout(Some(timeout)))
             .map_err(|e| self.io_error(e, timeout))?;
-        write_all(&stream, http::request(method, path).as_bytes())
-            .map_err(|e| self.io_error(e, timeout))?;
+        write_all(&stream, request).map_err(|e| self.io_error(e, timeout))?;
         self.read_response(stream, timeout)
     }
 

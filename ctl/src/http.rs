@@ -31,6 +31,17 @@ pub fn request(method: &str, path: &str) -> String {
     )
 }
 
+/// A request with a JSON body.
+pub fn request_json(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
 /// Parses the bytes read so far. `Ok(None)`: the response is not complete yet, read more.
 /// With `eof` set nothing more will come, so an incomplete response is an error.
 pub fn parse(buf: &[u8], eof: bool) -> Result<Option<Response>, String> {
@@ -147,6 +158,15 @@ mod tests {
         assert!(r.starts_with("POST /v1/reload HTTP/1.1\r\n"));
         assert!(r.contains("Content-Length: 0\r\n") && r.ends_with("\r\n\r\n"));
         assert!(!r.to_ascii_lowercase().contains("origin") && !r.contains("Referer"));
+    }
+
+    #[test]
+    fn json_requests_carry_their_body() {
+        let r = request_json("POST", "/v1/devices/a1b2c3d4/approve", b"{\"scopes\":null}");
+        let text = String::from_utf8(r).unwrap();
+        assert!(text.starts_with("POST /v1/devices/a1b2c3d4/approve HTTP/1.1\r\n"));
+        assert!(text.contains("Content-Type: application/json\r\nContent-Length: 15\r\n\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"scopes\":null}"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use gateway_proto::{exit, Profile};
 
-use commands::{config_cmd, lifecycle, logs, status, token, Ctx};
+use commands::{config_cmd, devices, lifecycle, logs, status, token, Ctx};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -90,6 +90,9 @@ enum Command {
     /// Show or replace the gateway token that clients present
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List paired devices and pairing requests; approve, reject or revoke them
+    #[command(subcommand)]
+    Devices(DevicesCommand),
 }
 
 #[derive(Subcommand)]
@@ -113,6 +116,31 @@ enum TokenCommand {
     Show(Json),
     /// Replace the gateway token with a new random one
     Rotate(Json),
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// Show paired devices and pending pairing requests
+    List(Json),
+    /// Pair a device that waits for approval
+    Approve {
+        /// The request id shown by `devices list` (or the device id)
+        id: String,
+        /// Grant this scope instead of the requested ones (repeatable)
+        #[arg(long = "scope", value_name = "SCOPE",
+              value_parser = clap::builder::PossibleValuesParser::new(gateway_proto::ws::scope::ALL))]
+        scopes: Vec<String>,
+    },
+    /// Refuse a pending pairing request
+    Reject {
+        /// The request id shown by `devices list` (or the device id)
+        id: String,
+    },
+    /// Unpair a device: its device token stops working and its connections are closed
+    Revoke {
+        /// The device id, or its first 8 or more characters as `devices list` shows them
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -155,6 +183,12 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Token(c) => match c {
             TokenCommand::Show(j) => token::show(ctx, j.json),
             TokenCommand::Rotate(j) => token::rotate(ctx, j.json),
+        },
+        Command::Devices(c) => match c {
+            DevicesCommand::List(j) => devices::list(ctx, j.json),
+            DevicesCommand::Approve { id, scopes } => devices::approve(ctx, &id, scopes),
+            DevicesCommand::Reject { id } => devices::reject(ctx, &id),
+            DevicesCommand::Revoke { id } => devices::revoke(ctx, &id),
         },
     }
 }

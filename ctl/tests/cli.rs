@@ -61,7 +61,7 @@ fn help_lists_the_commands_and_exit_codes() {
         .collect();
     assert_eq!(
         commands,
-        ["status", "health", "reload", "stop", "logs", "config", "token", "help"]
+        ["status", "health", "reload", "stop", "logs", "config", "token", "devices", "help"]
     );
     for code in ["0 ", "1 ", "2 ", "3 ", "78 "] {
         assert!(

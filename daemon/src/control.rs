@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,12 +16,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gateway_config::secret::{generate_token, write_secret_file};
 use gateway_proto::api::{
-    self, route, ConfigView, ErrorBody, ErrorDetail, ReloadTrigger, TokenInfo,
+    self, route, ApproveBody, ConfigView, DevicesReport, ErrorBody, ErrorDetail, ReloadTrigger,
+    RevokeReport, TokenInfo,
 };
+use gateway_proto::ws::close;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::UnixListener;
 
+use crate::devices::{DeviceError, Devices};
 use crate::gateway::{now_ms, Active, ExitReason, Gateway, Stats, TokenSource};
 use crate::serve::{Door, Peer};
 use crate::{fsutil, health, logtail, reload};
@@ -73,6 +77,10 @@ fn router(gw: Arc<Gateway>) -> Router {
         .route(route::CONFIG, get(config))
         .route(route::TOKEN, get(token))
         .route(route::TOKEN_ROTATE, post(rotate_token))
+        .route(route::DEVICES, get(devices))
+        .route(route::DEVICE_APPROVE, post(approve_device))
+        .route(route::DEVICE_REJECT, post(reject_device))
+        .route(route::DEVICE_REVOKE, post(revoke_device))
         .fallback(|req: Request| async move {
             error(
                 StatusCode::NOT_FOUND,
@@ -308,4 +316,108 @@ async fn rotate_token(State(gw): State<Arc<Gateway>>) -> Response {
     gw.swap_active(next);
     tracing::info!(file = %file.display(), at_ms = now_ms(), "gateway token rotated");
     Json(token_info(&gw, &gw.active())).into_response()
+}
+
+/// Runs a registry call off the async threads (a commit waits for an fsync) and answers its
+/// result as JSON, or its error with the matching status.
+async fn registry<T: serde::Serialize + Send + 'static>(
+    gw: &Gateway,
+    call: impl FnOnce(&Devices) -> Result<T, DeviceError> + Send + 'static,
+) -> Result<T, Response> {
+    let devices = gw.devices.clone();
+    match tokio::task::spawn_blocking(move || call(&devices)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(device_error(&e)),
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the device registry failed: {e}"),
+        )),
+    }
+}
+
+fn device_error(e: &DeviceError) -> Response {
+    let (status, code) = match e {
+        DeviceError::InvalidId(_) | DeviceError::Invalid(_) | DeviceError::Ambiguous { .. } => {
+            (StatusCode::BAD_REQUEST, "bad_request")
+        }
+        DeviceError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+        DeviceError::KeyMismatch(_) => (StatusCode::CONFLICT, "conflict"),
+        DeviceError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    if status.is_server_error() {
+        tracing::error!(error = %e, "device registry");
+    }
+    error(status, code, e.to_string())
+}
+
+async fn devices(State(gw): State<Arc<Gateway>>) -> Response {
+    match registry(&gw, |d| {
+        Ok(DevicesReport {
+            devices: d.list()?,
+            pending: d.pending()?,
+        })
+    })
+    .await
+    {
+        Ok(report) => Json(report).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The body is optional: none (or `{}`) grants the requested scopes.
+async fn approve_device(
+    State(gw): State<Arc<Gateway>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let body: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ApproveBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "the body must be {{\"scopes\": [\"operator.read\", ...]}} or empty: {e}"
+                    ),
+                )
+            }
+        }
+    };
+    match registry(&gw, move |d| d.approve(&id, body.scopes)).await {
+        Ok(record) => Json(record).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn reject_device(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
+    match registry(&gw, move |d| d.reject_request(&id)).await {
+        Ok(request) => Json(request).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Revokes the device and closes its open WebSocket connections.
+async fn revoke_device(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
+    let device_id = match registry(&gw, move |d| d.revoke(&id)).await {
+        Ok(device_id) => device_id,
+        Err(response) => return response,
+    };
+    let closed_connections = gw.hub.close_where(
+        |c| {
+            c.device_id
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&device_id))
+        },
+        close::AUTH_CHANGED,
+        "device revoked",
+    );
+    Json(RevokeReport {
+        device_id,
+        closed_connections,
+    })
+    .into_response()
 }

@@ -14,9 +14,13 @@ use gateway_proto::api::ReloadReport;
 use gateway_proto::{Paths, Profile};
 use tokio::sync::watch;
 
+use crate::config_write::WriteLimiter;
+use crate::devices::Devices;
+use crate::limiter::AuthLimiter;
 use crate::logging::LogControl;
 use crate::notify::Notifier;
 use crate::supervisor::Supervisor;
+use crate::ws::Hub;
 
 /// What the daemon runs with: the effective config (file under flags and environment) and the
 /// secrets resolved from it.
@@ -110,6 +114,12 @@ pub struct Gateway {
     pub active: ArcSwap<Active>,
     pub stats: Stats,
     pub notifier: Notifier,
+    pub hub: Arc<Hub>,
+    pub devices: Devices,
+    pub limiter: AuthLimiter,
+    pub config_writes: WriteLimiter,
+    /// Serializes config writes from clients (check hash, write, reload).
+    pub config_write_lock: tokio::sync::Mutex<()>,
     pub logs: LogControl,
     /// Serializes reload transactions and token rotations.
     pub reload_lock: tokio::sync::Mutex<()>,
@@ -133,6 +143,7 @@ impl Gateway {
         supervisor: Supervisor,
         active: Active,
         logs: LogControl,
+        devices: Devices,
     ) -> Arc<Self> {
         let generation = active.generation;
         Arc::new(Self {
@@ -148,6 +159,11 @@ impl Gateway {
             active: ArcSwap::from_pointee(active),
             stats: Stats::default(),
             notifier: Notifier::default(),
+            hub: Arc::new(Hub::default()),
+            devices,
+            limiter: AuthLimiter::default(),
+            config_writes: WriteLimiter::default(),
+            config_write_lock: tokio::sync::Mutex::new(()),
             logs,
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload: Mutex::new(None),
@@ -167,12 +183,33 @@ impl Gateway {
         self.active.load_full()
     }
 
-    /// Puts a new snapshot in effect and tells the subsystems that cache config values.
+    /// Puts a new snapshot in effect and tells the subsystems that cache config values. When the
+    /// shared token changed, sockets that authenticated with the old one are closed (4001).
     pub fn swap_active(&self, active: Active) {
         let generation = active.generation;
+        let token_changed = self.active().token != active.token;
         self.logs.apply(&active.config.logging);
         self.active.store(Arc::new(active));
         self.generation.send_replace(generation);
+        if token_changed {
+            let closed = self.hub.close_where(
+                |c| c.auth == crate::ws::hub::AuthKind::SharedToken,
+                gateway_proto::ws::close::AUTH_CHANGED,
+                "the gateway token changed: reconnect with the new one",
+            );
+            if closed > 0 {
+                tracing::info!(
+                    event = "token_changed",
+                    closed,
+                    "closed sockets that used the old gateway token"
+                );
+            }
+        }
+    }
+
+    /// Unsent bytes one WebSocket client may have queued.
+    pub fn ws_buffer_limit(&self) -> usize {
+        self.active().config.gateway.ws.max_buffered_bytes.get() as usize
     }
 
     pub fn subscribe_generation(&self) -> watch::Receiver<u64> {
@@ -219,7 +256,7 @@ impl Gateway {
     /// One line for systemd's STATUS= and for people.
     pub fn status_line(&self) -> String {
         let active = self.active();
-        let conns = Stats::get(&self.stats.http_connections);
+        let conns = Stats::get(&self.stats.http_connections) + self.hub.open_sockets();
         let reload = self
             .last_reload
             .lock()

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::{interval, MissedTickBehavior};
 
-use crate::gateway::{Gateway, Stats};
+use serde_json::{json, Value};
+
+use crate::gateway::{now_ms, Gateway, Stats};
 
 /// Runs until the process ends; it keeps pinging the watchdog through a drain.
 pub async fn run(gw: Arc<Gateway>) {
@@ -17,9 +19,10 @@ pub async fn run(gw: Arc<Gateway>) {
         w
     });
     let mut beat = heartbeat_interval(&gw);
+    let mut last_health = None;
     loop {
         tokio::select! {
-            _ = beat.tick() => tick(&gw),
+            _ = beat.tick() => tick(&gw, &mut last_health),
             _ = async {
                 match watchdog.as_mut() {
                     Some(w) => { w.tick().await; }
@@ -43,10 +46,27 @@ fn heartbeat_interval(gw: &Gateway) -> tokio::time::Interval {
     beat
 }
 
-fn tick(gw: &Gateway) {
+fn tick(gw: &Gateway, last_health: &mut Option<Value>) {
     Stats::bump(&gw.stats.heartbeat_ticks);
     *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     gw.notifier.status(&gw.status_line());
+    let limit = gw.ws_buffer_limit();
+    gw.hub
+        .broadcast("tick", &json!({ "ts": now_ms() }), true, limit);
+    // A `health` event only when the checks' outcome changed.
+    let health = crate::ws::methods::health_payload(gw);
+    let shape = json!([
+        health["ok"],
+        health["checks"]
+            .as_array()
+            .map(|c| c.iter().map(|c| c["ok"].clone()).collect::<Vec<_>>())
+    ]);
+    if last_health.as_ref() != Some(&shape) {
+        if last_health.is_some() {
+            gw.hub.health_changed(&health, limit);
+        }
+        *last_health = Some(shape);
+    }
     remove_stale_temp_files(&gw.paths.state_dir);
 }
 

@@ -24,6 +24,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .merge(authenticated)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            gw.clone(),
+            crate::guard::check,
+        ))
         .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
         .with_state(gw)
 }
@@ -75,9 +79,36 @@ async fn gateway_status(State(gw): State<Arc<Gateway>>) -> Json<gateway_proto::a
 /// Lets a request pass with the gateway token (or with auth off); otherwise a 401 that says
 /// what to send. Failures are counted.
 async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    if auth::authorized(&gw.active(), req.headers()) {
+    let active = gw.active();
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .copied()
+        .unwrap_or(Peer::Unix { uid: 0 });
+    let ip = crate::guard::client_ip(
+        &peer,
+        req.headers(),
+        &active.config.gateway.http.trusted_proxies,
+    );
+    if let Err(retry) = gw.limiter.check(ip) {
+        let message = format!(
+            "too many failed authentication attempts from {ip}: retry in {} s",
+            retry.as_secs() + 1
+        );
+        let mut response =
+            crate::guard::refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            (retry.as_secs() + 1).into(),
+        );
+        return response;
+    }
+    if auth::authorized(&active, req.headers()) {
+        gw.limiter.success(ip);
         return next.run(req).await;
     }
+    gw.limiter
+        .failure(ip, &active.config.gateway.auth.rate_limit);
     Stats::bump(&gw.stats.auth_failures);
     let message = "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token: `gatewayctl token show`)";
     (

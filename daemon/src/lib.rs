@@ -4,12 +4,16 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config_write;
 pub mod control;
+pub mod devices;
 pub mod fsutil;
 pub mod gateway;
+pub mod guard;
 pub mod health;
 pub mod heartbeat;
 pub mod http;
+pub mod limiter;
 pub mod listen;
 pub mod lock;
 pub mod logging;
@@ -18,4 +22,6 @@ pub mod notify;
 pub mod reload;
 pub mod run;
 pub mod serve;
+pub mod store;
 pub mod supervisor;
+pub mod ws;

@@ -84,7 +84,7 @@ pub fn listen_addr(config: &Config, profile: &Profile) -> SocketAddr {
     )
 }
 
-pub async fn reload(gw: &Arc<Gateway>, trigger: ReloadTrigger) -> ReloadReport {
+pub async fn reload(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
     let _serial = gw.reload_lock.lock().await;
     gw.notifier.reloading();
     let report = transact(gw, trigger);
@@ -120,6 +120,15 @@ pub async fn reload(gw: &Arc<Gateway>, trigger: ReloadTrigger) -> ReloadReport {
         status = format!("{status}; reload rejected: {issue}");
     }
     gw.notifier.ready(&status);
+    if report.outcome == ReloadOutcome::Applied {
+        let event = serde_json::json!({
+            "generation": report.generation,
+            "changedKeys": report.changed_keys,
+            "trigger": report.trigger,
+        });
+        gw.hub
+            .broadcast("config.changed", &event, false, gw.ws_buffer_limit());
+    }
     report
 }
 

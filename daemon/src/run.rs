@@ -178,6 +178,9 @@ async fn serve_until_exit(
         token: prepared.token,
         token_source: prepared.token_source,
     };
+    let store_path = paths.state_dir.join("gateway.db");
+    let store = crate::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let devices = crate::devices::Devices::new(Arc::new(store));
     let gw = Gateway::new(
         profile,
         paths,
@@ -186,6 +189,7 @@ async fn serve_until_exit(
         Supervisor::detect(),
         active,
         logs,
+        devices,
     );
 
     let http_task = tokio::spawn({
@@ -201,7 +205,6 @@ async fn serve_until_exit(
         }
     });
     let control_task = tokio::spawn(control::serve(gw.clone(), control_listener));
-    tokio::spawn(heartbeat::run(gw.clone()));
     tokio::spawn(handle_signals(gw.clone()));
     let _watcher = match reload::watch(gw.clone()) {
         Ok(w) => Some(w),
@@ -212,6 +215,8 @@ async fn serve_until_exit(
     };
 
     gw.set_phase(Phase::Running);
+    // Started once running, so its first tick sees a serving daemon.
+    tokio::spawn(heartbeat::run(gw.clone()));
     gw.notifier.ready(&gw.status_line());
     tracing::info!(
         event = "ready",
@@ -230,6 +235,12 @@ async fn serve_until_exit(
     tracing::info!(event = "draining", reason = ?reason, budget_ms = budget.as_millis() as u64, "shutting down");
     let _ = http_task.await;
     let _ = control_task.await;
+    let restart_expected = (reason == ExitReason::Restart).then_some(1_000);
+    let why = match reason {
+        ExitReason::Stop => "gateway stopping",
+        ExitReason::Restart => "gateway restarting to apply a config change",
+    };
+    gw.hub.shutdown(why, restart_expected);
     let left = serve::drain(&gw, budget).await;
     if left > 0 {
         tracing::warn!(

@@ -24,9 +24,6 @@ pub enum Peer {
     Unix { uid: u32 },
 }
 
-/// A client that has not sent its request headers within this long is disconnected (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Accepts until the gateway begins to exit, serving each connection on its own task.
 /// `accept` yields a stream and its peer.
 pub async fn serve<A, F, Io>(gw: Arc<Gateway>, app: Router, door: Door, mut accept: A)
@@ -52,6 +49,9 @@ where
         let guard = Decrement(gw.clone(), door);
         let app = app.clone();
         let gw = gw.clone();
+        // A client that has not sent its request headers within this long is disconnected (slowloris).
+        let header_timeout =
+            Duration::from_millis(gw.active().config.gateway.http.header_read_timeout_ms.get());
         tokio::spawn(async move {
             let _guard = guard;
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -60,7 +60,7 @@ where
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             tokio::pin!(conn);
@@ -111,7 +111,8 @@ pub async fn drain(gw: &Gateway, budget: Duration) -> u64 {
     let deadline = Instant::now() + budget;
     loop {
         let open = gw.stats.http_connections.load(Ordering::Relaxed)
-            + gw.stats.control_connections.load(Ordering::Relaxed);
+            + gw.stats.control_connections.load(Ordering::Relaxed)
+            + gw.hub.open_sockets();
         if open == 0 || Instant::now() >= deadline {
             return open;
         }

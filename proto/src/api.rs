@@ -15,6 +15,25 @@ pub mod route {
     pub const CONFIG: &str = "/v1/config";
     pub const TOKEN: &str = "/v1/token";
     pub const TOKEN_ROTATE: &str = "/v1/token/rotate";
+    pub const DEVICES: &str = "/v1/devices";
+    /// Path patterns of the device actions (axum syntax); build paths with [`device_action`].
+    pub const DEVICE_APPROVE: &str = "/v1/devices/{id}/approve";
+    pub const DEVICE_REJECT: &str = "/v1/devices/{id}/reject";
+    pub const DEVICE_REVOKE: &str = "/v1/devices/{id}/revoke";
+
+    /// `/v1/devices/ID/ACTION`. `id` must be a request or device id (hex); anything else is
+    /// percent-encoded so it cannot change the path, and the daemon answers 400.
+    pub fn device_action(id: &str, action: &str) -> String {
+        let mut encoded = String::with_capacity(id.len());
+        for b in id.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                encoded.push(b as char);
+            } else {
+                encoded.push_str(&format!("%{b:02X}"));
+            }
+        }
+        format!("{DEVICES}/{encoded}/{action}")
+    }
 }
 
 /// `GET /v1/status`: what the running daemon says about itself.
@@ -99,6 +118,8 @@ pub enum ReloadTrigger {
     Watcher,
     Signal,
     Control,
+    /// A WebSocket client (`config.apply`, `config.patch`, `secrets.reload`).
+    Rpc,
 }
 
 impl fmt::Display for ReloadTrigger {
@@ -107,6 +128,7 @@ impl fmt::Display for ReloadTrigger {
             Self::Watcher => "watcher",
             Self::Signal => "signal",
             Self::Control => "control",
+            Self::Rpc => "rpc",
         })
     }
 }
@@ -238,6 +260,69 @@ pub struct ConfigView {
     pub path: String,
     pub generation: u64,
     pub config: serde_json::Value,
+}
+
+/// `GET /v1/devices`: paired devices (revoked ones too, marked) and pending pairing requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevicesReport {
+    pub devices: Vec<DeviceRecord>,
+    pub pending: Vec<PairingRequest>,
+}
+
+/// A paired device. Its device token is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Lowercase hex SHA-256 of the device's Ed25519 public key.
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub client_id: String,
+    /// The client's mode (`cli`, `ui`, ...).
+    pub mode: String,
+    pub platform: String,
+    pub role: String,
+    /// The scopes granted at pairing.
+    pub scopes: Vec<String>,
+    pub paired_at_ms: u64,
+    /// The last successful handshake, if any since pairing.
+    pub last_seen_ms: Option<u64>,
+    /// A revoked device's token no longer works; it must pair again.
+    pub revoked: bool,
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// A device waiting for approval (`gatewayctl devices approve REQUEST_ID`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingRequest {
+    /// 8 hex characters, to type in `gatewayctl devices approve`.
+    pub request_id: String,
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub client_id: String,
+    pub mode: String,
+    pub platform: String,
+    pub role: String,
+    /// The scopes the device asked for; approval grants these unless told otherwise.
+    pub scopes: Vec<String>,
+    pub created_at_ms: u64,
+    /// The device's last attempt to connect.
+    pub last_seen_ms: u64,
+}
+
+/// Optional body of `POST /v1/devices/{id}/approve`: the scopes to grant instead of the
+/// requested ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApproveBody {
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `POST /v1/devices/{id}/revoke`. (`approve` answers the new [`DeviceRecord`], `reject` the
+/// removed [`PairingRequest`].)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeReport {
+    pub device_id: String,
+    /// How many of its WebSocket connections were closed.
+    pub closed_connections: usize,
 }
 
 /// The body of every non-2xx answer of the control API.

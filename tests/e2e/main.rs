@@ -1,7 +1,10 @@
 //! End-to-end tests: the real gatewayd and gatewayctl, in temp homes, on free ports.
 
 mod control;
+mod devices;
 mod lifecycle;
 mod notify;
 mod reload;
 mod startup;
+mod ws_protocol;
+mod ws_security;

@@ -2,6 +2,7 @@
 //! carry theirs (see `main`).
 
 pub mod config_cmd;
+pub mod devices;
 pub mod lifecycle;
 pub mod logs;
 pub mod status;

@@ -152,6 +152,7 @@ fn trigger(t: gateway_proto::api::ReloadTrigger) -> &'static str {
         Watcher => "file watcher",
         Signal => "SIGHUP",
         Control => "gatewayctl reload",
+        Rpc => "a WebSocket client (config.apply, config.patch, secrets.reload)",
     }
 }
 

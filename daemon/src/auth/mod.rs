@@ -1,4 +1,6 @@
-//! Who may use the main port: the gateway token, compared in constant time.
+//! Who may use the main port: the gateway token, compared in constant time; passwords.
+
+pub mod password;
 
 use std::path::Path;
 
@@ -57,6 +59,7 @@ pub fn authorized(active: &Active, headers: &HeaderMap) -> bool {
     match active.config.gateway.auth.mode {
         AuthMode::None => true,
         AuthMode::Token => bearer(headers).is_some_and(|t| tokens_equal(t, &active.token)),
+        AuthMode::Password | AuthMode::TrustedProxy => false,
     }
 }
 
