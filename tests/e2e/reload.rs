@@ -72,7 +72,7 @@ fn edits_apply_hot_and_bad_edits_keep_the_old_config_serving() {
     let s = wait_outcome(&home, "rejected", 1);
     assert_eq!(s["config"]["generation"], 2);
     let err = &s["last_reload"]["errors"][0];
-    assert_eq!(err["line"], 4);
+    assert_eq!(err["line"], 4, "{s}");
     assert_eq!(err["key"], "logging.level");
     assert!(err["file"].as_str().unwrap().ends_with("gateway.toml"));
     let authed = |t: &str| d.get("/gateway/status", &[("Authorization", &auth(t))]).0;

@@ -16,7 +16,7 @@ use super::methods;
 use super::outbox::Outbox;
 use crate::auth::tokens_equal;
 use crate::devices::proof::{self, Signed};
-use crate::devices::Pairing;
+use crate::devices::{DeviceError, Pairing};
 use crate::gateway::{now_ms, Gateway};
 
 pub struct Attempt<'a> {
@@ -161,14 +161,23 @@ pub async fn connect(
             gw.limiter.success(ip);
             // 6-7. Pairing: loopback devices pair themselves; others wait for approval.
             let loopback = attempt.context.client_ip.is_loopback();
-            match gw.devices.pair(
-                &device.id,
-                &device.public_key,
-                &params.client,
-                &role,
-                &params.scopes,
-                loopback,
-            ) {
+            // A pairing commits to SQLite (an fsync): off the async workers.
+            let pairing = {
+                let (devices, id, key, client, role, scopes) = (
+                    gw.devices.clone(),
+                    device.id.clone(),
+                    device.public_key.clone(),
+                    params.client.clone(),
+                    role.clone(),
+                    params.scopes.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    devices.pair(&id, &key, &client, &role, &scopes, loopback)
+                })
+                .await
+                .unwrap_or_else(|e| Err(DeviceError::Invalid(format!("pairing task failed: {e}"))))
+            };
+            match pairing {
                 Ok(Pairing::Paired {
                     scopes,
                     device_token,
@@ -191,7 +200,8 @@ pub async fn connect(
                     let error = ErrorShape::new(
                         code::NOT_PAIRED,
                         format!(
-                            "{reason}; approve it with `gatewayctl devices approve {request_id}`"
+                            "{reason}; approve it with `gatewayctl{} devices approve {request_id}`",
+                            profile_flag(gw)
                         ),
                     )
                     .with_details(
@@ -202,6 +212,16 @@ pub async fn connect(
                         close: close::POLICY,
                         reason,
                     });
+                }
+                Err(DeviceError::Store(e)) => {
+                    // The cause names files on this host: the log gets it, the client does not.
+                    tracing::error!(error = %e, "cannot record a device pairing");
+                    let mut error = ErrorShape::new(
+                        code::UNAVAILABLE,
+                        "the gateway cannot record the pairing right now; try again",
+                    );
+                    error.retryable = Some(true);
+                    return Err(Refusal::new(error, close::POLICY));
                 }
                 Err(e) => return Err(Refusal::auth(auth_code::DEVICE_SIGNATURE, e.to_string())),
             }
@@ -214,6 +234,14 @@ pub async fn connect(
     Ok(accept(
         gw, &attempt, &params, protocol, role, scopes, auth_kind, None,
     ))
+}
+
+/// ` --profile NAME` when this gateway runs a named profile, for commands we suggest.
+fn profile_flag(gw: &Gateway) -> String {
+    gw.profile
+        .name()
+        .map(|p| format!(" --profile {p}"))
+        .unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
