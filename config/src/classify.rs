@@ -31,11 +31,7 @@ pub struct KeyInfo {
 }
 
 const fn key(key: &'static str, class: KeyClass) -> KeyInfo {
-    KeyInfo {
-        key,
-        class,
-        secret: false,
-    }
+    KeyInfo { key, class, secret: false }
 }
 
 /// Every key of the config file. The commented default `gateway.toml` documents each with its
@@ -45,11 +41,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.bind", KeyClass::Restart),
     key("gateway.port", KeyClass::Restart),
     key("gateway.auth.mode", KeyClass::Hot),
-    KeyInfo {
-        key: "gateway.auth.token",
-        class: KeyClass::Hot,
-        secret: true,
-    },
+    KeyInfo { key: "gateway.auth.token", class: KeyClass::Hot, secret: true },
     key("gateway.auth.session_ttl_ms", KeyClass::Hot),
     key("gateway.auth.trusted_proxy.user_header", KeyClass::Hot),
     key("gateway.auth.rate_limit.max_failures", KeyClass::Hot),
@@ -74,9 +66,7 @@ pub const KEYS: &[KeyInfo] = &[
 
 /// A key missing from [`KEYS`] is treated as restart-required: the safe side.
 pub fn class_of(key: &str) -> KeyClass {
-    KEYS.iter()
-        .find(|k| k.key == key)
-        .map_or(KeyClass::Restart, |k| k.class)
+    KEYS.iter().find(|k| k.key == key).map_or(KeyClass::Restart, |k| k.class)
 }
 
 /// The keys whose values differ between two configs.
@@ -103,11 +93,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let restart = changed
-        .iter()
-        .filter(|k| class_of(k) == KeyClass::Restart)
-        .cloned()
-        .collect();
+    let restart = changed.iter().filter(|k| class_of(k) == KeyClass::Restart).cloned().collect();
     ConfigDiff { changed, restart }
 }
 
@@ -120,9 +106,7 @@ pub fn redacted(config: &Config) -> Value {
             slot = slot.and_then(|v| v.get_mut(part));
         }
         if let Some(v @ Value::String(_)) = slot {
-            let shown = v
-                .as_str()
-                .and_then(|s| crate::SecretRef::try_from(s.to_owned()).ok());
+            let shown = v.as_str().and_then(|s| crate::SecretRef::try_from(s.to_owned()).ok());
             *v = Value::String(shown.map_or_else(|| "<redacted>".into(), |s| s.redacted()));
         }
     }
@@ -135,11 +119,7 @@ fn leaves(config: &Config) -> BTreeMap<String, Value> {
         match value {
             Value::Object(map) => {
                 for (k, v) in map {
-                    let path = if prefix.is_empty() {
-                        k
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
+                    let path = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
                     walk(&path, v, out);
                 }
             }
@@ -149,11 +129,7 @@ fn leaves(config: &Config) -> BTreeMap<String, Value> {
         }
     }
     let mut out = BTreeMap::new();
-    walk(
-        "",
-        serde_json::to_value(config).expect("config serializes"),
-        &mut out,
-    );
+    walk("", serde_json::to_value(config).expect("config serializes"), &mut out);
     out
 }
 
@@ -199,10 +175,7 @@ mod tests {
         let mut c = Config::default();
         c.gateway.auth.token = Some(SecretRef::Literal("hunter2".into()));
         let shown = redacted(&c).to_string();
-        assert!(
-            !shown.contains("hunter2") && shown.contains("<redacted>"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && shown.contains("<redacted>"), "{shown}");
         c.gateway.auth.token = Some(SecretRef::Env("TOK".into()));
         assert!(redacted(&c).to_string().contains("env:TOK"));
     }

@@ -30,10 +30,7 @@ mod tests {
 
     #[test]
     fn default_file_is_the_defaults() {
-        assert_eq!(
-            parse_str(DEFAULT_TOML, Path::new("gateway.toml")).unwrap(),
-            Config::default()
-        );
+        assert_eq!(parse_str(DEFAULT_TOML, Path::new("gateway.toml")).unwrap(), Config::default());
     }
 
     /// Every key appears in the default file, in its section, with its class.
@@ -42,30 +39,17 @@ mod tests {
         for info in KEYS {
             let (section, leaf) = info.key.rsplit_once('.').unwrap();
             let header = format!("[{section}]");
-            let body = DEFAULT_TOML
-                .split(&header)
-                .nth(1)
-                .unwrap_or_else(|| panic!("no {header}"));
+            let body = DEFAULT_TOML.split(&header).nth(1).unwrap_or_else(|| panic!("no {header}"));
             let body = body.split("\n[").next().unwrap();
             let lines: Vec<&str> = body.lines().collect();
             let at = lines
                 .iter()
-                .position(|l| {
-                    l.starts_with(&format!("{leaf} =")) || l.starts_with(&format!("# {leaf} ="))
-                })
+                .position(|l| l.starts_with(&format!("{leaf} =")) || l.starts_with(&format!("# {leaf} =")))
                 .unwrap_or_else(|| panic!("{} is not in the default config", info.key));
-            let comments: Vec<&str> = lines[..at]
-                .iter()
-                .rev()
-                .take_while(|l| l.starts_with('#'))
-                .copied()
-                .collect();
+            let comments: Vec<&str> =
+                lines[..at].iter().rev().take_while(|l| l.starts_with('#')).copied().collect();
             let want = format!("# Applies: {}", info.class.as_str());
-            assert!(
-                comments.contains(&want.as_str()),
-                "{} lacks `{want}`",
-                info.key
-            );
+            assert!(comments.contains(&want.as_str()), "{} lacks `{want}`", info.key);
         }
     }
 

@@ -23,13 +23,7 @@ pub struct Loaded {
 impl Loaded {
     /// An issue about `key`, located in this file's text when the file sets the key.
     pub fn issue_at(&self, file: &Path, key: &str, message: String) -> ConfigIssue {
-        located(
-            &self.text,
-            file,
-            key_span(&self.text, key),
-            Some(key.to_owned()),
-            message,
-        )
+        located(&self.text, file, key_span(&self.text, key), Some(key.to_owned()), message)
     }
 }
 
@@ -38,37 +32,24 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<ConfigIssue>> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let config = parse_str(&text, path)?;
-            Ok(Loaded {
-                config,
-                exists: true,
-                text,
-            })
+            Ok(Loaded { config, exists: true, text })
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded {
-            config: Config::default(),
-            exists: false,
-            text: String::new(),
-        }),
-        Err(e) => Err(vec![ConfigIssue::new(
-            path,
-            None,
-            format!("cannot read the config file: {e}"),
-        )]),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Ok(Loaded { config: Config::default(), exists: false, text: String::new() })
+        }
+        Err(e) => Err(vec![ConfigIssue::new(path, None, format!("cannot read the config file: {e}"))]),
     }
 }
 
 /// Parses config text; `file` is only used to name the file in issues.
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, Vec<ConfigIssue>> {
     let issue = |span, key, message| located(text, file, span, key, message);
-    let de = toml::Deserializer::parse(text)
-        .map_err(|e| vec![issue(e.span(), None, tidy(e.message()))])?;
+    let de = toml::Deserializer::parse(text).map_err(|e| vec![issue(e.span(), None, tidy(e.message()))])?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let key = (path != ".").then_some(path);
-        let span = inner
-            .span()
-            .or_else(|| key.as_deref().and_then(|k| key_span(text, k)));
+        let span = inner.span().or_else(|| key.as_deref().and_then(|k| key_span(text, k)));
         vec![issue(span, key, tidy(inner.message()))]
     })
 }
@@ -127,9 +108,7 @@ mod tests {
     use crate::SecretRef;
 
     fn err(text: &str) -> ConfigIssue {
-        parse_str(text, Path::new("/etc/g.toml"))
-            .unwrap_err()
-            .remove(0)
+        parse_str(text, Path::new("/etc/g.toml")).unwrap_err().remove(0)
     }
 
     #[test]
@@ -143,27 +122,15 @@ mod tests {
         assert_eq!(e.line, Some(3), "{e}");
         assert_eq!(e.key.as_deref(), Some("gateway.prot"), "{e}");
         assert!(e.message.contains("unknown field"), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("/etc/g.toml:3:1: key `gateway.prot`"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("/etc/g.toml:3:1: key `gateway.prot`"), "{e}");
     }
 
     #[test]
     fn bad_values_name_key_and_line() {
         let e = err("[gateway]\n\n[gateway.reload]\nmode = \"sometimes\"\n");
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(4), Some("gateway.reload.mode")),
-            "{e}"
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("gateway.reload.mode")), "{e}");
         let e = err("[gateway]\nport = 0\n");
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(2), Some("gateway.port")),
-            "{e}"
-        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("gateway.port")), "{e}");
         assert!(e.message.contains("from 1 to 65535"), "{e}");
         let e = err("[gateway]\nbind = \"moon\"\n");
         assert_eq!(e.key.as_deref(), Some("gateway.bind"), "{e}");
@@ -193,11 +160,7 @@ mod tests {
     #[test]
     fn issue_at_finds_keys() {
         let text = "[gateway]\nmode = \"remote\"\n";
-        let loaded = Loaded {
-            config: Config::default(),
-            exists: true,
-            text: text.into(),
-        };
+        let loaded = Loaded { config: Config::default(), exists: true, text: text.into() };
         let i = loaded.issue_at(Path::new("f"), "gateway.mode", "m".into());
         assert_eq!((i.line, i.column), (Some(2), Some(1)));
         let i = loaded.issue_at(Path::new("f"), "gateway.bind", "m".into());

@@ -94,9 +94,7 @@ pub struct TrustedProxy {
 
 impl Default for TrustedProxy {
     fn default() -> Self {
-        Self {
-            user_header: "x-forwarded-user".into(),
-        }
+        Self { user_header: "x-forwarded-user".into() }
     }
 }
 
@@ -111,11 +109,7 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            max_failures: Bounded(10),
-            window_ms: Bounded(60_000),
-            lockout_ms: Bounded(300_000),
-        }
+        Self { max_failures: Bounded(10), window_ms: Bounded(60_000), lockout_ms: Bounded(300_000) }
     }
 }
 
@@ -178,10 +172,7 @@ pub struct Reload {
 
 impl Default for Reload {
     fn default() -> Self {
-        Self {
-            mode: ReloadMode::default(),
-            debounce_ms: Bounded(50),
-        }
+        Self { mode: ReloadMode::default(), debounce_ms: Bounded(50) }
     }
 }
 
@@ -218,9 +209,7 @@ pub struct Heartbeat {
 
 impl Default for Heartbeat {
     fn default() -> Self {
-        Self {
-            interval_ms: Bounded(30_000),
-        }
+        Self { interval_ms: Bounded(30_000) }
     }
 }
 
@@ -232,9 +221,7 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Self {
-            drain_timeout_ms: Bounded(10_000),
-        }
+        Self { drain_timeout_ms: Bounded(10_000) }
     }
 }
 
@@ -247,10 +234,7 @@ pub struct Logging {
 
 impl Default for Logging {
     fn default() -> Self {
-        Self {
-            level: LogLevel::default(),
-            file_max_bytes: Bounded(10 * 1024 * 1024),
-        }
+        Self { level: LogLevel::default(), file_max_bytes: Bounded(10 * 1024 * 1024) }
     }
 }
 
@@ -316,9 +300,10 @@ impl std::str::FromStr for Bind {
         match s {
             "loopback" => Ok(Self::Loopback),
             "lan" => Ok(Self::Lan),
-            other => other.parse().map(Self::Addr).map_err(|_| {
-                format!("invalid bind {other:?}: use \"loopback\", \"lan\" or an IP address")
-            }),
+            other => other
+                .parse()
+                .map(Self::Addr)
+                .map_err(|_| format!("invalid bind {other:?}: use \"loopback\", \"lan\" or an IP address")),
         }
     }
 }
@@ -364,14 +349,9 @@ impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
 impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = i64::deserialize(d)?;
-        u64::try_from(value)
-            .ok()
-            .and_then(Self::new)
-            .ok_or_else(|| {
-                de::Error::custom(format!(
-                    "{value} is out of range: use a whole number from {MIN} to {MAX}"
-                ))
-            })
+        u64::try_from(value).ok().and_then(Self::new).ok_or_else(|| {
+            de::Error::custom(format!("{value} is out of range: use a whole number from {MIN} to {MAX}"))
+        })
     }
 }
 

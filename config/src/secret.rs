@@ -34,9 +34,7 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<String, SecretError> {
         let value = match self {
             Self::Literal(v) => v.clone(),
-            Self::Env(name) => {
-                std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?
-            }
+            Self::Env(name) => std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?,
             Self::File(path) => fs::read_to_string(path)
                 .map_err(|e| SecretError::File(path.clone(), e))?
                 .trim_end_matches(['\r', '\n'])
@@ -60,17 +58,13 @@ impl TryFrom<String> for SecretRef {
     fn try_from(s: String) -> Result<Self, String> {
         if let Some(name) = s.strip_prefix("env:") {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!(
-                    "invalid secret reference {s:?}: env: takes a variable name"
-                ));
+                return Err(format!("invalid secret reference {s:?}: env: takes a variable name"));
             }
             Ok(Self::Env(name.to_owned()))
         } else if let Some(path) = s.strip_prefix("file:") {
             let path = PathBuf::from(path);
             if !path.is_absolute() {
-                return Err(format!(
-                    "invalid secret reference {s:?}: file: takes an absolute path"
-                ));
+                return Err(format!("invalid secret reference {s:?}: file: takes an absolute path"));
             }
             Ok(Self::File(path))
         } else if s.is_empty() {
@@ -108,6 +102,25 @@ pub fn generate_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An argon2id hash of a password (PHC string, with its own random salt).
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("the OS random source is available");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes make a valid salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+/// Whether `password` matches a hash from [`hash_password`]. Takes tens of milliseconds by design.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
 /// Reads a secret file written by [`write_secret_file`]; `None` when there is none yet.
 pub fn read_secret_file(path: &Path) -> io::Result<Option<String>> {
     match fs::read_to_string(path) {
@@ -128,17 +141,10 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("secret"),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("secret"),
         std::process::id()
     ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     // The mode above is filtered by the umask; set it explicitly as well.
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
     file.write_all(contents)?;
@@ -163,6 +169,16 @@ mod tests {
     }
 
     #[test]
+    fn password_hashes_verify_only_their_password() {
+        let hash = hash_password("correct horse");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct hors", &hash));
+        assert!(!verify_password("x", "not a hash"));
+        assert_ne!(hash, hash_password("correct horse"), "salted");
+    }
+
+    #[test]
     fn secret_files_are_private_and_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
@@ -170,10 +186,7 @@ mod tests {
         let token = generate_token();
         assert_eq!(token.len(), 64);
         write_secret_file(&path, &token).unwrap();
-        assert_eq!(
-            read_secret_file(&path).unwrap().as_deref(),
-            Some(token.as_str())
-        );
+        assert_eq!(read_secret_file(&path).unwrap().as_deref(), Some(token.as_str()));
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let via_ref = SecretRef::File(path).resolve().unwrap();

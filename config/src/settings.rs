@@ -10,13 +10,26 @@ use crate::load::Loaded;
 use crate::schema::{AuthMode, Bind, Config, GatewayMode, Port};
 use crate::secret::SecretRef;
 
-/// Values from flags and environment (`GATEWAY_PORT`, `GATEWAY_BIND`, `GATEWAY_TOKEN`), which win
-/// over the file on every load, reloads included.
-#[derive(Debug, Clone, Default)]
+/// Values from flags and environment (`GATEWAY_PORT`, `GATEWAY_BIND`, `GATEWAY_TOKEN`,
+/// `GATEWAY_PASSWORD`), which win over the file on every load, reloads included.
+#[derive(Clone, Default)]
 pub struct Overrides {
     pub port: Option<u16>,
     pub bind: Option<Bind>,
     pub token: Option<String>,
+    /// Not part of the config: the daemon keeps only its hash.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Overrides {
@@ -57,11 +70,21 @@ pub fn check_startable(
         );
         let mut issue = loaded.issue_at(file, "gateway.auth.mode", message);
         if overrides.bind.is_some() {
-            issue
-                .message
-                .push_str(" (the bind comes from --bind or GATEWAY_BIND)");
+            issue.message.push_str(" (the bind comes from --bind or GATEWAY_BIND)");
         }
         issues.push(issue);
+    }
+    if effective.gateway.auth.mode == AuthMode::TrustedProxy
+        && effective.gateway.http.trusted_proxies.is_empty()
+    {
+        issues.push(
+            loaded.issue_at(
+                file,
+                "gateway.auth.mode",
+                "auth mode \"trusted-proxy\" needs the proxies' addresses in gateway.http.trusted_proxies"
+                    .to_owned(),
+            ),
+        );
     }
     if issues.is_empty() {
         Ok(())

@@ -42,11 +42,7 @@ pub enum Silence {
 #[derive(Debug)]
 pub enum Error {
     /// Nothing answers on the socket: the daemon is not running, or hangs.
-    NotRunning {
-        socket: PathBuf,
-        profile: Profile,
-        why: Silence,
-    },
+    NotRunning { socket: PathBuf, profile: Profile, why: Silence },
     /// The socket belongs to another user.
     PermissionDenied { socket: PathBuf },
     /// The daemon answered, with an error.
@@ -76,11 +72,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotRunning {
-                socket,
-                profile,
-                why,
-            } => {
+            Self::NotRunning { socket, profile, why } => {
                 let socket = socket.display();
                 match why {
                     Silence::NoSocket => write!(f, "gatewayd is not running: no answer on {socket} (no such socket).")?,
@@ -137,12 +129,7 @@ impl Client {
     }
 
     /// A request expecting a 2xx with a `T`; other statuses become [`Error::Refused`].
-    pub fn call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<T, Error> {
+    pub fn call<T: DeserializeOwned>(&self, method: &str, path: &str, timeout: Duration) -> Result<T, Error> {
         let response = self.send(method, path, timeout)?;
         if !response.is_success() {
             return Err(self.refused(&response));
@@ -177,11 +164,7 @@ impl Client {
             .unwrap_or_else(|_| String::from_utf8_lossy(&response.body).trim().to_owned());
         Error::Refused {
             status: response.status,
-            message: if message.is_empty() {
-                "no reason given".to_owned()
-            } else {
-                message
-            },
+            message: if message.is_empty() { "no reason given".to_owned() } else { message },
         }
     }
 
@@ -228,11 +211,7 @@ impl Client {
     fn io_error(&self, e: io::Error, timeout: Duration) -> Error {
         use io::ErrorKind::*;
         let why = match e.kind() {
-            PermissionDenied => {
-                return Error::PermissionDenied {
-                    socket: self.socket.clone(),
-                }
-            }
+            PermissionDenied => return Error::PermissionDenied { socket: self.socket.clone() },
             NotFound => Silence::NoSocket,
             ConnectionRefused => Silence::Refused,
             WouldBlock | TimedOut => Silence::TimedOut(timeout),
@@ -243,18 +222,11 @@ impl Client {
     }
 
     fn not_running(&self, why: Silence) -> Error {
-        Error::NotRunning {
-            socket: self.socket.clone(),
-            profile: self.profile.clone(),
-            why,
-        }
+        Error::NotRunning { socket: self.socket.clone(), profile: self.profile.clone(), why }
     }
 
     fn protocol(&self, detail: String) -> Error {
-        Error::Protocol {
-            socket: self.socket.clone(),
-            detail,
-        }
+        Error::Protocol { socket: self.socket.clone(), detail }
     }
 }
 
@@ -279,10 +251,7 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     fn serve_once(status: &str, body: &str) -> (tempfile::TempDir, Client) {
-        let answer = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("d.sock");
         let listener = UnixListener::bind(&socket).unwrap();
@@ -304,17 +273,10 @@ mod tests {
         let info: gateway_proto::api::TokenInfo = client.get("/v1/token").unwrap();
         assert_eq!(info.token, "t");
 
-        let (_dir, client) = serve_once(
-            "409 Conflict",
-            r#"{"error":{"code":"conflict","message":"no way"}}"#,
-        );
-        let err = client
-            .get::<gateway_proto::api::TokenInfo>("/v1/token")
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "gatewayd refused the request: no way (HTTP 409)"
-        );
+        let (_dir, client) =
+            serve_once("409 Conflict", r#"{"error":{"code":"conflict","message":"no way"}}"#);
+        let err = client.get::<gateway_proto::api::TokenInfo>("/v1/token").unwrap_err();
+        assert_eq!(err.to_string(), "gatewayd refused the request: no way (HTTP 409)");
         assert_eq!(err.exit_code(), exit::FAILURE);
     }
 
@@ -327,10 +289,7 @@ mod tests {
         assert_eq!(err.exit_code(), exit::NOT_RUNNING);
         let text = err.to_string();
         assert!(text.contains("(no such socket)"), "{text}");
-        assert!(
-            text.contains("systemctl --user status gatewayd-work"),
-            "{text}"
-        );
+        assert!(text.contains("systemctl --user status gatewayd-work"), "{text}");
         assert!(text.ends_with("gatewayd run --profile work"), "{text}");
     }
 }

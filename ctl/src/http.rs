@@ -12,10 +12,7 @@ pub struct Response {
 impl Response {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn is_success(&self) -> bool {
@@ -26,9 +23,7 @@ impl Response {
 /// A bodiless request. No Origin or Referer: the daemon refuses requests that carry them, since
 /// only a browser would send them.
 pub fn request(method: &str, path: &str) -> String {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
+    format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 }
 
 /// A request with a JSON body.
@@ -48,8 +43,8 @@ pub fn parse(buf: &[u8], eof: bool) -> Result<Option<Response>, String> {
     let Some(head_end) = find(buf, b"\r\n\r\n") else {
         return incomplete(eof, "the connection closed inside the response headers");
     };
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| "the response headers are not UTF-8".to_owned())?;
+    let head =
+        std::str::from_utf8(&buf[..head_end]).map_err(|_| "the response headers are not UTF-8".to_owned())?;
     let mut lines = head.split("\r\n");
     let status = parse_status_line(lines.next().unwrap_or_default())?;
     let headers = lines
@@ -59,25 +54,18 @@ pub fn parse(buf: &[u8], eof: bool) -> Result<Option<Response>, String> {
                 .ok_or_else(|| format!("malformed response header {line:?}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut response = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
+    let mut response = Response { status, headers, body: Vec::new() };
     let rest = &buf[head_end + 4..];
     // 1xx, 204 and 304 never have a body.
     if status < 200 || status == 204 || status == 304 {
         return Ok(Some(response));
     }
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let chunked =
+        response.header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
     let body = if chunked {
         decode_chunked(rest, eof)?
     } else if let Some(len) = response.header("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| format!("invalid Content-Length {len:?}"))?;
+        let len: usize = len.parse().map_err(|_| format!("invalid Content-Length {len:?}"))?;
         if rest.len() >= len {
             Some(rest[..len].to_vec())
         } else {
@@ -110,8 +98,7 @@ fn parse_status_line(line: &str) -> Result<u16, String> {
     if !version.starts_with("HTTP/1.") || code.len() != 3 {
         return Err(format!("not an HTTP/1.1 status line: {line:?}"));
     }
-    code.parse()
-        .map_err(|_| format!("invalid status code in {line:?}"))
+    code.parse().map_err(|_| format!("invalid status code in {line:?}"))
 }
 
 /// Decodes a chunked body; trailers after the last chunk are ignored.
@@ -123,8 +110,8 @@ fn decode_chunked(mut rest: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String>
         };
         let size_line = std::str::from_utf8(&rest[..line_end]).unwrap_or_default();
         let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| format!("invalid chunk size {size_line:?}"))?;
+        let size =
+            usize::from_str_radix(size_hex, 16).map_err(|_| format!("invalid chunk size {size_line:?}"))?;
         rest = &rest[line_end + 2..];
         if size == 0 {
             return Ok(Some(body));
@@ -171,7 +158,8 @@ mod tests {
 
     #[test]
     fn content_length_body() {
-        let raw = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+        let raw =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
         let r = complete(raw);
         assert_eq!(r.status, 200);
         assert_eq!(r.header("Content-Type"), Some("application/json"));
@@ -196,10 +184,7 @@ mod tests {
     #[test]
     fn error_status_keeps_its_body() {
         let body = r#"{"error":{"code":"conflict","message":"token comes from env"}}"#;
-        let raw = format!(
-            "HTTP/1.1 409 Conflict\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        let raw = format!("HTTP/1.1 409 Conflict\r\nContent-Length: {}\r\n\r\n{body}", body.len());
         let r = complete(&raw);
         assert_eq!(r.status, 409);
         assert!(!r.is_success());

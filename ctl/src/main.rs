@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use gateway_proto::{exit, Profile};
 
-use commands::{config_cmd, devices, lifecycle, logs, status, token, Ctx};
+use commands::{config_cmd, devices, lifecycle, logs, password, sessions, status, token, Ctx};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -93,6 +93,33 @@ enum Command {
     /// List paired devices and pairing requests; approve, reject or revoke them
     #[command(subcommand)]
     Devices(DevicesCommand),
+    /// Set the gateway password (auth mode "password")
+    #[command(subcommand)]
+    Password(PasswordCommand),
+    /// List or end the session tokens handed out for the password
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum PasswordCommand {
+    /// Set a new password (asked twice without echo, or read from standard input); it ends all sessions
+    Set {
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Show live sessions: id, age, expiry, and who created them
+    List(Json),
+    /// End a session: its token stops working and its connections are closed
+    Revoke {
+        /// The session id shown by `sessions list`
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,9 +175,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let profile = match Profile::new(cli.instance.profile.as_deref(), cli.instance.dev) {
         Ok(p) => p,
-        Err(e) => Cli::command()
-            .error(clap::error::ErrorKind::InvalidValue, e)
-            .exit(),
+        Err(e) => Cli::command().error(clap::error::ErrorKind::InvalidValue, e).exit(),
     };
     let ctx = Ctx { profile };
     let code = match run(&ctx, cli.command) {
@@ -169,11 +194,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Health(j) => status::health(ctx, j.json),
         Command::Reload { wait, json } => lifecycle::reload(ctx, wait, json.json),
         Command::Stop => lifecycle::stop(ctx),
-        Command::Logs {
-            follow,
-            lines,
-            json,
-        } => logs::logs(ctx, follow, lines, json),
+        Command::Logs { follow, lines, json } => logs::logs(ctx, follow, lines, json),
         Command::Config(c) => match c {
             ConfigCommand::Path => config_cmd::path(ctx),
             ConfigCommand::Show(j) => config_cmd::show(ctx, j.json),
@@ -189,6 +210,11 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
             DevicesCommand::Approve { id, scopes } => devices::approve(ctx, &id, scopes),
             DevicesCommand::Reject { id } => devices::reject(ctx, &id),
             DevicesCommand::Revoke { id } => devices::revoke(ctx, &id),
+        },
+        Command::Password(PasswordCommand::Set { stdin }) => password::set(ctx, stdin),
+        Command::Sessions(c) => match c {
+            SessionsCommand::List(j) => sessions::list(ctx, j.json),
+            SessionsCommand::Revoke { id } => sessions::revoke(ctx, &id),
         },
     }
 }

@@ -28,9 +28,7 @@ pub fn duration(ms: u64) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `12s ago`, from a Unix time in milliseconds.
@@ -51,21 +49,16 @@ pub fn reload_summary(r: &ReloadReport) -> String {
             } else {
                 format!("; restart to apply {}", r.restart_keys.join(", "))
             };
-            format!(
-                "applied: generation {} (changed: {}{pending})",
-                r.generation,
-                r.changed_keys.join(", ")
-            )
+            format!("applied: generation {} (changed: {}{pending})", r.generation, r.changed_keys.join(", "))
         }
         ReloadOutcome::Unchanged => format!("unchanged: generation {}", r.generation),
         ReloadOutcome::Rejected if r.message.is_empty() => {
             "rejected: the config in effect keeps serving".to_owned()
         }
         ReloadOutcome::Rejected => format!("rejected: {}", r.message),
-        ReloadOutcome::Restarting => format!(
-            "restarting: {} changed, which needs a restart",
-            r.restart_keys.join(", ")
-        ),
+        ReloadOutcome::Restarting => {
+            format!("restarting: {} changed, which needs a restart", r.restart_keys.join(", "))
+        }
     }
 }
 
@@ -75,10 +68,9 @@ pub fn log_line(raw: &str) -> String {
     let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(raw) else {
         return raw.to_owned();
     };
-    let (Some(ts), Some(level)) = (
-        obj.get("timestamp").and_then(Value::as_str),
-        obj.get("level").and_then(Value::as_str),
-    ) else {
+    let (Some(ts), Some(level)) =
+        (obj.get("timestamp").and_then(Value::as_str), obj.get("level").and_then(Value::as_str))
+    else {
         return raw.to_owned();
     };
     let mut line = format!("{} {level:<5}", millis(ts));
@@ -147,8 +139,7 @@ mod tests {
             log_line(raw),
             r#"2026-11-21T06:01:02.123Z INFO  reload applied generation=2 keys=logging.level why="file changed" (gatewayd::reload)"#
         );
-        let warn =
-            r#"{"timestamp":"2026-11-21T06:01:02Z","level":"WARN","fields":{},"target":"t"}"#;
+        let warn = r#"{"timestamp":"2026-11-21T06:01:02Z","level":"WARN","fields":{},"target":"t"}"#;
         assert_eq!(log_line(warn), "2026-11-21T06:01:02Z WARN  (t)");
     }
 
@@ -162,10 +153,7 @@ mod tests {
     #[test]
     fn timestamps_keep_milliseconds() {
         assert_eq!(millis("2026-11-21T06:01:02.1Z"), "2026-11-21T06:01:02.1Z");
-        assert_eq!(
-            millis("2026-11-21T06:01:02.123456789+01:00"),
-            "2026-11-21T06:01:02.123+01:00"
-        );
+        assert_eq!(millis("2026-11-21T06:01:02.123456789+01:00"), "2026-11-21T06:01:02.123+01:00");
     }
 
     #[test]
@@ -180,10 +168,7 @@ mod tests {
             errors: vec![],
             message: String::new(),
         };
-        assert_eq!(
-            reload_summary(&r),
-            "applied: generation 3 (changed: logging.level)"
-        );
+        assert_eq!(reload_summary(&r), "applied: generation 3 (changed: logging.level)");
         r.changed_keys.push("gateway.port".into());
         r.restart_keys = vec!["gateway.port".into()];
         assert_eq!(
@@ -194,9 +179,6 @@ mod tests {
         assert_eq!(reload_summary(&r), "unchanged: generation 3");
         r.outcome = ReloadOutcome::Restarting;
         r.restart_keys = vec!["gateway.port".into()];
-        assert_eq!(
-            reload_summary(&r),
-            "restarting: gateway.port changed, which needs a restart"
-        );
+        assert_eq!(reload_summary(&r), "restarting: gateway.port changed, which needs a restart");
     }
 }

@@ -64,12 +64,7 @@ pub struct Follower {
 impl Follower {
     /// Starts at `offset` of the file now at `path` (which may not exist yet).
     pub fn new(path: PathBuf, offset: u64) -> Self {
-        Self {
-            path,
-            file: None,
-            offset,
-            partial: Vec::new(),
-        }
+        Self { path, file: None, offset, partial: Vec::new() }
     }
 
     pub fn path(&self) -> &Path {
@@ -110,9 +105,7 @@ impl Follower {
                 break;
             }
             if !self.partial.is_empty() {
-                batch
-                    .lines
-                    .push(String::from_utf8_lossy(&self.partial).into_owned());
+                batch.lines.push(String::from_utf8_lossy(&self.partial).into_owned());
                 self.partial.clear();
             }
             self.file = open_if_exists(&self.path)?;

@@ -34,16 +34,8 @@ fn ctl(home: &Path) -> Command {
 }
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("gatewayctl runs");
-    (
-        status.code().expect("exited"),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
+    let Output { status, stdout, stderr } = cmd.output().expect("gatewayctl runs");
+    (status.code().expect("exited"), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
 }
 
 #[test]
@@ -61,13 +53,13 @@ fn help_lists_the_commands_and_exit_codes() {
         .collect();
     assert_eq!(
         commands,
-        ["status", "health", "reload", "stop", "logs", "config", "token", "devices", "help"]
+        [
+            "status", "health", "reload", "stop", "logs", "config", "token", "devices", "password",
+            "sessions", "help"
+        ]
     );
     for code in ["0 ", "1 ", "2 ", "3 ", "78 "] {
-        assert!(
-            out.contains(&format!("  {code}")),
-            "exit code {code}in {out}"
-        );
+        assert!(out.contains(&format!("  {code}")), "exit code {code}in {out}");
     }
     let (code, out, _) = run(ctl(home.path()).args(["config", "--help"]));
     assert_eq!(code, 0);
@@ -83,10 +75,7 @@ fn validate_names_file_line_and_key() {
     fs::write(&file, "[gateway]\nport = 18789\nprot = 5\n").unwrap();
     let (code, out, err) = run(ctl(home.path()).args(["config", "validate"]).arg(&file));
     assert_eq!(code, 78, "{out}{err}");
-    assert!(
-        err.contains(&format!("{}:3", file.display())),
-        "file:line in {err}"
-    );
+    assert!(err.contains(&format!("{}:3", file.display())), "file:line in {err}");
     assert!(err.contains("gateway.prot"), "key in {err}");
 
     // Parses, but gatewayd would refuse to start with it.
@@ -103,18 +92,11 @@ fn validate_names_file_line_and_key() {
 #[test]
 fn config_path_follows_the_environment() {
     let home = TempDir::new().unwrap();
-    let (code, out, _) = run(ctl(home.path())
-        .args(["config", "path"])
-        .env("GATEWAY_CONFIG_PATH", "/etc/gw/custom.toml"));
+    let (code, out, _) =
+        run(ctl(home.path()).args(["config", "path"]).env("GATEWAY_CONFIG_PATH", "/etc/gw/custom.toml"));
     assert_eq!((code, out.as_str()), (0, "/etc/gw/custom.toml\n"));
     let (_, out, _) = run(ctl(home.path()).args(["--dev", "config", "path"]));
-    assert_eq!(
-        out.trim_end(),
-        home.path()
-            .join("config/gateway-dev/gateway.toml")
-            .to_str()
-            .unwrap()
-    );
+    assert_eq!(out.trim_end(), home.path().join("config/gateway-dev/gateway.toml").to_str().unwrap());
 }
 
 #[test]
@@ -127,10 +109,7 @@ fn status_without_a_daemon_says_what_to_do() {
     assert!(err.contains("gatewayd run"), "{err}");
     let (code, _, err) = run(ctl(home.path()).args(["--profile", "work", "status"]));
     assert_eq!(code, 3);
-    assert!(
-        err.contains("systemctl --user status gatewayd-work"),
-        "{err}"
-    );
+    assert!(err.contains("systemctl --user status gatewayd-work"), "{err}");
     assert!(err.contains("gatewayd run --profile work"), "{err}");
 }
 
@@ -146,11 +125,7 @@ fn token_rotate_without_a_daemon_writes_a_private_file() {
     let file = home.path().join("state/gateway/token");
     let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let dir_mode = fs::metadata(file.parent().unwrap())
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let dir_mode = fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777;
     assert_eq!(dir_mode, 0o700);
     let written = fs::read_to_string(&file).unwrap();
 
@@ -181,9 +156,7 @@ fn fake_daemon(home: &Path, answers: Vec<(&'static str, &'static str, String)>) 
             let (status, body) = answers
                 .iter()
                 .find(|(route, _, _)| request.starts_with(route))
-                .map_or(("404 Not Found", String::new()), |(_, s, b)| {
-                    (*s, b.clone())
-                });
+                .map_or(("404 Not Found", String::new()), |(_, s, b)| (*s, b.clone()));
             let _ = write!(
                 conn,
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -205,24 +178,14 @@ fn reload_and_health_against_a_daemon() {
         home.path(),
         vec![
             ("POST /v1/reload ", "200 OK", rejected.to_owned()),
-            (
-                "GET /v1/health ",
-                "503 Service Unavailable",
-                health.to_owned(),
-            ),
+            ("GET /v1/health ", "503 Service Unavailable", health.to_owned()),
         ],
     );
     let (code, _, err) = run(ctl(home.path()).arg("reload"));
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("rejected: the file does not load"), "{err}");
-    assert!(
-        err.contains("/c/gateway.toml:3:1: key `gateway.prot`: unknown field"),
-        "{err}"
-    );
+    assert!(err.contains("/c/gateway.toml:3:1: key `gateway.prot`: unknown field"), "{err}");
     let (code, out, _) = run(ctl(home.path()).arg("health"));
     assert_eq!(code, 1);
-    assert_eq!(
-        out,
-        "ok   listener: 127.0.0.1:18789\nFAIL heartbeat: no tick for 95s\n"
-    );
+    assert_eq!(out, "ok   listener: 127.0.0.1:18789\nFAIL heartbeat: no tick for 95s\n");
 }

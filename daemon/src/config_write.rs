@@ -28,10 +28,7 @@ impl WriteLimiter {
         let now = Instant::now();
         let minute = Duration::from_secs(60);
         let mut recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= minute)
-        {
+        while recent.front().is_some_and(|t| now.duration_since(*t) >= minute) {
             recent.pop_front();
         }
         if recent.len() >= WRITES_PER_MINUTE {
@@ -43,10 +40,7 @@ impl WriteLimiter {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn read_file(gw: &Gateway) -> Result<Option<String>, ErrorShape> {
@@ -105,26 +99,16 @@ pub async fn apply_rpc(gw: &Gateway, params: Value, patch: bool) -> Result<Value
         )
         .with_details(json!({ "hash": hash })));
     }
-    let text = if patch {
-        patched(current.as_deref().unwrap_or(""), &params.raw)?
-    } else {
-        as_toml(&params.raw)?
-    };
+    let text =
+        if patch { patched(current.as_deref().unwrap_or(""), &params.raw)? } else { as_toml(&params.raw)? };
     let file = gw.config_file();
     let config = parse_str(&text, file).map_err(rejected)?;
-    let loaded = Loaded {
-        config: config.clone(),
-        exists: true,
-        text: text.clone(),
-    };
+    let loaded = Loaded { config: config.clone(), exists: true, text: text.clone() };
     let effective = gw.overrides.apply(config);
     let addr = reload::listen_addr(&effective, &gw.profile);
     check_startable(&effective, &loaded, file, &gw.overrides, addr).map_err(rejected)?;
     write_private_file(file, text.as_bytes()).map_err(|e| {
-        ErrorShape::new(
-            code::UNAVAILABLE,
-            format!("cannot write {}: {e}; nothing changed", file.display()),
-        )
+        ErrorShape::new(code::UNAVAILABLE, format!("cannot write {}: {e}; nothing changed", file.display()))
     })?;
     let report = reload::reload(gw, ReloadTrigger::Rpc).await;
     if report.outcome == ReloadOutcome::Rejected {
@@ -153,11 +137,8 @@ fn super_parse(params: Value) -> Result<WriteParams, ErrorShape> {
 
 fn rejected(errors: Vec<gateway_proto::api::ConfigIssue>) -> ErrorShape {
     let first = errors.first().map(ToString::to_string).unwrap_or_default();
-    ErrorShape::new(
-        code::INVALID_REQUEST,
-        format!("config rejected, nothing written: {first}"),
-    )
-    .with_details(json!({ "errors": errors }))
+    ErrorShape::new(code::INVALID_REQUEST, format!("config rejected, nothing written: {first}"))
+        .with_details(json!({ "errors": errors }))
 }
 
 /// A JSON object is accepted too, and written as TOML.
@@ -170,10 +151,7 @@ fn as_toml(raw: &str) -> Result<String, ErrorShape> {
 
 fn patched(current: &str, patch: &str) -> Result<String, ErrorShape> {
     let patch: Value = serde_json::from_str(patch).map_err(|e| {
-        ErrorShape::new(
-            code::INVALID_REQUEST,
-            format!("params.raw is not a JSON merge patch: {e}"),
-        )
+        ErrorShape::new(code::INVALID_REQUEST, format!("params.raw is not a JSON merge patch: {e}"))
     })?;
     let table: toml::Table = toml::from_str(current).map_err(|e| {
         ErrorShape::new(
@@ -188,10 +166,7 @@ fn patched(current: &str, patch: &str) -> Result<String, ErrorShape> {
 
 fn to_toml(json: &Value) -> Result<String, ErrorShape> {
     toml::to_string_pretty(json).map_err(|e| {
-        ErrorShape::new(
-            code::INVALID_REQUEST,
-            format!("cannot express the config as TOML: {e}"),
-        )
+        ErrorShape::new(code::INVALID_REQUEST, format!("cannot express the config as TOML: {e}"))
     })
 }
 
@@ -221,20 +196,13 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7396() {
         let mut doc = json!({ "a": { "b": 1, "c": 2 }, "d": [1] });
-        merge_patch(
-            &mut doc,
-            &json!({ "a": { "b": null, "e": 3 }, "d": [2, 3] }),
-        );
+        merge_patch(&mut doc, &json!({ "a": { "b": null, "e": 3 }, "d": [2, 3] }));
         assert_eq!(doc, json!({ "a": { "c": 2, "e": 3 }, "d": [2, 3] }));
     }
 
     #[test]
     fn patch_produces_toml() {
-        let text = patched(
-            "[logging]\nlevel = \"info\"\n",
-            r#"{"logging":{"level":"debug"}}"#,
-        )
-        .unwrap();
+        let text = patched("[logging]\nlevel = \"info\"\n", r#"{"logging":{"level":"debug"}}"#).unwrap();
         assert!(text.contains("level = \"debug\""), "{text}");
     }
 }

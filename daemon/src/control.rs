@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gateway_config::secret::{generate_token, write_secret_file};
 use gateway_proto::api::{
-    self, route, ApproveBody, ConfigView, DevicesReport, ErrorBody, ErrorDetail, ReloadTrigger,
-    RevokeReport, TokenInfo,
+    self, route, ApproveBody, ConfigView, DevicesReport, ErrorBody, ErrorDetail, ReloadTrigger, RevokeReport,
+    TokenInfo,
 };
 use gateway_proto::ws::close;
 use serde::Deserialize;
@@ -27,6 +27,7 @@ use tokio::net::UnixListener;
 use crate::devices::{DeviceError, Devices};
 use crate::gateway::{now_ms, Active, ExitReason, Gateway, Stats, TokenSource};
 use crate::serve::{Door, Peer};
+use crate::ws::hub::AuthKind;
 use crate::{fsutil, health, logtail, reload};
 
 /// Binds the control socket. A socket file left by a dead daemon is replaced; one that answers
@@ -41,8 +42,7 @@ pub fn bind(socket: &Path) -> Result<UnixListener, BindError> {
         std::fs::remove_file(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
         tracing::info!(socket = %socket.display(), "removed a stale control socket");
     }
-    let listener =
-        UnixListener::bind(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
+    let listener = UnixListener::bind(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
     fsutil::make_private(socket).map_err(|e| BindError::Io(socket.display().to_string(), e))?;
     Ok(listener)
 }
@@ -81,6 +81,9 @@ fn router(gw: Arc<Gateway>) -> Router {
         .route(route::DEVICE_APPROVE, post(approve_device))
         .route(route::DEVICE_REJECT, post(reject_device))
         .route(route::DEVICE_REVOKE, post(revoke_device))
+        .route(route::PASSWORD, post(set_password))
+        .route(route::SESSIONS, get(list_sessions))
+        .route(route::SESSION_REVOKE, post(revoke_session))
         .fallback(|req: Request| async move {
             error(
                 StatusCode::NOT_FOUND,
@@ -115,16 +118,7 @@ async fn guard(req: Request, next: Next) -> Response {
 }
 
 pub fn error(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: ErrorDetail {
-                code: code.into(),
-                message,
-            },
-        }),
-    )
-        .into_response()
+    (status, Json(ErrorBody { error: ErrorDetail { code: code.into(), message } })).into_response()
 }
 
 async fn status(State(gw): State<Arc<Gateway>>) -> Json<api::StatusReport> {
@@ -155,17 +149,9 @@ pub fn status_report(gw: &Gateway) -> api::StatusReport {
             exists: active.file_exists,
             generation: active.generation,
             reload_mode: config.gateway.reload.mode.as_str().into(),
-            pending_restart: gw
-                .pending_restart
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            pending_restart: gw.pending_restart.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         },
-        last_reload: gw
-            .last_reload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
+        last_reload: gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         heartbeat: api::HeartbeatInfo {
             ticks: Stats::get(&stats.heartbeat_ticks),
             interval_ms: config.gateway.heartbeat.interval_ms.get(),
@@ -198,11 +184,7 @@ pub fn status_report(gw: &Gateway) -> api::StatusReport {
 
 async fn health_check(State(gw): State<Arc<Gateway>>) -> Response {
     let report = health::report(&gw);
-    let code = if report.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if report.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(report)).into_response()
 }
 
@@ -213,11 +195,7 @@ async fn reload_now(State(gw): State<Arc<Gateway>>) -> Json<api::ReloadReport> {
 async fn stop(State(gw): State<Arc<Gateway>>) -> Response {
     tracing::info!("stop requested over the control socket");
     gw.request_exit(ExitReason::Stop);
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "stopping": true, "pid": std::process::id() })),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, Json(json!({ "stopping": true, "pid": std::process::id() }))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -233,10 +211,7 @@ struct LogsQuery {
 async fn logs(State(gw): State<Arc<Gateway>>, Query(q): Query<LogsQuery>) -> Response {
     let path = gw.logs.file_path().to_owned();
     let lines = q.lines.unwrap_or(logtail::DEFAULT_LINES).clamp(1, 10_000);
-    let max_bytes = q
-        .max_bytes
-        .unwrap_or(logtail::DEFAULT_MAX_BYTES)
-        .clamp(1024, 16 * 1024 * 1024);
+    let max_bytes = q.max_bytes.unwrap_or(logtail::DEFAULT_MAX_BYTES).clamp(1024, 16 * 1024 * 1024);
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(30_000));
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -277,8 +252,7 @@ fn token_info(gw: &Gateway, active: &Active) -> TokenInfo {
     TokenInfo {
         token: active.token.clone(),
         source: active.token_source.as_str().into(),
-        file: (active.token_source == TokenSource::File)
-            .then(|| gw.paths.token_file().display().to_string()),
+        file: (active.token_source == TokenSource::File).then(|| gw.paths.token_file().display().to_string()),
     }
 }
 
@@ -293,10 +267,22 @@ async fn rotate_token(State(gw): State<Arc<Gateway>>) -> Response {
     match active.token_source {
         TokenSource::File => {}
         TokenSource::Env => {
-            return error(StatusCode::CONFLICT, "conflict", "the token comes from GATEWAY_TOKEN: change it in the environment of gatewayd and restart it".into())
+            return error(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the token comes from GATEWAY_TOKEN: change it in the environment of gatewayd and restart it"
+                    .into(),
+            )
         }
         TokenSource::Config => {
-            return error(StatusCode::CONFLICT, "conflict", format!("the token comes from gateway.auth.token in {}: change it there", gw.config_file().display()))
+            return error(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "the token comes from gateway.auth.token in {}: change it there",
+                    gw.config_file().display()
+                ),
+            )
         }
     }
     let token = generate_token();
@@ -305,10 +291,7 @@ async fn rotate_token(State(gw): State<Arc<Gateway>>) -> Response {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            format!(
-                "cannot write {}: {e}; the old token stays valid",
-                file.display()
-            ),
+            format!("cannot write {}: {e}; the old token stays valid", file.display()),
         );
     }
     let mut next = (*active).clone();
@@ -352,14 +335,7 @@ fn device_error(e: &DeviceError) -> Response {
 }
 
 async fn devices(State(gw): State<Arc<Gateway>>) -> Response {
-    match registry(&gw, |d| {
-        Ok(DevicesReport {
-            devices: d.list()?,
-            pending: d.pending()?,
-        })
-    })
-    .await
-    {
+    match registry(&gw, |d| Ok(DevicesReport { devices: d.list()?, pending: d.pending()? })).await {
         Ok(report) => Json(report).into_response(),
         Err(response) => response,
     }
@@ -380,9 +356,7 @@ async fn approve_device(
                 return error(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
-                    format!(
-                        "the body must be {{\"scopes\": [\"operator.read\", ...]}} or empty: {e}"
-                    ),
+                    format!("the body must be {{\"scopes\": [\"operator.read\", ...]}} or empty: {e}"),
                 )
             }
         }
@@ -407,17 +381,55 @@ async fn revoke_device(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<Stri
         Err(response) => return response,
     };
     let closed_connections = gw.hub.close_where(
-        |c| {
-            c.device_id
-                .as_deref()
-                .is_some_and(|d| d.eq_ignore_ascii_case(&device_id))
-        },
+        |c| c.device_id.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(&device_id)),
         close::AUTH_CHANGED,
         "device revoked",
     );
-    Json(RevokeReport {
-        device_id,
-        closed_connections,
-    })
-    .into_response()
+    Json(RevokeReport { device_id, closed_connections }).into_response()
+}
+
+/// Replaces the gateway password; every session and password socket it granted ends.
+async fn set_password(State(gw): State<Arc<Gateway>>, Json(body): Json<api::PasswordBody>) -> Response {
+    if let Err(message) = gw.password.set(&body.password).await {
+        let status = if gw.password.from_env() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+        return error(status, "refused", message);
+    }
+    let sessions = gw.sessions.revoke_all().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot end the sessions of the old password");
+        0
+    });
+    let closed_connections = gw.hub.close_where(
+        |c| matches!(c.auth, AuthKind::Password | AuthKind::Session(_)),
+        close::AUTH_CHANGED,
+        "the gateway password changed: sign in again",
+    );
+    tracing::info!(event = "password_changed", sessions, closed_connections, "gateway password changed");
+    Json(api::RevokedReport { sessions, closed_connections }).into_response()
+}
+
+async fn list_sessions(State(gw): State<Arc<Gateway>>) -> Response {
+    match gw.sessions.list() {
+        Ok(sessions) => Json(api::SessionsReport { sessions }).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn revoke_session(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
+    match gw.sessions.revoke(&id) {
+        Ok(true) => {
+            let closed_connections = close_session_sockets(&gw, &id);
+            Json(api::RevokedReport { sessions: 1, closed_connections }).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no session {id:?}: see `gatewayctl sessions list`"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// Closes the WebSocket connections that authenticated with this session (4001).
+pub fn close_session_sockets(gw: &Gateway, id: &str) -> usize {
+    gw.hub.close_where(|c| c.auth == AuthKind::Session(id.to_owned()), close::AUTH_CHANGED, "session ended")
 }

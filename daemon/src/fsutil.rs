@@ -8,19 +8,12 @@ use std::path::Path;
 /// Creates `dir` (and parents) and makes it 0700, owned by us. A directory owned by another user
 /// is refused: our secrets and socket must not live where someone else controls them.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let meta = fs::metadata(dir)?;
     if meta.uid() != nix::unistd::geteuid().as_raw() {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is owned by uid {}, not by this user",
-                dir.display(),
-                meta.uid()
-            ),
+            format!("{} is owned by uid {}, not by this user", dir.display(), meta.uid()),
         ));
     }
     if meta.permissions().mode() & 0o777 != 0o700 {

@@ -14,6 +14,8 @@ use gateway_proto::api::ReloadReport;
 use gateway_proto::{Paths, Profile};
 use tokio::sync::watch;
 
+use crate::auth::password::Password;
+use crate::auth::sessions::Sessions;
 use crate::config_write::WriteLimiter;
 use crate::devices::Devices;
 use crate::limiter::AuthLimiter;
@@ -116,6 +118,8 @@ pub struct Gateway {
     pub notifier: Notifier,
     pub hub: Arc<Hub>,
     pub devices: Devices,
+    pub password: Password,
+    pub sessions: Sessions,
     pub limiter: AuthLimiter,
     pub config_writes: WriteLimiter,
     /// Serializes config writes from clients (check hash, write, reload).
@@ -127,6 +131,8 @@ pub struct Gateway {
     /// Restart-required keys changed in the file but not in effect (reload mode `hot`).
     pub pending_restart: Mutex<Vec<String>>,
     pub last_tick: Mutex<Option<Instant>>,
+    /// The heartbeat's last probe of the state dir.
+    pub state_dir_writable: Mutex<Result<(), String>>,
     phase: watch::Sender<Phase>,
     exit: watch::Sender<Option<ExitReason>>,
     /// The generation in effect; subsystems that cache config values wait on it.
@@ -144,6 +150,8 @@ impl Gateway {
         active: Active,
         logs: LogControl,
         devices: Devices,
+        password: Password,
+        sessions: Sessions,
     ) -> Arc<Self> {
         let generation = active.generation;
         Arc::new(Self {
@@ -161,6 +169,8 @@ impl Gateway {
             notifier: Notifier::default(),
             hub: Arc::new(Hub::default()),
             devices,
+            password,
+            sessions,
             limiter: AuthLimiter::default(),
             config_writes: WriteLimiter::default(),
             config_write_lock: tokio::sync::Mutex::new(()),
@@ -169,6 +179,7 @@ impl Gateway {
             last_reload: Mutex::new(None),
             pending_restart: Mutex::new(Vec::new()),
             last_tick: Mutex::new(None),
+            state_dir_writable: Mutex::new(Ok(())),
             phase: watch::channel(Phase::Starting).0,
             exit: watch::channel(None).0,
             generation: watch::channel(generation).0,
@@ -277,7 +288,5 @@ impl Gateway {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

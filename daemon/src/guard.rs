@@ -18,31 +18,16 @@ use crate::serve::Peer;
 use crate::ws;
 
 /// Query parameters that carry credentials: refused, since URLs end up in logs and histories.
-const CREDENTIAL_PARAMS: [&str; 6] = [
-    "token",
-    "access_token",
-    "password",
-    "auth",
-    "api_key",
-    "apikey",
-];
+const CREDENTIAL_PARAMS: [&str; 6] = ["token", "access_token", "password", "auth", "api_key", "apikey"];
 
 pub fn refuse(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
 }
 
 pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let active = gw.active();
     let http = &active.config.gateway.http;
-    if let Some(host) = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    {
+    if let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
         if !host_allowed(host, &http.allowed_hosts) {
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -51,11 +36,7 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
             );
         }
     }
-    if let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok())
-    {
+    if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|h| h.to_str().ok()) {
         if !origin_allowed(origin, gw.listen_addr, &http.allowed_origins) {
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -78,10 +59,8 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
         }
     }
     let max_body = http.max_body_bytes.get() as usize;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
         return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,9 +79,7 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
 /// Paths the HTTP routes own; a WebSocket upgrade anywhere else is the control protocol.
 fn reserved_path(path: &str) -> bool {
     ["/healthz", "/readyz"].contains(&path)
-        || ["/gateway/", "/v1/", "/hooks/", "/tools/"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        || ["/gateway/", "/v1/", "/hooks/", "/tools/"].iter().any(|p| path.starts_with(p))
 }
 
 /// IP literals and loopback names are always fine (DNS rebinding needs a name); other names
@@ -112,16 +89,12 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let bare = name.trim_start_matches('[').trim_end_matches(']');
     bare.parse::<IpAddr>().is_ok()
         || bare.eq_ignore_ascii_case("localhost")
-        || allowed
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
 }
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     match host.rsplit_once(':') {
         Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -139,9 +112,7 @@ pub fn origin_allowed(origin: &str, listen: SocketAddr, allowed: &[String]) -> b
         format!("http://[::1]:{port}"),
         format!("http://{listen}"),
     ];
-    own.iter()
-        .chain(allowed)
-        .any(|o| o.eq_ignore_ascii_case(origin.trim_end_matches('/')))
+    own.iter().chain(allowed).any(|o| o.eq_ignore_ascii_case(origin.trim_end_matches('/')))
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address
@@ -161,10 +132,7 @@ pub fn client_ip(peer: &Peer, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr
         .flat_map(|v| v.split(','))
         .filter_map(|h| h.trim().parse::<IpAddr>().ok())
         .collect::<Vec<_>>();
-    hops.into_iter()
-        .rev()
-        .find(|h| !trusted.contains(h))
-        .unwrap_or(ip)
+    hops.into_iter().rev().find(|h| !trusted.contains(h)).unwrap_or(ip)
 }
 
 #[cfg(test)]
@@ -173,21 +141,12 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in [
-            "127.0.0.1:18789",
-            "localhost:1",
-            "LOCALHOST",
-            "[::1]:80",
-            "192.168.1.9:18789",
-            "[fe80::1]",
-        ] {
+        for ok in
+            ["127.0.0.1:18789", "localhost:1", "LOCALHOST", "[::1]:80", "192.168.1.9:18789", "[fe80::1]"]
+        {
             assert!(host_allowed(ok, &[]), "{ok}");
         }
-        for bad in [
-            "evil.example",
-            "evil.example:18789",
-            "localhost.evil.example",
-        ] {
+        for bad in ["evil.example", "evil.example:18789", "localhost.evil.example"] {
             assert!(!host_allowed(bad, &[]), "{bad}");
         }
         assert!(host_allowed("gw.lan:18789", &["gw.lan".into()]));
@@ -200,11 +159,7 @@ mod tests {
         assert!(origin_allowed("http://localhost:18789/", listen, &[]));
         assert!(!origin_allowed("http://localhost:18790", listen, &[]));
         assert!(!origin_allowed("https://evil.example", listen, &[]));
-        assert!(origin_allowed(
-            "https://ui.example",
-            listen,
-            &["https://ui.example".into()]
-        ));
+        assert!(origin_allowed("https://ui.example", listen, &["https://ui.example".into()]));
     }
 
     #[test]
@@ -214,17 +169,8 @@ mod tests {
         let proxy = Peer::Tcp("10.0.0.1:5000".parse().unwrap());
         let stranger = Peer::Tcp("198.51.100.1:5000".parse().unwrap());
         let trusted: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
-        assert_eq!(
-            client_ip(&proxy, &headers, &trusted),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            client_ip(&stranger, &headers, &trusted),
-            "198.51.100.1".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(
-            client_ip(&proxy, &headers, &[]),
-            "10.0.0.1".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip(&proxy, &headers, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(&stranger, &headers, &trusted), "198.51.100.1".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(&proxy, &headers, &[]), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 }

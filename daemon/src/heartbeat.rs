@@ -46,20 +46,17 @@ fn heartbeat_interval(gw: &Gateway) -> tokio::time::Interval {
     beat
 }
 
-fn tick(gw: &Gateway, last_health: &mut Option<Value>) {
+fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Value>) {
     Stats::bump(&gw.stats.heartbeat_ticks);
     *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     gw.notifier.status(&gw.status_line());
     let limit = gw.ws_buffer_limit();
-    gw.hub
-        .broadcast("tick", &json!({ "ts": now_ms() }), true, limit);
+    gw.hub.broadcast("tick", &json!({ "ts": now_ms() }), true, limit);
     // A `health` event only when the checks' outcome changed.
     let health = crate::ws::methods::health_payload(gw);
     let shape = json!([
         health["ok"],
-        health["checks"]
-            .as_array()
-            .map(|c| c.iter().map(|c| c["ok"].clone()).collect::<Vec<_>>())
+        health["checks"].as_array().map(|c| c.iter().map(|c| c["ok"].clone()).collect::<Vec<_>>())
     ]);
     if last_health.as_ref() != Some(&shape) {
         if last_health.is_some() {
@@ -68,6 +65,15 @@ fn tick(gw: &Gateway, last_health: &mut Option<Value>) {
         *last_health = Some(shape);
     }
     remove_stale_temp_files(&gw.paths.state_dir);
+    // Disk work off the async workers: the state dir's write probe, expired sessions.
+    let gw = gw.clone();
+    tokio::task::spawn_blocking(move || {
+        *gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()) =
+            crate::health::probe_state_dir(&gw.paths.state_dir);
+        if let Err(e) = gw.sessions.prune() {
+            tracing::warn!(error = %e, "cannot forget expired sessions");
+        }
+    });
 }
 
 /// Secret files are written through `.NAME.PID.tmp`; a crash mid-write can leave one behind.

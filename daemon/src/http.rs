@@ -20,14 +20,15 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/gateway/status", get(gateway_status))
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
+        .route(
+            "/gateway/auth/session",
+            axum::routing::post(crate::auth::http::create_session).delete(crate::auth::http::end_session),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(authenticated)
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            gw.clone(),
-            crate::guard::check,
-        ))
+        .layer(middleware::from_fn_with_state(gw.clone(), crate::guard::check))
         .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
         .with_state(gw)
 }
@@ -50,14 +51,10 @@ async fn readyz(
 ) -> Response {
     let phase = gw.phase();
     let ready = phase == Phase::Running;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let active = gw.active();
     let local = matches!(peer, Peer::Tcp(addr) if addr.ip().is_loopback());
-    if !(local || auth::authorized(&active, &headers)) {
+    if !(local || auth::authorized(&gw, &active, &peer, &headers)) {
         return (status, Json(json!({ "ready": ready }))).into_response();
     }
     let body = json!({
@@ -80,35 +77,16 @@ async fn gateway_status(State(gw): State<Arc<Gateway>>) -> Json<gateway_proto::a
 /// what to send. Failures are counted.
 async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let active = gw.active();
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .copied()
-        .unwrap_or(Peer::Unix { uid: 0 });
-    let ip = crate::guard::client_ip(
-        &peer,
-        req.headers(),
-        &active.config.gateway.http.trusted_proxies,
-    );
+    let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
+    let ip = crate::guard::client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
     if let Err(retry) = gw.limiter.check(ip) {
-        let message = format!(
-            "too many failed authentication attempts from {ip}: retry in {} s",
-            retry.as_secs() + 1
-        );
-        let mut response =
-            crate::guard::refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            (retry.as_secs() + 1).into(),
-        );
-        return response;
+        return crate::auth::http::rate_limited(ip, retry);
     }
-    if auth::authorized(&active, req.headers()) {
+    if auth::authorized(&gw, &active, &peer, req.headers()) {
         gw.limiter.success(ip);
         return next.run(req).await;
     }
-    gw.limiter
-        .failure(ip, &active.config.gateway.auth.rate_limit);
+    gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
     Stats::bump(&gw.stats.auth_failures);
     let message = "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token: `gatewayctl token show`)";
     (
@@ -121,9 +99,6 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
 
 async fn not_found(req: Request) -> Response {
     let message = format!("no route for {} {}", req.method(), req.uri().path());
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": { "code": "not_found", "message": message } })),
-    )
+    (StatusCode::NOT_FOUND, Json(json!({ "error": { "code": "not_found", "message": message } })))
         .into_response()
 }

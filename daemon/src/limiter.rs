@@ -41,21 +41,12 @@ impl AuthLimiter {
         let mut entries = self.lock();
         if entries.len() >= SWEEP_AT {
             entries.retain(|_, e| {
-                now.duration_since(e.window_start) < window
-                    || e.locked_until.is_some_and(|u| u > now)
+                now.duration_since(e.window_start) < window || e.locked_until.is_some_and(|u| u > now)
             });
         }
-        let entry = entries.entry(ip).or_insert(Entry {
-            window_start: now,
-            failures: 0,
-            locked_until: None,
-        });
+        let entry = entries.entry(ip).or_insert(Entry { window_start: now, failures: 0, locked_until: None });
         if now.duration_since(entry.window_start) >= window {
-            *entry = Entry {
-                window_start: now,
-                failures: 0,
-                locked_until: None,
-            };
+            *entry = Entry { window_start: now, failures: 0, locked_until: None };
         }
         entry.failures += 1;
         if u64::from(entry.failures) >= limits.max_failures.get() {

@@ -12,15 +12,9 @@ use tokio::net::TcpListener;
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     #[error("another gateway instance is already listening on {addr}{}: stop it with `gatewayctl stop` (add --profile if it runs one), or start with --force to replace it", holder_note(.holder))]
-    OurInstance {
-        addr: SocketAddr,
-        holder: Option<PortHolder>,
-    },
+    OurInstance { addr: SocketAddr, holder: Option<PortHolder> },
     #[error("{addr} is already in use by another program{}: stop it, or set another gateway.port", holder_note(.holder))]
-    OtherProgram {
-        addr: SocketAddr,
-        holder: Option<PortHolder>,
-    },
+    OtherProgram { addr: SocketAddr, holder: Option<PortHolder> },
     #[error("cannot listen on {addr}: {source}")]
     Io { addr: SocketAddr, source: io::Error },
 }

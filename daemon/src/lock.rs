@@ -20,7 +20,9 @@ pub struct InstanceLock {
 pub enum LockError {
     #[error("another gatewayd{} is already using the state dir {dir}: stop it with `gatewayctl stop`, run this one with --force to replace it, or give it another --profile", pid_note(*.pid))]
     Held { dir: String, pid: Option<u32> },
-    #[error("the state dir {dir} is locked by pid {pid}, which is not a gatewayd: --force only stops a gatewayd")]
+    #[error(
+        "the state dir {dir} is locked by pid {pid}, which is not a gatewayd: --force only stops a gatewayd"
+    )]
     HeldByOther { dir: String, pid: u32 },
     #[error("cannot use the lock file {0}: {1}")]
     Io(String, io::Error),
@@ -32,11 +34,7 @@ fn pid_note(pid: Option<u32>) -> String {
 
 pub fn acquire(path: &Path, force: bool) -> Result<InstanceLock, LockError> {
     let io_err = |e| LockError::Io(path.display().to_string(), e);
-    let dir = path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .display()
-        .to_string();
+    let dir = path.parent().unwrap_or(Path::new(".")).display().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut asked_to_stop = false;
     loop {

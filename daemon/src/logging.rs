@@ -27,17 +27,11 @@ pub struct LogControl {
 
 impl LogControl {
     pub fn apply(&self, logging: &Logging) {
-        let level = if self.verbose {
-            LogLevel::Debug
-        } else {
-            logging.level
-        };
+        let level = if self.verbose { LogLevel::Debug } else { logging.level };
         if let Err(e) = self.filter.reload(filter_for(level)) {
             tracing::warn!(error = %e, "cannot change the log level");
         }
-        self.file
-            .max_bytes
-            .store(logging.file_max_bytes.get(), Ordering::Relaxed);
+        self.file.max_bytes.store(logging.file_max_bytes.get(), Ordering::Relaxed);
     }
 
     /// Woken after each line written to the JSONL file (for `logs --follow`).
@@ -52,10 +46,7 @@ impl LogControl {
 
 /// Our own crates log at the configured level; dependencies only warnings.
 fn filter_for(level: LogLevel) -> EnvFilter {
-    EnvFilter::new(format!(
-        "warn,gatewayd={0},gateway_config={0}",
-        level.as_str()
-    ))
+    EnvFilter::new(format!("warn,gatewayd={0},gateway_config={0}", level.as_str()))
 }
 
 pub struct Setup<'a> {
@@ -68,16 +59,9 @@ pub struct Setup<'a> {
 
 /// Installs the global subscriber. Fails only if the log file cannot be opened.
 pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
-    let level = if setup.verbose {
-        LogLevel::Debug
-    } else {
-        setup.logging.level
-    };
+    let level = if setup.verbose { LogLevel::Debug } else { setup.logging.level };
     let (filter, handle) = reload::Layer::new(filter_for(level));
-    let file = Arc::new(LogFile::open(
-        setup.file,
-        setup.logging.file_max_bytes.get(),
-    )?);
+    let file = Arc::new(LogFile::open(setup.file, setup.logging.file_max_bytes.get())?);
 
     type Boxed = Box<
         dyn Layer<tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>>
@@ -85,29 +69,21 @@ pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
             + Sync,
     >;
     let mut layers: Vec<Boxed> = Vec::new();
-    let journald = stderr_is_journal()
-        .then(tracing_journald::layer)
-        .and_then(Result::ok)
-        .map(|layer| {
-            // Custom fields are not prefixed: `journalctl GATEWAY_PROFILE=work` finds one instance.
-            let fields = [("GATEWAY_PROFILE", setup.profile.unwrap_or("default"))];
-            layer
-                .with_syslog_identifier("gatewayd".to_owned())
-                .with_field_prefix(Some("GATEWAY".to_owned()))
-                .with_custom_fields(fields)
-        });
+    let journald = stderr_is_journal().then(tracing_journald::layer).and_then(Result::ok).map(|layer| {
+        // Custom fields are not prefixed: `journalctl GATEWAY_PROFILE=work` finds one instance.
+        let fields = [("GATEWAY_PROFILE", setup.profile.unwrap_or("default"))];
+        layer
+            .with_syslog_identifier("gatewayd".to_owned())
+            .with_field_prefix(Some("GATEWAY".to_owned()))
+            .with_custom_fields(fields)
+    });
     match (journald, setup.format) {
         (Some(j), _) => layers.push(Box::new(j)),
-        (None, LogFormat::Text) => layers.push(Box::new(
-            tracing_subscriber::fmt::layer()
-                .with_writer(io::stderr)
-                .with_target(false),
-        )),
+        (None, LogFormat::Text) => {
+            layers.push(Box::new(tracing_subscriber::fmt::layer().with_writer(io::stderr).with_target(false)))
+        }
         (None, LogFormat::Json) => layers.push(Box::new(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(io::stderr)
-                .with_current_span(false),
+            tracing_subscriber::fmt::layer().json().with_writer(io::stderr).with_current_span(false),
         )),
     }
     layers.push(Box::new(
@@ -117,15 +93,8 @@ pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
             .with_span_list(false)
             .with_writer(FileWriter(file.clone())),
     ));
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(layers)
-        .init();
-    Ok(LogControl {
-        filter: handle,
-        verbose: setup.verbose,
-        file,
-    })
+    tracing_subscriber::registry().with(filter).with(layers).init();
+    Ok(LogControl { filter: handle, verbose: setup.verbose, file })
 }
 
 /// systemd sets `JOURNAL_STREAM=dev:inode` for a stderr connected to the journal; it is only ours
@@ -184,11 +153,7 @@ impl LogFile {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
     crate::fsutil::make_private(path)?;
     Ok(file)
 }
@@ -199,10 +164,7 @@ struct FileWriter(Arc<LogFile>);
 impl<'a> MakeWriter<'a> for FileWriter {
     type Writer = LineWriter;
     fn make_writer(&'a self) -> LineWriter {
-        LineWriter {
-            file: self.0.clone(),
-            buf: Vec::new(),
-        }
+        LineWriter { file: self.0.clone(), buf: Vec::new() }
     }
 }
 

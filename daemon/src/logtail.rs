@@ -32,10 +32,7 @@ pub fn read(path: &Path, cursor: Option<u64>, lines: usize, max_bytes: u64) -> i
     // Only whole lines: drop a partial last line, and when reading a tail a partial first one.
     let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let begin = if cursor.is_none() && start > 0 {
-        buf[..end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(end, |i| i + 1)
+        buf[..end].iter().position(|&b| b == b'\n').map_or(end, |i| i + 1)
     } else {
         0
     };
@@ -57,14 +54,7 @@ pub fn read(path: &Path, cursor: Option<u64>, lines: usize, max_bytes: u64) -> i
 }
 
 fn empty(path: &Path, size: u64, reset: bool) -> LogTail {
-    LogTail {
-        file: path.display().to_string(),
-        cursor: 0,
-        size,
-        lines: Vec::new(),
-        truncated: false,
-        reset,
-    }
+    LogTail { file: path.display().to_string(), cursor: 0, size, lines: Vec::new(), truncated: false, reset }
 }
 
 #[cfg(test)]

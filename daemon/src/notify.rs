@@ -58,11 +58,7 @@ fn send(states: &[NotifyState]) {
 /// systemd's watchdog period, when it asks for pings. As in libsystemd's sd_watchdog_enabled(3),
 /// `WATCHDOG_PID`, when set, must be our PID (the variable may have leaked to a child).
 pub fn watchdog_usec() -> Option<u64> {
-    let usec = std::env::var("WATCHDOG_USEC")
-        .ok()?
-        .parse::<u64>()
-        .ok()
-        .filter(|u| *u > 0)?;
+    let usec = std::env::var("WATCHDOG_USEC").ok()?.parse::<u64>().ok().filter(|u| *u > 0)?;
     match std::env::var("WATCHDOG_PID") {
         Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
         _ => Some(usec),

@@ -38,26 +38,26 @@ pub fn prepare(
     let config = overrides.apply(loaded.config.clone());
     let addr = listen_addr(&config, profile);
     check_startable(&config, &loaded, file, overrides, addr)?;
-    let (token, token_source, token_generated) =
-        auth::resolve_token(&config, overrides, token_file)
-            .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
-    Ok(Prepared {
-        config,
-        file_exists: loaded.exists,
-        token,
-        token_source,
-        token_generated,
-        addr,
-    })
+    let password_file = token_file.with_file_name("password");
+    if config.gateway.auth.mode == gateway_config::AuthMode::Password
+        && overrides.password.is_none()
+        && !password_file.exists()
+    {
+        return Err(vec![loaded.issue_at(
+            file,
+            "gateway.auth.mode",
+            "auth mode \"password\" but no password is set: run `gatewayctl password set`, or set GATEWAY_PASSWORD".into(),
+        )]);
+    }
+    let (token, token_source, token_generated) = auth::resolve_token(&config, overrides, token_file)
+        .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
+    Ok(Prepared { config, file_exists: loaded.exists, token, token_source, token_generated, addr })
 }
 
 /// A secret written into the config file itself should be readable by its owner only.
 pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
     use std::os::unix::fs::PermissionsExt;
-    let literal = matches!(
-        prepared.config.gateway.auth.token,
-        Some(gateway_config::SecretRef::Literal(_))
-    );
+    let literal = matches!(prepared.config.gateway.auth.token, Some(gateway_config::SecretRef::Literal(_)));
     if !(literal && prepared.token_source == TokenSource::Config) {
         return;
     }
@@ -75,13 +75,7 @@ pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
 }
 
 pub fn listen_addr(config: &Config, profile: &Profile) -> SocketAddr {
-    SocketAddr::new(
-        config.gateway.bind.ip(),
-        config
-            .gateway
-            .port
-            .map_or(profile.default_port(), Port::port),
-    )
+    SocketAddr::new(config.gateway.bind.ip(), config.gateway.port.map_or(profile.default_port(), Port::port))
 }
 
 pub async fn reload(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
@@ -126,8 +120,7 @@ pub async fn reload(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             "changedKeys": report.changed_keys,
             "trigger": report.trigger,
         });
-        gw.hub
-            .broadcast("config.changed", &event, false, gw.ws_buffer_limit());
+        gw.hub.broadcast("config.changed", &event, false, gw.ws_buffer_limit());
     }
     report
 }
@@ -153,14 +146,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
     };
     let reject = |errors: Vec<ConfigIssue>| {
         let message = format!("rejected; generation {} keeps serving", current.generation);
-        report(
-            ReloadOutcome::Rejected,
-            current.generation,
-            vec![],
-            vec![],
-            errors,
-            message,
-        )
+        report(ReloadOutcome::Rejected, current.generation, vec![], vec![], errors, message)
     };
     let file = gw.config_file();
     let next = match prepare(file, &gw.profile, &gw.overrides, &gw.paths.token_file()) {
@@ -168,7 +154,12 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         Err(errors) => return reject(errors),
     };
     if trigger == ReloadTrigger::Watcher && !next.file_exists && current.file_exists {
-        return reject(vec![ConfigIssue::new(file, None, "the config file was removed; restore it, or run `gatewayctl reload` to run on the defaults".into())]);
+        return reject(vec![ConfigIssue::new(
+            file,
+            None,
+            "the config file was removed; restore it, or run `gatewayctl reload` to run on the defaults"
+                .into(),
+        )]);
     }
     let mut changes = diff(&current.config, &next.config);
     // A secret reference may name a value that changed while the reference did not.
@@ -176,18 +167,8 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         changes.changed.push("gateway.auth.token".into());
     }
     if changes.is_empty() {
-        let message = format!(
-            "unchanged; generation {} stays in effect",
-            current.generation
-        );
-        return report(
-            ReloadOutcome::Unchanged,
-            current.generation,
-            vec![],
-            vec![],
-            vec![],
-            message,
-        );
+        let message = format!("unchanged; generation {} stays in effect", current.generation);
+        return report(ReloadOutcome::Unchanged, current.generation, vec![], vec![], vec![], message);
     }
     let mode = next.config.gateway.reload.mode;
     let restart = match mode {
@@ -199,11 +180,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         if next.addr != gw.listen_addr {
             if let Err(e) = std::net::TcpListener::bind(next.addr) {
                 let message = format!("cannot listen on {} after a restart: {e}", next.addr);
-                return reject(vec![ConfigIssue::new(
-                    file,
-                    Some("gateway.port".into()),
-                    message,
-                )]);
+                return reject(vec![ConfigIssue::new(file, Some("gateway.port".into()), message)]);
             }
         }
         gw.request_exit(ExitReason::Restart);
@@ -232,49 +209,32 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         token: next.token,
         token_source: next.token_source,
     });
-    report(
-        ReloadOutcome::Applied,
-        generation,
-        changes.changed,
-        changes.restart,
-        vec![],
-        message,
-    )
+    report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message)
 }
 
 /// Keeps the file watch alive while held.
-pub type Watcher = notify_debouncer_full::Debouncer<
-    notify::RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
+pub type Watcher =
+    notify_debouncer_full::Debouncer<notify::RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
 
 /// Watches the config file's directory (editors replace files rather than write them in place)
 /// and reloads after the debounce. Only create, modify and remove count: reading the file
 /// ourselves raises access events, which would otherwise reload forever.
 pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
     let file = gw.config_file().clone();
-    let dir = file
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| "/".into());
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| "/".into());
     let name = file.file_name().map(ToOwned::to_owned);
     let debounce = Duration::from_millis(gw.active().config.gateway.reload.debounce_ms.get());
     // A config written after start must still be seen: the directory has to exist to be watched.
     if !dir.exists() {
-        crate::fsutil::ensure_private_dir(&dir)
-            .map_err(|e| notify::Error::io(e).add_path(dir.clone()))?;
+        crate::fsutil::ensure_private_dir(&dir).map_err(|e| notify::Error::io(e).add_path(dir.clone()))?;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
         let relevant = events.iter().any(|e| {
-            matches!(
-                e.kind,
-                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-            ) && !matches!(
-                e.kind,
-                EventKind::Modify(notify::event::ModifyKind::Metadata(_))
-            ) && e.paths.iter().any(|p| p.file_name() == name.as_deref())
+            matches!(e.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
+                && !matches!(e.kind, EventKind::Modify(notify::event::ModifyKind::Metadata(_)))
+                && e.paths.iter().any(|p| p.file_name() == name.as_deref())
         });
         if relevant {
             let _ = tx.send(());
@@ -283,9 +243,7 @@ pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
     debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
-            if gw.active().config.gateway.reload.mode == ReloadMode::Off
-                || gw.exit_reason().is_some()
-            {
+            if gw.active().config.gateway.reload.mode == ReloadMode::Off || gw.exit_reason().is_some() {
                 continue;
             }
             reload(&gw, ReloadTrigger::Watcher).await;

@@ -27,10 +27,7 @@ struct Fatal {
 
 impl Fatal {
     fn new(code: i32, message: impl ToString) -> Self {
-        Self {
-            code,
-            message: message.to_string(),
-        }
+        Self { code, message: message.to_string() }
     }
 }
 
@@ -51,8 +48,7 @@ pub fn run(args: RunArgs) -> i32 {
 }
 
 fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
-    let profile =
-        Profile::new(args.profile.as_deref(), args.dev).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    let profile = Profile::new(args.profile.as_deref(), args.dev).map_err(|e| Fatal::new(exit::USAGE, e))?;
     let flags = PathFlags {
         config_file: args
             .config
@@ -68,38 +64,24 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
             .map_err(|e| Fatal::new(exit::CONFIG, e))?,
     };
     let mut paths = Paths::resolve(&profile, &flags).map_err(|e| Fatal::new(exit::CONFIG, e))?;
-    paths.config_file =
-        std::path::absolute(&paths.config_file).map_err(|e| Fatal::new(exit::CONFIG, e))?;
+    paths.config_file = std::path::absolute(&paths.config_file).map_err(|e| Fatal::new(exit::CONFIG, e))?;
     fsutil::ensure_private_dir(&paths.state_dir).map_err(|e| {
-        Fatal::new(
-            exit::FAILURE,
-            format!(
-                "cannot use the state dir {}: {e}",
-                paths.state_dir.display()
-            ),
-        )
+        Fatal::new(exit::FAILURE, format!("cannot use the state dir {}: {e}", paths.state_dir.display()))
     })?;
-    let _lock = lock::acquire(&paths.lock_file(), args.force)
-        .map_err(|e| Fatal::new(exit::UNAVAILABLE, e))?;
+    let _lock =
+        lock::acquire(&paths.lock_file(), args.force).map_err(|e| Fatal::new(exit::UNAVAILABLE, e))?;
 
     let overrides = Overrides {
         port: args.port,
         bind: args.bind,
         token: non_empty_env(env_var::TOKEN),
+        password: non_empty_env(env_var::PASSWORD),
     };
-    let prepared = reload::prepare(
-        &paths.config_file,
-        &profile,
-        &overrides,
-        &paths.token_file(),
-    )
-    .map_err(|issues| {
-        let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
-        Fatal::new(
-            exit::CONFIG,
-            format!("invalid configuration:\n  {}", lines.join("\n  ")),
-        )
-    })?;
+    let prepared =
+        reload::prepare(&paths.config_file, &profile, &overrides, &paths.token_file()).map_err(|issues| {
+            let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            Fatal::new(exit::CONFIG, format!("invalid configuration:\n  {}", lines.join("\n  ")))
+        })?;
     let logs = logging::init(logging::Setup {
         format: args.log_format,
         verbose: args.verbose,
@@ -108,27 +90,14 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
         profile: profile.name(),
     })
     .map_err(|e| {
-        Fatal::new(
-            exit::FAILURE,
-            format!(
-                "cannot open the log file {}: {e}",
-                paths.log_file().display()
-            ),
-        )
+        Fatal::new(exit::FAILURE, format!("cannot open the log file {}: {e}", paths.log_file().display()))
     })?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            Fatal::new(
-                exit::FAILURE,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })?;
-    let result = runtime.block_on(serve_until_exit(
-        args.force, profile, paths, overrides, prepared, logs,
-    ));
+        .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(serve_until_exit(args.force, profile, paths, overrides, prepared, logs));
     // Connections still open after the drain budget are cut here.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
@@ -143,23 +112,13 @@ async fn serve_until_exit(
     logs: logging::LogControl,
 ) -> Result<ExitReason, Fatal> {
     let listener = listen::bind(prepared.addr, force).await.map_err(|e| {
-        let code = if e.is_busy() {
-            exit::UNAVAILABLE
-        } else {
-            exit::FAILURE
-        };
+        let code = if e.is_busy() { exit::UNAVAILABLE } else { exit::FAILURE };
         Fatal::new(code, e)
     })?;
-    let listen_addr = listener
-        .local_addr()
-        .map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let listen_addr = listener.local_addr().map_err(|e| Fatal::new(exit::FAILURE, e))?;
     let socket = paths.socket();
     let control_listener = control::bind(&socket).map_err(|e| {
-        let code = if matches!(e, control::BindError::Live(_)) {
-            exit::UNAVAILABLE
-        } else {
-            exit::FAILURE
-        };
+        let code = if matches!(e, control::BindError::Live(_)) { exit::UNAVAILABLE } else { exit::FAILURE };
         Fatal::new(code, e)
     })?;
 
@@ -180,7 +139,17 @@ async fn serve_until_exit(
     };
     let store_path = paths.state_dir.join("gateway.db");
     let store = crate::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;
-    let devices = crate::devices::Devices::new(Arc::new(store));
+    let store = Arc::new(store);
+    let devices = crate::devices::Devices::new(store.clone());
+    let sessions = crate::auth::sessions::Sessions::new(store);
+    let password_file = paths.password_file();
+    let password = crate::auth::password::Password::load(&password_file, overrides.password.as_deref())
+        .map_err(|e| {
+            Fatal::new(
+                exit::FAILURE,
+                format!("cannot use the password file {}: {e}", password_file.display()),
+            )
+        })?;
     let gw = Gateway::new(
         profile,
         paths,
@@ -190,6 +159,8 @@ async fn serve_until_exit(
         active,
         logs,
         devices,
+        password,
+        sessions,
     );
 
     let http_task = tokio::spawn({
@@ -230,8 +201,7 @@ async fn serve_until_exit(
     let reason = gw.exiting().await;
     gw.set_phase(Phase::Draining);
     let budget = Duration::from_millis(gw.active().config.gateway.shutdown.drain_timeout_ms.get());
-    gw.notifier
-        .stopping(&format!("Draining (up to {} ms)", budget.as_millis()));
+    gw.notifier.stopping(&format!("Draining (up to {} ms)", budget.as_millis()));
     tracing::info!(event = "draining", reason = ?reason, budget_ms = budget.as_millis() as u64, "shutting down");
     let _ = http_task.await;
     let _ = control_task.await;
@@ -243,10 +213,7 @@ async fn serve_until_exit(
     gw.hub.shutdown(why, restart_expected);
     let left = serve::drain(&gw, budget).await;
     if left > 0 {
-        tracing::warn!(
-            connections = left,
-            "drain budget spent; closing the remaining connections"
-        );
+        tracing::warn!(connections = left, "drain budget spent; closing the remaining connections");
     }
     let _ = std::fs::remove_file(&socket);
     tracing::info!(event = "stopped", reason = ?reason, "gatewayd stopped");
@@ -254,11 +221,9 @@ async fn serve_until_exit(
 }
 
 async fn handle_signals(gw: Arc<Gateway>) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -277,10 +242,7 @@ async fn handle_signals(gw: Arc<Gateway>) {
 /// The first SIGTERM or SIGINT drains; a second one, during the drain, exits at once.
 fn stop_or_give_up(gw: &Gateway) {
     if gw.exit_reason().is_some() {
-        tracing::warn!(
-            event = "stopped",
-            "second stop signal during the drain: exiting now"
-        );
+        tracing::warn!(event = "stopped", "second stop signal during the drain: exiting now");
         std::process::exit(exit::FAILURE);
     }
     gw.request_exit(ExitReason::Stop);
@@ -292,18 +254,13 @@ fn restart(exe: Option<PathBuf>) -> i32 {
     if Supervisor::detect() != Supervisor::None {
         return exit::RESTART;
     }
-    let Some(exe) = exe.and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok())
-    else {
+    let Some(exe) = exe.and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok()) else {
         eprintln!("gatewayd: cannot find my own executable to restart; exiting with code 75");
         return exit::RESTART;
     };
-    let args: Vec<CString> = std::env::args_os()
-        .filter_map(|a| CString::new(a.into_encoded_bytes()).ok())
-        .collect();
+    let args: Vec<CString> =
+        std::env::args_os().filter_map(|a| CString::new(a.into_encoded_bytes()).ok()).collect();
     let err = nix::unistd::execv(&exe, &args).unwrap_err();
-    eprintln!(
-        "gatewayd: cannot restart {}: {err}; exiting with code 75",
-        exe.to_string_lossy()
-    );
+    eprintln!("gatewayd: cannot restart {}: {err}; exiting with code 75", exe.to_string_lossy());
     exit::RESTART
 }

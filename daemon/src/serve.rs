@@ -99,9 +99,7 @@ struct Decrement(Arc<Gateway>, Door);
 
 impl Drop for Decrement {
     fn drop(&mut self) {
-        self.1
-            .counter(&self.0.stats)
-            .fetch_sub(1, Ordering::Relaxed);
+        self.1.counter(&self.0.stats).fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -57,6 +57,16 @@ pub const MIGRATIONS: &[&str] = &[
         last_seen_ms  INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 2: session tokens exchanged for the password (see `auth::sessions`).
+    r#"
+    CREATE TABLE auth_sessions (
+        session_id    TEXT PRIMARY KEY NOT NULL,       -- 8 lowercase hex characters
+        token_hash    BLOB NOT NULL UNIQUE,            -- SHA-256 of the session token
+        client        TEXT NOT NULL,                   -- address and user agent at creation
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.
@@ -70,28 +80,13 @@ pub enum StoreError {
     #[error("cannot create the state database {file}: {source}; check that the state dir is writable by this user")]
     Create { file: String, source: io::Error },
     #[error("cannot open the state database {file}: {source}; if it is damaged, stop gatewayd and move it aside (paired devices must then pair again)")]
-    Open {
-        file: String,
-        source: rusqlite::Error,
-    },
+    Open { file: String, source: rusqlite::Error },
     #[error("the state database {file} has schema version {found}, but this gatewayd knows only versions up to {known}: it was written by a newer gatewayd; run that version, or restore a backup of the file")]
-    TooNew {
-        file: String,
-        found: i64,
-        known: usize,
-    },
+    TooNew { file: String, found: i64, known: usize },
     #[error("cannot upgrade the state database {file} to schema version {version}: {source}; the file was left as it was, at version {from}")]
-    Migrate {
-        file: String,
-        version: usize,
-        from: i64,
-        source: rusqlite::Error,
-    },
+    Migrate { file: String, version: usize, from: i64, source: rusqlite::Error },
     #[error("state database {file}: {source}")]
-    Sql {
-        file: String,
-        source: rusqlite::Error,
-    },
+    Sql { file: String, source: rusqlite::Error },
 }
 
 impl Store {
@@ -110,37 +105,24 @@ impl Store {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(path)
             .and_then(|f| f.set_permissions(std::fs::Permissions::from_mode(0o600)))
-            .map_err(|source| StoreError::Create {
-                file: file.clone(),
-                source,
-            })?;
-        let open = |source| StoreError::Open {
-            file: file.clone(),
-            source,
-        };
+            .map_err(|source| StoreError::Create { file: file.clone(), source })?;
+        let open = |source| StoreError::Open { file: file.clone(), source };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let mut conn = Connection::open_with_flags(path, flags).map_err(open)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
         // journal_mode answers with the mode in effect: insist on WAL.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(open)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)).map_err(open)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(open(rusqlite::Error::InvalidParameterName(format!(
                 "journal_mode is {mode}, WAL could not be enabled"
             ))));
         }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(open)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open)?;
         migrate(&mut conn, &file)?;
-        Ok(Store {
-            path: path.to_owned(),
-            conn: Mutex::new(conn),
-        })
+        Ok(Store { path: path.to_owned(), conn: Mutex::new(conn) })
     }
 
     pub fn path(&self) -> &Path {
@@ -154,10 +136,7 @@ impl Store {
 
     /// Runs `f` with the connection. Each statement outside an explicit transaction commits on
     /// its own before returning; use [`Store::transaction`] for writes that must land together.
-    pub fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         f(&self.lock()).map_err(|source| self.sql_error(source))
     }
 
@@ -178,10 +157,7 @@ impl Store {
 
     /// The error for a failed statement, naming the file.
     pub fn sql_error(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sql {
-            file: self.path.display().to_string(),
-            source,
-        }
+        StoreError::Sql { file: self.path.display().to_string(), source }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -193,34 +169,18 @@ impl Store {
 
 /// Applies the migrations the database lacks, all in one transaction.
 fn migrate(conn: &mut Connection, file: &str) -> Result<(), StoreError> {
-    let sql = |source| StoreError::Sql {
-        file: file.to_owned(),
-        source,
-    };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql)?;
-    let from: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(sql)?;
+    let sql = |source| StoreError::Sql { file: file.to_owned(), source };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+    let from: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(sql)?;
     let known = MIGRATIONS.len();
     if from > known as i64 || from < 0 {
-        return Err(StoreError::TooNew {
-            file: file.to_owned(),
-            found: from,
-            known,
-        });
+        return Err(StoreError::TooNew { file: file.to_owned(), found: from, known });
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         let version = index + 1;
         tx.execute_batch(migration)
             .and_then(|()| tx.pragma_update(None, "user_version", version as i64))
-            .map_err(|source| StoreError::Migrate {
-                file: file.to_owned(),
-                version,
-                from,
-                source,
-            })?;
+            .map_err(|source| StoreError::Migrate { file: file.to_owned(), version, from, source })?;
     }
     tx.commit().map_err(sql)?;
     if from < known as i64 {
@@ -266,9 +226,8 @@ mod tests {
         // Reopening applies nothing twice and keeps the data.
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        let count: i64 = store
-            .with(|c| c.query_row("SELECT count(*) FROM pairing_requests", [], |r| r.get(0)))
-            .unwrap();
+        let count: i64 =
+            store.with(|c| c.query_row("SELECT count(*) FROM pairing_requests", [], |r| r.get(0))).unwrap();
         assert_eq!(count, 1);
     }
 
@@ -287,20 +246,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         let store = Store::open(&path).unwrap();
-        store
-            .with(|c| c.pragma_update(None, "user_version", 999))
-            .unwrap();
+        store.with(|c| c.pragma_update(None, "user_version", 999)).unwrap();
         drop(store);
         let err = Store::open(&path).err().expect("refused");
-        assert!(
-            matches!(err, StoreError::TooNew { found: 999, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err}");
         let text = err.to_string();
-        assert!(
-            text.contains(&path.display().to_string()) && text.contains("newer gatewayd"),
-            "{text}"
-        );
+        assert!(text.contains(&path.display().to_string()) && text.contains("newer gatewayd"), "{text}");
     }
 
     #[test]
@@ -322,9 +273,8 @@ mod tests {
             Err(store.sql_error(rusqlite::Error::QueryReturnedNoRows))
         });
         assert!(result.is_err());
-        let count: i64 = store
-            .with(|c| c.query_row("SELECT count(*) FROM pairing_requests", [], |r| r.get(0)))
-            .unwrap();
+        let count: i64 =
+            store.with(|c| c.query_row("SELECT count(*) FROM pairing_requests", [], |r| r.get(0))).unwrap();
         assert_eq!(count, 0);
     }
 }

@@ -17,10 +17,7 @@ fn help_names_the_run_command_and_exit_codes() {
     let out = gatewayd(&["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("run") && text.contains("78 configuration error"),
-        "{text}"
-    );
+    assert!(text.contains("run") && text.contains("78 configuration error"), "{text}");
     let out = gatewayd(&["run", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [
@@ -34,21 +31,15 @@ fn help_names_the_run_command_and_exit_codes() {
         "--log-format",
         "--verbose",
     ] {
-        assert!(
-            text.contains(flag),
-            "{flag} missing from run --help:\n{text}"
-        );
+        assert!(text.contains(flag), "{flag} missing from run --help:\n{text}");
     }
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [
-        &["run", "--port", "0"][..],
-        &["run", "--bind", "moon"],
-        &["run", "--profile", "../etc"],
-        &["fly"],
-    ] {
+    for args in
+        [&["run", "--port", "0"][..], &["run", "--bind", "moon"], &["run", "--profile", "../etc"], &["fly"]]
+    {
         let out = gatewayd(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?} says why");

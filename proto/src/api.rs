@@ -15,6 +15,9 @@ pub mod route {
     pub const CONFIG: &str = "/v1/config";
     pub const TOKEN: &str = "/v1/token";
     pub const TOKEN_ROTATE: &str = "/v1/token/rotate";
+    pub const PASSWORD: &str = "/v1/password";
+    pub const SESSIONS: &str = "/v1/sessions";
+    pub const SESSION_REVOKE: &str = "/v1/sessions/{id}/revoke";
     pub const DEVICES: &str = "/v1/devices";
     /// Path patterns of the device actions (axum syntax); build paths with [`device_action`].
     pub const DEVICE_APPROVE: &str = "/v1/devices/{id}/approve";
@@ -189,13 +192,7 @@ pub struct ConfigIssue {
 impl ConfigIssue {
     /// An issue about the whole file, or about a key not located in it.
     pub fn new(file: &std::path::Path, key: Option<String>, message: String) -> Self {
-        Self {
-            file: file.display().to_string(),
-            line: None,
-            column: None,
-            key,
-            message,
-        }
+        Self { file: file.display().to_string(), line: None, column: None, key, message }
     }
 }
 
@@ -252,6 +249,37 @@ pub struct TokenInfo {
     pub source: String,
     /// The token file, when the source is `file`.
     pub file: Option<String>,
+}
+
+/// `POST /v1/password`: the new gateway password.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PasswordBody {
+    pub password: String,
+}
+
+/// A password session as listed (`GET /v1/sessions`); its token is never shown again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    /// The address and user agent that created it.
+    pub client: String,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+/// `GET /v1/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionsReport {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// `POST /v1/password` and `POST /v1/sessions/{id}/revoke`: what the change ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokedReport {
+    /// Sessions ended.
+    pub sessions: usize,
+    /// WebSocket connections closed (4001).
+    pub closed_connections: usize,
 }
 
 /// `GET /v1/config`: the config in effect, secrets redacted.

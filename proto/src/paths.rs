@@ -79,15 +79,11 @@ impl Profile {
 
 fn valid_profile_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 /// Paths given on the command line; they win over everything else.
@@ -115,11 +111,7 @@ impl Paths {
             None => {
                 let dir = match systemd_dir("CONFIGURATION_DIRECTORY") {
                     Some(d) => d,
-                    None => base
-                        .as_ref()
-                        .ok_or(PathError::NoHome)?
-                        .config_dir()
-                        .join(&dir_name),
+                    None => base.as_ref().ok_or(PathError::NoHome)?.config_dir().join(&dir_name),
                 };
                 dir.join("gateway.toml")
             }
@@ -131,23 +123,13 @@ impl Paths {
             None => {
                 let base = base.as_ref().ok_or(PathError::NoHome)?;
                 // macOS has no XDG state dir; its local data dir is the nearest equivalent.
-                base.state_dir()
-                    .unwrap_or_else(|| base.data_local_dir())
-                    .join(&dir_name)
+                base.state_dir().unwrap_or_else(|| base.data_local_dir()).join(&dir_name)
             }
         };
         let runtime_dir = systemd_dir("RUNTIME_DIRECTORY")
-            .or_else(|| {
-                base.as_ref()
-                    .and_then(|b| b.runtime_dir())
-                    .map(|d| d.join(&dir_name))
-            })
+            .or_else(|| base.as_ref().and_then(|b| b.runtime_dir()).map(|d| d.join(&dir_name)))
             .unwrap_or_else(|| state_dir.join("run"));
-        let paths = Self {
-            config_file,
-            state_dir,
-            runtime_dir,
-        };
+        let paths = Self { config_file, state_dir, runtime_dir };
         let socket = paths.socket();
         if socket.as_os_str().len() > 107 {
             return Err(PathError::SocketTooLong(socket));
@@ -165,6 +147,11 @@ impl Paths {
         self.state_dir.join("token")
     }
 
+    /// The argon2id hash of the gateway password (0600), for auth mode `password`.
+    pub fn password_file(&self) -> PathBuf {
+        self.state_dir.join("password")
+    }
+
     /// One instance per state dir: `gatewayd` holds an exclusive lock on this file.
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir.join("gatewayd.lock")
@@ -177,8 +164,7 @@ impl Paths {
 }
 
 fn flag_or_env(flag: &Option<PathBuf>, var: &str) -> Option<PathBuf> {
-    flag.clone()
-        .or_else(|| non_empty_env(var).map(PathBuf::from))
+    flag.clone().or_else(|| non_empty_env(var).map(PathBuf::from))
 }
 
 /// systemd sets `STATE_DIRECTORY` and friends to a colon-separated list; the first entry is ours.
@@ -208,10 +194,7 @@ mod tests {
         assert_eq!(work.service_name(), "gatewayd-work");
         let port = work.default_port();
         assert!((19100..20000).contains(&port));
-        assert_eq!(
-            port,
-            Profile::new(Some("work"), false).unwrap().default_port()
-        );
+        assert_eq!(port, Profile::new(Some("work"), false).unwrap().default_port());
         assert_eq!(Profile::new(Some("default"), false).unwrap(), default);
     }
 
@@ -224,10 +207,7 @@ mod tests {
 
     #[test]
     fn flags_win_over_everything() {
-        let flags = PathFlags {
-            config_file: Some("/cfg/g.toml".into()),
-            state_dir: Some("/st".into()),
-        };
+        let flags = PathFlags { config_file: Some("/cfg/g.toml".into()), state_dir: Some("/st".into()) };
         let paths = Paths::resolve(&Profile::default(), &flags).unwrap();
         assert_eq!(paths.config_file, PathBuf::from("/cfg/g.toml"));
         assert_eq!(paths.state_dir, PathBuf::from("/st"));

@@ -34,11 +34,7 @@ pub fn port_holders(port: u16) -> Vec<PortHolder> {
     };
     let mut holders = Vec::new();
     for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
@@ -59,10 +55,7 @@ pub fn port_holders(port: u16) -> Vec<PortHolder> {
 }
 
 fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// Inodes of sockets in state LISTEN (0A) on `port`.
@@ -77,10 +70,7 @@ fn listening_inodes(port: u16) -> Vec<u64> {
             if cols.len() < 10 || cols[3] != "0A" {
                 continue;
             }
-            let local_port = cols[1]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let local_port = cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
             if local_port == Some(port) {
                 if let Ok(ino) = cols[9].parse() {
                     inodes.push(ino);
@@ -100,10 +90,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let holders = port_holders(port);
-        assert!(
-            holders.iter().any(|h| h.pid == std::process::id()),
-            "{holders:?}"
-        );
+        assert!(holders.iter().any(|h| h.pid == std::process::id()), "{holders:?}");
         assert!(!holders[0].is_gatewayd());
     }
 }

@@ -41,22 +41,10 @@ pub struct Response {
 
 impl Response {
     pub fn ok(id: &str, payload: Value) -> Self {
-        Self {
-            kind: "res".into(),
-            id: id.into(),
-            ok: true,
-            payload: Some(payload),
-            error: None,
-        }
+        Self { kind: "res".into(), id: id.into(), ok: true, payload: Some(payload), error: None }
     }
     pub fn err(id: &str, error: ErrorShape) -> Self {
-        Self {
-            kind: "res".into(),
-            id: id.into(),
-            ok: false,
-            payload: None,
-            error: Some(error),
-        }
+        Self { kind: "res".into(), id: id.into(), ok: false, payload: None, error: Some(error) }
     }
 }
 

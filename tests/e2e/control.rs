@@ -11,10 +11,7 @@ fn browsers_are_refused() {
     let home = Home::new();
     let _d = home.start(&["--port", &free_port().to_string()]);
     let socket = home.socket(None);
-    for header in [
-        ("Origin", "http://evil.example"),
-        ("Referer", "http://evil.example/x"),
-    ] {
+    for header in [("Origin", "http://evil.example"), ("Referer", "http://evil.example/x")] {
         let (status, body) = unix_http(&socket, "GET", "/v1/status", &[header]).unwrap();
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("Origin or Referer"), "{body}");
@@ -23,9 +20,7 @@ fn browsers_are_refused() {
 
 #[test]
 fn other_users_are_refused_even_if_they_reach_the_socket() {
-    if !nix::unistd::geteuid().is_root()
-        || Command::new("setpriv").arg("--version").output().is_err()
-    {
+    if !nix::unistd::geteuid().is_root() || Command::new("setpriv").arg("--version").output().is_err() {
         eprintln!("skipped: needs root and setpriv to act as another user");
         return;
     }
@@ -33,32 +28,18 @@ fn other_users_are_refused_even_if_they_reach_the_socket() {
     let _d = home.start(&["--port", &free_port().to_string()]);
     let socket = home.socket(None);
     // Open every directory on the way and the socket itself, so only the uid check stands.
-    for dir in [
-        home.path(),
-        &home.path().join("run"),
-        socket.parent().unwrap(),
-    ] {
+    for dir in [home.path(), &home.path().join("run"), socket.parent().unwrap()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "curl",
-            "-s",
-            "--unix-socket",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "--unix-socket"])
         .arg(&socket)
         .arg("http://localhost/v1/status")
         .output()
         .unwrap();
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        body.contains("refuses control requests from uid 65534"),
-        "{out:?}"
-    );
+    assert!(body.contains("refuses control requests from uid 65534"), "{out:?}");
 }
 
 #[test]
@@ -81,10 +62,7 @@ fn status_and_health_through_gatewayctl() {
     let out = home.ctl(&["status"]);
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("running") && text.contains(&d.pid().to_string()),
-        "{text}"
-    );
+    assert!(text.contains("running") && text.contains(&d.pid().to_string()), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
 
     let out = home.ctl(&["status", "--json"]);
@@ -104,40 +82,25 @@ fn logs_tail_and_follow() {
     let _d = home.start(&["--port", &free_port().to_string()]);
     let out = home.ctl(&["logs", "--lines", "20"]);
     assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("gatewayd ready"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gatewayd ready"), "{out:?}");
 
     // A long poll from the end of the log returns as soon as a new line is written.
     let socket = home.socket(None);
     let tail = control(&socket, "GET", "/v1/logs?lines=1");
     let cursor = tail["cursor"].as_u64().unwrap();
     let waiter = std::thread::spawn(move || {
-        control(
-            &socket,
-            "GET",
-            &format!("/v1/logs?cursor={cursor}&wait_ms=10000"),
-        )
+        control(&socket, "GET", &format!("/v1/logs?cursor={cursor}&wait_ms=10000"))
     });
     std::thread::sleep(Duration::from_millis(200));
     home.write_config(None, "[gateway.heartbeat]\ninterval_ms = 5000\n");
     let next = waiter.join().unwrap();
     let lines = next["lines"].as_array().unwrap();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.as_str().unwrap().contains("\"event\":\"reload\"")),
-        "{next}"
-    );
+    assert!(lines.iter().any(|l| l.as_str().unwrap().contains("\"event\":\"reload\"")), "{next}");
 
     // The log stays readable when the daemon is gone.
     drop(_d);
     let out = home.ctl(&["logs", "--lines", "50"]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("gatewayd ready"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gatewayd ready"), "{out:?}");
 }
 
 #[test]
@@ -149,8 +112,5 @@ fn gatewayctl_says_what_to_check_when_the_daemon_is_down() {
     assert!(err.contains("gatewayd is not running"), "{err}");
     assert!(err.contains("systemctl --user status gatewayd"), "{err}");
     let out = home.ctl(&["--profile", "work", "status"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("gatewayd-work"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gatewayd-work"), "{out:?}");
 }

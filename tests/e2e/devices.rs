@@ -9,10 +9,7 @@ use serde_json::{json, Value};
 const BEHIND_PROXY: &str = "[gateway.http]\ntrusted_proxies = [\"127.0.0.1\"]\n";
 
 fn token(home: &Home) -> String {
-    std::fs::read_to_string(home.state_dir(None).join("token"))
-        .unwrap()
-        .trim()
-        .to_owned()
+    std::fs::read_to_string(home.state_dir(None).join("token")).unwrap().trim().to_owned()
 }
 
 fn remote<'a>(token: &'a str, device: &'a Device) -> Connect<'a> {
@@ -43,10 +40,7 @@ fn listing(home: &Home) -> Value {
 fn request_id(res: &Value) -> String {
     assert_eq!(res["ok"], false, "{res}");
     assert_eq!(res["error"]["code"], "NOT_PAIRED", "{res}");
-    res["error"]["details"]["requestId"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    res["error"]["details"]["requestId"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -64,15 +58,9 @@ fn a_remote_device_is_approved_then_revoked() {
     assert_eq!(list["pending"][0]["request_id"], rid.as_str());
     assert_eq!(list["pending"][0]["device_id"], device.id());
     let (_, text, _) = ctl(&home, &["devices", "list"]);
-    assert!(
-        text.contains(&format!("gatewayctl devices approve {rid}")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("gatewayctl devices approve {rid}")), "{text}");
 
-    let (code, out, err) = ctl(
-        &home,
-        &["devices", "approve", &rid, "--scope", "operator.read"],
-    );
+    let (code, out, err) = ctl(&home, &["devices", "approve", &rid, "--scope", "operator.read"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("approved device"), "{out}");
     assert_eq!(listing(&home)["pending"], json!([]));
@@ -81,10 +69,7 @@ fn a_remote_device_is_approved_then_revoked() {
     let (mut c, res) = Client::connect(d.port, &remote(&tok, &device));
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["auth"]["scopes"], json!(["operator.read"]));
-    let device_token = res["payload"]["auth"]["deviceToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let device_token = res["payload"]["auth"]["deviceToken"].as_str().unwrap().to_owned();
     let list = listing(&home);
     assert_eq!(list["devices"][0]["device_id"], device.id());
     assert!(list["devices"][0]["last_seen_ms"].is_u64(), "{list}");
@@ -96,10 +81,7 @@ fn a_remote_device_is_approved_then_revoked() {
     assert!(out.contains("closed its open connection"), "{out}");
     assert_eq!(c.closed(), (4001, "device revoked".to_owned()));
     let (_c, res) = Client::connect(d.port, &remote(&device_token, &device));
-    assert_eq!(
-        res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
-        "{res}"
-    );
+    assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "{res}");
     assert_eq!(listing(&home)["devices"][0]["revoked"], true);
     let (_c, res) = Client::connect(d.port, &remote(&tok, &device));
     request_id(&res);
@@ -117,31 +99,21 @@ fn rejected_and_unknown_requests() {
 
     let (code, out, err) = ctl(&home, &["devices", "reject", &rid]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains(&format!("rejected pairing request {rid}")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("rejected pairing request {rid}")), "{out}");
     assert_eq!(listing(&home)["pending"], json!([]));
 
     let (code, _, err) = ctl(&home, &["devices", "approve", &rid]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("no pending pairing request matches")
-            && err.contains("gatewayctl devices list"),
+        err.contains("no pending pairing request matches") && err.contains("gatewayctl devices list"),
         "{err}"
     );
     assert!(err.contains("HTTP 404"), "{err}");
     let (code, _, err) = ctl(&home, &["devices", "revoke", "../../stop"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("invalid id") && err.contains("HTTP 400"),
-        "{err}"
-    );
+    assert!(err.contains("invalid id") && err.contains("HTTP 400"), "{err}");
     let (code, _, err) = ctl(&home, &["devices", "approve", &rid, "--scope", "root"]);
-    assert_eq!(
-        code, 2,
-        "a scope that does not exist is a usage error: {err}"
-    );
+    assert_eq!(code, 2, "a scope that does not exist is a usage error: {err}");
 
     // The daemon still serves after all that.
     let (_c, res) = Client::connect(d.port, &remote(&tok, &device));

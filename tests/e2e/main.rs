@@ -1,9 +1,11 @@
 //! End-to-end tests: the real gatewayd and gatewayctl, in temp homes, on free ports.
 
+mod auth_modes;
 mod control;
 mod devices;
 mod lifecycle;
 mod notify;
+mod openclaw_node;
 mod reload;
 mod startup;
 mod ws_protocol;

@@ -13,14 +13,10 @@ fn ready_status_watchdog_reloading_stopping() {
     let mut notify = NotifySocket::new(home.path());
     let port = free_port();
     let mut d = home.spawn(&["--port", &port.to_string()], |c| {
-        c.env("NOTIFY_SOCKET", &notify.path)
-            .env("WATCHDOG_USEC", "200000");
+        c.env("NOTIFY_SOCKET", &notify.path).env("WATCHDOG_USEC", "200000");
     });
     let ready = notify.expect("READY=1", T);
-    assert!(
-        ready.contains(&format!("STATUS=Serving on 127.0.0.1:{port}")),
-        "{ready}"
-    );
+    assert!(ready.contains(&format!("STATUS=Serving on 127.0.0.1:{port}")), "{ready}");
     // Only after READY may clients rely on the port: it answers by then.
     assert_eq!(http(port, "GET", "/readyz", &[]).0, 200);
     notify.expect("WATCHDOG=1", T);

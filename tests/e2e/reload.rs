@@ -10,14 +10,10 @@ fn status(home: &Home) -> Value {
 }
 
 fn wait_generation(home: &Home, generation: u64) -> Value {
-    wait_for(
-        Duration::from_secs(5),
-        &format!("generation {generation}"),
-        || {
-            let s = status(home);
-            (s["config"]["generation"] == generation).then_some(s)
-        },
-    )
+    wait_for(Duration::from_secs(5), &format!("generation {generation}"), || {
+        let s = status(home);
+        (s["config"]["generation"] == generation).then_some(s)
+    })
 }
 
 fn wait_outcome(home: &Home, outcome: &str, count: usize) -> Value {
@@ -26,14 +22,10 @@ fn wait_outcome(home: &Home, outcome: &str, count: usize) -> Value {
         "unchanged" => "reloads_unchanged",
         _ => "reloads_applied",
     };
-    wait_for(
-        Duration::from_secs(5),
-        &format!("{count} {outcome} reloads"),
-        || {
-            let s = status(home);
-            (s["counters"][counter].as_u64() >= Some(count as u64)).then_some(s)
-        },
-    )
+    wait_for(Duration::from_secs(5), &format!("{count} {outcome} reloads"), || {
+        let s = status(home);
+        (s["counters"][counter].as_u64() >= Some(count as u64)).then_some(s)
+    })
 }
 
 #[test]
@@ -43,32 +35,21 @@ fn edits_apply_hot_and_bad_edits_keep_the_old_config_serving() {
     home.write_config(None, "[gateway.auth]\ntoken = \"first-token-0001\"\n");
     let d = home.start(&["--port", &port.to_string()]);
     let auth = |t: &str| format!("Bearer {t}");
-    let generation = |t: &str| {
-        d.get("/gateway/status", &[("Authorization", &auth(t))]).1["config"]["generation"].clone()
-    };
+    let generation =
+        |t: &str| d.get("/gateway/status", &[("Authorization", &auth(t))]).1["config"]["generation"].clone();
     assert_eq!(generation("first-token-0001"), 1);
 
     // A valid edit applies: the new token is in effect.
-    home.write_config(
-        None,
-        "[gateway.auth]\ntoken = \"second-token-002\"\n[logging]\nlevel = \"debug\"\n",
-    );
+    home.write_config(None, "[gateway.auth]\ntoken = \"second-token-002\"\n[logging]\nlevel = \"debug\"\n");
     let s = wait_generation(&home, 2);
     assert_eq!(s["last_reload"]["outcome"], "applied");
     assert_eq!(s["last_reload"]["trigger"], "watcher");
-    let changed: Vec<&str> = s["last_reload"]["changed_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let changed: Vec<&str> =
+        s["last_reload"]["changed_keys"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert_eq!(changed, ["gateway.auth.token", "logging.level"]);
 
     // A broken edit is rejected with file, line and key; generation 2 keeps serving.
-    home.write_config(
-        None,
-        "[gateway.auth]\ntoken = \"third-token-0003\"\n[logging]\nlevel = \"loud\"\n",
-    );
+    home.write_config(None, "[gateway.auth]\ntoken = \"third-token-0003\"\n[logging]\nlevel = \"loud\"\n");
     let s = wait_outcome(&home, "rejected", 1);
     assert_eq!(s["config"]["generation"], 2);
     let err = &s["last_reload"]["errors"][0];
@@ -76,21 +57,10 @@ fn edits_apply_hot_and_bad_edits_keep_the_old_config_serving() {
     assert_eq!(err["key"], "logging.level");
     assert!(err["file"].as_str().unwrap().ends_with("gateway.toml"));
     let authed = |t: &str| d.get("/gateway/status", &[("Authorization", &auth(t))]).0;
-    assert_eq!(
-        authed("second-token-002"),
-        200,
-        "the config in effect keeps serving"
-    );
-    assert_eq!(
-        authed("third-token-0003"),
-        401,
-        "nothing of the rejected file applies"
-    );
+    assert_eq!(authed("second-token-002"), 200, "the config in effect keeps serving");
+    assert_eq!(authed("third-token-0003"), 401, "nothing of the rejected file applies");
     let health = control(&home.socket(None), "GET", "/v1/health");
-    assert!(
-        health.to_string().contains("the last edit was rejected"),
-        "{health}"
-    );
+    assert!(health.to_string().contains("the last edit was rejected"), "{health}");
 
     // A truncated, half-written file is rejected too.
     home.write_config(None, "[gateway.auth]\ntoken = \"third-tok");
@@ -113,20 +83,13 @@ fn explicit_reload_reports_its_outcome() {
     let d = home.start(&["--port", &free_port().to_string()]);
     let socket = home.socket(None);
     // Mode off: the watcher ignores edits...
-    home.write_config(
-        None,
-        "[gateway.reload]\nmode = \"off\"\n[gateway.heartbeat]\ninterval_ms = 1000\n",
-    );
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n[gateway.heartbeat]\ninterval_ms = 1000\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(status(&home)["config"]["generation"], 1);
     // ...and `reload` applies them.
     let r = control(&socket, "POST", "/v1/reload");
     assert_eq!(
-        (
-            r["outcome"].as_str(),
-            r["generation"].as_u64(),
-            r["trigger"].as_str()
-        ),
+        (r["outcome"].as_str(), r["generation"].as_u64(), r["trigger"].as_str()),
         (Some("applied"), Some(2), Some("control"))
     );
     let r = control(&socket, "POST", "/v1/reload");
@@ -138,33 +101,20 @@ fn explicit_reload_reports_its_outcome() {
     assert_eq!(r["errors"][0]["line"], 3);
 
     // SIGHUP runs the same transaction.
-    home.write_config(
-        None,
-        "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = \"warn\"\n",
-    );
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = \"warn\"\n");
     d.signal(nix::sys::signal::Signal::SIGHUP);
     let s = wait_generation(&home, 3);
     assert_eq!(s["last_reload"]["trigger"], "signal");
 
     // gatewayctl reload: exit 0 when applied, 78 when rejected, with the error located.
-    home.write_config(
-        None,
-        "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = \"error\"\n",
-    );
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = \"error\"\n");
     let out = home.ctl(&["reload", "--wait"]);
     assert!(out.status.success(), "{out:?}");
-    home.write_config(
-        None,
-        "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = 5\n",
-    );
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = 5\n");
     let out = home.ctl(&["reload", "--wait"]);
     assert_eq!(out.status.code(), Some(78), "{out:?}");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        text.contains("gateway.toml:4:") && text.contains("logging.level"),
-        "{text}"
-    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("gateway.toml:4:") && text.contains("logging.level"), "{text}");
 }
 
 #[test]
@@ -194,30 +144,18 @@ fn restart_required_change_reexecs_unsupervised() {
 fn hot_mode_defers_restart_keys() {
     let home = Home::new();
     let port = free_port();
-    home.write_config(
-        None,
-        &format!("[gateway]\nport = {port}\n[gateway.reload]\nmode = \"hot\"\n"),
-    );
+    home.write_config(None, &format!("[gateway]\nport = {port}\n[gateway.reload]\nmode = \"hot\"\n"));
     let mut d = home.spawn(&[], |_| {});
     d.port = port;
     d.wait_ready();
     home.write_config(
         None,
-        &format!(
-            "[gateway]\nport = {}\n[gateway.reload]\nmode = \"hot\"\n",
-            free_port()
-        ),
+        &format!("[gateway]\nport = {}\n[gateway.reload]\nmode = \"hot\"\n", free_port()),
     );
     let s = wait_generation(&home, 2);
     assert_eq!(s["config"]["pending_restart"][0], "gateway.port");
-    assert_eq!(
-        s["listen"]["port"], port,
-        "still on the old port until restarted"
-    );
-    assert!(s["last_reload"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("restart to apply gateway.port"));
+    assert_eq!(s["listen"]["port"], port, "still on the old port until restarted");
+    assert!(s["last_reload"]["message"].as_str().unwrap().contains("restart to apply gateway.port"));
 }
 
 #[test]
@@ -225,36 +163,14 @@ fn token_rotation_takes_effect_at_once() {
     let home = Home::new();
     let port = free_port();
     let d = home.start(&["--port", &port.to_string()]);
-    let old = String::from_utf8(home.ctl(&["token", "show"]).stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert_eq!(
-        old,
-        std::fs::read_to_string(home.state_dir(None).join("token"))
-            .unwrap()
-            .trim()
-    );
+    let old = String::from_utf8(home.ctl(&["token", "show"]).stdout).unwrap().trim().to_owned();
+    assert_eq!(old, std::fs::read_to_string(home.state_dir(None).join("token")).unwrap().trim());
     let out = home.ctl(&["token", "rotate"]);
     assert!(out.status.success(), "{out:?}");
-    let new = String::from_utf8(home.ctl(&["token", "show"]).stdout)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let new = String::from_utf8(home.ctl(&["token", "show"]).stdout).unwrap().trim().to_owned();
     assert_ne!(old, new);
-    assert_eq!(
-        new,
-        std::fs::read_to_string(home.state_dir(None).join("token"))
-            .unwrap()
-            .trim()
-    );
-    let get = |t: &str| {
-        d.get(
-            "/gateway/status",
-            &[("Authorization", &format!("Bearer {t}"))],
-        )
-        .0
-    };
+    assert_eq!(new, std::fs::read_to_string(home.state_dir(None).join("token")).unwrap().trim());
+    let get = |t: &str| d.get("/gateway/status", &[("Authorization", &format!("Bearer {t}"))]).0;
     assert_eq!(get(&new), 200);
     assert_eq!(get(&old), 401, "the old token stops working at once");
     drop(d);

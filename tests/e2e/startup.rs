@@ -24,18 +24,11 @@ fn zero_config_start_is_private_and_authenticated() {
     assert_eq!(mode(&state.join("logs/gatewayd.jsonl")), 0o600);
     assert_eq!(mode(&home.socket(None)), 0o600);
     assert_eq!(mode(home.socket(None).parent().unwrap()), 0o700);
-    let token = std::fs::read_to_string(&token_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
     assert!(token.len() >= 64, "token of 32 random bytes, hex: {token}");
     // The token is never logged; the log says how to read it.
     assert!(!daemon.stderr().contains(&token));
-    assert!(
-        daemon.stderr().contains("gatewayctl token show"),
-        "{}",
-        daemon.stderr()
-    );
+    assert!(daemon.stderr().contains("gatewayctl token show"), "{}", daemon.stderr());
 
     let (status, body) = daemon.get("/healthz", &[]);
     assert_eq!((status, body["ok"].as_bool()), (200, Some(true)));
@@ -57,23 +50,14 @@ fn zero_config_start_is_private_and_authenticated() {
 #[test]
 fn non_loopback_without_auth_is_refused_with_exit_78() {
     let home = Home::new();
-    home.write_config(
-        None,
-        "[gateway]\nbind = \"lan\"\n[gateway.auth]\nmode = \"none\"\n",
-    );
+    home.write_config(None, "[gateway]\nbind = \"lan\"\n[gateway.auth]\nmode = \"none\"\n");
     let mut d = home.spawn(&["--port", &free_port().to_string()], |_| {});
     let status = d.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(78));
     let err = d.stderr();
-    assert!(
-        err.contains("refusing to bind gateway to 0.0.0.0:"),
-        "{err}"
-    );
+    assert!(err.contains("refusing to bind gateway to 0.0.0.0:"), "{err}");
     assert!(err.contains("without auth"), "{err}");
-    assert!(
-        err.contains("gateway.toml:4:1"),
-        "names file and line: {err}"
-    );
+    assert!(err.contains("gateway.toml:4:1"), "names file and line: {err}");
 }
 
 #[test]
@@ -82,21 +66,13 @@ fn remote_mode_refuses_to_start() {
     home.write_config(None, "[gateway]\nmode = \"remote\"\n");
     let mut d = home.spawn(&["--port", &free_port().to_string()], |_| {});
     assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(78));
-    assert!(
-        d.stderr()
-            .contains("Gateway start blocked: set gateway.mode=local"),
-        "{}",
-        d.stderr()
-    );
+    assert!(d.stderr().contains("Gateway start blocked: set gateway.mode=local"), "{}", d.stderr());
 }
 
 #[test]
 fn invalid_config_names_file_line_and_key() {
     let home = Home::new();
-    home.write_config(
-        None,
-        "[gateway]\nport = 1234\n\n[gateway.reload]\nmode = \"sometimes\"\n",
-    );
+    home.write_config(None, "[gateway]\nport = 1234\n\n[gateway.reload]\nmode = \"sometimes\"\n");
     let mut d = home.spawn(&[], |_| {});
     assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(78));
     let err = d.stderr();
@@ -155,10 +131,7 @@ fn two_profiles_run_side_by_side() {
     let play = home.start(&["--profile", "play", "--port", &b.to_string()]);
     let sw = control(&home.socket(Some("work")), "GET", "/v1/status");
     let sp = control(&home.socket(Some("play")), "GET", "/v1/status");
-    assert_eq!(
-        (sw["pid"].as_u64(), sp["pid"].as_u64()),
-        (Some(work.pid().into()), Some(play.pid().into()))
-    );
+    assert_eq!((sw["pid"].as_u64(), sp["pid"].as_u64()), (Some(work.pid().into()), Some(play.pid().into())));
     assert_eq!(sw["service"], "gatewayd-work");
     assert_ne!(sw["paths"]["state_dir"], sp["paths"]["state_dir"]);
     assert!(home.state_dir(Some("work")).join("token").exists());
@@ -209,11 +182,9 @@ fn force_replaces_a_gatewayd_on_the_port() {
         "the old one drained and exited cleanly"
     );
     second.wait_ready();
-    let status = wait_for(
-        Duration::from_secs(5),
-        "the new daemon's control socket",
-        || unix_http(&b.socket(None), "GET", "/v1/status", &[]).ok(),
-    );
+    let status = wait_for(Duration::from_secs(5), "the new daemon's control socket", || {
+        unix_http(&b.socket(None), "GET", "/v1/status", &[]).ok()
+    });
     let status: serde_json::Value = serde_json::from_str(&status.1).unwrap();
     assert_eq!(status["pid"], second.pid());
 }
@@ -226,10 +197,7 @@ fn one_instance_per_state_dir() {
     assert_eq!(second.wait_exit(Duration::from_secs(5)).code(), Some(69));
     let err = second.stderr();
     assert!(
-        err.contains(&format!(
-            "another gatewayd (pid {}) is already using the state dir",
-            first.pid()
-        )),
+        err.contains(&format!("another gatewayd (pid {}) is already using the state dir", first.pid())),
         "{err}"
     );
 }
@@ -244,10 +212,7 @@ fn a_readable_config_holding_a_secret_is_flagged() {
     let d = home.start(&["--port", &free_port().to_string()]);
     let err = d.stderr();
     assert!(err.contains("others can read it: chmod 600"), "{err}");
-    assert!(
-        !err.contains("literal-secret-123"),
-        "the secret itself is never logged"
-    );
+    assert!(!err.contains("literal-secret-123"), "the secret itself is never logged");
 }
 
 #[test]
@@ -258,26 +223,16 @@ fn a_second_stop_signal_during_the_drain_exits_at_once() {
     let mut d = home.start(&["--port", &port.to_string()]);
     // An open request keeps the drain waiting; the second signal cuts it short.
     let socket = home.socket(None);
-    let cursor = control(&socket, "GET", "/v1/logs?lines=1")["cursor"]
-        .as_u64()
-        .unwrap();
+    let cursor = control(&socket, "GET", "/v1/logs?lines=1")["cursor"].as_u64().unwrap();
     let _hold = std::thread::spawn(move || {
-        let _ = unix_http(
-            &socket,
-            "GET",
-            &format!("/v1/logs?cursor={cursor}&wait_ms=30000"),
-            &[],
-        );
+        let _ = unix_http(&socket, "GET", &format!("/v1/logs?cursor={cursor}&wait_ms=30000"), &[]);
     });
     let mut hold_open = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::io::Write::write_all(&mut hold_open, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     d.signal(nix::sys::signal::Signal::SIGINT);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        d.child.try_wait().unwrap().is_none(),
-        "still draining the half-sent request"
-    );
+    assert!(d.child.try_wait().unwrap().is_none(), "still draining the half-sent request");
     d.signal(nix::sys::signal::Signal::SIGINT);
     assert_eq!(d.wait_exit(Duration::from_secs(3)).code(), Some(1));
 }

@@ -6,42 +6,19 @@ use gateway_tests::ws::{Client, Connect, Device};
 use gateway_tests::*;
 use serde_json::{json, Value};
 
-fn token(home: &Home) -> String {
-    std::fs::read_to_string(home.state_dir(None).join("token"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn start(home: &Home, config: &str) -> Daemon {
-    home.write_config(None, config);
-    home.start(&["--port", &free_port().to_string()])
-}
-
 #[test]
 fn a_device_on_loopback_is_paired_and_gets_hello_ok() {
     let home = Home::new();
-    let d = start(&home, "");
-    let tok = token(&home);
+    let d = home.start_with("");
+    let tok = home.token();
     let device = Device::new(1);
-    let (mut c, res) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&device),
-            ..Default::default()
-        },
-    );
+    let (mut c, res) = Client::paired(d.port, &tok, &device);
     assert_eq!(res["ok"], true, "{res}");
     let hello = &res["payload"];
     assert_eq!(hello["type"], "hello-ok");
     assert_eq!(hello["protocol"], 4);
-    let methods: Vec<&str> = hello["features"]["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let methods: Vec<&str> =
+        hello["features"]["methods"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     for m in [
         "health",
         "status",
@@ -54,20 +31,11 @@ fn a_device_on_loopback_is_paired_and_gets_hello_ok() {
     ] {
         assert!(methods.contains(&m), "{m} missing from {methods:?}");
     }
-    assert!(
-        !methods.contains(&"chat.send"),
-        "only methods actually served are listed"
-    );
+    assert!(!methods.contains(&"chat.send"), "only methods actually served are listed");
     assert_eq!(hello["snapshot"]["authMode"], "token");
-    assert_eq!(
-        hello["snapshot"]["presence"][0]["connId"],
-        hello["server"]["connId"]
-    );
+    assert_eq!(hello["snapshot"]["presence"][0]["connId"], hello["server"]["connId"]);
     assert_eq!(hello["policy"]["maxPayload"], 26_214_400);
-    assert_eq!(
-        hello["auth"]["scopes"],
-        json!(["operator.read", "operator.write", "operator.admin"])
-    );
+    assert_eq!(hello["auth"]["scopes"], json!(["operator.read", "operator.write", "operator.admin"]));
     let device_token = hello["auth"]["deviceToken"].as_str().unwrap().to_owned();
     assert!(device_token.len() >= 32);
     assert_eq!(c.request("health", json!({}))["payload"]["ok"], true);
@@ -77,49 +45,30 @@ fn a_device_on_loopback_is_paired_and_gets_hello_ok() {
     // The device token alone lets the device back in (how openclaw-node reconnects).
     let (_c2, res) = Client::connect(
         d.port,
-        &Connect {
-            token: Some(&device_token),
-            device: Some(&device),
-            ..Default::default()
-        },
+        &Connect { token: Some(&device_token), device: Some(&device), ..Default::default() },
     );
     assert_eq!(res["ok"], true, "{res}");
     // Without the device, the device token is no credential.
-    let (_c3, res) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&device_token),
-            ..Default::default()
-        },
-    );
-    assert_eq!(
-        res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
-        "{res}"
-    );
+    let (_c3, res) = Client::connect(d.port, &Connect { token: Some(&device_token), ..Default::default() });
+    assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "{res}");
 }
 
 #[test]
 fn handshake_refusals_say_why_and_close() {
     let home = Home::new();
-    let d = start(&home, "");
-    let tok = token(&home);
+    let d = home.start_with("");
+    let tok = home.token();
 
     // Anything but connect first.
     let mut c = Client::open(d.port, &Connect::default()).unwrap();
     let res = c.request("health", json!({}));
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
-    assert!(res["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("first request must be connect"));
+    assert!(res["error"]["message"].as_str().unwrap().contains("first request must be connect"));
     assert_eq!(c.closed().0, 1008);
 
     // Protocol mismatch: 1002 and the version we speak.
     let mut c = Client::open(d.port, &Connect::default()).unwrap();
-    let mut params = c.connect_params(&Connect {
-        token: Some(&tok),
-        ..Default::default()
-    });
+    let mut params = c.connect_params(&Connect { token: Some(&tok), ..Default::default() });
     params["minProtocol"] = 5.into();
     params["maxProtocol"] = 6.into();
     let res = c.request("connect", params);
@@ -128,22 +77,10 @@ fn handshake_refusals_say_why_and_close() {
 
     // Missing and wrong tokens.
     let (mut c, res) = Client::connect(d.port, &Connect::default());
-    assert_eq!(
-        res["error"]["details"]["code"], "AUTH_TOKEN_MISSING",
-        "{res}"
-    );
+    assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISSING", "{res}");
     assert_eq!(c.closed().0, 1008);
-    let (mut c, res) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some("wrong"),
-            ..Default::default()
-        },
-    );
-    assert_eq!(
-        res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
-        "{res}"
-    );
+    let (mut c, res) = Client::connect(d.port, &Connect { token: Some("wrong"), ..Default::default() });
+    assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "{res}");
     assert_eq!(c.closed().0, 1008);
 
     // A signature that does not cover what is asked for.
@@ -157,26 +94,17 @@ fn handshake_refusals_say_why_and_close() {
     });
     params["scopes"] = json!(["operator.admin"]);
     let res = c.request("connect", params);
-    assert_eq!(
-        res["error"]["details"]["code"], "DEVICE_SIGNATURE_INVALID",
-        "{res}"
-    );
+    assert_eq!(res["error"]["details"]["code"], "DEVICE_SIGNATURE_INVALID", "{res}");
     assert_eq!(c.closed().0, 1008);
 }
 
 #[test]
 fn scopes_are_enforced_per_method() {
     let home = Home::new();
-    let d = start(&home, "");
-    let tok = token(&home);
+    let d = home.start_with("");
+    let tok = home.token();
     // A shared token without a device: no scopes, health only.
-    let (mut c, res) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            ..Default::default()
-        },
-    );
+    let (mut c, res) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
     assert_eq!(res["payload"]["auth"]["scopes"], json!([]));
     assert_eq!(c.request("health", json!({}))["ok"], true);
     let res = c.request("status", json!({}));
@@ -196,10 +124,7 @@ fn scopes_are_enforced_per_method() {
     );
     assert_eq!(c.request("status", json!({}))["ok"], true);
     let res = c.request("config.get", json!({}));
-    assert_eq!(
-        res["error"]["details"]["missingScope"], "operator.admin",
-        "{res}"
-    );
+    assert_eq!(res["error"]["details"]["missingScope"], "operator.admin", "{res}");
     // Asking for more later does not widen what it was granted.
     let (_c, res) = Client::connect(
         d.port,
@@ -210,88 +135,45 @@ fn scopes_are_enforced_per_method() {
             ..Default::default()
         },
     );
-    assert_ne!(
-        res["payload"]["auth"]["scopes"],
-        json!(["operator.admin"]),
-        "{res}"
-    );
+    assert_ne!(res["payload"]["auth"]["scopes"], json!(["operator.admin"]), "{res}");
 }
 
 #[test]
 fn bad_frames_get_errors_not_crashes() {
     let home = Home::new();
-    let d = start(&home, "");
-    let tok = token(&home);
+    let d = home.start_with("");
+    let tok = home.token();
     let device = Device::new(4);
-    let (mut c, _) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&device),
-            ..Default::default()
-        },
-    );
+    let (mut c, _) = Client::paired(d.port, &tok, &device);
     c.ws.send(tungstenite::Message::text("{not json")).unwrap();
     let res = c.any_response();
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
-    assert!(res["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("not JSON"));
+    assert!(res["error"]["message"].as_str().unwrap().contains("not JSON"));
     let res = c.request("no.such.method", json!({}));
     assert_eq!(res["error"]["message"], "unknown method: no.such.method");
     let res = c.request("connect", json!({}));
-    assert_eq!(
-        res["error"]["message"],
-        "connect is only valid as the first request"
-    );
+    assert_eq!(res["error"]["message"], "connect is only valid as the first request");
     let res = c.request("logs.tail", json!({ "limit": "many" }));
-    assert!(
-        res["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("invalid params"),
-        "{res}"
-    );
-    assert_eq!(
-        c.request("health", json!({}))["ok"],
-        true,
-        "still connected"
-    );
+    assert!(res["error"]["message"].as_str().unwrap().starts_with("invalid params"), "{res}");
+    assert_eq!(c.request("health", json!({}))["ok"], true, "still connected");
 }
 
 #[test]
 fn events_tick_presence_and_sequence() {
     let home = Home::new();
-    let d = start(&home, "[gateway.heartbeat]\ninterval_ms = 200\n");
-    let tok = token(&home);
+    let d = home.start_with("[gateway.heartbeat]\ninterval_ms = 200\n");
+    let tok = home.token();
     let (a, b) = (Device::new(5), Device::new(6));
-    let (mut first, hello) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&a),
-            ..Default::default()
-        },
-    );
+    let (mut first, hello) = Client::paired(d.port, &tok, &a);
     assert_eq!(hello["payload"]["policy"]["tickIntervalMs"], 200);
     first.event("tick", Duration::from_secs(3));
     first.event("tick", Duration::from_secs(3));
     // Every event so far, in arrival order: seq grows by exactly one each time.
-    let seqs: Vec<u64> = first
-        .events
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .collect();
+    let seqs: Vec<u64> = first.events.iter().filter_map(|e| e["seq"].as_u64()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     let (_second, _) = Client::connect(
         d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&b),
-            client_id: "second",
-            ..Default::default()
-        },
+        &Connect { token: Some(&tok), device: Some(&b), client_id: "second", ..Default::default() },
     );
     let client_ids = |e: &Value| -> Vec<String> {
         e["payload"]["presence"]
@@ -301,9 +183,8 @@ fn events_tick_presence_and_sequence() {
             .filter_map(|p| p["clientId"].as_str().map(str::to_owned))
             .collect()
     };
-    let presence = first.event_where("presence", Duration::from_secs(3), |e| {
-        client_ids(e).contains(&"second".to_owned())
-    });
+    let presence = first
+        .event_where("presence", Duration::from_secs(3), |e| client_ids(e).contains(&"second".to_owned()));
     assert!(presence["stateVersion"]["presence"].as_u64().unwrap() >= 2);
     let listed = first.request("system-presence", json!({}));
     assert_eq!(listed["payload"]["presence"].as_array().unwrap().len(), 2);
@@ -317,17 +198,10 @@ fn events_tick_presence_and_sequence() {
 #[test]
 fn config_get_apply_and_patch_with_optimistic_lock() {
     let home = Home::new();
-    let d = start(&home, "[logging]\nlevel = \"info\"\n");
-    let tok = token(&home);
+    let d = home.start_with("[logging]\nlevel = \"info\"\n");
+    let tok = home.token();
     let device = Device::new(7);
-    let (mut c, _) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&device),
-            ..Default::default()
-        },
-    );
+    let (mut c, _) = Client::paired(d.port, &tok, &device);
     let got = c.request("config.get", json!({}));
     let hash = got["payload"]["hash"].as_str().unwrap().to_owned();
     assert_eq!(got["payload"]["raw"], "[logging]\nlevel = \"info\"\n");
@@ -337,113 +211,60 @@ fn config_get_apply_and_patch_with_optimistic_lock() {
         "config.apply",
         json!({ "raw": "[logging]\nlevel = \"warn\"\n", "baseHash": "0".repeat(64) }),
     );
-    assert!(
-        res["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("baseHash"),
-        "{res}"
-    );
+    assert!(res["error"]["message"].as_str().unwrap().contains("baseHash"), "{res}");
     // An invalid config is refused with its line and key, and nothing is written.
-    let res = c.request(
-        "config.apply",
-        json!({ "raw": "[logging]\nlevel = \"loud\"\n", "baseHash": hash }),
-    );
-    assert_eq!(
-        res["error"]["details"]["errors"][0]["key"], "logging.level",
-        "{res}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(home.config_file(None)).unwrap(),
-        "[logging]\nlevel = \"info\"\n"
-    );
+    let res = c.request("config.apply", json!({ "raw": "[logging]\nlevel = \"loud\"\n", "baseHash": hash }));
+    assert_eq!(res["error"]["details"]["errors"][0]["key"], "logging.level", "{res}");
+    assert_eq!(std::fs::read_to_string(home.config_file(None)).unwrap(), "[logging]\nlevel = \"info\"\n");
 
-    let res = c.request(
-        "config.apply",
-        json!({ "raw": "[logging]\nlevel = \"debug\"\n", "baseHash": hash }),
-    );
+    let res = c.request("config.apply", json!({ "raw": "[logging]\nlevel = \"debug\"\n", "baseHash": hash }));
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["reload"]["outcome"], "applied");
     let changed = c.event("config.changed", Duration::from_secs(3));
     assert_eq!(changed["payload"]["changedKeys"], json!(["logging.level"]));
     let new_hash = res["payload"]["hash"].as_str().unwrap().to_owned();
 
-    let res = c.request("config.patch", json!({ "raw": "{\"gateway\":{\"heartbeat\":{\"interval_ms\":5000}}}", "baseHash": new_hash }));
+    let res = c.request(
+        "config.patch",
+        json!({ "raw": "{\"gateway\":{\"heartbeat\":{\"interval_ms\":5000}}}", "baseHash": new_hash }),
+    );
     assert_eq!(res["ok"], true, "{res}");
     let status = control(&home.socket(None), "GET", "/v1/status");
     assert_eq!(status["heartbeat"]["interval_ms"], 5000);
     assert_eq!(status["config"]["generation"], 3);
     let text = std::fs::read_to_string(home.config_file(None)).unwrap();
-    assert!(
-        text.contains("level = \"debug\"") && text.contains("interval_ms = 5000"),
-        "{text}"
-    );
+    assert!(text.contains("level = \"debug\"") && text.contains("interval_ms = 5000"), "{text}");
 }
 
 #[test]
 fn token_rotation_closes_shared_token_sockets_with_4001() {
     let home = Home::new();
-    let d = start(&home, "");
-    let tok = token(&home);
+    let d = home.start_with("");
+    let tok = home.token();
     let device = Device::new(8);
-    let (mut shared, _) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            ..Default::default()
-        },
-    );
-    let (mut paired, hello) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&device),
-            ..Default::default()
-        },
-    );
-    let device_token = hello["payload"]["auth"]["deviceToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut shared, _) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
+    let (mut paired, hello) = Client::paired(d.port, &tok, &device);
+    let device_token = hello["payload"]["auth"]["deviceToken"].as_str().unwrap().to_owned();
     let (mut by_device, _) = Client::connect(
         d.port,
-        &Connect {
-            token: Some(&device_token),
-            device: Some(&device),
-            ..Default::default()
-        },
+        &Connect { token: Some(&device_token), device: Some(&device), ..Default::default() },
     );
     assert!(home.ctl(&["token", "rotate"]).status.success());
     assert_eq!(shared.closed().0, 4001);
     assert_eq!(paired.closed().0, 4001);
-    assert_eq!(
-        by_device.request("health", json!({}))["ok"],
-        true,
-        "a device-token socket stays open"
-    );
+    assert_eq!(by_device.request("health", json!({}))["ok"], true, "a device-token socket stays open");
 }
 
 #[test]
 fn shutdown_event_then_close_1012() {
     let home = Home::new();
-    let mut d = start(&home, "");
-    let tok = token(&home);
+    let mut d = home.start_with("");
+    let tok = home.token();
     let device = Device::new(9);
-    let (mut c, _) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&device),
-            ..Default::default()
-        },
-    );
+    let (mut c, _) = Client::paired(d.port, &tok, &device);
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, _) = c.closed();
     assert_eq!(code, 1012);
-    assert!(
-        c.events.iter().any(|e| e["event"] == "shutdown"),
-        "{:?}",
-        c.events
-    );
+    assert!(c.events.iter().any(|e| e["event"] == "shutdown"), "{:?}", c.events);
     assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
 }

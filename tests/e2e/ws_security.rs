@@ -8,87 +8,41 @@ use gateway_tests::ws::{Client, Connect, Device};
 use gateway_tests::*;
 use serde_json::json;
 
-fn token(home: &Home) -> String {
-    std::fs::read_to_string(home.state_dir(None).join("token"))
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-fn start(home: &Home, config: &str) -> Daemon {
-    home.write_config(None, config);
-    home.start(&["--port", &free_port().to_string()])
-}
-
 #[test]
 fn cross_site_websocket_is_refused_before_the_upgrade() {
     let home = Home::new();
-    let d = start(
-        &home,
-        "[gateway.http]\nallowed_origins = [\"https://ui.example\"]\n",
-    );
-    let evil = Connect {
-        headers: vec![("Origin", "https://evil.example".into())],
-        ..Default::default()
-    };
+    let d = home.start_with("[gateway.http]\nallowed_origins = [\"https://ui.example\"]\n");
+    let evil = Connect { headers: vec![("Origin", "https://evil.example".into())], ..Default::default() };
     let refused = Client::open(d.port, &evil).err().expect("refused");
     assert_eq!(refused.status, 403);
-    assert!(
-        refused.body.contains("gateway.http.allowed_origins"),
-        "{}",
-        refused.body
-    );
-    for ok in [
-        format!("http://127.0.0.1:{}", d.port),
-        "https://ui.example".into(),
-    ] {
-        assert!(Client::open(
-            d.port,
-            &Connect {
-                headers: vec![("Origin", ok)],
-                ..Default::default()
-            }
-        )
-        .is_ok());
+    assert!(refused.body.contains("gateway.http.allowed_origins"), "{}", refused.body);
+    for ok in [format!("http://127.0.0.1:{}", d.port), "https://ui.example".into()] {
+        assert!(
+            Client::open(d.port, &Connect { headers: vec![("Origin", ok)], ..Default::default() }).is_ok()
+        );
     }
 }
 
 #[test]
 fn unknown_host_names_are_refused() {
     let home = Home::new();
-    let d = start(&home, "");
+    let d = home.start_with("");
     let (status, body) = http(d.port, "GET", "/readyz", &[("Host", "attacker.example")]);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("allowed_hosts"));
-    assert_eq!(
-        http(
-            d.port,
-            "GET",
-            "/readyz",
-            &[("Host", &format!("localhost:{}", d.port))]
-        )
-        .0,
-        200
-    );
+    assert_eq!(http(d.port, "GET", "/readyz", &[("Host", &format!("localhost:{}", d.port))]).0, 200);
 }
 
 #[test]
 fn credentials_in_the_url_are_refused() {
     let home = Home::new();
-    let d = start(&home, "");
-    let tok = token(&home);
+    let d = home.start_with("");
+    let tok = home.token();
     let (status, body) = http(d.port, "GET", &format!("/gateway/status?token={tok}"), &[]);
     assert_eq!(status, 400);
     assert!(body.contains("credentials in the URL"));
-    let refused = Client::open(
-        d.port,
-        &Connect {
-            path: "/?token=x",
-            ..Default::default()
-        },
-    )
-    .err()
-    .expect("refused");
+    let refused =
+        Client::open(d.port, &Connect { path: "/?token=x", ..Default::default() }).err().expect("refused");
     assert_eq!(refused.status, 400);
     // Nor does the token ever reach the log.
     let log = std::fs::read_to_string(home.state_dir(None).join("logs/gatewayd.jsonl")).unwrap();
@@ -98,16 +52,12 @@ fn credentials_in_the_url_are_refused() {
 #[test]
 fn brute_force_is_rate_limited_on_every_path() {
     let home = Home::new();
-    let d = start(&home, "[gateway.auth.rate_limit]\nmax_failures = 5\n");
+    let d = home.start_with("[gateway.auth.rate_limit]\nmax_failures = 5\n");
     let mut limited = 0;
     for i in 0..20 {
         let wrong = format!("wrong-{i}");
-        let (status, _) = http(
-            d.port,
-            "GET",
-            "/gateway/status",
-            &[("Authorization", &format!("Bearer {wrong}"))],
-        );
+        let (status, _) =
+            http(d.port, "GET", "/gateway/status", &[("Authorization", &format!("Bearer {wrong}"))]);
         if status == 429 {
             limited += 1;
         } else {
@@ -116,18 +66,9 @@ fn brute_force_is_rate_limited_on_every_path() {
     }
     assert_eq!(limited, 15, "after 5 failures every attempt gets 429");
     // The WebSocket path shares the lockout, even with the right token...
-    let tok = token(&home);
-    let (mut c, res) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            ..Default::default()
-        },
-    );
-    assert_eq!(
-        res["error"]["details"]["code"], "AUTH_RATE_LIMITED",
-        "{res}"
-    );
+    let tok = home.token();
+    let (mut c, res) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
+    assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED", "{res}");
     assert!(res["error"]["retryAfterMs"].as_u64().unwrap() > 0);
     assert_eq!(c.closed().0, 1008);
     // ...and a spoofed X-Forwarded-For from an untrusted peer changes nothing.
@@ -135,10 +76,7 @@ fn brute_force_is_rate_limited_on_every_path() {
         d.port,
         "GET",
         "/gateway/status",
-        &[
-            ("Authorization", &format!("Bearer {tok}")),
-            ("X-Forwarded-For", "203.0.113.9"),
-        ],
+        &[("Authorization", &format!("Bearer {tok}")), ("X-Forwarded-For", "203.0.113.9")],
     );
     assert_eq!(status, 429);
 }
@@ -146,35 +84,27 @@ fn brute_force_is_rate_limited_on_every_path() {
 #[test]
 fn oversize_frames_close_with_1009() {
     let home = Home::new();
-    let d = start(&home, "[gateway.ws]\nmax_payload_bytes = 100000\n");
+    let d = home.start_with("[gateway.ws]\nmax_payload_bytes = 100000\n");
     // Before the handshake: 64 KiB.
     let mut c = Client::open(d.port, &Connect::default()).unwrap();
-    c.ws.send(tungstenite::Message::text("x".repeat(70_000)))
-        .unwrap();
+    c.ws.send(tungstenite::Message::text("x".repeat(70_000))).unwrap();
     assert_eq!(c.closed().0, 1009);
     // After it: the configured maximum.
-    let tok = token(&home);
+    let tok = home.token();
     let device = Device::new(20);
-    let (mut c, _) = Client::connect(
-        d.port,
-        &Connect {
-            token: Some(&tok),
-            device: Some(&device),
-            ..Default::default()
-        },
-    );
-    let big = json!({ "type": "req", "id": "big", "method": "health", "params": { "pad": "x".repeat(90_000) } });
+    let (mut c, _) = Client::paired(d.port, &tok, &device);
+    let big =
+        json!({ "type": "req", "id": "big", "method": "health", "params": { "pad": "x".repeat(90_000) } });
     c.send(&big);
     assert_eq!(c.response("big")["ok"], true, "under the limit");
-    c.ws.send(tungstenite::Message::text("x".repeat(100_001)))
-        .unwrap();
+    c.ws.send(tungstenite::Message::text("x".repeat(100_001))).unwrap();
     assert_eq!(c.closed().0, 1009);
 }
 
 #[test]
 fn oversize_http_bodies_get_413() {
     let home = Home::new();
-    let d = start(&home, "[gateway.http]\nmax_body_bytes = 2048\n");
+    let d = home.start_with("[gateway.http]\nmax_body_bytes = 2048\n");
     let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     write!(s, "POST /gateway/status HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
@@ -185,14 +115,12 @@ fn oversize_http_bodies_get_413() {
 #[test]
 fn silent_and_slow_clients_are_cut_off() {
     let home = Home::new();
-    let d = start(
-        &home,
+    let d = home.start_with(
         "[gateway.http]\nheader_read_timeout_ms = 500\n[gateway.ws]\nhandshake_timeout_ms = 500\n",
     );
     // Slow headers (slowloris) and silence.
     let mut slow = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    slow.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")
-        .unwrap();
+    slow.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n").unwrap();
     let mut silent = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     let t0 = Instant::now();
     for s in [&mut slow, &mut silent] {
@@ -217,16 +145,36 @@ fn silent_and_slow_clients_are_cut_off() {
 #[test]
 fn unauthenticated_sockets_per_address_are_capped() {
     let home = Home::new();
-    let d = start(&home, "[gateway.ws]\nmax_unauthenticated_per_ip = 3\n");
-    let held: Vec<Client> = (0..3)
-        .map(|_| Client::open(d.port, &Connect::default()).unwrap())
-        .collect();
-    let refused = Client::open(d.port, &Connect::default())
-        .err()
-        .expect("the fourth is refused");
+    let d = home.start_with("[gateway.ws]\nmax_unauthenticated_per_ip = 3\n");
+    let held: Vec<Client> = (0..3).map(|_| Client::open(d.port, &Connect::default()).unwrap()).collect();
+    let refused = Client::open(d.port, &Connect::default()).err().expect("the fourth is refused");
     assert_eq!(refused.status, 503);
     drop(held);
-    wait_for(Duration::from_secs(3), "places to free up", || {
-        Client::open(d.port, &Connect::default()).ok()
-    });
+    wait_for(Duration::from_secs(3), "places to free up", || Client::open(d.port, &Connect::default()).ok());
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let home = Home::new();
+    let d = home.start_with("[gateway.ws]\nmax_buffered_bytes = 65536\n");
+    let tok = home.token();
+    let device = Device::new(21);
+    let (mut c, _) =
+        Client::connect(d.port, &Connect { token: Some(&tok), device: Some(&device), ..Default::default() });
+    // Ask for far more than the socket buffers hold, without reading any of it.
+    let schema_request =
+        |i: usize| json!({ "type": "req", "id": format!("s{i}"), "method": "config.schema" });
+    let mut sent = 0;
+    for i in 0..5_000 {
+        if c.ws.send(tungstenite::Message::text(schema_request(i).to_string())).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent > 100);
+    let (code, reason) = c.closed();
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("slow consumer"), "{reason}");
+    // Memory stays bounded: the daemon is fine and serves others.
+    assert_eq!(http(d.port, "GET", "/readyz", &[]).0, 200);
 }

@@ -15,7 +15,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+pub mod benchutil;
 pub mod ws;
+pub mod wsraw;
 
 /// A built binary of the workspace: `target/<profile>/<name>`, beside this test's `deps/` dir.
 pub fn bin(name: &str) -> PathBuf {
@@ -35,11 +37,7 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
@@ -49,10 +47,7 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -71,10 +66,7 @@ impl Default for Home {
 impl Home {
     pub fn new() -> Self {
         // Short paths: a Unix socket path must fit in 107 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("gw")
-            .tempdir_in("/tmp")
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("gw").tempdir_in("/tmp").unwrap();
         for sub in ["config", "state", "run"] {
             fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
@@ -90,10 +82,7 @@ impl Home {
     }
 
     pub fn config_file(&self, profile: Option<&str>) -> PathBuf {
-        self.path()
-            .join("config")
-            .join(Self::dir_name(profile))
-            .join("gateway.toml")
+        self.path().join("config").join(Self::dir_name(profile)).join("gateway.toml")
     }
 
     pub fn state_dir(&self, profile: Option<&str>) -> PathBuf {
@@ -101,10 +90,7 @@ impl Home {
     }
 
     pub fn socket(&self, profile: Option<&str>) -> PathBuf {
-        self.path()
-            .join("run")
-            .join(Self::dir_name(profile))
-            .join("gatewayd.sock")
+        self.path().join("run").join(Self::dir_name(profile)).join("gatewayd.sock")
     }
 
     /// Writes the profile's config file atomically (as editors that rename do).
@@ -129,11 +115,19 @@ impl Home {
         cmd
     }
 
+    /// The gateway token the daemon generated in this home.
+    pub fn token(&self) -> String {
+        fs::read_to_string(self.state_dir(None).join("token")).expect("a generated token").trim().to_owned()
+    }
+
+    /// Writes `config` and starts `gatewayd` on a free port.
+    pub fn start_with(&self, config: &str) -> Daemon {
+        self.write_config(None, config);
+        self.start(&["--port", &free_port().to_string()])
+    }
+
     pub fn ctl(&self, args: &[&str]) -> Output {
-        self.command(&bin("gatewayctl"))
-            .args(args)
-            .output()
-            .expect("run gatewayctl")
+        self.command(&bin("gatewayctl")).args(args).output().expect("run gatewayctl")
     }
 
     /// Starts `gatewayd run ARGS` and waits until its port answers.
@@ -148,10 +142,7 @@ impl Home {
     pub fn spawn(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Daemon {
         let log = self.path().join(format!("gatewayd-{}.stderr", unique()));
         let mut cmd = self.command(&bin("gatewayd"));
-        cmd.arg("run")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap());
+        cmd.arg("run").args(args).stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
         adjust(&mut cmd);
         let port = args
             .iter()
@@ -165,11 +156,7 @@ impl Home {
             })
             .unwrap_or(0);
         let child = cmd.spawn().expect("spawn gatewayd");
-        Daemon {
-            child,
-            port,
-            stderr: log,
-        }
+        Daemon { child, port, stderr: log }
     }
 }
 
@@ -197,10 +184,7 @@ impl Daemon {
 
     pub fn wait_ready(&self) {
         let port = self.port;
-        assert!(
-            port != 0,
-            "give --port (or GATEWAY_PORT) to a daemon the harness should wait for"
-        );
+        assert!(port != 0, "give --port (or GATEWAY_PORT) to a daemon the harness should wait for");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok((200, _)) = try_http(port, "GET", "/readyz", &[]) {
@@ -237,10 +221,7 @@ impl Daemon {
 
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
         let (status, body) = http(self.port, "GET", path, headers);
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
     }
 }
 
@@ -253,8 +234,7 @@ impl Drop for Daemon {
 
 /// One HTTP/1.1 request over TCP to 127.0.0.1:port; returns status and body.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    try_http(port, method, path, headers)
-        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+    try_http(port, method, path, headers).unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
 }
 
 pub fn try_http(
@@ -307,10 +287,7 @@ fn exchange<S: Read + Write>(
 /// A control-API call that must succeed; the body as JSON.
 pub fn control(socket: &Path, method: &str, path: &str) -> Value {
     let (status, body) = unix_http(socket, method, path, &[]).expect("control socket answers");
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {body}"
-    );
+    assert!((200..300).contains(&status), "{method} {path}: {status} {body}");
     serde_json::from_str(&body).expect("JSON body")
 }
 
@@ -325,13 +302,8 @@ impl NotifySocket {
     pub fn new(dir: &Path) -> Self {
         let path = dir.join(format!("notify-{}.sock", unique()));
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        Self {
-            sock,
-            path,
-            seen: Vec::new(),
-        }
+        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        Self { sock, path, seen: Vec::new() }
     }
 
     /// Waits for a message containing `needle`; returns it.
@@ -363,9 +335,5 @@ impl NotifySocket {
 /// Mode bits of a path.
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
+    fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
 }

@@ -20,16 +20,11 @@ pub struct Device {
 
 impl Device {
     pub fn new(seed: u8) -> Self {
-        Self {
-            key: SigningKey::from_bytes(&[seed; 32]),
-        }
+        Self { key: SigningKey::from_bytes(&[seed; 32]) }
     }
 
     pub fn id(&self) -> String {
-        Sha256::digest(self.key.verifying_key().to_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::digest(self.key.verifying_key().to_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The `device` block of `connect`, signed over the v2 payload.
@@ -42,10 +37,8 @@ impl Device {
         scopes: &[&str],
         token: &str,
     ) -> Value {
-        let signed_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
+        let signed_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         let payload = [
             "v2",
             &self.id(),
@@ -117,9 +110,7 @@ impl Client {
     /// Opens the socket and reads the challenge; does not send `connect`.
     pub fn open(port: u16, options: &Connect<'_>) -> Result<Self, Refused> {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the port");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
             "ws://127.0.0.1:{port}{}",
             options.path
@@ -135,19 +126,13 @@ impl Client {
             Ok(ok) => ok,
             Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
                 let status = response.status().as_u16();
-                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                    .into_owned();
+                let body =
+                    String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
                 return Err(Refused { status, body });
             }
             Err(e) => panic!("WebSocket handshake failed: {e}"),
         };
-        let mut client = Self {
-            ws,
-            nonce: String::new(),
-            next_id: 0,
-            events: Vec::new(),
-            taken: 0,
-        };
+        let mut client = Self { ws, nonce: String::new(), next_id: 0, events: Vec::new(), taken: 0 };
         let challenge = client.next_frame().expect("a challenge");
         assert_eq!(challenge["event"], "connect.challenge", "{challenge}");
         client.nonce = challenge["payload"]["nonce"].as_str().unwrap().to_owned();
@@ -172,25 +157,27 @@ impl Client {
         }
         if let Some(device) = options.device {
             let token = options.token.unwrap_or("");
-            params["device"] = device.proof(
-                &self.nonce,
-                options.client_id,
-                options.mode,
-                "operator",
-                options.scopes,
-                token,
-            );
+            params["device"] =
+                device.proof(&self.nonce, options.client_id, options.mode, "operator", options.scopes, token);
         }
         params
     }
 
     /// Opens, sends `connect`, and returns the client with the `connect` response.
     pub fn connect(port: u16, options: &Connect<'_>) -> (Self, Value) {
-        let mut client =
-            Self::open(port, options).unwrap_or_else(|r| panic!("upgrade refused: {r:?}"));
+        let mut client = Self::open(port, options).unwrap_or_else(|r| panic!("upgrade refused: {r:?}"));
         let params = client.connect_params(options);
         let response = client.request("connect", params);
         (client, response)
+    }
+
+    /// Connects with the gateway token and a device identity (paired on loopback), asking for
+    /// every operator scope; panics unless the handshake succeeds.
+    pub fn paired(port: u16, token: &str, device: &Device) -> (Self, Value) {
+        let (client, hello) =
+            Self::connect(port, &Connect { token: Some(token), device: Some(device), ..Default::default() });
+        assert_eq!(hello["ok"], true, "{hello}");
+        (client, hello)
     }
 
     /// Sends a request and waits for its response (events meanwhile are kept in `events`).
@@ -202,17 +189,13 @@ impl Client {
     }
 
     pub fn send(&mut self, frame: &Value) {
-        self.ws
-            .send(Message::text(frame.to_string()))
-            .expect("send");
+        self.ws.send(Message::text(frame.to_string())).expect("send");
     }
 
     /// The next response frame, whatever its id (events meanwhile are kept).
     pub fn any_response(&mut self) -> Value {
         loop {
-            let frame = self
-                .next_frame()
-                .unwrap_or_else(|e| panic!("no response: {e}"));
+            let frame = self.next_frame().unwrap_or_else(|e| panic!("no response: {e}"));
             if frame["type"] == "res" {
                 return frame;
             }
@@ -223,9 +206,7 @@ impl Client {
     /// Waits for the response with this id.
     pub fn response(&mut self, id: &str) -> Value {
         loop {
-            let frame = self
-                .next_frame()
-                .unwrap_or_else(|e| panic!("no response to {id}: {e}"));
+            let frame = self.next_frame().unwrap_or_else(|e| panic!("no response to {id}: {e}"));
             if frame["type"] == "res" && frame["id"] == id {
                 return frame;
             }
@@ -240,35 +221,17 @@ impl Client {
 
     /// Waits for an event with this name for which `wanted` holds, looking at events already
     /// received first. Every event received stays in `events`, in arrival order.
-    pub fn event_where(
-        &mut self,
-        name: &str,
-        timeout: Duration,
-        wanted: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub fn event_where(&mut self, name: &str, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
         let seen = self.taken;
-        if let Some(e) = self
-            .events
-            .iter()
-            .skip(seen)
-            .find(|e| e["event"] == name && wanted(e))
-        {
+        if let Some(e) = self.events.iter().skip(seen).find(|e| e["event"] == name && wanted(e)) {
             let e = e.clone();
-            self.taken = self
-                .events
-                .iter()
-                .position(|x| *x == e)
-                .map_or(seen, |i| i + 1);
+            self.taken = self.events.iter().position(|x| *x == e).map_or(seen, |i| i + 1);
             return e;
         }
         let deadline = Instant::now() + timeout;
         self.ws.get_mut().set_read_timeout(Some(timeout)).unwrap();
         loop {
-            assert!(
-                Instant::now() < deadline,
-                "no {name} event within {timeout:?}; got {:?}",
-                self.events
-            );
+            assert!(Instant::now() < deadline, "no {name} event within {timeout:?}; got {:?}", self.events);
             match self.next_frame() {
                 Ok(frame) => {
                     let hit = frame["event"] == name && wanted(&frame);
@@ -299,13 +262,9 @@ impl Client {
     pub fn closed(&mut self) -> (u16, String) {
         loop {
             match self.ws.read() {
-                Ok(Message::Close(Some(frame))) => {
-                    return (frame.code.into(), frame.reason.to_string())
-                }
+                Ok(Message::Close(Some(frame))) => return (frame.code.into(), frame.reason.to_string()),
                 Ok(Message::Close(None)) => return (1005, String::new()),
-                Ok(Message::Text(t)) => self
-                    .events
-                    .push(serde_json::from_str(&t).unwrap_or(Value::Null)),
+                Ok(Message::Text(t)) => self.events.push(serde_json::from_str(&t).unwrap_or(Value::Null)),
                 Ok(_) => {}
                 Err(e) => panic!("connection ended without a close frame: {e}"),
             }

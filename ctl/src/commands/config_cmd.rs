@@ -26,10 +26,8 @@ pub fn show(ctx: &Ctx, json: bool) -> Result<i32> {
             let pid = client
                 .get::<StatusReport>(route::STATUS)
                 .map_or(String::new(), |s| format!(" (pid {})", s.pid));
-            let header = format!(
-                "# in effect in gatewayd{pid}, generation {}, from {}",
-                view.generation, view.path
-            );
+            let header =
+                format!("# in effect in gatewayd{pid}, generation {}, from {}", view.generation, view.path);
             (view, header)
         }
         Err(e) if e.is_not_running() => {
@@ -42,15 +40,9 @@ pub fn show(ctx: &Ctx, json: bool) -> Result<i32> {
                 }
             };
             let header = if loaded.exists {
-                format!(
-                    "# gatewayd is not running; this is {} merged with the defaults",
-                    path.display()
-                )
+                format!("# gatewayd is not running; this is {} merged with the defaults", path.display())
             } else {
-                format!(
-                    "# no config file at {}: these are the defaults",
-                    path.display()
-                )
+                format!("# no config file at {}: these are the defaults", path.display())
             };
             // Generation 0: no daemon has this config in effect.
             let view = ConfigView {
@@ -78,10 +70,7 @@ fn to_toml(header: &str, mut config: Value) -> Result<String> {
     let body = toml::to_string_pretty(&config).context("cannot show the config as TOML")?;
     let mut text = format!("{header}\n");
     if !unset.is_empty() {
-        text.push_str(&format!(
-            "# not set (their defaults apply): {}\n",
-            unset.join(", ")
-        ));
+        text.push_str(&format!("# not set (their defaults apply): {}\n", unset.join(", ")));
     }
     text.push('\n');
     text.push_str(&body);
@@ -91,11 +80,7 @@ fn to_toml(header: &str, mut config: Value) -> Result<String> {
 fn drop_nulls(value: &mut Value, prefix: &str, unset: &mut Vec<String>) {
     if let Value::Object(map) = value {
         map.retain(|key, v| {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
             if v.is_null() {
                 unset.push(path);
                 false
@@ -118,13 +103,9 @@ pub fn validate(ctx: &Ctx, file: Option<PathBuf>) -> Result<i32> {
     };
     // The checks gatewayd makes before it starts: a file can parse and still be refused.
     let gateway = &loaded.config.gateway;
-    let port = gateway
-        .port
-        .map_or(ctx.profile.default_port(), |p| p.port());
+    let port = gateway.port.map_or(ctx.profile.default_port(), |p| p.port());
     let addr = SocketAddr::new(gateway.bind.ip(), port);
-    if let Err(issues) =
-        check_startable(&loaded.config, &loaded, &path, &Overrides::default(), addr)
-    {
+    if let Err(issues) = check_startable(&loaded.config, &loaded, &path, &Overrides::default(), addr) {
         return Ok(report_issues(&issues));
     }
     if loaded.exists {
@@ -143,10 +124,7 @@ fn report_issues(issues: &[ConfigIssue]) -> i32 {
 }
 
 pub fn schema() -> Result<i32> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&gateway_config::json_schema())?
-    );
+    println!("{}", serde_json::to_string_pretty(&gateway_config::json_schema())?);
     Ok(exit::OK)
 }
 

@@ -3,9 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use gateway_proto::api::{
-    route, ApproveBody, DeviceRecord, DevicesReport, PairingRequest, RevokeReport,
-};
+use gateway_proto::api::{route, ApproveBody, DeviceRecord, DevicesReport, PairingRequest, RevokeReport};
 use gateway_proto::{exit, Profile};
 
 use super::Ctx;
@@ -26,15 +24,9 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
 }
 
 pub fn approve(ctx: &Ctx, id: &str, scopes: Vec<String>) -> Result<i32> {
-    let body = ApproveBody {
-        scopes: (!scopes.is_empty()).then_some(scopes),
-    };
-    let record: DeviceRecord = ctx.client()?.call_json(
-        "POST",
-        &route::device_action(id, "approve"),
-        &body,
-        DEFAULT_TIMEOUT,
-    )?;
+    let body = ApproveBody { scopes: (!scopes.is_empty()).then_some(scopes) };
+    let record: DeviceRecord =
+        ctx.client()?.call_json("POST", &route::device_action(id, "approve"), &body, DEFAULT_TIMEOUT)?;
     println!(
         "approved device {} ({}) as {} with scopes: {}; it gets its device token when it connects again",
         short(&record.device_id),
@@ -47,25 +39,19 @@ pub fn approve(ctx: &Ctx, id: &str, scopes: Vec<String>) -> Result<i32> {
 
 pub fn reject(ctx: &Ctx, id: &str) -> Result<i32> {
     let request: PairingRequest =
-        ctx.client()?
-            .call("POST", &route::device_action(id, "reject"), DEFAULT_TIMEOUT)?;
+        ctx.client()?.call("POST", &route::device_action(id, "reject"), DEFAULT_TIMEOUT)?;
     println!(
         "rejected pairing request {} of device {} ({}); it may ask again when it reconnects",
         request.request_id,
         short(&request.device_id),
-        describe(
-            request.display_name.as_deref(),
-            &request.client_id,
-            &request.platform
-        ),
+        describe(request.display_name.as_deref(), &request.client_id, &request.platform),
     );
     Ok(exit::OK)
 }
 
 pub fn revoke(ctx: &Ctx, id: &str) -> Result<i32> {
     let report: RevokeReport =
-        ctx.client()?
-            .call("POST", &route::device_action(id, "revoke"), DEFAULT_TIMEOUT)?;
+        ctx.client()?.call("POST", &route::device_action(id, "revoke"), DEFAULT_TIMEOUT)?;
     let closed = match report.closed_connections {
         0 => String::new(),
         1 => "; closed its open connection".to_owned(),
@@ -114,17 +100,9 @@ fn render(report: &DevicesReport, ctl: &str, now: u64) -> String {
         out.push_str("No paired devices.\n");
     } else {
         out.push_str("Paired devices:\n");
-        let mut rows = vec![[
-            "DEVICE",
-            "NAME",
-            "CLIENT",
-            "PLATFORM",
-            "ROLE",
-            "SCOPES",
-            "PAIRED",
-            "LAST SEEN",
-        ]
-        .map(str::to_owned)];
+        let mut rows =
+            vec![["DEVICE", "NAME", "CLIENT", "PLATFORM", "ROLE", "SCOPES", "PAIRED", "LAST SEEN"]
+                .map(str::to_owned)];
         for d in &report.devices {
             let seen = match (d.revoked_at_ms, d.last_seen_ms) {
                 (Some(at), _) => format!("revoked {}", ago(at, now)),
@@ -137,11 +115,7 @@ fn render(report: &DevicesReport, ctl: &str, now: u64) -> String {
                 format!("{} ({})", d.client_id, d.mode),
                 or_dash(&d.platform),
                 d.role.clone(),
-                if d.scopes.is_empty() {
-                    "-".to_owned()
-                } else {
-                    d.scopes.join(",")
-                },
+                if d.scopes.is_empty() { "-".to_owned() } else { d.scopes.join(",") },
                 ago(d.paired_at_ms, now),
                 seen,
             ]);
@@ -151,11 +125,7 @@ fn render(report: &DevicesReport, ctl: &str, now: u64) -> String {
     if report.pending.is_empty() {
         out.push_str("\nNo pending pairing requests.\n");
     } else {
-        let _ = writeln!(
-            out,
-            "\nPending pairing requests ({}):",
-            report.pending.len()
-        );
+        let _ = writeln!(out, "\nPending pairing requests ({}):", report.pending.len());
         for r in &report.pending {
             let _ = writeln!(
                 out,
@@ -279,25 +249,13 @@ Pending pairing requests (1):
 
     #[test]
     fn an_empty_listing_says_so() {
-        let empty = DevicesReport {
-            devices: vec![],
-            pending: vec![],
-        };
-        assert_eq!(
-            render(&empty, "gatewayctl", NOW),
-            "No paired devices.\n\nNo pending pairing requests.\n"
-        );
+        let empty = DevicesReport { devices: vec![], pending: vec![] };
+        assert_eq!(render(&empty, "gatewayctl", NOW), "No paired devices.\n\nNo pending pairing requests.\n");
     }
 
     #[test]
     fn ids_cannot_escape_the_route() {
-        assert_eq!(
-            route::device_action("a1b2c3d4", "approve"),
-            "/v1/devices/a1b2c3d4/approve"
-        );
-        assert_eq!(
-            route::device_action("../../stop", "revoke"),
-            "/v1/devices/%2E%2E%2F%2E%2E%2Fstop/revoke"
-        );
+        assert_eq!(route::device_action("a1b2c3d4", "approve"), "/v1/devices/a1b2c3d4/approve");
+        assert_eq!(route::device_action("../../stop", "revoke"), "/v1/devices/%2E%2E%2F%2E%2E%2Fstop/revoke");
     }
 }

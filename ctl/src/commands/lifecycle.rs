@@ -56,11 +56,7 @@ pub fn stop(ctx: &Ctx) -> Result<i32> {
 pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
     let client = ctx.client()?;
     // What "restarted" means is judged against the daemon as it was before the request.
-    let before: Option<StatusReport> = if wait {
-        Some(client.get(route::STATUS)?)
-    } else {
-        None
-    };
+    let before: Option<StatusReport> = if wait { Some(client.get(route::STATUS)?) } else { None };
     let report: ReloadReport = client.call("POST", route::RELOAD, RELOAD_TIMEOUT)?;
     if json {
         print_json(&report)?;
@@ -69,9 +65,7 @@ pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
         for issue in &report.errors {
             eprintln!("  {issue}");
         }
-        eprintln!(
-            "the config in effect keeps serving; fix the file and run `gatewayctl reload` again"
-        );
+        eprintln!("the config in effect keeps serving; fix the file and run `gatewayctl reload` again");
     } else {
         println!("{}", reload_summary(&report));
     }
@@ -79,9 +73,7 @@ pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
         (ReloadOutcome::Rejected, _) => Ok(exit::CONFIG),
         (ReloadOutcome::Restarting, Some(before)) => wait_for_restart(&client, &before, json),
         (ReloadOutcome::Restarting, None) if !json => {
-            println!(
-                "`gatewayctl status` shows when it is back (or use `gatewayctl reload --wait`)"
-            );
+            println!("`gatewayctl status` shows when it is back (or use `gatewayctl reload --wait`)");
             Ok(exit::OK)
         }
         _ => Ok(exit::OK),
@@ -98,10 +90,7 @@ fn wait_for_restart(client: &Client, before: &StatusReport, quiet: bool) -> Resu
             let restarted = s.started_at_ms > before.started_at_ms || s.pid != before.pid;
             if restarted && s.state == "running" {
                 if !quiet {
-                    println!(
-                        "restarted: pid {}, generation {}",
-                        s.pid, s.config.generation
-                    );
+                    println!("restarted: pid {}, generation {}", s.pid, s.config.generation);
                 }
                 return Ok(exit::OK);
             }

@@ -47,10 +47,7 @@ fn follow_daemon(client: &Client, mut tail: LogTail, json: bool) -> Result<()> {
                 tail = next;
             }
             Err(e) if e.is_not_running() => {
-                eprintln!(
-                    "-- gatewayd stopped answering; following {} directly --",
-                    tail.file
-                );
+                eprintln!("-- gatewayd stopped answering; following {} directly --", tail.file);
                 return follow_file(Follower::new(PathBuf::from(&tail.file), tail.cursor), json);
             }
             Err(e) => return Err(e.into()),
@@ -59,13 +56,7 @@ fn follow_daemon(client: &Client, mut tail: LogTail, json: bool) -> Result<()> {
 }
 
 /// `down` is why the daemon could not be asked; it is the error when there is no file either.
-fn from_file(
-    path: PathBuf,
-    follow: bool,
-    lines: usize,
-    json: bool,
-    down: client::Error,
-) -> Result<i32> {
+fn from_file(path: PathBuf, follow: bool, lines: usize, json: bool, down: client::Error) -> Result<i32> {
     match last_lines(&path, lines) {
         Ok((last, end)) => {
             eprintln!("-- gatewayd is not running; reading {} --", path.display());
@@ -83,9 +74,10 @@ fn from_file(
             follow_file(Follower::new(path, 0), json)?;
             Ok(exit::OK)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(anyhow::Error::new(down).context(
-            format!("no log to show (no log file at {})", path.display()),
-        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(down)
+                .context(format!("no log to show (no log file at {})", path.display())))
+        }
         Err(e) => Err(e).with_context(|| format!("cannot read the log file {}", path.display())),
     }
 }
@@ -97,10 +89,7 @@ fn follow_file(mut follower: Follower, json: bool) -> Result<()> {
             .poll()
             .with_context(|| format!("cannot read the log file {}", follower.path().display()))?;
         if batch.reset {
-            eprintln!(
-                "-- {} was rotated; reading it from the start --",
-                follower.path().display()
-            );
+            eprintln!("-- {} was rotated; reading it from the start --", follower.path().display());
         }
         print_lines(&batch.lines, json)?;
         sleep(FILE_POLL);

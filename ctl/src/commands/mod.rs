@@ -5,6 +5,8 @@ pub mod config_cmd;
 pub mod devices;
 pub mod lifecycle;
 pub mod logs;
+pub mod password;
+pub mod sessions;
 pub mod status;
 pub mod token;
 

@@ -46,11 +46,7 @@ impl Block {
 }
 
 fn render(r: &StatusReport, now: u64) -> String {
-    let profile = r
-        .profile
-        .as_deref()
-        .map(|p| format!(", profile {p}"))
-        .unwrap_or_default();
+    let profile = r.profile.as_deref().map(|p| format!(", profile {p}")).unwrap_or_default();
     let mut b = Block(format!(
         "{}: {} (pid {}, up {}, version {}{profile})\n",
         r.service,
@@ -59,35 +55,17 @@ fn render(r: &StatusReport, now: u64) -> String {
         duration(r.uptime_ms),
         r.version
     ));
-    b.row(
-        "listen",
-        format!("{} (bind {})", r.listen.addr, r.listen.bind),
-    );
+    b.row("listen", format!("{} (bind {})", r.listen.addr, r.listen.bind));
     b.row("auth", &r.auth_mode);
-    let absent = if r.config.exists {
-        ""
-    } else {
-        " (not present: defaults)"
-    };
+    let absent = if r.config.exists { "" } else { " (not present: defaults)" };
     b.row("config", format!("{}{absent}", r.config.path));
-    b.row(
-        "generation",
-        format!(
-            "{} (reload mode {})",
-            r.config.generation, r.config.reload_mode
-        ),
-    );
+    b.row("generation", format!("{} (reload mode {})", r.config.generation, r.config.reload_mode));
     match &r.last_reload {
         None => b.row("last reload", "none since start"),
         Some(last) => {
             b.row(
                 "last reload",
-                format!(
-                    "{} ({}, by {})",
-                    reload_summary(last),
-                    ago(last.at_ms, now),
-                    trigger(last.trigger)
-                ),
+                format!("{} ({}, by {})", reload_summary(last), ago(last.at_ms, now), trigger(last.trigger)),
             );
             for issue in &last.errors {
                 b.more(issue.to_string());
@@ -104,35 +82,17 @@ fn render(r: &StatusReport, now: u64) -> String {
         );
     }
     let h = &r.heartbeat;
-    let last_tick = h.last_tick_ms_ago.map_or("no tick yet".to_owned(), |ms| {
-        format!("last {} ago", duration(ms))
-    });
-    let watchdog = h.watchdog_usec.map_or("watchdog off".to_owned(), |us| {
-        format!("watchdog {}", duration(us / 1000))
-    });
+    let last_tick =
+        h.last_tick_ms_ago.map_or("no tick yet".to_owned(), |ms| format!("last {} ago", duration(ms)));
+    let watchdog =
+        h.watchdog_usec.map_or("watchdog off".to_owned(), |us| format!("watchdog {}", duration(us / 1000)));
     b.row(
         "heartbeat",
-        format!(
-            "{} ticks every {}, {last_tick}, {watchdog}",
-            h.ticks,
-            duration(h.interval_ms)
-        ),
+        format!("{} ticks every {}, {last_tick}, {watchdog}", h.ticks, duration(h.interval_ms)),
     );
-    b.row(
-        "connections",
-        format!(
-            "{} http, {} control",
-            r.connections.http, r.connections.control
-        ),
-    );
+    b.row("connections", format!("{} http, {} control", r.connections.http, r.connections.control));
     let c = &r.counters;
-    b.row(
-        "requests",
-        format!(
-            "{} http, {} auth failures",
-            c.http_requests, c.auth_failures
-        ),
-    );
+    b.row("requests", format!("{} http, {} auth failures", c.http_requests, c.auth_failures));
     b.row(
         "reloads",
         format!(
@@ -208,10 +168,7 @@ mod tests {
     fn status_block() {
         let text = render(&report(), 102_000);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "gatewayd: running (pid 1234, up 3m12s, version 0.1.0)"
-        );
+        assert_eq!(lines[0], "gatewayd: running (pid 1234, up 3m12s, version 0.1.0)");
         assert!(text.contains("config:          /c/gateway.toml (not present: defaults)\n"));
         assert!(text.contains(
             "last reload:     rejected: 1 error in /c/gateway.toml (12s ago, by file watcher)\n                 /c/gateway.toml:3:1: key `gateway.prot`: unknown field\n"

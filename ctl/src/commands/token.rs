@@ -57,9 +57,7 @@ pub fn rotate(ctx: &Ctx, json: bool) -> Result<i32> {
                 .recursive(true)
                 .mode(0o700)
                 .create(&paths.state_dir)
-                .with_context(|| {
-                    format!("cannot create the state dir {}", paths.state_dir.display())
-                })?;
+                .with_context(|| format!("cannot create the state dir {}", paths.state_dir.display()))?;
             let file = paths.token_file();
             let token = generate_token();
             write_secret_file(&file, &token)
@@ -84,11 +82,7 @@ pub fn rotate(ctx: &Ctx, json: bool) -> Result<i32> {
 
 /// The token as kept in the state dir's file.
 fn from_file(file: &std::path::Path, token: String) -> TokenInfo {
-    TokenInfo {
-        token,
-        source: "file".to_owned(),
-        file: Some(file.display().to_string()),
-    }
+    TokenInfo { token, source: "file".to_owned(), file: Some(file.display().to_string()) }
 }
 
 /// Without a daemon to ask, say when the file is not the token gatewayd would use: like the
@@ -100,11 +94,7 @@ fn warn_if_overridden(ctx: &Ctx) {
         ctx.paths().ok().and_then(|paths| {
             let loaded = gateway_config::load_file(&paths.config_file).ok()?;
             loaded.config.gateway.auth.token.map(|t| {
-                format!(
-                    "gateway.auth.token = {:?} in {}",
-                    t.redacted(),
-                    paths.config_file.display()
-                )
+                format!("gateway.auth.token = {:?} in {}", t.redacted(), paths.config_file.display())
             })
         })
     };

@@ -25,10 +25,7 @@ pub struct Signed<'a> {
 
 /// The device id of a raw 32-byte public key: lowercase hex SHA-256.
 pub fn device_id(public_key: &[u8]) -> String {
-    Sha256::digest(public_key)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(public_key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Ok when the proof is valid; otherwise why not, in words for the client.
@@ -36,16 +33,16 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
     let key_bytes = URL_SAFE_NO_PAD
         .decode(proof.public_key.trim_end_matches('='))
         .map_err(|_| "device.publicKey is not base64url".to_owned())?;
-    let key_bytes: [u8; 32] = key_bytes
-        .try_into()
-        .map_err(|_| "device.publicKey is not a 32-byte Ed25519 key".to_owned())?;
+    let key_bytes: [u8; 32] =
+        key_bytes.try_into().map_err(|_| "device.publicKey is not a 32-byte Ed25519 key".to_owned())?;
     if device_id(&key_bytes) != proof.id.to_ascii_lowercase() {
         return Err("device.id is not the SHA-256 of device.publicKey".into());
     }
     if proof.nonce != signed.challenge {
         return Err("device.nonce does not match this connection's challenge".into());
     }
-    if (signed.now_ms - proof.signed_at).abs() > MAX_SKEW_MS {
+    // abs_diff: `signedAt` is the client's number, and a subtraction could overflow.
+    if signed.now_ms.abs_diff(proof.signed_at) > MAX_SKEW_MS.unsigned_abs() {
         return Err("device.signedAt is more than 2 minutes from the gateway's clock".into());
     }
     let key = VerifyingKey::from_bytes(&key_bytes)
@@ -53,8 +50,8 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
     let sig_bytes = URL_SAFE_NO_PAD
         .decode(proof.signature.trim_end_matches('='))
         .map_err(|_| "device.signature is not base64url".to_owned())?;
-    let signature = Signature::from_slice(&sig_bytes)
-        .map_err(|_| "device.signature is not 64 bytes".to_owned())?;
+    let signature =
+        Signature::from_slice(&sig_bytes).map_err(|_| "device.signature is not 64 bytes".to_owned())?;
     let v2 = payload_v2(proof, signed);
     let v3 = format!(
         "{}|{}|{}",
@@ -62,9 +59,7 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
         signed.client.platform,
         signed.client.device_family.as_deref().unwrap_or("")
     );
-    if key.verify(v2.as_bytes(), &signature).is_ok()
-        || key.verify(v3.as_bytes(), &signature).is_ok()
-    {
+    if key.verify(v2.as_bytes(), &signature).is_ok() || key.verify(v3.as_bytes(), &signature).is_ok() {
         Ok(())
     } else {
         Err("device.signature does not verify".into())
@@ -136,24 +131,11 @@ mod tests {
         }
         let good = proof(&key, &signed, "v2");
         let more_scopes = vec!["operator.admin".to_string()];
-        let escalated = Signed {
-            scopes: &more_scopes,
-            ..signed
-        };
-        assert!(verify(&good, &escalated)
-            .unwrap_err()
-            .contains("does not verify"));
-        let other_nonce = Signed {
-            challenge: "n2",
-            ..signed
-        };
-        assert!(verify(&good, &other_nonce)
-            .unwrap_err()
-            .contains("challenge"));
-        let late = Signed {
-            now_ms: signed.now_ms + 3 * 60 * 1000,
-            ..signed
-        };
+        let escalated = Signed { scopes: &more_scopes, ..signed };
+        assert!(verify(&good, &escalated).unwrap_err().contains("does not verify"));
+        let other_nonce = Signed { challenge: "n2", ..signed };
+        assert!(verify(&good, &other_nonce).unwrap_err().contains("challenge"));
+        let late = Signed { now_ms: signed.now_ms + 3 * 60 * 1000, ..signed };
         assert!(verify(&good, &late).unwrap_err().contains("2 minutes"));
         let mut wrong_id = good.clone();
         wrong_id.id = "00".repeat(32);

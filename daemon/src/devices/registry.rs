@@ -41,11 +41,7 @@ const MAX_TOKEN_LEN: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pairing {
     /// Paired: `scopes` are the ones usable on this connection.
-    Paired {
-        scopes: Vec<String>,
-        device_token: String,
-        issued_at_ms: u64,
-    },
+    Paired { scopes: Vec<String>, device_token: String, issued_at_ms: u64 },
     /// Waiting for `gatewayctl devices approve REQUEST_ID`.
     Pending { request_id: String },
 }
@@ -183,9 +179,8 @@ impl Devices {
     /// Paired devices, revoked ones included (marked), oldest pairing first.
     pub fn list(&self) -> Result<Vec<DeviceRecord>, DeviceError> {
         Ok(self.store.with(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY paired_at_ms, device_id"
-            ))?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY paired_at_ms, device_id"))?;
             let rows = stmt.query_map([], device_row)?;
             rows.collect()
         })?)
@@ -204,11 +199,7 @@ impl Devices {
 
     /// Approves a pending request (by request id or device id); scopes None = the requested
     /// ones. The device gets its token at its next handshake.
-    pub fn approve(
-        &self,
-        id: &str,
-        scopes: Option<Vec<String>>,
-    ) -> Result<DeviceRecord, DeviceError> {
+    pub fn approve(&self, id: &str, scopes: Option<Vec<String>>) -> Result<DeviceRecord, DeviceError> {
         let id = lookup_arg(id)?;
         let scopes = scopes.map(|s| scopes_arg(&s)).transpose()?;
         let now = now_ms();
@@ -231,11 +222,8 @@ impl Devices {
                 scopes: &scopes,
             };
             record.insert(c, now, None).or_store(store)?;
-            c.execute(
-                "DELETE FROM pairing_requests WHERE request_id = ?1",
-                [&request.request_id],
-            )
-            .or_store(store)?;
+            c.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [&request.request_id])
+                .or_store(store)?;
             c.query_row(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ?1"),
                 [&request.device_id],
@@ -262,11 +250,8 @@ impl Devices {
         let store = &*self.store;
         let request = store.transaction(|c| {
             let (request, _, _) = find_request(c, store, &id)?;
-            c.execute(
-                "DELETE FROM pairing_requests WHERE request_id = ?1",
-                [&request.request_id],
-            )
-            .or_store(store)?;
+            c.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [&request.request_id])
+                .or_store(store)?;
             Ok::<_, DeviceError>(request)
         })?;
         tracing::info!(
@@ -319,9 +304,7 @@ pub fn usable_scopes(granted: &[String], requested: &[String]) -> Vec<String> {
 /// Whether `granted` covers `wanted`: itself, or `operator.admin` (everything), or
 /// `operator.write` (which implies `operator.read`).
 pub fn allows(granted: &[String], wanted: &str) -> bool {
-    granted
-        .iter()
-        .any(|g| g == wanted || g == scope::ADMIN || (g == scope::WRITE && wanted == scope::READ))
+    granted.iter().any(|g| g == wanted || g == scope::ADMIN || (g == scope::WRITE && wanted == scope::READ))
 }
 
 /// What a device says about itself, cleaned for storage and display.
@@ -336,19 +319,11 @@ struct Info {
 impl From<&ClientInfo> for Info {
     fn from(c: &ClientInfo) -> Self {
         Self {
-            display_name: c
-                .display_name
-                .as_deref()
-                .map(clean)
-                .filter(|s| !s.is_empty()),
+            display_name: c.display_name.as_deref().map(clean).filter(|s| !s.is_empty()),
             client_id: clean(&c.id),
             mode: clean(&c.mode),
             platform: clean(&c.platform),
-            device_family: c
-                .device_family
-                .as_deref()
-                .map(clean)
-                .filter(|s| !s.is_empty()),
+            device_family: c.device_family.as_deref().map(clean).filter(|s| !s.is_empty()),
         }
     }
 }
@@ -356,12 +331,7 @@ impl From<&ClientInfo> for Info {
 /// Client-supplied text is shown in terminals: no control characters (escape sequences), and
 /// bounded.
 fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TEXT_LEN)
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    s.chars().filter(|c| !c.is_control()).take(MAX_TEXT_LEN).collect::<String>().trim().to_owned()
 }
 
 /// A row of `devices` to write.
@@ -421,11 +391,9 @@ fn record_request(
 ) -> rusqlite::Result<String> {
     let scopes = serde_json::to_string(scopes).expect("strings serialize");
     let existing: Option<String> = c
-        .query_row(
-            "SELECT request_id FROM pairing_requests WHERE device_id = ?1",
-            [device_id],
-            |row| row.get(0),
-        )
+        .query_row("SELECT request_id FROM pairing_requests WHERE device_id = ?1", [device_id], |row| {
+            row.get(0)
+        })
         .optional()?;
     if let Some(request_id) = existing {
         c.execute(
@@ -478,13 +446,12 @@ fn find_request(
     )
     .or_store(store)?;
     // An exact request id wins over a device id prefix that happens to look the same.
-    let request_id = if ids.iter().any(|r| r == id) {
-        id.to_owned()
-    } else {
-        one(ids, "pending pairing request", id)?
-    };
+    let request_id =
+        if ids.iter().any(|r| r == id) { id.to_owned() } else { one(ids, "pending pairing request", id)? };
     c.query_row(
-        &format!("SELECT {REQUEST_COLUMNS}, public_key, device_family FROM pairing_requests WHERE request_id = ?1"),
+        &format!(
+            "SELECT {REQUEST_COLUMNS}, public_key, device_family FROM pairing_requests WHERE request_id = ?1"
+        ),
         [&request_id],
         |row| Ok((request_row(row)?, row.get(10)?, row.get(11)?)),
     )
@@ -499,15 +466,9 @@ fn matching(c: &Connection, sql: &str, id: &str) -> rusqlite::Result<Vec<String>
 
 fn one(mut ids: Vec<String>, what: &'static str, id: &str) -> Result<String, DeviceError> {
     match ids.len() {
-        0 => Err(DeviceError::NotFound {
-            what,
-            id: id.to_owned(),
-        }),
+        0 => Err(DeviceError::NotFound { what, id: id.to_owned() }),
         1 => Ok(ids.remove(0)),
-        _ => Err(DeviceError::Ambiguous {
-            what,
-            id: id.to_owned(),
-        }),
+        _ => Err(DeviceError::Ambiguous { what, id: id.to_owned() }),
     }
 }
 
@@ -593,33 +554,25 @@ fn public_key_arg(key: &str) -> Result<String, DeviceError> {
     let key = key.trim_end_matches('=');
     if !key.is_empty()
         && key.len() <= 128
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         Ok(key.to_owned())
     } else {
-        Err(DeviceError::Invalid(
-            "device.publicKey must be base64url".into(),
-        ))
+        Err(DeviceError::Invalid("device.publicKey must be base64url".into()))
     }
 }
 
 fn name_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_SCOPE_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
 }
 
 fn role_arg(role: &str) -> Result<String, DeviceError> {
     if name_ok(role) {
         Ok(role.to_owned())
     } else {
-        Err(DeviceError::Invalid(format!(
-            "invalid role {:?}",
-            role.chars().take(80).collect::<String>()
-        )))
+        Err(DeviceError::Invalid(format!("invalid role {:?}", role.chars().take(80).collect::<String>())))
     }
 }
 
@@ -648,9 +601,7 @@ fn scopes_arg(scopes: &[String]) -> Result<Vec<String>, DeviceError> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `rusqlite::Result` to `DeviceError`, naming the database file.
@@ -684,11 +635,7 @@ mod tests {
             display_name: Some("laptop\u{1b}[31m".into()),
             ..Default::default()
         };
-        Fixture {
-            _dir: dir,
-            devices: Devices::new(store),
-            client,
-        }
+        Fixture { _dir: dir, devices: Devices::new(store), client }
     }
 
     fn id(n: u8) -> String {
@@ -705,26 +652,13 @@ mod tests {
 
     impl Fixture {
         fn pair(&self, n: u8, scopes: &[&str], loopback: bool) -> Pairing {
-            self.devices
-                .pair(
-                    &id(n),
-                    &key(n),
-                    &self.client,
-                    "operator",
-                    &s(scopes),
-                    loopback,
-                )
-                .unwrap()
+            self.devices.pair(&id(n), &key(n), &self.client, "operator", &s(scopes), loopback).unwrap()
         }
     }
 
     fn paired(p: Pairing) -> (Vec<String>, String) {
         match p {
-            Pairing::Paired {
-                scopes,
-                device_token,
-                ..
-            } => (scopes, device_token),
+            Pairing::Paired { scopes, device_token, .. } => (scopes, device_token),
             other => panic!("not paired: {other:?}"),
         }
     }
@@ -748,15 +682,8 @@ mod tests {
         let list = f.devices.list().unwrap();
         assert_eq!(list.len(), 1);
         let d = &list[0];
-        assert_eq!(
-            (d.device_id.as_str(), d.role.as_str(), d.revoked),
-            (id(1).as_str(), "operator", false)
-        );
-        assert_eq!(
-            d.display_name.as_deref(),
-            Some("laptop[31m"),
-            "control characters are dropped"
-        );
+        assert_eq!((d.device_id.as_str(), d.role.as_str(), d.revoked), (id(1).as_str(), "operator", false));
+        assert_eq!(d.display_name.as_deref(), Some("laptop[31m"), "control characters are dropped");
         assert!(d.last_seen_ms.is_some());
         assert!(f.devices.pending().unwrap().is_empty());
         // The listing never carries a token.
@@ -769,10 +696,7 @@ mod tests {
         let request_id = pending(f.pair(1, &["operator.read"], false));
         assert_eq!(request_id.len(), REQUEST_ID_LEN);
         // Knocking again refreshes the same request.
-        assert_eq!(
-            pending(f.pair(1, &["operator.read", "operator.write"], false)),
-            request_id
-        );
+        assert_eq!(pending(f.pair(1, &["operator.read", "operator.write"], false)), request_id);
         let requests = f.devices.pending().unwrap();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].scopes, s(&["operator.read", "operator.write"]));
@@ -787,10 +711,7 @@ mod tests {
 
         // Approval by device id, with other scopes than requested.
         pending(f.pair(2, &["operator.admin"], false));
-        let record = f
-            .devices
-            .approve(&id(2).to_uppercase(), Some(s(&["operator.read"])))
-            .unwrap();
+        let record = f.devices.approve(&id(2).to_uppercase(), Some(s(&["operator.read"]))).unwrap();
         assert_eq!(record.scopes, s(&["operator.read"]));
         assert_eq!(paired(f.pair(2, &[], false)).0, s(&["operator.read"]));
     }
@@ -799,38 +720,23 @@ mod tests {
     fn usable_scopes_follow_the_grant() {
         let g = |list: &[&str]| s(list);
         assert_eq!(
-            usable_scopes(
-                &g(&["operator.admin"]),
-                &g(&["operator.pairing", "operator.read"])
-            ),
+            usable_scopes(&g(&["operator.admin"]), &g(&["operator.pairing", "operator.read"])),
             g(&["operator.pairing", "operator.read"])
         );
         assert_eq!(
-            usable_scopes(
-                &g(&["operator.write"]),
-                &g(&["operator.read", "operator.admin"])
-            ),
+            usable_scopes(&g(&["operator.write"]), &g(&["operator.read", "operator.admin"])),
             g(&["operator.read"])
         );
-        assert_eq!(
-            usable_scopes(&g(&["operator.read"]), &g(&["operator.write"])),
-            Vec::<String>::new()
-        );
+        assert_eq!(usable_scopes(&g(&["operator.read"]), &g(&["operator.write"])), Vec::<String>::new());
         assert_eq!(
             usable_scopes(&g(&["operator.read", "operator.approvals"]), &[]),
             g(&["operator.read", "operator.approvals"])
         );
-        assert_eq!(
-            usable_scopes(&[], &g(&["operator.read"])),
-            Vec::<String>::new()
-        );
+        assert_eq!(usable_scopes(&[], &g(&["operator.read"])), Vec::<String>::new());
 
         let f = fixture();
         paired(f.pair(1, &["operator.write"], true));
-        assert_eq!(
-            paired(f.pair(1, &["operator.read", "operator.admin"], true)).0,
-            s(&["operator.read"])
-        );
+        assert_eq!(paired(f.pair(1, &["operator.read", "operator.admin"], true)).0, s(&["operator.read"]));
         assert_eq!(paired(f.pair(1, &[], true)).0, s(&["operator.write"]));
     }
 
@@ -840,14 +746,8 @@ mod tests {
         let request_id = pending(f.pair(1, &["operator.read"], false));
         f.devices.reject(&request_id).unwrap();
         assert!(f.devices.pending().unwrap().is_empty());
-        assert!(matches!(
-            f.devices.reject(&request_id),
-            Err(DeviceError::NotFound { .. })
-        ));
-        assert!(matches!(
-            f.devices.approve(&request_id, None),
-            Err(DeviceError::NotFound { .. })
-        ));
+        assert!(matches!(f.devices.reject(&request_id), Err(DeviceError::NotFound { .. })));
+        assert!(matches!(f.devices.approve(&request_id, None), Err(DeviceError::NotFound { .. })));
         // It may knock again, and gets a new request.
         pending(f.pair(1, &["operator.read"], false));
         assert_eq!(f.devices.pending().unwrap().len(), 1);
@@ -865,31 +765,16 @@ mod tests {
         assert_eq!(f.devices.revoke(&id(2)[..12]).unwrap(), id(2));
         assert!(!f.devices.verify_token(&id(2), &remote_token));
         let list = f.devices.list().unwrap();
-        assert!(list
-            .iter()
-            .any(|d| d.device_id == id(2) && d.revoked && d.revoked_at_ms.is_some()));
+        assert!(list.iter().any(|d| d.device_id == id(2) && d.revoked && d.revoked_at_ms.is_some()));
         pending(f.pair(2, &["operator.read"], false));
-        assert_eq!(
-            f.devices.revoke(&id(2)).unwrap(),
-            id(2),
-            "revoking twice is harmless"
-        );
+        assert_eq!(f.devices.revoke(&id(2)).unwrap(), id(2), "revoking twice is harmless");
 
         f.devices.revoke(&id(1)).unwrap();
         assert!(!f.devices.verify_token(&id(1), &loopback_token));
         let (scopes, token) = paired(f.pair(1, &["operator.admin"], true));
-        assert_eq!(
-            scopes,
-            s(&["operator.admin"]),
-            "re-paired with what it asked now"
-        );
+        assert_eq!(scopes, s(&["operator.admin"]), "re-paired with what it asked now");
         assert!(f.devices.verify_token(&id(1), &token));
-        assert!(!f
-            .devices
-            .list()
-            .unwrap()
-            .iter()
-            .any(|d| d.device_id == id(1) && d.revoked));
+        assert!(!f.devices.list().unwrap().iter().any(|d| d.device_id == id(1) && d.revoked));
     }
 
     #[test]
@@ -909,17 +794,10 @@ mod tests {
     fn another_key_under_a_paired_id_is_refused() {
         let f = fixture();
         paired(f.pair(1, &["operator.read"], true));
-        let err = f
-            .devices
-            .pair(&id(1), "otherkey", &f.client, "operator", &[], true)
-            .unwrap_err();
+        let err = f.devices.pair(&id(1), "otherkey", &f.client, "operator", &[], true).unwrap_err();
         assert!(matches!(err, DeviceError::KeyMismatch(_)), "{err}");
         // Padding is not a different key.
-        paired(
-            f.devices
-                .pair(&id(1), "key1==", &f.client, "operator", &[], true)
-                .unwrap(),
-        );
+        paired(f.devices.pair(&id(1), "key1==", &f.client, "operator", &[], true).unwrap());
     }
 
     #[test]
@@ -927,54 +805,28 @@ mod tests {
         let f = fixture();
         let request_id = pending(f.pair(1, &["operator.read"], false));
         f.devices.approve(&request_id, None).unwrap();
-        let p = f
-            .devices
-            .pair(&id(1), &key(1), &f.client, "node", &[], false)
-            .unwrap();
+        let p = f.devices.pair(&id(1), &key(1), &f.client, "node", &[], false).unwrap();
         pending(p);
     }
 
     #[test]
     fn bad_input_is_refused_before_the_database() {
         let f = fixture();
-        for bad in [
-            "../etc/passwd",
-            "abc",
-            "0123456z",
-            "'; DROP TABLE devices; --",
-            "a".repeat(65).as_str(),
-        ] {
-            assert!(
-                matches!(f.devices.approve(bad, None), Err(DeviceError::InvalidId(_))),
-                "{bad}"
-            );
-            assert!(
-                matches!(f.devices.revoke(bad), Err(DeviceError::InvalidId(_))),
-                "{bad}"
-            );
+        for bad in ["../etc/passwd", "abc", "0123456z", "'; DROP TABLE devices; --", "a".repeat(65).as_str()]
+        {
+            assert!(matches!(f.devices.approve(bad, None), Err(DeviceError::InvalidId(_))), "{bad}");
+            assert!(matches!(f.devices.revoke(bad), Err(DeviceError::InvalidId(_))), "{bad}");
         }
-        assert!(f
-            .devices
-            .pair("xyz", &key(1), &f.client, "operator", &[], true)
-            .is_err());
-        assert!(f
-            .devices
-            .pair(&id(1), "not base64!", &f.client, "operator", &[], true)
-            .is_err());
-        assert!(f
-            .devices
-            .pair(&id(1), &key(1), &f.client, "operator", &s(&["a b"]), true)
-            .is_err());
+        assert!(f.devices.pair("xyz", &key(1), &f.client, "operator", &[], true).is_err());
+        assert!(f.devices.pair(&id(1), "not base64!", &f.client, "operator", &[], true).is_err());
+        assert!(f.devices.pair(&id(1), &key(1), &f.client, "operator", &s(&["a b"]), true).is_err());
         assert!(!f.devices.verify_token("../x", "t"));
         let request_id = pending(f.pair(1, &["operator.read"], false));
         assert!(matches!(
             f.devices.approve(&request_id, Some(s(&["bad scope"]))),
             Err(DeviceError::Invalid(_))
         ));
-        assert!(matches!(
-            f.devices.approve("deadbeef", None),
-            Err(DeviceError::NotFound { .. })
-        ));
+        assert!(matches!(f.devices.approve("deadbeef", None), Err(DeviceError::NotFound { .. })));
     }
 
     #[test]

@@ -100,21 +100,14 @@ impl Decoder {
         }
     }
 
-    fn assemble(
-        &mut self,
-        fin: bool,
-        opcode: u8,
-        payload: Vec<u8>,
-    ) -> Result<Option<Message>, CodecError> {
+    fn assemble(&mut self, fin: bool, opcode: u8, payload: Vec<u8>) -> Result<Option<Message>, CodecError> {
         match opcode {
             CLOSE => Ok(Some(Message::Close(parse_close(&payload)?))),
             PING => Ok(Some(Message::Ping(payload))),
             PONG => Ok(Some(Message::Pong)),
             TEXT | BINARY => {
                 if self.partial.is_some() {
-                    return Err(CodecError::Protocol(
-                        "a new message began inside a fragmented one",
-                    ));
+                    return Err(CodecError::Protocol("a new message began inside a fragmented one"));
                 }
                 if fin {
                     return finish(opcode, payload).map(Some);
@@ -124,9 +117,7 @@ impl Decoder {
             }
             CONTINUATION => {
                 let Some((first, mut so_far)) = self.partial.take() else {
-                    return Err(CodecError::Protocol(
-                        "continuation frame without a message to continue",
-                    ));
+                    return Err(CodecError::Protocol("continuation frame without a message to continue"));
                 };
                 so_far.extend_from_slice(&payload);
                 if fin {
@@ -143,9 +134,7 @@ impl Decoder {
 
 fn finish(opcode: u8, payload: Vec<u8>) -> Result<Message, CodecError> {
     if opcode == TEXT {
-        String::from_utf8(payload)
-            .map(Message::Text)
-            .map_err(|_| CodecError::InvalidUtf8)
+        String::from_utf8(payload).map(Message::Text).map_err(|_| CodecError::InvalidUtf8)
     } else {
         Ok(Message::Binary(payload))
     }
@@ -178,9 +167,7 @@ fn parse_header(buf: &[u8]) -> Result<Option<Header>, CodecError> {
     }
     let (b0, b1) = (buf[0], buf[1]);
     if b0 & 0x70 != 0 {
-        return Err(CodecError::Protocol(
-            "reserved bits set without a negotiated extension",
-        ));
+        return Err(CodecError::Protocol("reserved bits set without a negotiated extension"));
     }
     let fin = b0 & 0x80 != 0;
     let opcode = b0 & 0x0F;
@@ -207,22 +194,14 @@ fn parse_header(buf: &[u8]) -> Result<Option<Header>, CodecError> {
         n => (u64::from(n), 2),
     };
     if opcode >= CLOSE && (len > 125 || !fin) {
-        return Err(CodecError::Protocol(
-            "control frames must be whole and at most 125 bytes",
-        ));
+        return Err(CodecError::Protocol("control frames must be whole and at most 125 bytes"));
     }
     if buf.len() < at + 4 {
         return Ok(None);
     }
     let mask = buf[at..at + 4].try_into().expect("4 bytes");
     at += 4;
-    Ok(Some(Header {
-        fin,
-        opcode,
-        mask,
-        len,
-        header_len: at,
-    }))
+    Ok(Some(Header { fin, opcode, mask, len, header_len: at }))
 }
 
 fn unmask(payload: &mut [u8], mask: [u8; 4]) {
@@ -319,10 +298,7 @@ mod tests {
         bytes.extend(client_frame(true, PING, b"p", M));
         bytes.extend(client_frame(true, CONTINUATION, b"lo", M));
         let msgs = decode_all(&bytes, 100).unwrap();
-        assert_eq!(
-            msgs,
-            [Message::Ping(b"p".to_vec()), Message::Text("hello".into())]
-        );
+        assert_eq!(msgs, [Message::Ping(b"p".to_vec()), Message::Text("hello".into())]);
     }
 
     #[test]
@@ -335,41 +311,23 @@ mod tests {
         // Fragments add up.
         let mut bytes = client_frame(false, TEXT, &[b'a'; 60], M);
         bytes.extend(client_frame(true, CONTINUATION, &[b'a'; 60], M));
-        assert_eq!(
-            decode_all(&bytes, 100),
-            Err(CodecError::TooBig { limit: 100 })
-        );
+        assert_eq!(decode_all(&bytes, 100), Err(CodecError::TooBig { limit: 100 }));
     }
 
     #[test]
     fn framing_violations_are_protocol_errors() {
         let unmasked = encode(TEXT, b"hi");
-        assert!(matches!(
-            decode_all(&unmasked, 100),
-            Err(CodecError::Protocol(_))
-        ));
+        assert!(matches!(decode_all(&unmasked, 100), Err(CodecError::Protocol(_))));
         let mut rsv = client_frame(true, TEXT, b"hi", M);
         rsv[0] |= 0x40;
-        assert!(matches!(
-            decode_all(&rsv, 100),
-            Err(CodecError::Protocol(_))
-        ));
+        assert!(matches!(decode_all(&rsv, 100), Err(CodecError::Protocol(_))));
         let cont = client_frame(true, CONTINUATION, b"hi", M);
-        assert!(matches!(
-            decode_all(&cont, 100),
-            Err(CodecError::Protocol(_))
-        ));
+        assert!(matches!(decode_all(&cont, 100), Err(CodecError::Protocol(_))));
         let long_ping = client_frame(true, PING, &[0; 126], M);
-        assert!(matches!(
-            decode_all(&long_ping, 1000),
-            Err(CodecError::Protocol(_))
-        ));
+        assert!(matches!(decode_all(&long_ping, 1000), Err(CodecError::Protocol(_))));
         let mut two = client_frame(false, TEXT, b"a", M);
         two.extend(client_frame(true, TEXT, b"b", M));
-        assert!(matches!(
-            decode_all(&two, 100),
-            Err(CodecError::Protocol(_))
-        ));
+        assert!(matches!(decode_all(&two, 100), Err(CodecError::Protocol(_))));
         let bad = client_frame(true, TEXT, &[0xff, 0xfe], M);
         assert_eq!(decode_all(&bad, 100), Err(CodecError::InvalidUtf8));
         let op = client_frame(true, 0x3, b"", M);

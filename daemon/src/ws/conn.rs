@@ -55,8 +55,7 @@ pub async fn run(
     slot: PreAuthSlot,
 ) {
     let _open = gw.hub.open_socket();
-    let handshake_timeout =
-        Duration::from_millis(gw.active().config.gateway.ws.handshake_timeout_ms.get());
+    let handshake_timeout = Duration::from_millis(gw.active().config.gateway.ws.handshake_timeout_ms.get());
     let mut this = Connection {
         gw,
         context,
@@ -84,6 +83,10 @@ pub async fn run(
             this.decode(&mut decoder).await;
         }
         decoder.release();
+        // Answer at once rather than after another trip through the scheduler.
+        if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write(b)).is_err() {
+            break;
+        }
         if this.outbox.closing().is_some() {
             if !this.outbox.has_pending() {
                 break;
@@ -181,15 +184,14 @@ impl Connection {
     async fn on_message(&mut self, message: Message) {
         match message {
             Message::Text(text) => self.on_text(&text).await,
-            Message::Binary(_) => self.outbox.close(
-                1003,
-                "binary frames are not supported: send JSON text frames",
-            ),
+            Message::Binary(_) => {
+                self.outbox.close(1003, "binary frames are not supported: send JSON text frames")
+            }
             Message::Ping(payload) => self.outbox.push_raw(codec::pong(&payload)),
             Message::Pong => {}
-            Message::Close(peer) => self
-                .outbox
-                .close(peer.map_or(close::NORMAL, |(code, _)| echo_code(code)), ""),
+            Message::Close(peer) => {
+                self.outbox.close(peer.map_or(close::NORMAL, |(code, _)| echo_code(code)), "")
+            }
         }
     }
 
@@ -203,11 +205,7 @@ impl Connection {
             Ok(v) => v,
             Err(e) => return self.bad_frame("", format!("invalid frame: not JSON ({e})")),
         };
-        let id = frame
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let id = frame.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
         match frame.get("type").and_then(Value::as_str) {
             Some("req") => match serde_json::from_value::<Request>(frame) {
                 Ok(req) if self.conn.is_none() => self.on_handshake(req).await,
@@ -224,25 +222,16 @@ impl Connection {
     fn bad_frame(&self, id: &str, message: String) {
         if self.conn.is_none() {
             let message = format!("invalid handshake: first request must be connect ({message})");
-            self.respond(&Response::err(
-                id,
-                ErrorShape::new(code::INVALID_REQUEST, message.clone()),
-            ));
+            self.respond(&Response::err(id, ErrorShape::new(code::INVALID_REQUEST, message.clone())));
             return self.outbox.close(close::POLICY, &message);
         }
-        self.respond(&Response::err(
-            id,
-            ErrorShape::new(code::INVALID_REQUEST, message),
-        ));
+        self.respond(&Response::err(id, ErrorShape::new(code::INVALID_REQUEST, message)));
     }
 
     async fn on_handshake(&mut self, req: Request) {
         if req.method != "connect" {
             let message = "invalid handshake: first request must be connect";
-            self.respond(&Response::err(
-                &req.id,
-                ErrorShape::new(code::INVALID_REQUEST, message),
-            ));
+            self.respond(&Response::err(&req.id, ErrorShape::new(code::INVALID_REQUEST, message)));
             return self.outbox.close(close::POLICY, message);
         }
         let attempt = handshake::Attempt {
@@ -255,7 +244,7 @@ impl Connection {
             Ok(accepted) => {
                 self.respond(&Response::ok(&req.id, accepted.hello));
                 self.pre_auth = None;
-                self.gw.hub.join(accepted.conn.clone());
+                self.gw.hub.join(accepted.conn.clone(), self.limit());
                 self.conn = Some(accepted.conn);
             }
             Err(refusal) => {
@@ -270,10 +259,7 @@ impl Connection {
             return;
         };
         if req.method == "connect" {
-            let error = ErrorShape::new(
-                code::INVALID_REQUEST,
-                "connect is only valid as the first request",
-            );
+            let error = ErrorShape::new(code::INVALID_REQUEST, "connect is only valid as the first request");
             return self.respond(&Response::err(&req.id, error));
         }
         match methods::call(&self.gw, &conn, &req.method, req.params) {
@@ -283,8 +269,8 @@ impl Connection {
                 let limit = self.limit();
                 let id = req.id.clone();
                 let task = tokio::spawn(async move {
-                    let json = serde_json::to_vec(&to_response(&id, future.await))
-                        .expect("responses serialize");
+                    let json =
+                        serde_json::to_vec(&to_response(&id, future.await)).expect("responses serialize");
                     let _ = outbox.push_text(&json, false, limit);
                 });
                 self.in_flight.retain(|_, t| !t.is_finished());
@@ -308,7 +294,7 @@ impl Connection {
             task.abort();
         }
         if let Some(conn) = &self.conn {
-            self.gw.hub.leave(&conn.id);
+            self.gw.hub.leave(&conn.id, self.limit());
         }
     }
 }

@@ -40,11 +40,7 @@ pub struct Refusal {
 impl Refusal {
     fn new(error: ErrorShape, close: u16) -> Self {
         let reason = error.message.clone();
-        Self {
-            error,
-            close,
-            reason,
-        }
+        Self { error, close, reason }
     }
 
     /// An authentication failure: `INVALID_REQUEST` with `details.code`, then close 1008.
@@ -53,23 +49,15 @@ impl Refusal {
     }
 
     fn auth(detail: &str, message: impl Into<String>) -> Self {
-        let error =
-            ErrorShape::new(code::INVALID_REQUEST, message).with_details(json!({ "code": detail }));
+        let error = ErrorShape::new(code::INVALID_REQUEST, message).with_details(json!({ "code": detail }));
         Self::new(error, close::POLICY)
     }
 }
 
-pub async fn connect(
-    gw: &Arc<Gateway>,
-    attempt: Attempt<'_>,
-    params: Value,
-) -> Result<Accepted, Refusal> {
+pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> Result<Accepted, Refusal> {
     let params: ConnectParams = serde_json::from_value(params).map_err(|e| {
         Refusal::new(
-            ErrorShape::new(
-                code::INVALID_REQUEST,
-                format!("invalid connect params: {e}"),
-            ),
+            ErrorShape::new(code::INVALID_REQUEST, format!("invalid connect params: {e}")),
             close::POLICY,
         )
     })?;
@@ -79,8 +67,9 @@ pub async fn connect(
         .into_iter()
         .find(|v| params.min_protocol <= *v && *v <= params.max_protocol)
         .ok_or_else(|| {
-            let error = ErrorShape::new(code::INVALID_REQUEST, "protocol mismatch")
-                .with_details(json!({ "expectedProtocol": PROTOCOL_VERSION, "minProtocol": MIN_PROTOCOL_VERSION }));
+            let error = ErrorShape::new(code::INVALID_REQUEST, "protocol mismatch").with_details(
+                json!({ "expectedProtocol": PROTOCOL_VERSION, "minProtocol": MIN_PROTOCOL_VERSION }),
+            );
             Refusal::new(error, close::PROTOCOL_ERROR)
         })?;
 
@@ -108,11 +97,7 @@ pub async fn connect(
         return Err(Refusal::new(error, close::POLICY));
     }
     let auth = params.auth.clone().unwrap_or_default();
-    let presented = auth
-        .token
-        .clone()
-        .or(auth.device_token.clone())
-        .unwrap_or_default();
+    let presented = auth.token.clone().or(auth.device_token.clone()).unwrap_or_default();
     let device = params.device.as_ref();
     let verified = match active.config.gateway.auth.mode {
         AuthMode::None => Ok(AuthKind::None),
@@ -134,8 +119,7 @@ pub async fn connect(
     let auth_kind = match verified {
         Ok(kind) => kind,
         Err(refusal) => {
-            gw.limiter
-                .failure(ip, &active.config.gateway.auth.rate_limit);
+            gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
             crate::gateway::Stats::bump(&gw.stats.auth_failures);
             return Err(refusal);
         }
@@ -154,8 +138,7 @@ pub async fn connect(
                 now_ms: now_ms() as i64,
             };
             if let Err(why) = proof::verify(device, &signed) {
-                gw.limiter
-                    .failure(ip, &active.config.gateway.auth.rate_limit);
+                gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
                 return Err(Refusal::auth(auth_code::DEVICE_SIGNATURE, why));
             }
             gw.limiter.success(ip);
@@ -178,11 +161,7 @@ pub async fn connect(
                 .unwrap_or_else(|e| Err(DeviceError::Invalid(format!("pairing task failed: {e}"))))
             };
             match pairing {
-                Ok(Pairing::Paired {
-                    scopes,
-                    device_token,
-                    issued_at_ms,
-                }) => {
+                Ok(Pairing::Paired { scopes, device_token, issued_at_ms }) => {
                     return Ok(accept(
                         gw,
                         &attempt,
@@ -195,8 +174,7 @@ pub async fn connect(
                     ));
                 }
                 Ok(Pairing::Pending { request_id }) => {
-                    let reason =
-                        format!("pairing required: device not approved (requestId: {request_id})");
+                    let reason = format!("pairing required: device not approved (requestId: {request_id})");
                     let error = ErrorShape::new(
                         code::NOT_PAIRED,
                         format!(
@@ -204,14 +182,8 @@ pub async fn connect(
                             profile_flag(gw)
                         ),
                     )
-                    .with_details(
-                        json!({ "code": auth_code::PAIRING_REQUIRED, "requestId": request_id }),
-                    );
-                    return Err(Refusal {
-                        error,
-                        close: close::POLICY,
-                        reason,
-                    });
+                    .with_details(json!({ "code": auth_code::PAIRING_REQUIRED, "requestId": request_id }));
+                    return Err(Refusal { error, close: close::POLICY, reason });
                 }
                 Err(DeviceError::Store(e)) => {
                     // The cause names files on this host: the log gets it, the client does not.
@@ -231,17 +203,12 @@ pub async fn connect(
         gw.limiter.success(ip);
     }
     // A client without a device identity gets no scopes: it can ask for `health` only.
-    Ok(accept(
-        gw, &attempt, &params, protocol, role, scopes, auth_kind, None,
-    ))
+    Ok(accept(gw, &attempt, &params, protocol, role, scopes, auth_kind, None))
 }
 
 /// ` --profile NAME` when this gateway runs a named profile, for commands we suggest.
 fn profile_flag(gw: &Gateway) -> String {
-    gw.profile
-        .name()
-        .map(|p| format!(" --profile {p}"))
-        .unwrap_or_default()
+    gw.profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -278,9 +245,15 @@ fn accept(
         auth_block["issuedAtMs"] = (*issued).into();
     }
     let ws = &active.config.gateway.ws;
-    // The snapshot includes this client: it joins the hub once hello-ok is on its way.
-    let mut presence = gw.hub.presence();
-    presence.push(conn.presence());
+    // The snapshot includes this client (it joins the hub once hello-ok is on its way); like
+    // presence events, it is for readers only.
+    let presence = if conn.sees_presence() {
+        let mut presence = gw.hub.presence();
+        presence.push(conn.presence());
+        presence
+    } else {
+        Vec::new()
+    };
     let hello = json!({
         "type": "hello-ok",
         "protocol": protocol,

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gateway_proto::ws::{close, StateVersion};
+use gateway_proto::ws::{close, scope, StateVersion};
 use serde_json::{json, Value};
 
 use super::outbox::Outbox;
@@ -41,6 +41,11 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Presence is state about other clients: only readers get it.
+    pub fn sees_presence(&self) -> bool {
+        self.scopes.iter().any(|s| [scope::READ, scope::WRITE, scope::ADMIN].contains(&s.as_str()))
+    }
+
     pub fn presence(&self) -> Value {
         json!({
             "connId": self.id,
@@ -76,11 +81,7 @@ pub struct PreAuthSlot {
 
 impl Drop for PreAuthSlot {
     fn drop(&mut self) {
-        let mut map = self
-            .hub
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = self.hub.unauthenticated.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -102,19 +103,13 @@ impl Drop for OpenGuard {
 impl Hub {
     /// Takes one of `ip`'s places for sockets that have not completed the handshake.
     pub fn reserve_pre_auth(self: &Arc<Self>, ip: IpAddr, limit: u32) -> Option<PreAuthSlot> {
-        let mut map = self
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = self.unauthenticated.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_insert(0);
         if *n >= limit {
             return None;
         }
         *n += 1;
-        Some(PreAuthSlot {
-            hub: self.clone(),
-            ip,
-        })
+        Some(PreAuthSlot { hub: self.clone(), ip })
     }
 
     pub fn open_socket(self: &Arc<Self>) -> OpenGuard {
@@ -137,32 +132,34 @@ impl Hub {
         }
     }
 
+    /// Everyone connected, oldest first.
     pub fn presence(&self) -> Vec<Value> {
-        let mut list: Vec<(u64, Value)> = self
-            .lock()
-            .values()
-            .map(|c| (c.connected_at_ms, c.presence()))
-            .collect();
+        let mut list: Vec<(u64, Value)> =
+            self.lock().values().map(|c| (c.connected_at_ms, c.presence())).collect();
         list.sort_by_key(|(at, _)| *at);
         list.into_iter().map(|(_, v)| v).collect()
     }
 
-    /// Adds an authenticated connection and tells everyone.
-    pub fn join(&self, conn: Arc<Conn>) {
+    /// Adds an authenticated connection and tells the readers.
+    pub fn join(&self, conn: Arc<Conn>, limit: usize) {
         self.lock().insert(conn.id.clone(), conn);
-        self.presence_changed();
+        self.presence_changed(limit);
     }
 
-    pub fn leave(&self, id: &str) {
+    pub fn leave(&self, id: &str, limit: usize) {
         if self.lock().remove(id).is_some() {
-            self.presence_changed();
+            self.presence_changed(limit);
         }
     }
 
-    fn presence_changed(&self) {
+    /// One list for all readers; clients without scopes (which may be many) get none of it, and
+    /// with no reader connected the list is not even built.
+    fn presence_changed(&self, limit: usize) {
         self.presence_version.fetch_add(1, Ordering::Relaxed);
-        let payload = json!({ "presence": self.presence() });
-        self.broadcast("presence", &payload, true, usize::MAX);
+        if self.lock().values().any(|c| c.sees_presence()) {
+            let payload = json!({ "presence": self.presence() });
+            self.send("presence", &payload, true, limit, Conn::sees_presence);
+        }
     }
 
     /// A new health state: bumps its version and sends a `health` event.
@@ -173,9 +170,13 @@ impl Hub {
 
     /// Sends an event to every authenticated connection; each gets its own `seq`.
     pub fn broadcast(&self, event: &str, payload: &Value, droppable: bool, limit: usize) {
+        self.send(event, payload, droppable, limit, |_| true);
+    }
+
+    fn send(&self, event: &str, payload: &Value, droppable: bool, limit: usize, to: impl Fn(&Conn) -> bool) {
         let payload = payload.to_string();
         let version = serde_json::to_string(&self.state_version()).expect("plain JSON");
-        let conns: Vec<Arc<Conn>> = self.lock().values().cloned().collect();
+        let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| to(c)).cloned().collect();
         for conn in conns {
             let _ = conn.outbox.push_event(
                 |seq| event_json(event, &payload, seq, Some(&version)),
@@ -187,12 +188,7 @@ impl Hub {
 
     /// Closes the connections that match, e.g. those that used a credential that changed.
     pub fn close_where(&self, matches: impl Fn(&Conn) -> bool, code: u16, reason: &str) -> usize {
-        let conns: Vec<Arc<Conn>> = self
-            .lock()
-            .values()
-            .filter(|c| matches(c))
-            .cloned()
-            .collect();
+        let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| matches(c)).cloned().collect();
         for conn in &conns {
             conn.outbox.close(code, reason);
         }
@@ -218,7 +214,9 @@ impl Hub {
 pub fn event_json(event: &str, payload: &str, seq: u64, state_version: Option<&str>) -> Vec<u8> {
     let event = serde_json::to_string(event).expect("a string");
     match state_version {
-        Some(v) => format!(r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq},"stateVersion":{v}}}"#),
+        Some(v) => format!(
+            r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq},"stateVersion":{v}}}"#
+        ),
         None => format!(r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq}}}"#),
     }
     .into_bytes()

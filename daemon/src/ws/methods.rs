@@ -41,14 +41,8 @@ const METHODS: &[(&str, Need)] = &[
 ];
 
 /// Events a client may receive.
-pub const EVENTS: &[&str] = &[
-    "connect.challenge",
-    "tick",
-    "presence",
-    "health",
-    "shutdown",
-    "config.changed",
-];
+pub const EVENTS: &[&str] =
+    &["connect.challenge", "tick", "presence", "health", "shutdown", "config.changed"];
 
 pub fn names() -> Vec<&'static str> {
     METHODS.iter().map(|(name, _)| *name).collect()
@@ -64,10 +58,7 @@ pub enum Reply {
 
 pub fn call(gw: &Arc<Gateway>, conn: &Conn, method: &str, params: Value) -> Reply {
     let Some((_, need)) = METHODS.iter().find(|(name, _)| *name == method) else {
-        return Reply::Now(Err(ErrorShape::new(
-            code::INVALID_REQUEST,
-            format!("unknown method: {method}"),
-        )));
+        return Reply::Now(Err(ErrorShape::new(code::INVALID_REQUEST, format!("unknown method: {method}"))));
     };
     if let Err(e) = allowed(&conn.scopes, *need) {
         return Reply::Now(Err(e));
@@ -75,12 +66,12 @@ pub fn call(gw: &Arc<Gateway>, conn: &Conn, method: &str, params: Value) -> Repl
     let gw = gw.clone();
     match method {
         "health" => Reply::Now(Ok(health_payload(&gw))),
-        "status" => Reply::Now(Ok(
-            serde_json::to_value(crate::control::status_report(&gw)).expect("plain JSON")
-        )),
-        "system-presence" => Reply::Now(Ok(
-            json!({ "presence": gw.hub.presence(), "stateVersion": gw.hub.state_version() }),
-        )),
+        "status" => {
+            Reply::Now(Ok(serde_json::to_value(crate::control::status_report(&gw)).expect("plain JSON")))
+        }
+        "system-presence" => {
+            Reply::Now(Ok(json!({ "presence": gw.hub.presence(), "stateVersion": gw.hub.state_version() })))
+        }
         "last-heartbeat" => Reply::Now(Ok(last_heartbeat(&gw))),
         "logs.tail" => Reply::Now(logs_tail(&gw, params)),
         "models.list" => Reply::Now(Ok(json!({ "models": [] }))),
@@ -89,12 +80,12 @@ pub fn call(gw: &Arc<Gateway>, conn: &Conn, method: &str, params: Value) -> Repl
         "channels.status" => Reply::Now(Ok(json!({ "channels": {} }))),
         "config.get" => Reply::Now(config_write::get(&gw)),
         "config.schema" => Reply::Now(Ok(gateway_config::json_schema())),
-        "config.apply" => Reply::Later(Box::pin(async move {
-            config_write::apply_rpc(&gw, params, false).await
-        })),
-        "config.patch" => Reply::Later(Box::pin(async move {
-            config_write::apply_rpc(&gw, params, true).await
-        })),
+        "config.apply" => {
+            Reply::Later(Box::pin(async move { config_write::apply_rpc(&gw, params, false).await }))
+        }
+        "config.patch" => {
+            Reply::Later(Box::pin(async move { config_write::apply_rpc(&gw, params, true).await }))
+        }
         "secrets.reload" => Reply::Later(Box::pin(async move {
             let report = reload::reload(&gw, ReloadTrigger::Rpc).await;
             Ok(serde_json::to_value(report).expect("plain JSON"))
@@ -118,13 +109,11 @@ fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
         return Ok(());
     }
     let missing = required[0];
-    let hint = if scopes.is_empty() {
-        " (a client without a paired device identity has no scopes)"
-    } else {
-        ""
-    };
-    Err(ErrorShape::new(code::FORBIDDEN, format!("missing scope: {missing}{hint}"))
-        .with_details(json!({ "code": auth_code::MISSING_SCOPE, "missingScope": missing, "requiredScopes": required })))
+    let hint =
+        if scopes.is_empty() { " (a client without a paired device identity has no scopes)" } else { "" };
+    Err(ErrorShape::new(code::FORBIDDEN, format!("missing scope: {missing}{hint}")).with_details(
+        json!({ "code": auth_code::MISSING_SCOPE, "missingScope": missing, "requiredScopes": required }),
+    ))
 }
 
 /// The health snapshot clients see (`health` method and event, hello-ok snapshot).
@@ -160,19 +149,14 @@ struct LogsParams {
 fn logs_tail(gw: &Gateway, params: Value) -> Result<Value, ErrorShape> {
     let p: LogsParams = parse_params(params)?;
     let limit = p.limit.unwrap_or(logtail::DEFAULT_LINES).clamp(1, 10_000);
-    let max_bytes = p
-        .max_bytes
-        .unwrap_or(logtail::DEFAULT_MAX_BYTES)
-        .clamp(1024, 16 * 1024 * 1024);
+    let max_bytes = p.max_bytes.unwrap_or(logtail::DEFAULT_MAX_BYTES).clamp(1024, 16 * 1024 * 1024);
     let tail = logtail::read(gw.logs.file_path(), p.cursor, limit, max_bytes)
         .map_err(|e| ErrorShape::new(code::UNAVAILABLE, format!("cannot read the log: {e}")))?;
     Ok(serde_json::to_value(tail).expect("plain JSON"))
 }
 
 /// Params of the wrong shape are the client's error, named as such.
-pub fn parse_params<T: for<'de> Deserialize<'de> + Default>(
-    params: Value,
-) -> Result<T, ErrorShape> {
+pub fn parse_params<T: for<'de> Deserialize<'de> + Default>(params: Value) -> Result<T, ErrorShape> {
     if params.is_null() {
         return Ok(T::default());
     }

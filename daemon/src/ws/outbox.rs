@@ -69,10 +69,7 @@ impl Outbox {
                 return Err(Refused::Dropped);
             }
             drop(state);
-            self.close(
-                gateway_proto::ws::close::POLICY,
-                "slow consumer: too many unsent bytes",
-            );
+            self.close(gateway_proto::ws::close::POLICY, "slow consumer: too many unsent bytes");
             return Err(Refused::SlowConsumer);
         }
         state.next_seq += 1;

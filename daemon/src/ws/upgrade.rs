@@ -23,10 +23,7 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-        })
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
 }
 
 pub async fn upgrade(gw: Arc<Gateway>, mut req: Request) -> Response {
@@ -49,10 +46,7 @@ pub async fn upgrade(gw: Arc<Gateway>, mut req: Request) -> Response {
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|p| p.trim().eq_ignore_ascii_case("upgrade"))
-        });
+        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("upgrade")));
     if !connection_upgrade {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -60,20 +54,13 @@ pub async fn upgrade(gw: Arc<Gateway>, mut req: Request) -> Response {
             "a WebSocket upgrade needs `Connection: Upgrade`".into(),
         );
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        != Some("13")
-    {
+    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
         let mut response = refuse(
             StatusCode::UPGRADE_REQUIRED,
             "bad_upgrade",
             "only WebSocket version 13 is supported".into(),
         );
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return response;
     }
     let Some(key) = headers
@@ -102,25 +89,11 @@ pub async fn upgrade(gw: Arc<Gateway>, mut req: Request) -> Response {
     };
     let proxy_user = trusted
         .contains(&peer_addr.ip())
-        .then(|| {
-            headers.get(
-                active
-                    .config
-                    .gateway
-                    .auth
-                    .trusted_proxy
-                    .user_header
-                    .as_str(),
-            )
-        })
+        .then(|| headers.get(active.config.gateway.auth.trusted_proxy.user_header.as_str()))
         .flatten()
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let context = Context {
-        peer: peer_addr,
-        client_ip: ip,
-        proxy_user,
-    };
+    let context = Context { peer: peer_addr, client_ip: ip, proxy_user };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use gateway_tests::benchutil::{machine, ms, proc_kib, Machine, Stats};
 use gateway_tests::{bin, free_port, try_http, Daemon, Home};
 use serde_json::{json, Value};
 
@@ -50,57 +51,11 @@ struct Runs {
 
 impl Runs {
     fn default_counts() -> Self {
-        Self {
-            floor: 50,
-            cold: 30,
-            warm: 20,
-            rss: 5,
-            status: 50,
-            edit: 20,
-        }
+        Self { floor: 50, cold: 30, warm: 20, rss: 5, status: 50, edit: 20 }
     }
 
     fn all(n: usize) -> Self {
-        Self {
-            floor: n,
-            cold: n,
-            warm: n,
-            rss: n,
-            status: n,
-            edit: n,
-        }
-    }
-}
-
-/// Median, min and max of a set of samples.
-#[derive(Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-    n: usize,
-}
-
-impl Stats {
-    fn of(mut xs: Vec<f64>) -> Self {
-        assert!(!xs.is_empty(), "no samples");
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        let median = if n % 2 == 1 {
-            xs[n / 2]
-        } else {
-            (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-        };
-        Self {
-            median,
-            min: xs[0],
-            max: xs[n - 1],
-            n,
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({ "median": self.median, "min": self.min, "max": self.max, "runs": self.n })
+        Self { floor: n, cold: n, warm: n, rss: n, status: n, edit: n }
     }
 }
 
@@ -118,13 +73,7 @@ struct Row {
 
 impl Row {
     fn verdict(&self) -> Option<&'static str> {
-        self.target.map(|t| {
-            if self.ours.median <= t {
-                "meets"
-            } else {
-                "misses"
-            }
-        })
+        self.target.map(|t| if self.ours.median <= t { "meets" } else { "misses" })
     }
 }
 
@@ -202,10 +151,7 @@ fn main() -> Result<()> {
     ];
 
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&machine, &rows))?
-        );
+        println!("{}", serde_json::to_string_pretty(&to_json(&machine, &rows))?);
     } else {
         print!("{}", to_table(&machine, &rows));
     }
@@ -220,11 +166,8 @@ fn parse_args() -> Result<(Runs, bool)> {
         match arg.as_str() {
             "--json" => as_json = true,
             "--runs" => {
-                let n: usize = args
-                    .next()
-                    .context("--runs needs a number")?
-                    .parse()
-                    .context("--runs needs a number")?;
+                let n: usize =
+                    args.next().context("--runs needs a number")?.parse().context("--runs needs a number")?;
                 ensure!(n > 0, "--runs must be at least 1");
                 runs = Runs::all(n);
             }
@@ -240,10 +183,6 @@ fn parse_args() -> Result<(Runs, bool)> {
 
 fn repeat(runs: usize, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
     (0..runs).map(|_| f()).collect()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// The floor for anything that starts a process: spawn `true` and wait for it to exit.
@@ -280,10 +219,7 @@ fn wait_ready(daemon: &mut Daemon) -> Result<()> {
             bail!("gatewayd exited ({status}):\n{}", daemon.stderr());
         }
         if Instant::now() > deadline {
-            bail!(
-                "gatewayd not ready within {TIMEOUT:?}:\n{}",
-                daemon.stderr()
-            );
+            bail!("gatewayd not ready within {TIMEOUT:?}:\n{}", daemon.stderr());
         }
         std::thread::sleep(POLL);
     }
@@ -307,10 +243,7 @@ fn warm_start(runs: usize) -> Result<Stats> {
 /// by side so the wait is paid once.
 fn idle_memory(runs: usize) -> Result<(Stats, Stats)> {
     let homes: Vec<Home> = (0..runs).map(|_| Home::new()).collect();
-    let daemons = homes
-        .iter()
-        .map(|h| start(h).map(|(d, _)| d))
-        .collect::<Result<Vec<_>>>()?;
+    let daemons = homes.iter().map(|h| start(h).map(|(d, _)| d)).collect::<Result<Vec<_>>>()?;
     std::thread::sleep(IDLE);
     let (mut rss, mut hwm) = (Vec::new(), Vec::new());
     for d in &daemons {
@@ -321,16 +254,6 @@ fn idle_memory(runs: usize) -> Result<(Stats, Stats)> {
     Ok((Stats::of(rss), Stats::of(hwm)))
 }
 
-/// A `Key:   1234 kB` line of /proc/PID/status (the kernel's "kB" is KiB).
-fn proc_kib(status: &str, key: &str) -> Result<f64> {
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .with_context(|| format!("no {key} in /proc status"))?;
-    let kib = line.split_whitespace().nth(1).context("malformed line")?;
-    Ok(kib.parse()?)
-}
-
 /// Wall time of `gatewayctl status` against a running daemon, as a user runs it.
 fn status_wall_time(runs: usize) -> Result<Stats> {
     let home = Home::new();
@@ -338,12 +261,7 @@ fn status_wall_time(runs: usize) -> Result<Stats> {
     let ctl = bin("gatewayctl");
     let run = || -> Result<f64> {
         let t0 = Instant::now();
-        let status = home
-            .command(&ctl)
-            .arg("status")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
+        let status = home.command(&ctl).arg("status").stdout(Stdio::null()).stderr(Stdio::null()).status()?;
         let elapsed = t0.elapsed();
         ensure!(status.success(), "gatewayctl status failed: {status}");
         Ok(ms(elapsed))
@@ -373,9 +291,8 @@ fn config_edit(runs: usize) -> Result<Stats> {
 
 /// A pseudo-random duration below `max`, from the clock's nanoseconds.
 fn jitter(max: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     Duration::from_nanos(u64::from(nanos) % max.as_nanos() as u64)
 }
 
@@ -391,66 +308,19 @@ fn wait_authorized(daemon: &Daemon, token: &str) -> Result<()> {
     let bearer = format!("Bearer {token}");
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let (status, _) = try_http(
-            daemon.port,
-            "GET",
-            "/gateway/status",
-            &[("Authorization", &bearer)],
-        )?;
+        let (status, _) = try_http(daemon.port, "GET", "/gateway/status", &[("Authorization", &bearer)])?;
         if status == 200 {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!(
-                "the new token was not accepted within {TIMEOUT:?}:\n{}",
-                daemon.stderr()
-            );
+            bail!("the new token was not accepted within {TIMEOUT:?}:\n{}", daemon.stderr());
         }
         std::thread::sleep(POLL);
     }
 }
 
-/// CPU count, model and kernel, so results can be compared with the machine they came from.
-struct Machine {
-    nproc: usize,
-    model: String,
-    kernel: String,
-    date: String,
-}
-
-fn machine() -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown".into(), |(_, m)| m.trim().to_string());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map_or("unknown".into(), |k| k.trim().to_string());
-    Machine {
-        nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        model,
-        kernel,
-        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-    }
-}
-
-fn command_output(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or("unknown".into(), |o| {
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        })
-}
-
 fn fmt_stats(s: &Stats, unit: &str) -> String {
-    format!(
-        "{:.1} {unit} ({:.1}-{:.1}, n={})",
-        s.median, s.min, s.max, s.n
-    )
+    format!("{:.1} {unit} ({:.1}-{:.1}, n={})", s.median, s.min, s.max, s.n)
 }
 
 fn to_table(m: &Machine, rows: &[Row]) -> String {
@@ -470,12 +340,9 @@ fn to_table(m: &Machine, rows: &[Row]) -> String {
          |---|---|---|---|---|---|"
     );
     for r in rows {
-        let target = r
-            .target
-            .map_or("-".into(), |t| format!("<= {t} {}", r.unit));
-        let floor = r.floor.as_ref().map_or("-".into(), |(s, what)| {
-            format!("{:.1} {} ({what})", s.median, r.unit)
-        });
+        let target = r.target.map_or("-".into(), |t| format!("<= {t} {}", r.unit));
+        let floor =
+            r.floor.as_ref().map_or("-".into(), |(s, what)| format!("{:.1} {} ({what})", s.median, r.unit));
         let _ = writeln!(
             out,
             "| {} | {} | {target} | {} | {floor} | {} |",

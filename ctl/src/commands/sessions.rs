@@ -1,0 +1,38 @@
+//! `sessions list|revoke`: the session tokens handed out for the password.
+
+use anyhow::Result;
+use gateway_proto::api::{route, RevokedReport, SessionsReport};
+use gateway_proto::exit;
+
+use super::Ctx;
+use crate::client::DEFAULT_TIMEOUT;
+use crate::output::{ago, now_ms, print_json};
+
+pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
+    let report: SessionsReport = ctx.client()?.get(route::SESSIONS)?;
+    if json {
+        print_json(&report)?;
+        return Ok(exit::OK);
+    }
+    if report.sessions.is_empty() {
+        println!("no sessions (they are created by POST /gateway/auth/session in password mode)");
+    }
+    let now = now_ms();
+    for s in &report.sessions {
+        let left = s.expires_at_ms.saturating_sub(now) / 60_000;
+        println!("{}  created {}  expires in {left} min  {}", s.id, ago(s.created_at_ms, now), s.client);
+    }
+    Ok(exit::OK)
+}
+
+pub fn revoke(ctx: &Ctx, id: &str) -> Result<i32> {
+    if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "invalid session id {id:?}: give the 8 hex characters shown by `gatewayctl sessions list`"
+        );
+    }
+    let path = route::SESSION_REVOKE.replace("{id}", id);
+    let report: RevokedReport = ctx.client()?.call("POST", &path, DEFAULT_TIMEOUT)?;
+    println!("session {id} ended; {} connection(s) closed", report.closed_connections);
+    Ok(exit::OK)
+}

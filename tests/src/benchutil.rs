@@ -1,0 +1,133 @@
+//! Helpers shared by the benchmark binaries (`gateway-bench`, `gateway-ws-bench`): summary
+//! statistics, the machine header, `/proc` readings, and making sure children die with us.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+/// Median, min and max of a set of samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Stats {
+    pub fn of(mut xs: Vec<f64>) -> Self {
+        assert!(!xs.is_empty(), "no samples");
+        xs.sort_by(f64::total_cmp);
+        let n = xs.len();
+        let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
+        Self { median, min: xs[0], max: xs[n - 1], n }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({ "median": self.median, "min": self.min, "max": self.max, "runs": self.n })
+    }
+}
+
+/// The `q` quantile (0..=1) of samples, nearest-rank; sorts them.
+pub fn quantile(xs: &mut [f64], q: f64) -> f64 {
+    assert!(!xs.is_empty(), "no samples");
+    xs.sort_by(f64::total_cmp);
+    let rank = (q * xs.len() as f64).ceil() as usize;
+    xs[rank.clamp(1, xs.len()) - 1]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// CPU count, model and kernel, so results can be compared with the machine they came from.
+pub struct Machine {
+    pub nproc: usize,
+    pub model: String,
+    pub kernel: String,
+    pub date: String,
+}
+
+pub fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".into(), |(_, m)| m.trim().to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".into(), |k| k.trim().to_string());
+    Machine {
+        nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        model,
+        kernel,
+        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    }
+}
+
+impl Machine {
+    pub fn json(&self) -> Value {
+        json!({ "nproc": self.nproc, "model": self.model, "kernel": self.kernel })
+    }
+}
+
+pub fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".into(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// A `Key:   1234 kB` line of /proc/PID/status (the kernel's "kB" is KiB).
+pub fn proc_kib(status: &str, key: &str) -> Result<f64> {
+    let line =
+        status.lines().find(|l| l.starts_with(key)).with_context(|| format!("no {key} in /proc status"))?;
+    let kib = line.split_whitespace().nth(1).context("malformed line")?;
+    Ok(kib.parse()?)
+}
+
+/// VmRSS and VmHWM of a process, in MB (10^6 bytes).
+pub fn rss_hwm_mb(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    Ok((proc_kib(&status, "VmRSS:")? * 1024.0 / 1e6, proc_kib(&status, "VmHWM:")? * 1024.0 / 1e6))
+}
+
+/// Makes a child spawned by `cmd` get SIGKILL when the thread that spawned it dies, so that a
+/// benchmark that aborts (the release profile aborts on panic) or is killed leaves no daemon
+/// behind. Spawn from the main thread.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit; children spawned afterwards inherit
+/// it. Returns the new soft limit.
+pub fn raise_nofile() -> Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getrlimit");
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error()).context("setrlimit");
+            }
+        }
+    }
+    Ok(lim.rlim_cur)
+}

@@ -1,0 +1,1066 @@
+//! gateway-ws-bench: measures the release `gatewayd`'s WebSocket protocol against the project's
+//! targets, OpenClaw's figures and a floor (`ws-floor`, a bare tokio WebSocket server).
+//!
+//! Run from the workspace root:
+//!   cargo build --release --workspace --bins && ./target/release/gateway-ws-bench [--json]
+//!
+//! What it measures (see docs/performance.md, "WebSocket protocol"):
+//! - sequential handshakes per second (open, challenge, connect, hello-ok, close), with the
+//!   shared token and with a signed device identity;
+//! - the round trip of `health` over an open socket, sequential, p50 and p99, beside the floor;
+//! - `health` throughput of 50 authenticated clients (tokio, one thread);
+//! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
+//!   50), connecting until a budget or an RSS guard stops it;
+//! - as diagnostics without a target, the same round trip and throughput with `last-heartbeat`,
+//!   a method that touches no file (`health` writes a probe file on every call).
+//!
+//! Figures are medians (with min and max) of several runs; runs against gatewayd and against
+//! the floor alternate so that drift on a shared machine hits both. Every child gets SIGKILL if
+//! this process dies (PR_SET_PDEATHSIG), every wait has a timeout, and a watchdog ends the run
+//! if it takes far longer than it should. Errors are returned rather than panicked so that the
+//! children's handles drop (the release profile aborts on panic).
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use gateway_tests::benchutil::{
+    die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, Machine, Stats,
+};
+use gateway_tests::ws::Device;
+use gateway_tests::wsraw::{AsyncClient, SyncClient};
+use gateway_tests::{bin, free_port, try_http, Daemon, Home};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// How long any single wait may take before the bench gives up.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The shared gateway token written into the bench's config.
+const TOKEN: &str = "ws-bench-token-6f1d2c9a8b7e4f30";
+const CLIENT_ID: &str = "gateway-ws-bench";
+const CLIENT_MODE: &str = "bench";
+/// Handshakes in flight at once while connecting many clients: under the daemon's default
+/// `gateway.ws.max_unauthenticated_per_ip` (32).
+const CONNECT_CONCURRENCY: usize = 16;
+
+/// The diagnostic method: cheap, and no file I/O.
+const DIAG_METHOD: &str = "last-heartbeat";
+
+const PEER: &str = "openclaw@2026.9.6 (Node 24)";
+
+struct Opts {
+    json: bool,
+    /// Runs per metric (handshakes, latency, throughput).
+    runs: usize,
+    handshakes: usize,
+    device_handshakes: usize,
+    rpcs: usize,
+    clients: usize,
+    depth: usize,
+    seconds: f64,
+    idle: usize,
+    /// A second, small number of idle clients, before `presence` traffic dominates (0: skip).
+    idle_small: usize,
+    idle_budget: Duration,
+    /// How long idle clients sit before the server's memory is read.
+    idle_settle: Duration,
+    /// Stop adding idle clients once the daemon's RSS passes this (MB): protects the machine.
+    rss_guard_mb: f64,
+    /// The watchdog: the whole run ends after this long.
+    max_total: Duration,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            json: false,
+            runs: 5,
+            handshakes: 500,
+            device_handshakes: 200,
+            rpcs: 4000,
+            clients: 50,
+            depth: 1,
+            seconds: 3.0,
+            idle: 10_000,
+            idle_small: 50,
+            idle_budget: Duration::from_secs(40),
+            idle_settle: Duration::from_secs(2),
+            rss_guard_mb: 1000.0,
+            max_total: Duration::from_secs(300),
+        }
+    }
+}
+
+const USAGE: &str = "usage: gateway-ws-bench [--json] [--runs N] [--handshakes N] [--device-handshakes N] \
+[--rpcs N] [--clients N] [--depth N] [--seconds S] [--idle K] [--idle-small K] [--idle-budget S] [--idle-settle S] [--rss-guard MB] [--max-total S]";
+
+fn parse_args() -> Result<Opts> {
+    let mut o = Opts::default();
+    let mut args = std::env::args().skip(1);
+    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
+        v.with_context(|| format!("{flag} needs a value"))?
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{flag} needs a number"))
+    }
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => o.json = true,
+            "--runs" => o.runs = num(&arg, args.next())?,
+            "--handshakes" => o.handshakes = num(&arg, args.next())?,
+            "--device-handshakes" => o.device_handshakes = num(&arg, args.next())?,
+            "--rpcs" => o.rpcs = num(&arg, args.next())?,
+            "--clients" => o.clients = num(&arg, args.next())?,
+            "--depth" => o.depth = num(&arg, args.next())?,
+            "--seconds" => o.seconds = num(&arg, args.next())?,
+            "--idle" => o.idle = num(&arg, args.next())?,
+            "--idle-small" => o.idle_small = num(&arg, args.next())?,
+            "--idle-budget" => o.idle_budget = Duration::from_secs_f64(num(&arg, args.next())?),
+            "--idle-settle" => o.idle_settle = Duration::from_secs_f64(num(&arg, args.next())?),
+            "--rss-guard" => o.rss_guard_mb = num(&arg, args.next())?,
+            "--max-total" => o.max_total = Duration::from_secs_f64(num(&arg, args.next())?),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} ({USAGE})"),
+        }
+    }
+    ensure!(
+        o.runs > 0 && o.handshakes > 0 && o.device_handshakes > 0 && o.rpcs > 0,
+        "counts must be at least 1"
+    );
+    ensure!(
+        o.clients > 0 && o.depth > 0 && o.seconds > 0.0,
+        "--clients, --depth and --seconds must be positive"
+    );
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+/// A gatewayd in a throwaway home with the bench's token, killed (and its home removed) on drop.
+struct Gateway {
+    daemon: Daemon,
+    _home: Home,
+}
+
+fn start_gateway() -> Result<Gateway> {
+    let home = Home::new();
+    home.write_config(None, &format!("[gateway.auth]\ntoken = \"{TOKEN}\"\n"));
+    let port = free_port().to_string();
+    let mut daemon = home.spawn(&["--port", &port], die_with_parent);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Ok((200, _)) = try_http(daemon.port, "GET", "/readyz", &[]) {
+            break;
+        }
+        if let Some(status) = daemon.child.try_wait()? {
+            bail!("gatewayd exited ({status}):\n{}", daemon.stderr());
+        }
+        ensure!(Instant::now() < deadline, "gatewayd not ready within {TIMEOUT:?}:\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(Gateway { daemon, _home: home })
+}
+
+impl Gateway {
+    fn port(&self) -> u16 {
+        self.daemon.port
+    }
+    fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+}
+
+/// A running ws-floor, killed on drop.
+struct Floor {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_floor() -> Result<Floor> {
+    let port = free_port();
+    let mut cmd = Command::new(bin("ws-floor"));
+    cmd.args(["--port", &port.to_string()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut floor = Floor { child: cmd.spawn().context("spawn ws-floor")?, port };
+    let deadline = Instant::now() + TIMEOUT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = floor.child.try_wait()? {
+            bail!("ws-floor exited ({status})");
+        }
+        ensure!(Instant::now() < deadline, "ws-floor did not listen within {TIMEOUT:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(floor)
+}
+
+/// Which server a client talks to: the floor answers `connect` with a plain `{"ok":true}`.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    Gateway,
+    Floor,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The protocol, client side
+
+fn connect_frame(nonce: &str, device: Option<&Device>) -> Vec<u8> {
+    let scopes: &[&str] = if device.is_some() { &["operator.read"] } else { &[] };
+    let mut params = json!({
+        "minProtocol": 4,
+        "maxProtocol": 4,
+        "client": { "id": CLIENT_ID, "version": "1.0.0", "platform": "linux", "mode": CLIENT_MODE },
+        "role": "operator",
+        "scopes": scopes,
+        "auth": { "token": TOKEN },
+    });
+    if let Some(device) = device {
+        params["device"] = device.proof(nonce, CLIENT_ID, CLIENT_MODE, "operator", scopes, TOKEN);
+    }
+    json!({ "type": "req", "id": "c", "method": "connect", "params": params }).to_string().into_bytes()
+}
+
+fn challenge_nonce(text: &[u8]) -> Result<String> {
+    let v: Value = serde_json::from_slice(text).context("challenge is not JSON")?;
+    ensure!(v["event"] == "connect.challenge", "expected connect.challenge, got {v}");
+    v["payload"]["nonce"].as_str().map(str::to_owned).context("challenge without a nonce")
+}
+
+/// The `connect` response, if `text` is it; an error if it refused.
+fn hello(text: &[u8], server: Server) -> Result<bool> {
+    let v: Value = serde_json::from_slice(text).context("frame is not JSON")?;
+    if v["type"] != "res" {
+        return Ok(false);
+    }
+    ensure!(v["ok"] == true, "connect refused: {v}");
+    if server == Server::Gateway {
+        ensure!(v["payload"]["type"] == "hello-ok", "not hello-ok: {v}");
+    }
+    Ok(true)
+}
+
+fn rpc_frame(method: &str, n: u64) -> Vec<u8> {
+    format!(r#"{{"type":"req","id":"h{n}","method":"{method}","params":{{}}}}"#).into_bytes()
+}
+
+/// The few fields of a frame the RPC loops look at; serde skips the rest.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(default)]
+    id: Option<&'a str>,
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    payload: Option<PayloadHead>,
+}
+
+#[derive(Deserialize)]
+struct PayloadHead {
+    /// `health`'s own verdict (the floor answers `{"ok":true}` too).
+    #[serde(default)]
+    ok: Option<bool>,
+}
+
+/// What a frame was to an RPC loop.
+#[derive(PartialEq)]
+enum Reply {
+    /// An event or anything that is not a response: skipped.
+    Other,
+    /// A successful response whose payload says `ok: true`.
+    Healthy,
+    /// A successful response whose payload says `ok: false` (a failing health check).
+    Unhealthy,
+}
+
+/// Classifies `text`; a failed request, or a response to another id than `expect`, is an error.
+fn reply(text: &[u8], expect: Option<u64>) -> Result<Reply> {
+    let head: Head = serde_json::from_slice(text).context("frame is not JSON")?;
+    if head.kind != "res" {
+        return Ok(Reply::Other);
+    }
+    ensure!(head.ok == Some(true), "request failed: {}", String::from_utf8_lossy(text));
+    if let Some(n) = expect {
+        let id = head.id.unwrap_or("");
+        ensure!(
+            id.strip_prefix('h').and_then(|x| x.parse().ok()) == Some(n),
+            "response to {id:?} while waiting for h{n}"
+        );
+    }
+    Ok(match head.payload.and_then(|p| p.ok) {
+        Some(false) => Reply::Unhealthy,
+        _ => Reply::Healthy,
+    })
+}
+
+/// Opens a socket and completes the handshake, blocking.
+fn handshake_sync(port: u16, server: Server, device: Option<&Device>, seed: u64) -> Result<SyncClient> {
+    let mut c = SyncClient::open(port, TIMEOUT, seed)?;
+    let nonce = challenge_nonce(&c.recv_text()?)?;
+    c.send_text(&connect_frame(&nonce, device))?;
+    while !hello(&c.recv_text()?, server)? {}
+    Ok(c)
+}
+
+async fn handshake_async(
+    port: u16,
+    server: Server,
+    device: Option<Device>,
+    seed: u64,
+) -> Result<AsyncClient> {
+    let steps = async {
+        let mut c = AsyncClient::open(port, seed).await?;
+        let nonce = challenge_nonce(&c.recv_text().await?)?;
+        c.send_text(&connect_frame(&nonce, device.as_ref())).await?;
+        while !hello(&c.recv_text().await?, server)? {}
+        Ok(c)
+    };
+    tokio::time::timeout(TIMEOUT, steps).await.context("handshake timed out")?
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+/// Handshakes per second: `n` sequential open, challenge, connect, hello-ok, clean close.
+fn handshake_rate(
+    port: u16,
+    server: Server,
+    device: Option<&Device>,
+    n: usize,
+    seed: &mut u64,
+) -> Result<f64> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        *seed += 1;
+        handshake_sync(port, server, device, *seed)?.close()?;
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// Sequential round trips of `method` on an open client: (p50, p99) in ms of `n` requests.
+fn rpc_latency(c: &mut SyncClient, method: &str, next_id: &mut u64, n: usize) -> Result<(f64, f64)> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        *next_id += 1;
+        let frame = rpc_frame(method, *next_id);
+        let t0 = Instant::now();
+        c.send_text(&frame)?;
+        while reply(&c.recv_text()?, Some(*next_id))? == Reply::Other {}
+        samples.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((quantile(&mut samples, 0.50), quantile(&mut samples, 0.99)))
+}
+
+/// `health` requests per second over all `clients`, each keeping `depth` requests in flight,
+/// counted over `seconds` after a short warm-up. The clients are lent to tasks and given back.
+async fn throughput(
+    clients: Vec<AsyncClient>,
+    method: &'static str,
+    depth: usize,
+    seconds: f64,
+) -> Result<(Vec<AsyncClient>, f64, u64)> {
+    let warmup = Duration::from_millis(300);
+    let from = tokio::time::Instant::now() + warmup;
+    let until = from + Duration::from_secs_f64(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        tasks.spawn(async move {
+            let r = drive(&mut c, method, depth, from, until, i as u64 * 1_000_000_000).await;
+            (c, r)
+        });
+    }
+    let (mut total, mut unhealthy) = (0u64, 0u64);
+    let mut back = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (c, r) = joined.context("a client task failed")?;
+        let (n, bad) = r?;
+        total += n;
+        unhealthy += bad;
+        back.push(c);
+    }
+    Ok((back, total as f64 / seconds, unhealthy))
+}
+
+async fn drive(
+    c: &mut AsyncClient,
+    method: &str,
+    depth: usize,
+    from: tokio::time::Instant,
+    until: tokio::time::Instant,
+    id_base: u64,
+) -> Result<(u64, u64)> {
+    let mut next = id_base;
+    let mut in_flight = 0usize;
+    let (mut counted, mut unhealthy) = (0u64, 0u64);
+    for _ in 0..depth {
+        next += 1;
+        c.queue_text(&rpc_frame(method, next));
+        in_flight += 1;
+    }
+    loop {
+        while let Some(text) = c.buffered_text()? {
+            match reply(&text, None)? {
+                Reply::Other => continue,
+                Reply::Unhealthy => unhealthy += 1,
+                Reply::Healthy => {}
+            }
+            in_flight -= 1;
+            let now = tokio::time::Instant::now();
+            if now >= from && now < until {
+                counted += 1;
+            }
+            if now < until {
+                next += 1;
+                c.queue_text(&rpc_frame(method, next));
+                in_flight += 1;
+            }
+        }
+        if in_flight == 0 && tokio::time::Instant::now() >= until {
+            return Ok((counted, unhealthy));
+        }
+        c.flush().await?;
+        tokio::time::timeout(TIMEOUT, c.fill()).await.context("no response within the timeout")??;
+    }
+}
+
+struct IdleResult {
+    target: usize,
+    reached: usize,
+    base_mb: f64,
+    after_mb: f64,
+    hwm_mb: f64,
+    connect_secs: f64,
+    /// What the idle clients received from the server, in MB: events such as `presence`.
+    received_mb: f64,
+    /// Why connecting stopped before `target`, if it did.
+    stopped: Option<String>,
+}
+
+impl IdleResult {
+    fn added_mb(&self) -> f64 {
+        self.after_mb - self.base_mb
+    }
+    fn per_conn_kb(&self) -> f64 {
+        self.added_mb() * 1e3 / self.reached.max(1) as f64
+    }
+    fn json(&self) -> Value {
+        json!({
+            "target_clients": self.target,
+            "reached_clients": self.reached,
+            "rss_before_mb": self.base_mb,
+            "rss_after_mb": self.after_mb,
+            "hwm_mb": self.hwm_mb,
+            "added_mb": self.added_mb(),
+            "per_connection_kb": self.per_conn_kb(),
+            "connect_seconds": self.connect_secs,
+            "received_mb": self.received_mb,
+            "stopped": self.stopped,
+        })
+    }
+}
+
+/// Connects up to `k` authenticated clients, `CONNECT_CONCURRENCY` handshakes at a time, each
+/// then reading and discarding whatever the server sends (as a live client would) and sending
+/// nothing; after a 2 s settle, the server's VmRSS against its RSS before. Connecting stops early
+/// at `budget`, when the server's RSS passes `guard_mb`, or at the first failed handshake.
+async fn idle_memory(
+    port: u16,
+    pid: u32,
+    server: Server,
+    k: usize,
+    budget: Duration,
+    settle: Duration,
+    guard_mb: f64,
+) -> Result<IdleResult> {
+    let received = Arc::new(AtomicU64::new(0));
+    // Warm-up: a few clients connect and leave, so that the baseline already holds what the
+    // first connection pages in or allocates once (code, runtime and allocator structures).
+    for i in 0..3 {
+        let mut c = handshake_async(port, server, None, 6_000_000 + i).await?;
+        c.send_text(&rpc_frame("health", 1)).await?;
+        let answered = async {
+            while reply(&c.recv_text().await?, Some(1))? == Reply::Other {}
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(TIMEOUT, answered).await.context("health timed out")??;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (base_mb, _) = rss_hwm_mb(pid)?;
+    let t0 = Instant::now();
+    let mut holders = tokio::task::JoinSet::new();
+    let mut connecting = tokio::task::JoinSet::new();
+    let mut started = 0usize;
+    let mut stopped = None;
+    let mut last_check = 0usize;
+    while holders.len() < k {
+        while stopped.is_none() && started < k && connecting.len() < CONNECT_CONCURRENCY {
+            started += 1;
+            let seed = 7_000_000 + started as u64;
+            connecting.spawn(handshake_async(port, server, None, seed));
+        }
+        let Some(done) = connecting.join_next().await else {
+            break;
+        };
+        match done.context("a connecting task failed")? {
+            Ok(c) => {
+                holders.spawn(hold(c.into_stream(), received.clone()));
+            }
+            Err(e) => {
+                stopped.get_or_insert(format!("a handshake failed: {e:#}"));
+            }
+        }
+        if stopped.is_none() && t0.elapsed() > budget {
+            stopped = Some(format!("the {:.0} s budget ran out", budget.as_secs_f64()));
+        }
+        if stopped.is_none() && holders.len() >= last_check + 100 {
+            last_check = holders.len();
+            let (rss, _) = rss_hwm_mb(pid)?;
+            if rss > guard_mb {
+                stopped = Some(format!("the server's RSS passed the {guard_mb:.0} MB guard"));
+            }
+        }
+    }
+    // Let the handshakes still in flight finish (or fail) so that every socket counted is one
+    // that completed the handshake.
+    while let Some(done) = connecting.join_next().await {
+        if let Ok(Ok(c)) = done {
+            holders.spawn(hold(c.into_stream(), received.clone()));
+        }
+    }
+    let connect_secs = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(settle).await;
+    let (after_mb, hwm_mb) = rss_hwm_mb(pid)?;
+    let received_mb = received.load(Ordering::Relaxed) as f64 / 1e6;
+    // Clients that the server closed meanwhile do not count.
+    let mut closed = 0;
+    while holders.try_join_next().is_some() {
+        closed += 1;
+    }
+    let reached = holders.len();
+    if closed > 0 && stopped.is_none() {
+        stopped = Some(format!("the server closed {closed} idle clients"));
+    }
+    holders.abort_all();
+    while holders.join_next().await.is_some() {}
+    Ok(IdleResult { target: k, reached, base_mb, after_mb, hwm_mb, connect_secs, received_mb, stopped })
+}
+
+/// Holds an idle client's socket, reading and discarding what arrives, until the server closes.
+async fn hold(stream: tokio::net::TcpStream, received: Arc<AtomicU64>) {
+    loop {
+        if stream.readable().await.is_err() || !discard_available(&stream, &received) {
+            return;
+        }
+    }
+}
+
+fn discard_available(stream: &tokio::net::TcpStream, received: &AtomicU64) -> bool {
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                received.fetch_add(n as u64, Ordering::Relaxed);
+                if n < buf.len() {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+struct Row {
+    id: &'static str,
+    metric: String,
+    unit: &'static str,
+    /// Decimals shown.
+    prec: usize,
+    ours: Stats,
+    target: Option<Target>,
+    peer: &'static str,
+    floor: Option<(Stats, String)>,
+}
+
+impl Row {
+    fn verdict(&self) -> Option<&'static str> {
+        self.target.map(|t| {
+            let meets = match t {
+                Target::AtMost(x) => self.ours.median <= x,
+                Target::AtLeast(x) => self.ours.median >= x,
+            };
+            if meets {
+                "meets"
+            } else {
+                "misses"
+            }
+        })
+    }
+
+    fn target_text(&self) -> String {
+        match self.target {
+            None => "-".into(),
+            Some(Target::AtMost(t)) => format!("<= {} {}", num(t), self.unit),
+            Some(Target::AtLeast(t)) => format!(">= {} {}", num(t), self.unit),
+        }
+    }
+}
+
+/// A target or threshold as written in the target sheet: no needless decimals.
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+fn fmt_stats(s: &Stats, unit: &str, prec: usize) -> String {
+    format!("{:.p$} {unit} ({:.p$}-{:.p$}, n={})", s.median, s.min, s.max, s.n, p = prec)
+}
+
+fn to_table(m: &Machine, rows: &[Row], notes: &[String]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "machine: {} cores, {}, Linux {}\ndate: {}\nbinaries: {}\npeer: {PEER}\n",
+        m.nproc,
+        m.model,
+        m.kernel,
+        m.date,
+        bin("gatewayd").parent().unwrap_or(Path::new("?")).display(),
+    );
+    let _ = writeln!(
+        out,
+        "| metric | ours (median, min-max) | target | OpenClaw peer | floor | verdict |\n\
+         |---|---|---|---|---|---|"
+    );
+    for r in rows {
+        let floor = r
+            .floor
+            .as_ref()
+            .map_or("-".into(), |(s, what)| format!("{:.p$} {} ({what})", s.median, r.unit, p = r.prec));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {floor} | {} |",
+            r.metric,
+            fmt_stats(&r.ours, r.unit, r.prec),
+            r.target_text(),
+            r.peer,
+            r.verdict().unwrap_or("-"),
+        );
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+fn to_json(m: &Machine, rows: &[Row], notes: &[String], extra: Value) -> Value {
+    let metrics: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let (min, max) = match r.target {
+                Some(Target::AtMost(t)) => (None, Some(t)),
+                Some(Target::AtLeast(t)) => (Some(t), None),
+                None => (None, None),
+            };
+            json!({
+                "id": r.id,
+                "metric": r.metric,
+                "unit": r.unit,
+                "ours": r.ours.json(),
+                "target_min": min,
+                "target_max": max,
+                "peer": r.peer,
+                "floor": r.floor.as_ref().map(|(s, what)| json!({ "what": what, "stats": s.json() })),
+                "verdict": r.verdict(),
+            })
+        })
+        .collect();
+    json!({
+        "machine": m.json(),
+        "date": m.date,
+        "peer": PEER,
+        "metrics": metrics,
+        "notes": notes,
+        "details": extra,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() -> Result<()> {
+    let o = parse_args()?;
+    // Both servers must be built; checked before anything is started.
+    for name in ["gatewayd", "ws-floor"] {
+        let path = bin(name);
+        ensure!(path.exists(), "{} is not built", path.display());
+    }
+    let max_total = o.max_total;
+    std::thread::spawn(move || {
+        std::thread::sleep(max_total);
+        eprintln!(
+            "gateway-ws-bench: still running after {max_total:?}; giving up (children are killed with us)"
+        );
+        std::process::exit(3);
+    });
+    // Idle clients need a descriptor each, here and in the server (which inherits the limit).
+    let nofile = raise_nofile()?;
+    let m = machine();
+    let log = |msg: &str| {
+        if !o.json {
+            eprintln!("{msg}");
+        }
+    };
+    log("measuring for about a minute; keep the machine otherwise idle...");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let gw = start_gateway()?;
+    let floor = start_floor()?;
+    let (gp, fp) = (gw.port(), floor.port);
+    let mut seed = 1u64;
+    let mut notes = Vec::new();
+
+    // 1. Sequential handshakes.
+    log("handshakes (shared token)...");
+    handshake_rate(gp, Server::Gateway, None, 50, &mut seed)?; // warm-up
+    handshake_rate(fp, Server::Floor, None, 50, &mut seed)?;
+    let (mut hs_tok, mut hs_floor) = (Vec::new(), Vec::new());
+    for _ in 0..o.runs {
+        hs_tok.push(handshake_rate(gp, Server::Gateway, None, o.handshakes, &mut seed)?);
+        hs_floor.push(handshake_rate(fp, Server::Floor, None, o.handshakes, &mut seed)?);
+    }
+    log("handshakes (signed device)...");
+    let device = Device::new(0x5b);
+    // The first connect pairs the device (loopback pairs on first use); it is not measured.
+    handshake_sync(gp, Server::Gateway, Some(&device), 0)?.close()?;
+    handshake_rate(gp, Server::Gateway, Some(&device), 20, &mut seed)?;
+    let mut hs_dev = Vec::new();
+    for _ in 0..o.runs {
+        hs_dev.push(handshake_rate(gp, Server::Gateway, Some(&device), o.device_handshakes, &mut seed)?);
+    }
+
+    // 2. Sequential RPC round trips. Beside `health`, a diagnostic: `last-heartbeat` (it needs
+    // operator.read, so a device client) reads a few fields and touches no file, unlike
+    // `health`, which creates and removes a probe file in the state dir on every call.
+    log("round trips...");
+    let mut ours = handshake_sync(gp, Server::Gateway, None, 11)?;
+    let mut base = handshake_sync(fp, Server::Floor, None, 12)?;
+    let mut diag = handshake_sync(gp, Server::Gateway, Some(&device), 13)?;
+    let (mut id_ours, mut id_floor, mut id_diag) = (0u64, 0u64, 0u64);
+    rpc_latency(&mut ours, "health", &mut id_ours, 2000)?; // warm-up
+    rpc_latency(&mut base, "health", &mut id_floor, 2000)?;
+    rpc_latency(&mut diag, DIAG_METHOD, &mut id_diag, 2000)?;
+    let (mut p50, mut p99, mut f50, mut f99, mut ratio) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut d50, mut d99) = (Vec::new(), Vec::new());
+    for _ in 0..o.runs {
+        let (a50, a99) = rpc_latency(&mut ours, "health", &mut id_ours, o.rpcs)?;
+        let (b50, b99) = rpc_latency(&mut base, "health", &mut id_floor, o.rpcs)?;
+        let (c50, c99) = rpc_latency(&mut diag, DIAG_METHOD, &mut id_diag, o.rpcs)?;
+        p50.push(a50);
+        p99.push(a99);
+        f50.push(b50);
+        f99.push(b99);
+        ratio.push(a50 / b50);
+        d50.push(c50);
+        d99.push(c99);
+    }
+    ours.close()?;
+    base.close()?;
+    diag.close()?;
+
+    // 3. Throughput of many clients: `health` with shared-token clients, then (diagnostic)
+    // `last-heartbeat` with device clients once those have left.
+    log("throughput...");
+    let runs = o.runs.min(3);
+    let (tp, tp_floor, unhealthy, tp_diag) = runtime.block_on(async {
+        let mut ours = Vec::new();
+        let mut base = Vec::new();
+        for i in 0..o.clients {
+            ours.push(handshake_async(gp, Server::Gateway, None, 100 + i as u64).await?);
+            base.push(handshake_async(fp, Server::Floor, None, 200 + i as u64).await?);
+        }
+        let (mut tp, mut tp_floor, mut unhealthy) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..runs {
+            let (back, rate, bad) = throughput(ours, "health", o.depth, o.seconds).await?;
+            ours = back;
+            tp.push(rate);
+            unhealthy += bad;
+            let (back, rate, _) = throughput(base, "health", o.depth, o.seconds).await?;
+            base = back;
+            tp_floor.push(rate);
+        }
+        drop(ours);
+        let mut diag = Vec::new();
+        for i in 0..o.clients {
+            diag.push(handshake_async(gp, Server::Gateway, Some(device.clone()), 300 + i as u64).await?);
+        }
+        let mut tp_diag = Vec::new();
+        for _ in 0..runs {
+            let (back, rate, _) = throughput(diag, DIAG_METHOD, o.depth, o.seconds).await?;
+            diag = back;
+            tp_diag.push(rate);
+        }
+        anyhow::Ok((tp, tp_floor, unhealthy, tp_diag))
+    })?;
+    drop(gw);
+    drop(floor);
+
+    // 4. Idle clients, each server fresh.
+    let idle_run = |server: Server, k: usize| -> Result<IdleResult> {
+        let (budget, settle, guard) = (o.idle_budget, o.idle_settle, o.rss_guard_mb);
+        match server {
+            Server::Gateway => {
+                let gw = start_gateway()?;
+                runtime.block_on(idle_memory(gw.port(), gw.pid(), server, k, budget, settle, guard))
+            }
+            Server::Floor => {
+                let floor = start_floor()?;
+                let pid = floor.child.id();
+                runtime.block_on(idle_memory(floor.port, pid, server, k, budget, settle, guard))
+            }
+        }
+    };
+    log(&format!("{} idle clients (open files limit {nofile})...", o.idle));
+    let idle_ours = idle_run(Server::Gateway, o.idle)?;
+    let idle_floor = idle_run(Server::Floor, o.idle)?;
+    let small = if o.idle_small > 0 {
+        log(&format!("{} idle clients...", o.idle_small));
+        Some((idle_run(Server::Gateway, o.idle_small)?, idle_run(Server::Floor, o.idle_small)?))
+    } else {
+        None
+    };
+
+    // Report.
+    let floor_of = |xs: &[f64], what: &str| Some((Stats::of(xs.to_vec()), what.to_string()));
+    let mut rows = vec![
+        Row {
+            id: "ws_handshake_token",
+            metric: "WS handshakes/s, sequential, shared token".into(),
+            unit: "/s",
+            prec: 0,
+            ours: Stats::of(hs_tok),
+            target: Some(Target::AtLeast(2000.0)),
+            peer: "428 /s",
+            floor: floor_of(&hs_floor, "ws-floor"),
+        },
+        Row {
+            id: "ws_handshake_device",
+            metric: "WS handshakes/s, sequential, signed device (paired)".into(),
+            unit: "/s",
+            prec: 0,
+            ours: Stats::of(hs_dev),
+            target: Some(Target::AtLeast(1000.0)),
+            peer: "120 /s",
+            floor: None,
+        },
+        Row {
+            id: "rpc_p50",
+            metric: "`health` round trip p50, sequential".into(),
+            unit: "ms",
+            prec: 3,
+            ours: Stats::of(p50),
+            target: Some(Target::AtMost(0.1)),
+            peer: "1.16-1.43 ms",
+            floor: floor_of(&f50, "ws-floor"),
+        },
+        Row {
+            id: "rpc_p99",
+            metric: "`health` round trip p99, sequential".into(),
+            unit: "ms",
+            prec: 3,
+            ours: Stats::of(p99),
+            target: Some(Target::AtMost(1.0)),
+            peer: "3.5-13.5 ms",
+            floor: floor_of(&f99, "ws-floor"),
+        },
+        Row {
+            id: "rpc_p50_vs_floor",
+            metric: "`health` p50 / ws-floor p50".into(),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(ratio),
+            target: Some(Target::AtMost(1.5)),
+            peer: "-",
+            floor: None,
+        },
+        Row {
+            id: "rpc_diag_p50",
+            metric: "diagnostic: `last-heartbeat` round trip p50, sequential".into(),
+            unit: "ms",
+            prec: 3,
+            ours: Stats::of(d50),
+            target: None,
+            peer: "-",
+            floor: floor_of(&f50, "ws-floor"),
+        },
+        Row {
+            id: "rpc_diag_p99",
+            metric: "diagnostic: `last-heartbeat` round trip p99, sequential".into(),
+            unit: "ms",
+            prec: 3,
+            ours: Stats::of(d99),
+            target: None,
+            peer: "-",
+            floor: floor_of(&f99, "ws-floor"),
+        },
+        Row {
+            id: "rpc_throughput",
+            metric: format!(
+                "`health` throughput, {} clients{}",
+                o.clients,
+                if o.depth > 1 {
+                    format!(", {} in flight each", o.depth)
+                } else {
+                    ", 1 in flight each".into()
+                }
+            ),
+            unit: "req/s",
+            prec: 0,
+            ours: Stats::of(tp),
+            target: Some(Target::AtLeast(50_000.0)),
+            peer: "9.4k req/s",
+            floor: floor_of(&tp_floor, "ws-floor"),
+        },
+        Row {
+            id: "rpc_diag_throughput",
+            metric: format!("diagnostic: `last-heartbeat` throughput, {} clients", o.clients),
+            unit: "req/s",
+            prec: 0,
+            ours: Stats::of(tp_diag),
+            target: None,
+            peer: "-",
+            floor: floor_of(&tp_floor, "ws-floor"),
+        },
+    ];
+    // Not scaled when fewer than `k` clients were reached: the daemon's cost per client grows
+    // with the number of clients (see the notes), so a linear scale would mislead.
+    let k = o.idle;
+    let idle_label = if idle_ours.reached == k {
+        format!("RSS added by {k} idle authenticated clients")
+    } else {
+        format!("RSS added by idle authenticated clients: stopped at {} of {k}", idle_ours.reached)
+    };
+    rows.push(Row {
+        id: "idle_clients_rss",
+        metric: idle_label,
+        unit: "MB",
+        prec: 1,
+        ours: Stats::of(vec![idle_ours.added_mb()]),
+        target: Some(Target::AtMost(64.0 * k as f64 / 10_000.0)),
+        peer: "~31 MB per 1,000",
+        floor: Some((
+            Stats::of(vec![idle_floor.added_mb()]),
+            format!("ws-floor, {} clients", idle_floor.reached),
+        )),
+    });
+    rows.push(Row {
+        id: "idle_client_kb",
+        metric: format!("RSS per idle authenticated client, {} clients", idle_ours.reached),
+        unit: "KB",
+        prec: 1,
+        ours: Stats::of(vec![idle_ours.per_conn_kb()]),
+        target: Some(Target::AtMost(6.4)),
+        peer: "~31 KB",
+        floor: Some((Stats::of(vec![idle_floor.per_conn_kb()]), "ws-floor".into())),
+    });
+    if let Some((ours, floor)) = &small {
+        rows.push(Row {
+            id: "idle_client_kb_small",
+            metric: format!("RSS per idle authenticated client, {} clients", ours.reached),
+            unit: "KB",
+            prec: 1,
+            ours: Stats::of(vec![ours.per_conn_kb()]),
+            target: Some(Target::AtMost(6.4)),
+            peer: "~31 KB",
+            floor: Some((Stats::of(vec![floor.per_conn_kb()]), "ws-floor".into())),
+        });
+    }
+
+    notes.push(format!(
+        "handshakes: {} runs of {} (token, and ws-floor) and of {} (device: a paired Ed25519 identity signing each connect, with the shared token), each open, challenge, connect, hello-ok, clean close",
+        o.runs, o.handshakes, o.device_handshakes
+    ));
+    notes.push(format!(
+        "round trips: one socket each, {} runs of {} requests after 2000 warm-up ones; p50/p99 per run; runs alternate between gatewayd `health`, ws-floor and gatewayd `last-heartbeat` (diagnostic: a device client, no file I/O)",
+        o.runs, o.rpcs
+    ));
+    notes.push(format!(
+        "throughput: {} clients on one tokio thread, each keeping {} request(s) in flight, {} runs of {:.1} s after a 0.3 s warm-up",
+        o.clients,
+        o.depth,
+        runs,
+        o.seconds
+    ));
+    let mut idle_all = vec![("gatewayd", &idle_ours), ("ws-floor", &idle_floor)];
+    if let Some((ours, floor)) = &small {
+        idle_all.extend([("gatewayd", ours), ("ws-floor", floor)]);
+    }
+    if unhealthy > 0 {
+        notes.push(format!(
+            "throughput: {unhealthy} `health` responses from gatewayd said `ok: false` under concurrent load (a failing check)"
+        ));
+    }
+    for (who, r) in idle_all {
+        notes.push(format!(
+            "idle clients, {who}: {} of {} connected in {:.1} s{}; they received {:.1} MB meanwhile; after {:.1} s idle VmRSS {:.1} -> {:.1} MB (+{:.1} MB, {:.1} KB each), VmHWM {:.1} MB",
+            r.reached,
+            r.target,
+            r.connect_secs,
+            r.stopped.as_ref().map_or(String::new(), |s| format!(" (stopped: {s})")),
+            r.received_mb,
+            o.idle_settle.as_secs_f64(),
+            r.base_mb,
+            r.after_mb,
+            r.added_mb(),
+            r.per_conn_kb(),
+            r.hwm_mb,
+        ));
+    }
+    if o.json {
+        let extra = json!({
+            "open_files_limit": nofile,
+            "depth": o.depth,
+            "clients": o.clients,
+            "throughput_unhealthy_responses": unhealthy,
+            "idle": { "gatewayd": idle_ours.json(), "floor": idle_floor.json() },
+            "idle_small": small.as_ref().map(|(a, b)| json!({ "gatewayd": a.json(), "floor": b.json() })),
+        });
+        println!("{}", serde_json::to_string_pretty(&to_json(&m, &rows, &notes, extra))?);
+    } else {
+        print!("{}", to_table(&m, &rows, &notes));
+    }
+    Ok(())
+}
