@@ -165,6 +165,7 @@ pub fn status_report(gw: &Gateway) -> api::StatusReport {
         connections: api::Connections {
             http: Stats::get(&stats.http_connections),
             control: Stats::get(&stats.control_connections),
+            websocket: gw.hub.open_sockets(),
         },
         counters: api::Counters {
             http_requests: Stats::get(&stats.http_requests),

@@ -95,6 +95,9 @@ pub struct HeartbeatInfo {
 pub struct Connections {
     pub http: u64,
     pub control: u64,
+    /// WebSocket protocol sockets, authenticated or still in the handshake.
+    #[serde(default)]
+    pub websocket: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -188,6 +188,8 @@ fn events_tick_presence_and_sequence() {
     assert!(presence["stateVersion"]["presence"].as_u64().unwrap() >= 2);
     let listed = first.request("system-presence", json!({}));
     assert_eq!(listed["payload"]["presence"].as_array().unwrap().len(), 2);
+    let status = control(&home.socket(None), "GET", "/v1/status");
+    assert_eq!(status["connections"]["websocket"], 2, "{status}");
     let hb = first.request("last-heartbeat", json!({}));
     assert!(hb["payload"]["ticks"].as_u64().unwrap() >= 2, "{hb}");
     let logs = first.request("logs.tail", json!({ "limit": 5 }));

@@ -90,7 +90,13 @@ fn render(r: &StatusReport, now: u64) -> String {
         "heartbeat",
         format!("{} ticks every {}, {last_tick}, {watchdog}", h.ticks, duration(h.interval_ms)),
     );
-    b.row("connections", format!("{} http, {} control", r.connections.http, r.connections.control));
+    b.row(
+        "connections",
+        format!(
+            "{} http, {} websocket, {} control",
+            r.connections.http, r.connections.websocket, r.connections.control
+        ),
+    );
     let c = &r.counters;
     b.row("requests", format!("{} http, {} auth failures", c.http_requests, c.auth_failures));
     b.row(
