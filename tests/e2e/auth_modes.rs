@@ -2,7 +2,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
 use std::time::Duration;
 
 use gateway_tests::ws::{Client, Connect, Device};
@@ -85,16 +84,7 @@ fn password_mode_with_sessions() {
     assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0, 401);
 
     // With GATEWAY_PASSWORD set, the password cannot be changed from a client.
-    let mut set = home
-        .command(&bin("gatewayctl"))
-        .args(["password", "set", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin.take().unwrap().write_all(b"second-password\n").unwrap();
-    let out = set.wait_with_output().unwrap();
+    let out = home.ctl_input(&["password", "set", "--stdin"], "second-password\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("GATEWAY_PASSWORD"), "{out:?}");
     drop(c);
@@ -105,15 +95,8 @@ fn changing_the_password_ends_what_the_old_one_granted() {
     let home = Home::new();
     home.write_config(None, "[gateway.auth]\nmode = \"password\"\n");
     // Set offline first: gatewayctl writes the hash itself.
-    let mut set = home
-        .command(&bin("gatewayctl"))
-        .args(["password", "set", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin.take().unwrap().write_all(b"offline-password\n").unwrap();
-    assert!(set.wait_with_output().unwrap().status.success());
+    let out = home.ctl_input(&["password", "set", "--stdin"], "offline-password\n");
+    assert!(out.status.success(), "{out:?}");
     let port = free_port();
     let d = home.start(&["--port", &port.to_string()]);
     let (mut c, res) =
@@ -122,15 +105,7 @@ fn changing_the_password_ends_what_the_old_one_granted() {
     let (_, body) = post_json(port, "/gateway/auth/session", &json!({ "password": "offline-password" }), &[]);
     let session = body["token"].as_str().unwrap().to_owned();
 
-    let mut set = home
-        .command(&bin("gatewayctl"))
-        .args(["password", "set", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin.take().unwrap().write_all(b"online-password\n").unwrap();
-    let out = set.wait_with_output().unwrap();
+    let out = home.ctl_input(&["password", "set", "--stdin"], "online-password\n");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 session(s) ended"), "{out:?}");
     assert_eq!(c.closed().0, 4001);
@@ -139,15 +114,7 @@ fn changing_the_password_ends_what_the_old_one_granted() {
         Client::connect(port, &Connect { password: Some("online-password"), ..Default::default() });
     assert_eq!(res["ok"], true, "{res}");
     // Too short: refused, nothing changes.
-    let mut set = home
-        .command(&bin("gatewayctl"))
-        .args(["password", "set", "--stdin"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    set.stdin.take().unwrap().write_all(b"short\n").unwrap();
-    let out = set.wait_with_output().unwrap();
+    let out = home.ctl_input(&["password", "set", "--stdin"], "short\n");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("at least 8"), "{out:?}");
 }
 

@@ -50,6 +50,19 @@ pub struct Machine {
     pub date: String,
 }
 
+impl Machine {
+    /// The head of a results table: where and when, then the column titles.
+    pub fn table_head(&self, peer: &str) -> String {
+        let binaries = crate::bin("gatewayd").parent().map(|p| p.display().to_string()).unwrap_or_default();
+        format!(
+            "machine: {} cores, {}, Linux {}\ndate: {}\nbinaries: {binaries}\npeer: {peer}\n\n\
+             | metric | ours (median, min-max) | target | OpenClaw peer | floor | verdict |\n\
+             |---|---|---|---|---|---|\n",
+            self.nproc, self.model, self.kernel, self.date,
+        )
+    }
+}
+
 pub fn machine() -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo

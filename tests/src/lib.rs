@@ -130,6 +130,20 @@ impl Home {
         self.command(&bin("gatewayctl")).args(args).output().expect("run gatewayctl")
     }
 
+    /// Runs gatewayctl with `input` on its standard input.
+    pub fn ctl_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .command(&bin("gatewayctl"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run gatewayctl");
+        child.stdin.take().expect("piped").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("gatewayctl ends")
+    }
+
     /// Starts `gatewayd run ARGS` and waits until its port answers.
     pub fn start(&self, args: &[&str]) -> Daemon {
         let daemon = self.spawn(args, |_| {});

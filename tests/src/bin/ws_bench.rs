@@ -23,7 +23,6 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -647,21 +646,7 @@ fn fmt_stats(s: &Stats, unit: &str, prec: usize) -> String {
 }
 
 fn to_table(m: &Machine, rows: &[Row], notes: &[String]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "machine: {} cores, {}, Linux {}\ndate: {}\nbinaries: {}\npeer: {PEER}\n",
-        m.nproc,
-        m.model,
-        m.kernel,
-        m.date,
-        bin("gatewayd").parent().unwrap_or(Path::new("?")).display(),
-    );
-    let _ = writeln!(
-        out,
-        "| metric | ours (median, min-max) | target | OpenClaw peer | floor | verdict |\n\
-         |---|---|---|---|---|---|"
-    );
+    let mut out = m.table_head(PEER);
     for r in rows {
         let floor = r
             .floor
