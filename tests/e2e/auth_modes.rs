@@ -97,6 +97,8 @@ fn changing_the_password_ends_what_the_old_one_granted() {
     // Set offline first: gatewayctl writes the hash itself.
     let out = home.ctl_input(&["password", "set", "--stdin"], "offline-password\n");
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&home.state_dir(None)), 0o700, "created private, whatever the umask");
+    assert_eq!(mode(&home.state_dir(None).join("password")), 0o600);
     let port = free_port();
     let d = home.start(&["--port", &port.to_string()]);
     let (mut c, res) =

@@ -27,6 +27,19 @@ impl Ctx {
         Paths::resolve(&self.profile, &PathFlags::default()).context("cannot find gatewayd's files")
     }
 
+    /// The state dir, created private (0700) if missing, for files written while gatewayd is
+    /// not running.
+    pub fn private_state_dir(&self) -> anyhow::Result<Paths> {
+        use std::os::unix::fs::DirBuilderExt;
+        let paths = self.paths()?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&paths.state_dir)
+            .with_context(|| format!("cannot create the state dir {}", paths.state_dir.display()))?;
+        Ok(paths)
+    }
+
     pub fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::new(self.paths()?.socket(), self.profile.clone()))
     }

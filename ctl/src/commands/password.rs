@@ -44,9 +44,7 @@ pub fn set(ctx: &Ctx, from_stdin: bool) -> Result<i32> {
         }
         Err(e) if e.is_not_running() => {
             // No daemon to ask: write the hash it will read at its next start.
-            let paths = ctx.paths()?;
-            std::fs::create_dir_all(&paths.state_dir)
-                .with_context(|| format!("cannot create {}", paths.state_dir.display()))?;
+            let paths = ctx.private_state_dir()?;
             let file = paths.password_file();
             write_secret_file(&file, &hash_password(&password))
                 .with_context(|| format!("cannot write {}", file.display()))?;

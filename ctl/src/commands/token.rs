@@ -1,8 +1,5 @@
 //! `token show|rotate`: the gateway token, from the daemon or from its file in the state dir.
 
-use std::fs::DirBuilder;
-use std::os::unix::fs::DirBuilderExt;
-
 use anyhow::{bail, Context, Result};
 use gateway_config::secret::{generate_token, read_secret_file, write_secret_file};
 use gateway_proto::api::{route, TokenInfo};
@@ -52,12 +49,7 @@ pub fn rotate(ctx: &Ctx, json: bool) -> Result<i32> {
             info
         }
         Err(e) if e.is_not_running() => {
-            let paths = ctx.paths()?;
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&paths.state_dir)
-                .with_context(|| format!("cannot create the state dir {}", paths.state_dir.display()))?;
+            let paths = ctx.private_state_dir()?;
             let file = paths.token_file();
             let token = generate_token();
             write_secret_file(&file, &token)

@@ -12,7 +12,9 @@
 
 #![no_main]
 
-use gatewayd::ws::codec::{client_frame, CodecError, Decoder, Message};
+use gatewayd::ws::codec::{
+    client_frame, CodecError, Decoder, Message, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// Longest header of a client frame: 2 + 8 (length) + 4 (mask).
@@ -92,12 +94,6 @@ fn check_error(e: &CodecError) {
     assert!(gatewayd::ws::codec::close(e.close_code(), &e.reason()).len() <= 2 + MAX_CONTROL);
 }
 
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
 
 /// Reads the frame description: an op byte, then lengths and payload bytes taken from the input.
 struct Script<'a> {

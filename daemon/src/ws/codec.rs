@@ -42,12 +42,13 @@ pub enum Message {
     Close(Option<(u16, String)>),
 }
 
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
+/// Frame opcodes (RFC 6455 section 5.2).
+pub const CONTINUATION: u8 = 0x0;
+pub const TEXT: u8 = 0x1;
+pub const BINARY: u8 = 0x2;
+pub const CLOSE: u8 = 0x8;
+pub const PING: u8 = 0x9;
+pub const PONG: u8 = 0xA;
 
 /// Turns bytes from the socket into messages. Holds no allocation while idle.
 #[derive(Default)]
