@@ -6,6 +6,7 @@ mod devices;
 mod lifecycle;
 mod notify;
 mod openclaw_node;
+mod packaging;
 mod reload;
 mod startup;
 mod ws_protocol;

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use gateway_tests::process::{run, Finished};
 use gateway_tests::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -16,66 +17,6 @@ use sha2::{Digest, Sha256};
 /// The client script and its package.json, lockfile and node_modules.
 fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("node")
-}
-
-/// A child process killed (and reaped) when dropped, so a failing assertion never leaves it.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` with stdout and stderr captured; kills it and panics after `timeout`.
-fn run(mut cmd: Command, what: &str, timeout: Duration) -> Finished {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(child) => Reaped(child),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "{what}: `{}` is not installed; this test needs Node.js (20+) and npm \
-             (Debian: apt-get install nodejs npm; .ci/run installs them)",
-            cmd.get_program().to_string_lossy()
-        ),
-        Err(e) => panic!("{what}: cannot start {:?}: {e}", cmd.get_program()),
-    };
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = drain(child.0.stdout.take().map(|s| Box::new(s) as _));
-    let err = drain(child.0.stderr.take().map(|s| Box::new(s) as _));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait for child") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            drop(child);
-            panic!(
-                "{what}: still running after {timeout:?}, killed; its stderr:\n{}",
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
 }
 
 /// Makes sure `tests/node/node_modules` holds the pinned packages: runs `npm ci` when a package is

@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 pub mod benchutil;
+pub mod process;
 pub mod ws;
 pub mod wsraw;
 
