@@ -3,11 +3,10 @@
 //! persisted. Needs `node` and `npm`; `.ci/run` installs `tests/node`'s dependencies, and this
 //! test runs `npm ci` there itself when they are missing.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gateway_tests::process::{run, Finished};
 use gateway_tests::*;
