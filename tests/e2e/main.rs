@@ -8,5 +8,6 @@ mod notify;
 mod openclaw_node;
 mod reload;
 mod startup;
+mod systemd;
 mod ws_protocol;
 mod ws_security;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command beside a real `systemd --user` and journald, in a private mount namespace, so that
-# the host's /run/systemd is untouched. Needs root (CAP_SYS_ADMIN). Usage:
-#   unshare -m --propagation private tests/systemd/user-manager.sh COMMAND [ARG...]
+# the host's /run/systemd is untouched (the script enters one with unshare). Needs root
+# (CAP_SYS_ADMIN). Usage:
+#   tests/systemd/user-manager.sh COMMAND [ARG...]
 # COMMAND gets XDG_RUNTIME_DIR and XDG_CONFIG_HOME of the manager, GATEWAY_JOURNAL_DIR (read it
 # with `journalctl -D`), and SYSTEMD_HARNESS=1. The exit status is COMMAND's.
 set -euo pipefail
@@ -10,9 +11,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "user-manager.sh: needs root for its private mount namespace" >&2
   exit 77
 fi
-if [ "$(findmnt -no PROPAGATION / 2>/dev/null)" = shared ] && [ -z "${SYSTEMD_HARNESS_UNSHARED:-}" ]; then
-  echo "user-manager.sh: run it under \`unshare -m --propagation private\`: it would mount over the host's /run/systemd" >&2
-  exit 2
+# Everything below mounts over /run/systemd: only ever in a mount namespace of our own.
+if [ "${GATEWAY_SYSTEMD_NS:-}" != "$$" ]; then
+  exec unshare -m --propagation private env GATEWAY_SYSTEMD_NS=self bash -c 'GATEWAY_SYSTEMD_NS=$$ exec bash "$0" "$@"' "$0" "$@"
 fi
 systemd_bin=/lib/systemd/systemd
 journald_bin=/lib/systemd/systemd-journald
@@ -47,8 +48,10 @@ pids+=($!)
 for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 
 export XDG_RUNTIME_DIR="$T/xdg-run" XDG_CONFIG_HOME="$T/xdg-config"
-# The manager passes its own environment to services; keep it to what they need.
-"$systemd_bin" --user >"$T/systemd.log" 2>&1 &
+# The manager passes its own environment to services: start it with a clean one, as at login.
+env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="${HOME:-/root}" LANG=C.UTF-8 \
+  XDG_RUNTIME_DIR="$XDG_RUNTIME_DIR" XDG_CONFIG_HOME="$XDG_CONFIG_HOME" \
+  "$systemd_bin" --user >"$T/systemd.log" 2>&1 &
 manager=$!
 # Stopped first (before journald), so that it stops its services.
 pids=("$manager" "${pids[@]}")

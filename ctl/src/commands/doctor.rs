@@ -163,7 +163,7 @@ fn apply(ctx: &Ctx, checks: &mut [Check]) {
                     let text = svc.render(&ctx.paths()?)?;
                     let file = svc.file()?;
                     if let Some(b) = crate::service::write_with_backup(&file, &text)? {
-                        println!("rewrote {} (the edited copy is {})", file.display(), b.display());
+                        eprintln!("rewrote {} (the edited copy is {})", file.display(), b.display());
                     }
                     svc.systemctl().daemon_reload()?;
                     restart = true;

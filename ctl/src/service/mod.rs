@@ -1,18 +1,15 @@
-//! The service manager side: which manager this host has, where a unit (or plist) for an
-//! instance lives, what `install` would write there, and how to talk to the manager.
+//! The service manager side: which manager this host has, and how to talk to it. What
+//! `install` writes is rendered by `gatewayctl::units`.
 
 pub mod detached;
-pub mod launchd;
 pub mod probe;
 pub mod systemctl;
-pub mod unit;
 
-use std::env;
-use std::path::{Path, PathBuf};
+pub use gatewayctl::units::{
+    home, launchd, systemd as unit, unit_name, unit_path, user_unit_dir, write_with_backup, Spec,
+};
 
-use anyhow::{bail, Context, Result};
-use gateway_proto::paths::{env_var, non_empty_env};
-use gateway_proto::{Paths, Profile};
+use std::path::Path;
 
 /// The service manager that `install`, `start`, `stop` and `restart` go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -34,132 +31,4 @@ impl Manager {
             Self::None
         }
     }
-}
-
-/// Environment variables that locate an instance's files or listener; `install` copies the ones
-/// set at install time into the unit, so that the service finds what the CLI finds. Secrets
-/// (`GATEWAY_TOKEN`, `GATEWAY_PASSWORD`) are never copied.
-pub const CARRIED_ENV: &[&str] = &[
-    "XDG_CONFIG_HOME",
-    "XDG_STATE_HOME",
-    env_var::CONFIG_PATH,
-    env_var::STATE_DIR,
-    env_var::PORT,
-    env_var::BIND,
-];
-
-/// What `install` writes, for the current binaries, profile, environment and config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub gatewayd: PathBuf,
-    pub gatewayctl: PathBuf,
-    pub profile: Profile,
-    pub env: Vec<(String, String)>,
-    pub watchdog_sec: u64,
-    pub timeout_stop_sec: u64,
-    /// The hardened system unit (root, `/etc/systemd/system`) rather than a user unit.
-    pub system: bool,
-}
-
-/// Seconds to add to the drain budget for `TimeoutStopSec`: closing the store and exiting.
-const STOP_MARGIN_SEC: u64 = 20;
-/// The smallest `WatchdogSec` rendered: a shorter one risks kills on a loaded host.
-const MIN_WATCHDOG_SEC: u64 = 10;
-
-impl Spec {
-    pub fn current(profile: &Profile, paths: &Paths, system: bool) -> Result<Self> {
-        let gatewayctl = env::current_exe()
-            .and_then(|p| p.canonicalize())
-            .context("cannot find the path of this gatewayctl")?;
-        let gatewayd = find_gatewayd(&gatewayctl)?;
-        // An invalid config gets the defaults here; `doctor` reports the config itself.
-        let config = gateway_config::load_file(&paths.config_file).map(|l| l.config).unwrap_or_default();
-        let heartbeat_sec = config.gateway.heartbeat.interval_ms.get().div_ceil(1000);
-        let drain_sec = config.gateway.shutdown.drain_timeout_ms.get().div_ceil(1000);
-        let env = if system {
-            Vec::new()
-        } else {
-            CARRIED_ENV
-                .iter()
-                .filter_map(|name| non_empty_env(name).map(|v| ((*name).to_owned(), v)))
-                .collect()
-        };
-        Ok(Self {
-            gatewayd,
-            gatewayctl,
-            profile: profile.clone(),
-            env,
-            watchdog_sec: heartbeat_sec.max(MIN_WATCHDOG_SEC),
-            timeout_stop_sec: drain_sec + STOP_MARGIN_SEC,
-            system,
-        })
-    }
-}
-
-/// gatewayd next to this gatewayctl (one release installs both), else on PATH.
-fn find_gatewayd(gatewayctl: &Path) -> Result<PathBuf> {
-    let beside = gatewayctl.with_file_name("gatewayd");
-    if beside.is_file() {
-        return Ok(beside);
-    }
-    let on_path = env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("gatewayd"))
-        .find(|p| p.is_file());
-    match on_path {
-        Some(p) => Ok(p.canonicalize().unwrap_or(p)),
-        None => bail!(
-            "cannot find gatewayd next to {} or on PATH: install both binaries (see docs/runbook.md)",
-            gatewayctl.display()
-        ),
-    }
-}
-
-/// `gatewayd.service` or `gatewayd-NAME.service`.
-pub fn unit_name(profile: &Profile) -> String {
-    format!("{}.service", profile.service_name())
-}
-
-/// Where the unit of `profile` goes: the user's unit dir, or `/etc/systemd/system`.
-pub fn unit_path(profile: &Profile, system: bool) -> Result<PathBuf> {
-    let dir = if system { PathBuf::from("/etc/systemd/system") } else { user_unit_dir()? };
-    Ok(dir.join(unit_name(profile)))
-}
-
-/// `$XDG_CONFIG_HOME/systemd/user`, the first user unit dir systemd searches.
-pub fn user_unit_dir() -> Result<PathBuf> {
-    let config = match non_empty_env("XDG_CONFIG_HOME") {
-        Some(dir) => PathBuf::from(dir),
-        None => home()?.join(".config"),
-    };
-    Ok(config.join("systemd").join("user"))
-}
-
-pub fn home() -> Result<PathBuf> {
-    non_empty_env("HOME").map(PathBuf::from).context("HOME is not set: cannot find the user's unit dir")
-}
-
-/// Writes `text` to `path` through a temp file and a rename, keeping a different existing file
-/// as `path.bak`. Returns the backup's path when one was made.
-pub fn write_with_backup(path: &Path, text: &str) -> Result<Option<PathBuf>> {
-    let dir = path.parent().context("a unit path has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let backup = match std::fs::read_to_string(path) {
-        Ok(old) if old != text => {
-            let mut name = path.as_os_str().to_owned();
-            name.push(".bak");
-            let backup = PathBuf::from(name);
-            std::fs::copy(path, &backup)
-                .with_context(|| format!("cannot back up {} to {}", path.display(), backup.display()))?;
-            Some(backup)
-        }
-        _ => None,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(backup)
 }
