@@ -8,6 +8,7 @@ mod notify;
 mod openclaw_node;
 mod reload;
 mod startup;
+mod supervision;
 mod systemd;
 mod ws_protocol;
 mod ws_security;
