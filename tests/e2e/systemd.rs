@@ -186,6 +186,30 @@ fn scenario_in_user_manager() {
     assert_eq!(again.request("health", Value::Null)["ok"], true);
     drop(again);
 
+    // A second profile: its own unit, seen by the first one's status --deep; --purge removes its files.
+    let work_port = free_port();
+    let work_config = t.config_home.join("gateway-work/gateway.toml");
+    std::fs::create_dir_all(work_config.parent().unwrap()).unwrap();
+    std::fs::write(&work_config, format!("[gateway]\nport = {work_port}\n")).unwrap();
+    let out = t.ctl_ok(&["--profile", "work", "install"]);
+    assert!(out.contains("enabled and started gatewayd-work.service"), "{out}");
+    let work_unit =
+        std::fs::read_to_string(t.config_home.join("systemd/user/gatewayd-work.service")).unwrap();
+    assert!(work_unit.contains(" run --profile work\n"), "{work_unit}");
+    let (_, deep) = t.deep();
+    let others = deep["others"].as_array().unwrap();
+    assert!(
+        others.iter().any(|o| o["kind"] == "profile" && o["name"] == "work" && o["port"] == work_port),
+        "{deep}"
+    );
+    assert!(
+        others.iter().any(|o| o["kind"] == "user-unit" && o["name"] == "gatewayd-work.service"),
+        "{deep}"
+    );
+    let out = t.ctl_ok(&["--profile", "work", "uninstall", "--purge"]);
+    assert!(out.contains("removed"), "{out}");
+    assert!(!work_config.exists() && !t.home.state_dir(Some("work")).exists());
+
     // A broken config and a restart: exit 78, no restart loop, and status --deep says why.
     t.write_config(&format!("{config}\n[gateway.oops]\n"));
     let out = t.ctl(&["restart"]);

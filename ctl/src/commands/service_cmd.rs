@@ -48,7 +48,7 @@ impl Service {
     pub fn file(&self) -> Result<PathBuf> {
         match self.manager {
             Manager::Launchd => Ok(launchd::plist_path(&crate::service::home()?, &self.profile)),
-            _ => unit_path(&self.profile, self.system),
+            _ => Ok(unit_path(&self.profile, self.system)?),
         }
     }
 
@@ -336,7 +336,8 @@ fn start_detached(ctx: &Ctx, client: &Client) -> Result<i32> {
     }
 }
 
-/// `stop` through the manager; false when the manager does not run this instance.
+/// `stop` through the manager; false when the manager does not run this instance (a gatewayd
+/// started by hand is stopped over the control socket instead).
 pub fn stop_service(ctx: &Ctx) -> Result<bool> {
     let svc = Service::new(ctx, false);
     if !svc.installed() {
@@ -344,6 +345,10 @@ pub fn stop_service(ctx: &Ctx) -> Result<bool> {
     }
     match svc.manager {
         Manager::Systemd => {
+            let state = svc.systemctl().show(&svc.unit())?;
+            if !matches!(state.active_state.as_str(), "active" | "activating" | "reloading") {
+                return Ok(false);
+            }
             svc.systemctl().run(&["stop", &svc.unit()])?;
             println!("stopped {}", svc.unit());
         }

@@ -8,9 +8,28 @@ pub mod systemd;
 use std::env;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use gateway_proto::paths::{env_var, non_empty_env};
 use gateway_proto::{Paths, Profile};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum UnitError {
+    #[error("cannot find the path of this gatewayctl: {0}")]
+    OwnPath(std::io::Error),
+    #[error("cannot find gatewayd next to {0} or on PATH: install both binaries in one directory (docs/runbook.md)")]
+    NoGatewayd(PathBuf),
+    #[error("HOME is not set: cannot find the user's unit dir")]
+    NoHome,
+    #[error("cannot {what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+pub type Result<T, E = UnitError> = std::result::Result<T, E>;
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> UnitError {
+    let path = path.to_path_buf();
+    move |source| UnitError::Io { what, path, source }
+}
 
 /// Environment variables that locate an instance's files or listener; `install` copies the ones
 /// set at install time into the unit, so that the service finds what the CLI finds. Secrets
@@ -44,9 +63,7 @@ const MIN_WATCHDOG_SEC: u64 = 10;
 
 impl Spec {
     pub fn current(profile: &Profile, paths: &Paths, system: bool) -> Result<Self> {
-        let gatewayctl = env::current_exe()
-            .and_then(|p| p.canonicalize())
-            .context("cannot find the path of this gatewayctl")?;
+        let gatewayctl = env::current_exe().and_then(|p| p.canonicalize()).map_err(UnitError::OwnPath)?;
         let gatewayd = find_gatewayd(&gatewayctl)?;
         // An invalid config gets the defaults here; `doctor` reports the config itself.
         let config = gateway_config::load_file(&paths.config_file).map(|l| l.config).unwrap_or_default();
@@ -85,10 +102,7 @@ fn find_gatewayd(gatewayctl: &Path) -> Result<PathBuf> {
         .find(|p| p.is_file());
     match on_path {
         Some(p) => Ok(p.canonicalize().unwrap_or(p)),
-        None => bail!(
-            "cannot find gatewayd next to {} or on PATH: install both binaries (see docs/runbook.md)",
-            gatewayctl.display()
-        ),
+        None => Err(UnitError::NoGatewayd(gatewayctl.to_path_buf())),
     }
 }
 
@@ -113,21 +127,20 @@ pub fn user_unit_dir() -> Result<PathBuf> {
 }
 
 pub fn home() -> Result<PathBuf> {
-    non_empty_env("HOME").map(PathBuf::from).context("HOME is not set: cannot find the user's unit dir")
+    non_empty_env("HOME").map(PathBuf::from).ok_or(UnitError::NoHome)
 }
 
 /// Writes `text` to `path` through a temp file and a rename, keeping a different existing file
 /// as `path.bak`. Returns the backup's path when one was made.
 pub fn write_with_backup(path: &Path, text: &str) -> Result<Option<PathBuf>> {
-    let dir = path.parent().context("a unit path has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let backup = match std::fs::read_to_string(path) {
         Ok(old) if old != text => {
             let mut name = path.as_os_str().to_owned();
             name.push(".bak");
             let backup = PathBuf::from(name);
-            std::fs::copy(path, &backup)
-                .with_context(|| format!("cannot back up {} to {}", path.display(), backup.display()))?;
+            std::fs::copy(path, &backup).map_err(io("back up to", &backup))?;
             Some(backup)
         }
         _ => None,
@@ -135,7 +148,7 @@ pub fn write_with_backup(path: &Path, text: &str) -> Result<Option<PathBuf>> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("write", path))?;
     Ok(backup)
 }
