@@ -13,7 +13,7 @@ use gateway_proto::{exit, Paths, Profile};
 
 use super::Ctx;
 use crate::client::{Client, Error};
-use crate::service::launchd::{self, Launchctl};
+use crate::service::launchd::{self, Launchctl, LaunchdState};
 use crate::service::systemctl::{self, Systemctl, UnitState};
 use crate::service::{detached, unit, unit_name, unit_path, Manager, Spec};
 
@@ -53,8 +53,27 @@ impl Service {
     }
 
     /// systemd's view, when systemd is the manager and answers.
+    /// launchd's view is mapped onto systemd's properties (`runs` counts the first start too).
     pub fn unit_state(&self) -> Option<Result<UnitState>> {
-        (self.manager == Manager::Systemd).then(|| self.systemctl().show(&self.unit()))
+        match self.manager {
+            Manager::Systemd => Some(self.systemctl().show(&self.unit())),
+            Manager::Launchd if self.file().is_ok_and(|p| p.exists()) => {
+                let out = Command::new("launchctl").args(self.launchctl().print()).output();
+                Some(match out {
+                    Ok(o) if o.status.success() => {
+                        Ok(from_launchd(&LaunchdState::parse(&String::from_utf8_lossy(&o.stdout))))
+                    }
+                    // Not loaded: the plist is there but launchd does not run it.
+                    Ok(_) => Ok(UnitState {
+                        load_state: "not-loaded".into(),
+                        active_state: "inactive".into(),
+                        ..Default::default()
+                    }),
+                    Err(e) => Err(anyhow::Error::new(e).context("cannot run launchctl")),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Installed: systemd knows the unit (wherever its file is), or the plist exists.
@@ -77,6 +96,30 @@ impl Service {
             Manager::Launchd => launchd::render(&spec, &detached::output_file(&paths.state_dir)),
             _ => unit::render(&spec),
         })
+    }
+}
+
+fn from_launchd(l: &LaunchdState) -> UnitState {
+    let failed = l.state != "running" && l.last_exit_code.is_some_and(|c| c != 0);
+    UnitState {
+        load_state: "loaded".into(),
+        active_state: if l.state == "running" {
+            "active"
+        } else if failed {
+            "failed"
+        } else {
+            "inactive"
+        }
+        .into(),
+        sub_state: l.state.clone(),
+        main_pid: l.pid.unwrap_or_default(),
+        n_restarts: l.runs.saturating_sub(1),
+        exec_main_status: l.last_exit_code.unwrap_or_default(),
+        exec_main_code: if l.last_exit_code.is_some() { "exited" } else { "" }.into(),
+        result: if failed { "exit-code" } else { "success" }.into(),
+        unit_file_state: "enabled".into(),
+        fragment_path: l.path.clone(),
+        status_text: String::new(),
     }
 }
 

@@ -117,6 +117,57 @@ impl Launchctl {
     pub fn bootout(&self) -> Vec<String> {
         vec!["bootout".into(), self.target()]
     }
+
+    /// Its state, for `status --deep` (see `LaunchdState::parse`).
+    pub fn print(&self) -> Vec<String> {
+        vec!["print".into(), self.target()]
+    }
+}
+
+/// What `launchctl print gui/UID/LABEL` says about a loaded agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaunchdState {
+    /// `running`, `not running`, ...
+    pub state: String,
+    pub pid: Option<u32>,
+    /// How many times launchd started it since it was loaded.
+    pub runs: u32,
+    pub last_exit_code: Option<i32>,
+    pub path: String,
+}
+
+impl LaunchdState {
+    /// Reads the top-level `key = value` lines of `launchctl print` (nested blocks are skipped).
+    pub fn parse(text: &str) -> Self {
+        let mut out = Self::default();
+        let mut depth = 0usize;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.ends_with('{') {
+                depth += 1;
+                continue;
+            }
+            if line == "}" {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            if depth != 1 {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(" = ") else { continue };
+            match key {
+                "state" => out.state = value.to_owned(),
+                "pid" => out.pid = value.parse().ok(),
+                "runs" => out.runs = value.parse().unwrap_or_default(),
+                "last exit code" => {
+                    out.last_exit_code = value.split([':', ' ']).next().and_then(|v| v.parse().ok())
+                }
+                "path" => out.path = value.to_owned(),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -199,5 +250,15 @@ mod tests {
         assert_eq!(l.kickstart(false), ["kickstart", "gui/501/ai.gateway.gatewayd"]);
         assert_eq!(l.stop(), ["kill", "SIGTERM", "gui/501/ai.gateway.gatewayd"]);
         assert_eq!(l.bootout(), ["bootout", "gui/501/ai.gateway.gatewayd"]);
+        assert_eq!(l.print(), ["print", "gui/501/ai.gateway.gatewayd"]);
+    }
+
+    #[test]
+    fn launchctl_print_is_read() {
+        let text = "gui/501/ai.gateway.gatewayd = {\n\tactive count = 1\n\tpath = /Users/a/Library/LaunchAgents/ai.gateway.gatewayd.plist\n\tstate = running\n\n\tprogram = /usr/local/bin/gatewayd\n\targuments = {\n\t\t/usr/local/bin/gatewayd\n\t\trun\n\t}\n\n\truns = 3\n\tpid = 812\n\tlast exit code = 78: EX_CONFIG\n\tenvironment = {\n\t\tpid = 1\n\t}\n}\n";
+        let s = LaunchdState::parse(text);
+        assert_eq!(s.state, "running");
+        assert_eq!((s.pid, s.runs, s.last_exit_code), (Some(812), 3, Some(78)));
+        assert_eq!(s.path, "/Users/a/Library/LaunchAgents/ai.gateway.gatewayd.plist");
     }
 }
