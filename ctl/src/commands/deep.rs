@@ -204,7 +204,10 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
         ),
         (false, None) => add(
             format!("gatewayd is not running (nothing answers on {})", r.control.socket),
-            "gatewayctl install (run it as a service), or gatewayctl start".into(),
+            match r.manager {
+                Manager::None => "gatewayctl start".into(),
+                _ => "gatewayctl install (run it as a service), or gatewayctl start".into(),
+            },
         ),
         (true, Some(u)) if u.main_pid != 0 && Some(u.main_pid) != r.control.pid => add(
             format!(

@@ -287,6 +287,15 @@ fn service_checks(svc: &Service, paths: &Paths, checks: &mut Vec<Check>) {
                     Some(Repair::Enable),
                 ));
             }
+            if state.active_state == "inactive" {
+                checks.push(Check::bad(
+                    "service.running",
+                    Severity::Warning,
+                    format!("{} is installed but not running", svc.unit()),
+                    "gatewayctl start".into(),
+                    None,
+                ));
+            }
             if state.active_state == "failed" {
                 checks.push(Check::bad(
                     "service.failed",
