@@ -368,6 +368,7 @@ fn the_shipped_templates_verify_as_they_are() {
     // The packaged files carry /usr/bin paths, which need not exist here: check everything else.
     for (text, name, user) in [
         (systemd::USER_TEMPLATE, "gatewayd.service", true),
+        (systemd::USER_PROFILE_TEMPLATE, "gatewayd@work.service", true),
         (systemd::SYSTEM_TEMPLATE, "gatewayd.service", false),
     ] {
         let bins = text

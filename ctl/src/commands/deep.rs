@@ -244,6 +244,12 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
             "gatewayctl doctor".into(),
         );
     }
+    for h in r.port_holders.iter().filter(|h| h.gatewayd && Some(h.pid) != r.control.pid) {
+        add(
+            format!("another gatewayd (pid {}) listens on port {}", h.pid, r.port),
+            format!("find its profile (`ps -o args= -p {}`) and stop it, or give one of them another gateway.port", h.pid),
+        );
+    }
     for h in r.port_holders.iter().filter(|h| !h.gatewayd) {
         add(
             format!(

@@ -8,7 +8,6 @@ use super::Spec;
 
 pub const USER_TEMPLATE: &str = include_str!("../../../systemd/user/gatewayd.service");
 /// Shipped for `systemctl --user enable gatewayd@NAME`; install renders per-profile units instead.
-#[cfg(test)]
 pub const USER_PROFILE_TEMPLATE: &str = include_str!("../../../systemd/user/gatewayd@.service");
 pub const SYSTEM_TEMPLATE: &str = include_str!("../../../systemd/system/gatewayd.service");
 
@@ -147,6 +146,13 @@ mod tests {
         assert!(unit.contains("Description=gateway daemon (gatewayd), profile work\n"));
         assert!(unit.contains("WatchdogSec=12s\n") && unit.contains("TimeoutStopSec=80s\n"));
         assert!(unit.contains("DynamicUser=yes"));
+    }
+
+    #[test]
+    fn no_secret_is_carried_into_a_unit() {
+        for name in crate::units::CARRIED_ENV {
+            assert!(!name.contains("TOKEN") && !name.contains("PASSWORD"), "{name}");
+        }
     }
 
     #[test]
