@@ -16,7 +16,8 @@ use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn text(out: &Output) -> String {
+/// A command's exit status and output, for assertion messages.
+pub fn text(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status.code(),

@@ -8,11 +8,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use gateway_proto::api::{route, StatusReport};
 use gateway_proto::{exit, Paths, Profile};
 
+use super::lifecycle::poll_status;
 use super::Ctx;
-use crate::client::{Client, Error};
+use crate::client::Client;
 use crate::service::launchd::{self, Launchctl, LaunchdState};
 use crate::service::systemctl::{self, Systemctl, UnitState};
 use crate::service::{detached, unit, unit_name, unit_path, Manager, Spec};
@@ -20,7 +20,6 @@ use crate::service::{detached, unit, unit_name, unit_path, Manager, Spec};
 /// How long `start`, `restart` and `install` wait for gatewayd to answer as ready.
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 const POLL_EVERY: Duration = Duration::from_millis(100);
-const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The first line of every file `install` writes: a file without it was written by someone else.
 const MARK: &str = "gatewayctl install";
 
@@ -318,18 +317,7 @@ fn remove(file: &Path) -> Result<()> {
 pub fn start(ctx: &Ctx) -> Result<i32> {
     let svc = Service::new(ctx, false);
     if svc.installed() {
-        match svc.manager {
-            Manager::Systemd => {
-                let sc = svc.systemctl();
-                if let Err(e) = sc.run(&["start", &svc.unit()]) {
-                    let state = sc.show(&svc.unit())?;
-                    bail!("{e:#}\n{} is {}", svc.unit(), describe_failure(&state, sc));
-                }
-            }
-            _ => launchctl(&svc.launchctl().kickstart(false))?,
-        }
-        report_ready(ctx, None)?;
-        return Ok(exit::OK);
+        return through_manager(ctx, &svc, None);
     }
     let client = ctx.client()?;
     if let Ok(s) = poll_status(&client) {
@@ -408,23 +396,31 @@ pub fn restart(ctx: &Ctx) -> Result<i32> {
     let client = ctx.client()?;
     let before = poll_status(&client).ok().map(|s| s.pid);
     if svc.installed() {
-        match svc.manager {
-            Manager::Systemd => {
-                let sc = svc.systemctl();
-                if let Err(e) = sc.run(&["restart", &svc.unit()]) {
-                    let state = sc.show(&svc.unit())?;
-                    bail!("{e:#}\n{} is {}", svc.unit(), describe_failure(&state, sc));
-                }
-            }
-            _ => launchctl(&svc.launchctl().kickstart(true))?,
-        }
-        report_ready(ctx, before)?;
-        return Ok(exit::OK);
+        return through_manager(ctx, &svc, before);
     }
     if before.is_some() {
         super::lifecycle::stop(ctx)?;
     }
     start_detached(ctx, &client)
+}
+
+/// `start` (no `before`) or `restart` (the pid `before` it) through the manager, then waits
+/// for readiness.
+fn through_manager(ctx: &Ctx, svc: &Service, before: Option<u32>) -> Result<i32> {
+    let restart = before.is_some();
+    match svc.manager {
+        Manager::Systemd => {
+            let sc = svc.systemctl();
+            let verb = if restart { "restart" } else { "start" };
+            if let Err(e) = sc.run(&[verb, &svc.unit()]) {
+                let state = sc.show(&svc.unit())?;
+                bail!("{e:#}\n{} is {}", svc.unit(), describe_failure(&state, sc));
+            }
+        }
+        _ => launchctl(&svc.launchctl().kickstart(restart))?,
+    }
+    report_ready(ctx, before)?;
+    Ok(exit::OK)
 }
 
 /// Waits until gatewayd answers as running (and, after a restart, is not the pid `before`).
@@ -456,10 +452,6 @@ fn report_ready(ctx: &Ctx, before: Option<u32>) -> Result<()> {
         }
         sleep(POLL_EVERY);
     }
-}
-
-fn poll_status(client: &Client) -> Result<StatusReport, Error> {
-    client.call("GET", route::STATUS, POLL_TIMEOUT)
 }
 
 pub fn profile_flag(profile: &Profile) -> String {
