@@ -133,7 +133,9 @@ fn scenario_in_user_manager() {
     let t = Inside::new();
     let port = free_port();
     // No file watcher: the reload below must come from systemd's ExecReload.
-    let config = format!("[gateway]\nport = {port}\n\n[gateway.reload]\nmode = \"off\"\n");
+    let config = format!(
+        "[gateway]\nport = {port}\n\n[gateway.reload]\nmode = \"off\"\n\n[gateway.heartbeat]\ninterval_ms = 10000\n"
+    );
     t.write_config(&config);
 
     // install: unit written, enabled, started, ready.
@@ -146,6 +148,7 @@ fn scenario_in_user_manager() {
         "{unit}"
     );
     assert!(!unit.contains(&t.token()), "no secret in the unit");
+    assert!(unit.contains("\nWatchdogSec=10s\n"), "the heartbeat's period: {unit}");
     assert_eq!(t.show("UnitFileState"), "enabled");
 
     // status --deep: running and probed.
@@ -257,6 +260,19 @@ fn scenario_in_user_manager() {
     wait_for(LONG, "gatewayd to run again after doctor --fix", || {
         (t.show("ActiveState") == "active").then_some(())
     });
+    let (code, deep) = t.deep();
+    assert_eq!(code, 0, "{deep}");
+
+    // A hung gatewayd stops pinging the watchdog (WatchdogSec=10s here): systemd restarts it.
+    let hung: u64 = t.show("MainPID").parse().unwrap();
+    let restarts: u32 = t.show("NRestarts").parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(hung as i32), nix::sys::signal::Signal::SIGSTOP)
+        .unwrap();
+    wait_for(LONG, "the watchdog to restart a stopped gatewayd", || {
+        let main: u64 = t.show("MainPID").parse().ok()?;
+        (main != 0 && main != hung && t.show("ActiveState") == "active").then_some(())
+    });
+    assert_eq!(t.show("NRestarts").parse::<u32>().unwrap(), restarts + 1);
     let (code, deep) = t.deep();
     assert_eq!(code, 0, "{deep}");
 
