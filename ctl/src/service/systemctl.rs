@@ -101,7 +101,12 @@ impl Systemctl {
             .context("cannot run systemctl (is systemd installed?)")?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            bail!("`{}` failed: {}", self.display(rest), err.trim());
+            let hint = if self.user && err.contains("Failed to connect to bus") {
+                "\nyour user's systemd is not reachable: log in to a session (or run                  `loginctl enable-linger $USER`), and check that XDG_RUNTIME_DIR is set"
+            } else {
+                ""
+            };
+            bail!("`{}` failed: {}{hint}", self.display(rest), err.trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
