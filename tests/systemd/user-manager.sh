@@ -24,11 +24,12 @@ done
 T=$(mktemp -d /tmp/gateway-systemd.XXXXXX)
 mkdir -p "$T/run-systemd/system" "$T/run-log" "$T/var-log-journal" "$T/xdg-config/systemd/user"
 install -d -m 0700 "$T/xdg-run"
-mkdir -p /var/log/journal
+mkdir -p /run/systemd
 mount --bind "$T/run-systemd" /run/systemd
 mkdir -p /run/log
 mount --bind "$T/run-log" /run/log
-mount --bind "$T/var-log-journal" /var/log/journal
+# Hide a host's persistent journal; where there is none, journald keeps to /run/log/journal.
+if [ -d /var/log/journal ]; then mount --bind "$T/var-log-journal" /var/log/journal; fi
 mkdir -p /run/systemd/journal
 
 pids=()
@@ -38,7 +39,8 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
-  umount /var/log/journal /run/log /run/systemd 2>/dev/null || true
+  umount /var/log/journal 2>/dev/null || true
+  umount /run/log /run/systemd 2>/dev/null || true
   rm -rf "$T"
 }
 trap cleanup EXIT
