@@ -125,7 +125,21 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
         Err(e) => RpcProbe { addr, ok: false, http_status: None, error: Some(e) },
     };
     let cli_config = paths.config_file.display().to_string();
-    let service_config = status.as_ref().ok().map(|s| s.config.path.clone());
+    // Said by the running gatewayd; else read off the installed user unit.
+    let service_config = match &status {
+        Ok(s) => Some(s.config.path.clone()),
+        Err(_) if svc.manager == Manager::Systemd => svc
+            .file()
+            .ok()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .zip(crate::service::home().ok())
+            .map(|(unit, home)| {
+                crate::service::unit::config_path_of(&unit, &ctx.profile.dir_name(), &home)
+                    .display()
+                    .to_string()
+            }),
+        Err(_) => None,
+    };
     let config = ConfigPaths {
         same: service_config.as_ref().map(|s| *s == cli_config),
         cli: cli_config,

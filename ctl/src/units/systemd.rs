@@ -58,6 +58,26 @@ fn quote(word: &str) -> String {
     }
 }
 
+/// The config file a user unit's gatewayd would read, from the unit's `Environment=` lines
+/// (`GATEWAY_CONFIG_PATH`, else `XDG_CONFIG_HOME`, else `home/.config`), for `status --deep`
+/// when gatewayd is not running to say it.
+pub fn config_path_of(unit_text: &str, dir_name: &str, home: &std::path::Path) -> std::path::PathBuf {
+    let mut config_path = None;
+    let mut config_home = None;
+    for line in unit_text.lines().map(str::trim) {
+        let Some(value) = line.strip_prefix("Environment=") else { continue };
+        let value = value.trim_matches('"').replace("%%", "%");
+        if let Some(v) = value.strip_prefix("GATEWAY_CONFIG_PATH=") {
+            config_path = Some(std::path::PathBuf::from(v));
+        } else if let Some(v) = value.strip_prefix("XDG_CONFIG_HOME=") {
+            config_home = Some(std::path::PathBuf::from(v));
+        }
+    }
+    config_path.unwrap_or_else(|| {
+        config_home.unwrap_or_else(|| home.join(".config")).join(dir_name).join("gateway.toml")
+    })
+}
+
 /// The settings of a unit file, `Section.Key=value` in order, without comments or blank lines:
 /// what `doctor` compares (comments may differ between versions).
 pub fn settings(text: &str) -> Vec<String> {
@@ -146,6 +166,21 @@ mod tests {
         assert!(unit.contains("Description=gateway daemon (gatewayd), profile work\n"));
         assert!(unit.contains("WatchdogSec=12s\n") && unit.contains("TimeoutStopSec=80s\n"));
         assert!(unit.contains("DynamicUser=yes"));
+    }
+
+    #[test]
+    fn the_config_a_unit_reads() {
+        let home = std::path::Path::new("/home/u");
+        let unit = render(&spec(None, false));
+        assert_eq!(config_path_of(&unit, "gateway", home), home.join(".config/gateway/gateway.toml"));
+        let with_env = unit.replace("[Service]\n", "[Service]\nEnvironment=XDG_CONFIG_HOME=/x\n");
+        assert_eq!(
+            config_path_of(&with_env, "gateway-work", home),
+            std::path::Path::new("/x/gateway-work/gateway.toml")
+        );
+        let pinned =
+            unit.replace("[Service]\n", "[Service]\nEnvironment=\"GATEWAY_CONFIG_PATH=/a b/g.toml\"\n");
+        assert_eq!(config_path_of(&pinned, "gateway", home), std::path::Path::new("/a b/g.toml"));
     }
 
     #[test]
