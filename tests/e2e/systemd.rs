@@ -227,6 +227,12 @@ fn scenario_in_user_manager() {
     let (code, deep) = t.deep();
     assert_eq!(code, 1);
     assert_eq!(deep["verdict"]["runtime"], "failed", "{deep}");
+    assert_eq!(deep["control"]["ok"], false);
+    assert_eq!(
+        deep["config"]["service"].as_str(),
+        Some(t.config_file().to_str().unwrap()),
+        "read off the unit"
+    );
     let why = deep["verdict"]["problems"].to_string();
     assert!(why.contains("last exit status 78") && why.contains("config invalid"), "{why}");
     let out = t.ctl(&["doctor", "--json"]);
