@@ -235,6 +235,12 @@ fn scenario_in_user_manager() {
     );
     let why = deep["verdict"]["problems"].to_string();
     assert!(why.contains("last exit status 78") && why.contains("config invalid"), "{why}");
+    // What gatewayd printed before its logging started comes from the unit's output stream,
+    // which journald may store a moment later.
+    wait_for(LONG, "the config error in gatewayctl logs", || {
+        let why = t.ctl_ok(&["logs", "-n", "50"]);
+        (why.contains("invalid configuration") && why.contains("gateway.oops")).then_some(())
+    });
     let out = t.ctl(&["doctor", "--json"]);
     let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(2), "{doctor}");

@@ -6,9 +6,18 @@ use std::process::Command;
 use anyhow::{bail, Result};
 use gateway_proto::Profile;
 
-/// The journalctl arguments that select one instance's entries: gatewayd's own fields, or the
-/// unit's output (what it printed before its logging started) where the journal knows the unit.
-pub fn args(profile: &Profile, follow: bool, lines: usize, json: bool, since: Option<&str>) -> Vec<String> {
+/// The journalctl arguments that select one instance's entries, all from processes of user
+/// `uid`: gatewayd's own fields, or the unit's output (what gatewayd printed before its logging
+/// started, such as a config error) by the unit journald attributes it to: `_SYSTEMD_USER_UNIT`,
+/// or `_SYSTEMD_UNIT` on hosts with cgroup v1, where user services are not told apart.
+pub fn args(
+    profile: &Profile,
+    uid: u32,
+    follow: bool,
+    lines: usize,
+    json: bool,
+    since: Option<&str>,
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--no-pager".into(),
         "-o".into(),
@@ -22,11 +31,18 @@ pub fn args(profile: &Profile, follow: bool, lines: usize, json: bool, since: Op
     if let Some(t) = since {
         args.extend(["--since".into(), t.into()]);
     }
+    let unit = crate::service::unit_name(profile);
+    let uid = format!("_UID={uid}");
     args.extend([
         "SYSLOG_IDENTIFIER=gatewayd".into(),
         format!("GATEWAY_PROFILE={}", profile.name().unwrap_or("default")),
+        uid.clone(),
         "+".into(),
-        format!("_SYSTEMD_USER_UNIT={}", crate::service::unit_name(profile)),
+        format!("_SYSTEMD_USER_UNIT={unit}"),
+        uid.clone(),
+        "+".into(),
+        format!("_SYSTEMD_UNIT={unit}"),
+        uid,
     ]);
     args
 }
@@ -39,10 +55,12 @@ pub fn show(
     json: bool,
     since: Option<&str>,
 ) -> Result<Option<i32>> {
-    let status = match Command::new("journalctl").args(args(profile, follow, lines, json, since)).status() {
-        Ok(s) => s,
-        Err(_) => return Ok(None),
-    };
+    let uid = nix::unistd::getuid().as_raw();
+    let status =
+        match Command::new("journalctl").args(args(profile, uid, follow, lines, json, since)).status() {
+            Ok(s) => s,
+            Err(_) => return Ok(None),
+        };
     Ok(Some(status.code().unwrap_or(1)))
 }
 
@@ -108,7 +126,7 @@ mod tests {
 
     #[test]
     fn journal_matches_our_fields_or_the_unit() {
-        let a = args(&Profile::new(Some("work"), false).unwrap(), true, 20, true, Some("1h ago"));
+        let a = args(&Profile::new(Some("work"), false).unwrap(), 1000, true, 20, true, Some("1h ago"));
         assert_eq!(
             a,
             [
@@ -122,8 +140,13 @@ mod tests {
                 "1h ago",
                 "SYSLOG_IDENTIFIER=gatewayd",
                 "GATEWAY_PROFILE=work",
+                "_UID=1000",
                 "+",
-                "_SYSTEMD_USER_UNIT=gatewayd-work.service"
+                "_SYSTEMD_USER_UNIT=gatewayd-work.service",
+                "_UID=1000",
+                "+",
+                "_SYSTEMD_UNIT=gatewayd-work.service",
+                "_UID=1000"
             ]
         );
     }
