@@ -147,3 +147,26 @@ fn logs_since_filters_the_file() {
     daemon.signal(Signal::SIGTERM);
     daemon.wait_exit(Duration::from_secs(30));
 }
+
+#[test]
+fn purge_removes_only_the_profiles_own_dirs() {
+    let home = Home::new();
+    home.write_config(None, "[gateway]\n");
+    std::fs::create_dir_all(home.state_dir(None)).unwrap();
+    let out = home.ctl(&["uninstall", "--purge"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!home.state_dir(None).exists() && !home.config_file(None).exists(), "{}", text(&out));
+
+    // A state dir given by GATEWAY_STATE_DIR may hold other things: it stays.
+    let shared = home.path().join("mine");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("notes.txt"), "keep me").unwrap();
+    let out = home
+        .command(&gateway_tests::bin("gatewayctl"))
+        .env("GATEWAY_STATE_DIR", &shared)
+        .args(["uninstall", "--purge"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("left") && shared.join("notes.txt").exists(), "{}", text(&out));
+}

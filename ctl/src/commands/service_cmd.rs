@@ -212,7 +212,10 @@ fn install_systemd(svc: &Service, changed: bool) -> Result<()> {
     let unit = svc.unit();
     sc.daemon_reload()?;
     let was_active = sc.show(&unit)?.active_state == "active";
-    sc.run(&["enable", "--now", &unit])?;
+    if let Err(e) = sc.run(&["enable", "--now", &unit]) {
+        let state = sc.show(&unit)?;
+        bail!("{e:#}\n{unit} is {}", describe_failure(&state, sc));
+    }
     if changed && was_active {
         sc.run(&["restart", &unit])?;
     }
@@ -294,10 +297,23 @@ pub fn uninstall(ctx: &Ctx, system: bool, purge: bool) -> Result<i32> {
     }
     if purge {
         let paths = service_paths(ctx, system)?;
-        for dir in [Some(paths.state_dir.clone()), paths.config_file.parent().map(Path::to_path_buf)]
+        // A DynamicUser's state dir is /var/lib/private/NAME, behind the /var/lib/NAME link.
+        let private = system.then(|| Path::new("/var/lib/private").join(ctx.profile.dir_name()));
+        for dir in [Some(paths.state_dir.clone()), private, paths.config_file.parent().map(Path::to_path_buf)]
             .into_iter()
             .flatten()
         {
+            // Only a dir named for the profile: GATEWAY_STATE_DIR or GATEWAY_CONFIG_PATH may
+            // point into a dir that holds other things too.
+            if dir.file_name().and_then(|n| n.to_str()) != Some(ctx.profile.dir_name().as_str()) {
+                if dir.exists() {
+                    println!(
+                        "left {} alone (not a dir of gatewayctl's naming): remove it yourself",
+                        dir.display()
+                    );
+                }
+                continue;
+            }
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => println!("removed {}", dir.display()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
