@@ -44,6 +44,8 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
+# A timeout's TERM ends the command too, and still runs the cleanup.
+trap 'exit 143' TERM INT
 
 "$journald_bin" &
 pids+=($!)
@@ -70,7 +72,11 @@ esac
 
 export GATEWAY_JOURNAL_DIR=/run/log/journal SYSTEMD_HARNESS=1
 set +e
-"$@"
+# In the background, so that a TERM is handled at once rather than after the command.
+"$@" &
+command_pid=$!
+pids=("$command_pid" "${pids[@]}")
+wait "$command_pid"
 status=$?
 set -e
 exit "$status"
