@@ -8,10 +8,8 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0   ok
-  1   failure
-  2   usage error
-  1   also: `status --deep` found a problem; `doctor` found warnings
-  2   also: `doctor` found errors
+  1   failure; `status --deep`: a problem found; `doctor`: warnings
+  2   usage error; `doctor`: errors
   3   gatewayd is not running (nothing answers on its control socket)
   78  config invalid, or reload rejected";
 
