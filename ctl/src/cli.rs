@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0   ok
-  1   failure
-  2   usage error
+  1   failure; `status --deep`: a problem found; `doctor`: warnings
+  2   usage error; `doctor`: errors
   3   gatewayd is not running (nothing answers on its control socket)
   78  config invalid, or reload rejected";
 
@@ -49,7 +49,14 @@ pub struct Json {
 #[derive(Subcommand)]
 pub enum Command {
     /// Show whether gatewayd runs, where it listens, and its config, reload and heartbeat state
-    Status(Json),
+    Status {
+        /// Also ask the service manager, probe the control socket and the TCP port, find who holds
+        /// the port and other gateways on this host, and give a verdict; exit 1 unless healthy
+        #[arg(long)]
+        deep: bool,
+        #[command(flatten)]
+        json: Json,
+    },
     /// Run gatewayd's health checks; exit 1 if one fails
     Health(Json),
     /// Re-read the config file now; exit 78 if it is rejected
@@ -60,9 +67,43 @@ pub enum Command {
         #[command(flatten)]
         json: Json,
     },
-    /// Stop gatewayd gracefully and wait until it has exited
+    /// Install gatewayd as a service (systemd user unit, or launchd agent), enable and start it
+    Install {
+        /// The hardened system unit in /etc/systemd/system (as root), run by a dynamic user
+        #[arg(long)]
+        system: bool,
+        /// Replace an existing unit file that gatewayctl did not write (a copy is kept as .bak)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop and disable the service and remove its unit; config and state stay unless --purge
+    Uninstall {
+        /// The system unit installed with `install --system`
+        #[arg(long)]
+        system: bool,
+        /// Also delete the instance's config and state dirs (token, paired devices, logs)
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Start gatewayd: through the service manager when installed, else detached in the background
+    Start,
+    /// Stop gatewayd gracefully (through the service manager when installed) and wait until it has exited
     Stop,
-    /// Show gatewayd's log (read from its file when it is not running)
+    /// Restart gatewayd and wait until the new process is ready
+    Restart,
+    /// Check the service, files, port and host for problems; --fix repairs what is safe
+    Doctor {
+        /// Repair what is safe: rewrite a drifted unit (keeping a backup), enable it, fix
+        /// permissions, remove a stale socket, restart
+        #[arg(long)]
+        fix: bool,
+        /// With --fix: do not ask before repairing
+        #[arg(long, requires = "fix")]
+        yes: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Show gatewayd's log: from journald under systemd, else from gatewayd or its log file
     Logs {
         /// Keep printing new lines until interrupted
         #[arg(short, long)]
@@ -70,7 +111,11 @@ pub enum Command {
         /// How many of the last lines to show
         #[arg(short = 'n', long, default_value_t = 100, value_name = "N")]
         lines: usize,
-        /// Print the raw JSON lines
+        /// Only entries since T: YYYY-MM-DD[THH:MM[:SS]] (UTC) or a time ago (15m, 2h, 1d); from
+        /// journald, anything `journalctl --since` takes
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Print the raw JSON lines (journald's JSON when the log comes from the journal)
         #[arg(long)]
         json: bool,
     },

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod http;
 mod output;
+mod service;
 mod tail;
 
 use std::process::ExitCode;
@@ -15,7 +16,9 @@ use gatewayctl::cli::{
     Cli, Command, ConfigCommand, DevicesCommand, PasswordCommand, SessionsCommand, TokenCommand,
 };
 
-use commands::{config_cmd, devices, lifecycle, logs, password, sessions, status, token, Ctx};
+use commands::{
+    config_cmd, deep, devices, doctor, lifecycle, logs, password, service_cmd, sessions, status, token, Ctx,
+};
 
 fn main() -> ExitCode {
     restore_sigpipe();
@@ -37,11 +40,22 @@ fn main() -> ExitCode {
 
 fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
-        Command::Status(j) => status::status(ctx, j.json),
+        Command::Status { deep: true, json } => deep::deep(ctx, json.json),
+        Command::Status { deep: false, json } => status::status(ctx, json.json),
         Command::Health(j) => status::health(ctx, j.json),
         Command::Reload { wait, json } => lifecycle::reload(ctx, wait, json.json),
-        Command::Stop => lifecycle::stop(ctx),
-        Command::Logs { follow, lines, json } => logs::logs(ctx, follow, lines, json),
+        Command::Install { system, force } => service_cmd::install(ctx, system, force),
+        Command::Uninstall { system, purge } => service_cmd::uninstall(ctx, system, purge),
+        Command::Start => service_cmd::start(ctx),
+        Command::Stop => match service_cmd::stop_service(ctx)? {
+            true => Ok(exit::OK),
+            false => lifecycle::stop(ctx),
+        },
+        Command::Restart => service_cmd::restart(ctx),
+        Command::Doctor { fix, yes, json } => doctor::doctor(ctx, fix, yes, json.json),
+        Command::Logs { follow, lines, since, json } => {
+            logs::logs(ctx, follow, lines, json, since.as_deref())
+        }
         Command::Config(c) => match c {
             ConfigCommand::Path => config_cmd::path(ctx),
             ConfigCommand::Show(j) => config_cmd::show(ctx, j.json),

@@ -54,8 +54,22 @@ fn help_lists_the_commands_and_exit_codes() {
     assert_eq!(
         commands,
         [
-            "status", "health", "reload", "stop", "logs", "config", "token", "devices", "password",
-            "sessions", "help"
+            "status",
+            "health",
+            "reload",
+            "install",
+            "uninstall",
+            "start",
+            "stop",
+            "restart",
+            "doctor",
+            "logs",
+            "config",
+            "token",
+            "devices",
+            "password",
+            "sessions",
+            "help"
         ]
     );
     for code in ["0 ", "1 ", "2 ", "3 ", "78 "] {

@@ -9,5 +9,7 @@ mod openclaw_node;
 mod packaging;
 mod reload;
 mod startup;
+mod supervision;
+mod systemd;
 mod ws_protocol;
 mod ws_security;

@@ -110,6 +110,6 @@ fn wait_for_restart(client: &Client, before: &StatusReport, quiet: bool) -> Resu
     }
 }
 
-fn poll_status(client: &Client) -> Result<StatusReport, Error> {
+pub fn poll_status(client: &Client) -> Result<StatusReport, Error> {
     client.call("GET", route::STATUS, POLL_TIMEOUT)
 }

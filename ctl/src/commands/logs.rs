@@ -1,4 +1,5 @@
-//! `logs`: from the daemon when it answers, else straight from its JSONL file.
+//! `logs`: from journald when systemd runs the service; otherwise from the daemon when it
+//! answers, else straight from its JSONL file.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -9,9 +10,11 @@ use anyhow::{Context, Result};
 use gateway_proto::api::{route, LogTail};
 use gateway_proto::exit;
 
-use super::Ctx;
+use super::service_cmd::Service;
+use super::{journal, Ctx};
 use crate::client::{self, Client};
 use crate::output::log_line;
+use crate::service::Manager;
 use crate::tail::{last_lines, Follower};
 
 /// The daemon holds a follow request up to this long when there is nothing new.
@@ -19,17 +22,29 @@ const WAIT_MS: u64 = 25_000;
 const FOLLOW_TIMEOUT: Duration = Duration::from_millis(WAIT_MS + 10_000);
 const FILE_POLL: Duration = Duration::from_millis(250);
 
-pub fn logs(ctx: &Ctx, follow: bool, lines: usize, json: bool) -> Result<i32> {
+pub fn logs(ctx: &Ctx, follow: bool, lines: usize, json: bool, since: Option<&str>) -> Result<i32> {
+    let svc = Service::new(ctx, false);
+    if svc.manager == Manager::Systemd && svc.installed() {
+        if let Some(code) = journal::show(&ctx.profile, follow, lines, json, since)? {
+            return Ok(code);
+        }
+    }
+    let cutoff = since.map(journal::cutoff).transpose()?;
+    let keep = |lines: Vec<String>| match &cutoff {
+        Some(c) => lines.into_iter().filter(|l| journal::at_or_after(l, c)).collect(),
+        None => lines,
+    };
     let client = ctx.client()?;
     match client.get::<LogTail>(&format!("{}?lines={lines}", route::LOGS)) {
-        Ok(tail) => {
+        Ok(mut tail) => {
+            tail.lines = keep(std::mem::take(&mut tail.lines));
             print_lines(&tail.lines, json)?;
             if follow {
                 follow_daemon(&client, tail, json)?;
             }
             Ok(exit::OK)
         }
-        Err(e) if e.is_not_running() => from_file(ctx.paths()?.log_file(), follow, lines, json, e),
+        Err(e) if e.is_not_running() => from_file(ctx.paths()?.log_file(), follow, lines, json, e, keep),
         Err(e) => Err(e.into()),
     }
 }
@@ -56,11 +71,18 @@ fn follow_daemon(client: &Client, mut tail: LogTail, json: bool) -> Result<()> {
 }
 
 /// `down` is why the daemon could not be asked; it is the error when there is no file either.
-fn from_file(path: PathBuf, follow: bool, lines: usize, json: bool, down: client::Error) -> Result<i32> {
+fn from_file(
+    path: PathBuf,
+    follow: bool,
+    lines: usize,
+    json: bool,
+    down: client::Error,
+    keep: impl Fn(Vec<String>) -> Vec<String>,
+) -> Result<i32> {
     match last_lines(&path, lines) {
         Ok((last, end)) => {
             eprintln!("-- gatewayd is not running; reading {} --", path.display());
-            print_lines(&last, json)?;
+            print_lines(&keep(last), json)?;
             if follow {
                 follow_file(Follower::new(path, end), json)?;
             }

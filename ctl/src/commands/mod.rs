@@ -2,10 +2,14 @@
 //! carry theirs (see `main`).
 
 pub mod config_cmd;
+pub mod deep;
 pub mod devices;
+pub mod doctor;
+pub mod journal;
 pub mod lifecycle;
 pub mod logs;
 pub mod password;
+pub mod service_cmd;
 pub mod sessions;
 pub mod status;
 pub mod token;

@@ -1,0 +1,167 @@
+//! Logs from journald (`journalctl`), matched on gatewayd's own structured fields, and the
+//! `--since` cut-off for the other log sources.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+use gateway_proto::Profile;
+
+/// The journalctl arguments that select one instance's entries, all from processes of user
+/// `uid`: gatewayd's own fields, or the unit's output (what gatewayd printed before its logging
+/// started, such as a config error) by the unit journald attributes it to: `_SYSTEMD_USER_UNIT`,
+/// or `_SYSTEMD_UNIT` on hosts with cgroup v1, where user services are not told apart.
+pub fn args(
+    profile: &Profile,
+    uid: u32,
+    follow: bool,
+    lines: usize,
+    json: bool,
+    since: Option<&str>,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--no-pager".into(),
+        "-o".into(),
+        if json { "json" } else { "short-iso" }.into(),
+        "-n".into(),
+        lines.to_string(),
+    ];
+    if follow {
+        args.push("-f".into());
+    }
+    if let Some(t) = since {
+        args.extend(["--since".into(), t.into()]);
+    }
+    let unit = crate::service::unit_name(profile);
+    let uid = format!("_UID={uid}");
+    args.extend([
+        "SYSLOG_IDENTIFIER=gatewayd".into(),
+        format!("GATEWAY_PROFILE={}", profile.name().unwrap_or("default")),
+        uid.clone(),
+        "+".into(),
+        format!("_SYSTEMD_USER_UNIT={unit}"),
+        uid.clone(),
+        "+".into(),
+        format!("_SYSTEMD_UNIT={unit}"),
+        uid,
+    ]);
+    args
+}
+
+/// Runs journalctl with our terminal; None when journalctl cannot run (the caller falls back).
+pub fn show(
+    profile: &Profile,
+    follow: bool,
+    lines: usize,
+    json: bool,
+    since: Option<&str>,
+) -> Result<Option<i32>> {
+    let uid = nix::unistd::getuid().as_raw();
+    let status =
+        match Command::new("journalctl").args(args(profile, uid, follow, lines, json, since)).status() {
+            Ok(s) => s,
+            Err(_) => return Ok(None),
+        };
+    Ok(Some(status.code().unwrap_or(1)))
+}
+
+/// `--since` for log lines that carry an RFC 3339 UTC `timestamp`: `YYYY-MM-DD[THH:MM[:SS]]`
+/// (UTC), or a time ago: `30s`, `15m`, `2h`, `1d`. Returns the timestamp prefix to compare with.
+pub fn cutoff(since: &str) -> Result<String> {
+    let since = since.trim();
+    if let Some(unit) = since.chars().last().filter(|c| "smhd".contains(*c)) {
+        if let Ok(n) = since[..since.len() - 1].parse::<u64>() {
+            let secs = n * match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => 86400,
+            };
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            return Ok(rfc3339(now.saturating_sub(secs)));
+        }
+    }
+    let b = since.as_bytes();
+    let shape_ok = b.len() >= 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T' || *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+        && matches!(b.len(), 10 | 16 | 19);
+    if !shape_ok {
+        bail!("--since {since:?}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or a time ago such as 15m, 2h, 1d");
+    }
+    Ok(since.replacen(' ', "T", 1))
+}
+
+/// Whether a JSON log line's `timestamp` is at or after `cutoff` (lines without one are kept).
+pub fn at_or_after(line: &str, cutoff: &str) -> bool {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(v) => v.get("timestamp").and_then(|t| t.as_str()).is_none_or(|t| t >= cutoff),
+        Err(_) => true,
+    }
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC).
+fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_matches_our_fields_or_the_unit() {
+        let a = args(&Profile::new(Some("work"), false).unwrap(), 1000, true, 20, true, Some("1h ago"));
+        assert_eq!(
+            a,
+            [
+                "--no-pager",
+                "-o",
+                "json",
+                "-n",
+                "20",
+                "-f",
+                "--since",
+                "1h ago",
+                "SYSLOG_IDENTIFIER=gatewayd",
+                "GATEWAY_PROFILE=work",
+                "_UID=1000",
+                "+",
+                "_SYSTEMD_USER_UNIT=gatewayd-work.service",
+                "_UID=1000",
+                "+",
+                "_SYSTEMD_UNIT=gatewayd-work.service",
+                "_UID=1000"
+            ]
+        );
+    }
+
+    #[test]
+    fn since_accepts_dates_and_times_ago() {
+        assert_eq!(cutoff("2026-11-21").unwrap(), "2026-11-21");
+        assert_eq!(cutoff("2026-11-21 08:30").unwrap(), "2026-11-21T08:30");
+        assert!(cutoff("yesterday").is_err());
+        assert!(cutoff("2026-1-2").is_err());
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00");
+        assert_eq!(rfc3339(1_795_219_200 + 3661), "2026-11-21T01:01:01");
+        let recent = cutoff("5m").unwrap();
+        assert!(at_or_after(r#"{"timestamp":"2999-01-01T00:00:00Z"}"#, &recent));
+        assert!(!at_or_after(r#"{"timestamp":"2000-01-01T00:00:00Z"}"#, &recent));
+        assert!(at_or_after("not json", &recent));
+    }
+}

@@ -1,0 +1,167 @@
+//! Talking to systemd through `systemctl` (no D-Bus library: the CLI is what users run too, so
+//! error messages can name the command to retry by hand).
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+/// `systemctl` for the user's manager, or the system's.
+#[derive(Debug, Clone, Copy)]
+pub struct Systemctl {
+    pub user: bool,
+}
+
+/// The properties of a unit that `status --deep` and `doctor` use, as `systemctl show` prints them.
+pub const SHOW_PROPERTIES: &str = "LoadState,ActiveState,SubState,MainPID,NRestarts,ExecMainStatus,\
+ExecMainCode,Result,UnitFileState,FragmentPath,StatusText";
+
+/// What systemd says about a unit.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct UnitState {
+    /// `loaded`, `not-found`, ...
+    pub load_state: String,
+    /// `active`, `activating`, `deactivating`, `reloading`, `inactive`, `failed`.
+    pub active_state: String,
+    pub sub_state: String,
+    pub main_pid: u32,
+    /// Automatic restarts since the unit was last started by hand.
+    pub n_restarts: u32,
+    /// The exit status of the last main process (its signal number if killed).
+    pub exec_main_status: i32,
+    /// `exited`, `killed`, `dumped` or empty.
+    pub exec_main_code: String,
+    /// `success`, `exit-code`, `signal`, `watchdog`, `start-limit-hit`, ...
+    pub result: String,
+    /// `enabled`, `disabled`, `static`, ...
+    pub unit_file_state: String,
+    pub fragment_path: String,
+    pub status_text: String,
+}
+
+impl UnitState {
+    pub fn installed(&self) -> bool {
+        self.load_state == "loaded"
+    }
+
+    pub fn start_limit_hit(&self) -> bool {
+        self.result == "start-limit-hit"
+    }
+
+    fn from_show(text: &str) -> Self {
+        let map: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let s = |k: &str| map.get(k).copied().unwrap_or_default().to_owned();
+        let n = |k: &str| map.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or_default();
+        let code = match s("ExecMainCode").as_str() {
+            // systemd prints the CLD_* number.
+            "1" => "exited".to_owned(),
+            "2" => "killed".to_owned(),
+            "3" => "dumped".to_owned(),
+            "0" | "" => String::new(),
+            other => other.to_owned(),
+        };
+        Self {
+            load_state: s("LoadState"),
+            active_state: s("ActiveState"),
+            sub_state: s("SubState"),
+            main_pid: n("MainPID") as u32,
+            n_restarts: n("NRestarts") as u32,
+            exec_main_status: n("ExecMainStatus") as i32,
+            exec_main_code: code,
+            result: s("Result"),
+            unit_file_state: s("UnitFileState"),
+            fragment_path: s("FragmentPath"),
+            status_text: s("StatusText"),
+        }
+    }
+}
+
+impl Systemctl {
+    /// The argument list for `systemctl [--user] ARGS...`.
+    pub fn args(&self, rest: &[&str]) -> Vec<String> {
+        let mut args = Vec::with_capacity(rest.len() + 1);
+        if self.user {
+            args.push("--user".to_owned());
+        }
+        args.extend(rest.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    /// The command as a user would type it, for messages.
+    pub fn display(&self, rest: &[&str]) -> String {
+        format!("systemctl {}", self.args(rest).join(" "))
+    }
+
+    /// Runs `systemctl [--user] ARGS`; an error carries systemctl's own message.
+    pub fn run(&self, rest: &[&str]) -> Result<String> {
+        let out = Command::new("systemctl")
+            .args(self.args(rest))
+            .output()
+            .context("cannot run systemctl (is systemd installed?)")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let hint = if self.user && err.contains("Failed to connect to bus") {
+                "\nyour user's systemd is not reachable: log in to a session (or run                  `loginctl enable-linger $USER`), and check that XDG_RUNTIME_DIR is set"
+            } else {
+                ""
+            };
+            bail!("`{}` failed: {}{hint}", self.display(rest), err.trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn show(&self, unit: &str) -> Result<UnitState> {
+        let text = self.run(&["show", unit, "-p", SHOW_PROPERTIES])?;
+        Ok(UnitState::from_show(&text))
+    }
+
+    pub fn daemon_reload(&self) -> Result<()> {
+        self.run(&["daemon-reload"]).map(drop)
+    }
+}
+
+/// Whether the user's manager keeps running after logout (`loginctl enable-linger`).
+pub fn linger_enabled(user: &str) -> bool {
+    std::path::Path::new("/var/lib/systemd/linger").join(user).exists()
+}
+
+/// The login name of the current user, for `loginctl enable-linger NAME`.
+pub fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_output_is_parsed() {
+        let state = UnitState::from_show(
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=3\n\
+             ExecMainStatus=78\nExecMainCode=1\nResult=exit-code\nUnitFileState=enabled\n\
+             FragmentPath=/u/gatewayd.service\nStatusText=stopping: config error\n",
+        );
+        assert!(state.installed());
+        assert_eq!(state.exec_main_status, 78);
+        assert_eq!(state.exec_main_code, "exited");
+        assert_eq!(state.n_restarts, 3);
+        assert_eq!(state.status_text, "stopping: config error");
+        assert!(!state.start_limit_hit());
+    }
+
+    #[test]
+    fn user_commands_say_so() {
+        let user = Systemctl { user: true };
+        assert_eq!(
+            user.args(&["enable", "--now", "gatewayd.service"]),
+            ["--user", "enable", "--now", "gatewayd.service"]
+        );
+        assert_eq!(Systemctl { user: false }.display(&["daemon-reload"]), "systemctl daemon-reload");
+    }
+}
