@@ -19,6 +19,7 @@ pub mod lock;
 pub mod logging;
 pub mod logtail;
 pub mod notify;
+pub mod openai;
 pub mod reload;
 pub mod run;
 pub mod serve;
