@@ -120,6 +120,8 @@ pub struct Gateway {
     pub devices: Devices,
     pub password: Password,
     pub sessions: Sessions,
+    /// Runs, sessions of conversation, models and tools.
+    pub agents: crate::agent::Agents,
     pub limiter: AuthLimiter,
     pub config_writes: WriteLimiter,
     /// Serializes config writes from clients (check hash, write, reload).
@@ -154,6 +156,7 @@ impl Gateway {
         sessions: Sessions,
     ) -> Arc<Self> {
         let generation = active.generation;
+        let agents = crate::agent::Agents::new(devices.store().clone(), &active.config);
         Arc::new(Self {
             profile,
             paths,
@@ -171,6 +174,7 @@ impl Gateway {
             devices,
             password,
             sessions,
+            agents,
             limiter: AuthLimiter::default(),
             config_writes: WriteLimiter::default(),
             config_write_lock: tokio::sync::Mutex::new(()),
@@ -200,6 +204,7 @@ impl Gateway {
         let generation = active.generation;
         let token_changed = self.active().token != active.token;
         self.logs.apply(&active.config.logging);
+        self.agents.configure(&active.config);
         self.active.store(Arc::new(active));
         self.generation.send_replace(generation);
         if token_changed {

@@ -2,6 +2,7 @@
 //! control socket for `gatewayctl`, the config reload watcher and the heartbeat loop. Everything
 //! runs in the foreground under a supervisor (systemd, launchd) or a terminal; it never forks.
 
+pub mod agent;
 pub mod auth;
 pub mod cli;
 pub mod config_write;
@@ -20,9 +21,11 @@ pub mod logging;
 pub mod logtail;
 pub mod notify;
 pub mod openai;
+pub mod providers;
 pub mod reload;
 pub mod run;
 pub mod serve;
 pub mod store;
 pub mod supervisor;
+pub mod tools;
 pub mod ws;

@@ -1,0 +1,474 @@
+//! The agent runtime: runs (model turns) on sessions, one at a time per session and a global
+//! cap across sessions, with streamed events, aborts, idempotent retries, and the
+//! function-calling loop. Sessions, messages, memory notes and runs live in the state database.
+
+pub mod history;
+mod run;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use gateway_config::{Config, ProviderKind, DEFAULT_AGENT};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+pub use history::{History, MemoryNote, SessionInfo, StoredMessage};
+pub use types::*;
+
+use crate::providers::http::Clients;
+use crate::store::{Store, StoreError};
+
+/// Events a subscriber may have unread before the run waits for it.
+const EVENT_BUFFER: usize = 256;
+
+/// The runtime, shared by the WebSocket methods and the HTTP APIs.
+#[derive(Clone)]
+pub struct Agents {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    history: History,
+    config: ArcSwap<Config>,
+    clients: Clients,
+    permits: Arc<Semaphore>,
+    sessions: Mutex<HashMap<String, SessionQueue>>,
+    runs: Mutex<HashMap<String, Arc<Run>>>,
+    /// Idempotency key -> run id.
+    idempotency: Mutex<HashMap<String, String>>,
+    closing: AtomicBool,
+}
+
+/// One session's line of runs: the lock is held by the running one, FIFO for the rest.
+struct SessionQueue {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Runs started and not ended (running and waiting).
+    pending: usize,
+}
+
+/// A run in this process: its subscribers, its abort switch and, once ended, its outcome.
+struct Run {
+    id: String,
+    session_key: Option<String>,
+    model: String,
+    idempotency_key: Option<String>,
+    abort: watch::Sender<bool>,
+    subscribers: Mutex<Vec<mpsc::Sender<RunEvent>>>,
+    started: AtomicBool,
+    outcome: watch::Sender<Option<RunOutcome>>,
+    ended_at: Mutex<Option<Instant>>,
+}
+
+/// A started (or joined) run: its id and its events, ending with `Final`, `Error` or `Aborted`.
+pub struct RunHandle {
+    pub run_id: String,
+    pub session_key: Option<String>,
+    /// "provider/model".
+    pub model: String,
+    /// An idempotent retry that joined a run already started: its events from now on.
+    pub joined: bool,
+    pub events: mpsc::Receiver<RunEvent>,
+}
+
+/// The agent and model a request resolved to.
+struct Resolved {
+    agent_id: String,
+    agent: gateway_config::Agent,
+    model_id: String,
+    provider: String,
+    provider_config: gateway_config::Provider,
+    upstream_model: String,
+}
+
+impl Agents {
+    /// The runtime on `store`, configured by `config` (later changes: [`Agents::configure`]).
+    pub fn new(store: Arc<Store>, config: &Config) -> Self {
+        let history = History::new(store);
+        match history.mark_interrupted() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "runs cut short by the last stop are marked interrupted"),
+            Err(e) => tracing::warn!(error = %e, "cannot mark interrupted runs"),
+        }
+        Self {
+            inner: Arc::new(Inner {
+                history,
+                config: ArcSwap::from_pointee(config.clone()),
+                clients: Clients::default(),
+                permits: Arc::new(Semaphore::new(config.runs.max_concurrent.get() as usize)),
+                sessions: Mutex::new(HashMap::new()),
+                runs: Mutex::new(HashMap::new()),
+                idempotency: Mutex::new(HashMap::new()),
+                closing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// A new config in effect: later runs use its models, agents and tools.
+    pub fn configure(&self, config: &Config) {
+        self.inner.config.store(Arc::new(config.clone()));
+    }
+
+    /// Sessions, messages, memory notes and stored responses.
+    pub fn history(&self) -> &History {
+        &self.inner.history
+    }
+
+    /// Validates agent and model, stores the input (stateful runs) and queues the run behind
+    /// the session's current one; returns at once. The input is on disk when this returns.
+    pub async fn start(&self, req: RunRequest) -> Result<RunHandle, StartError> {
+        if self.inner.closing.load(Ordering::Relaxed) {
+            return Err(StartError::Unavailable(
+                "the gateway is shutting down: retry after it restarts".into(),
+            ));
+        }
+        let config = self.inner.config.load_full();
+        let resolved = resolve(&config, req.agent.as_deref(), req.model.as_deref())?;
+        if let Some(key) = &req.session_key {
+            history::check_key("session key", key).map_err(StartError::BadRequest)?;
+        }
+        if req.input.is_empty() {
+            return Err(StartError::BadRequest("the request has no input message".into()));
+        }
+        self.prune(&config);
+        if let Some(key) = &req.idempotency_key {
+            if let Some(handle) = self.join(key) {
+                return Ok(handle);
+            }
+        }
+        let run_id = format!("run_{}", uuid::Uuid::new_v4().simple());
+        let session_lock = match &req.session_key {
+            Some(key) => Some(self.enter_session(key, config.runs.max_queued_per_session.get() as usize)?),
+            None => None,
+        };
+        let stored = {
+            let history = self.inner.history.clone();
+            let (run_id, key, agent, model) = (
+                run_id.clone(),
+                req.session_key.clone(),
+                resolved.agent_id.clone(),
+                resolved.model_id.clone(),
+            );
+            let input = req.input.clone();
+            let origin = req.origin.as_str();
+            tokio::task::spawn_blocking(move || -> Result<Option<i64>, StoreError> {
+                history.insert_run(&run_id, key.as_deref(), &agent, &model, origin)?;
+                key.map(|k| history.begin_turn(&k, &agent, &run_id, &input)).transpose()
+            })
+            .await
+            .expect("store task")
+        };
+        let turn = match stored {
+            Ok(turn) => turn,
+            Err(e) => {
+                if let Some(key) = &req.session_key {
+                    self.leave_session(key);
+                }
+                tracing::warn!(error = %e, "cannot store a run");
+                return Err(e.into());
+            }
+        };
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let run = Arc::new(Run {
+            id: run_id.clone(),
+            session_key: req.session_key.clone(),
+            model: resolved.model_id.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            abort: watch::channel(false).0,
+            subscribers: Mutex::new(vec![tx.clone()]),
+            started: AtomicBool::new(false),
+            outcome: watch::channel(None).0,
+            ended_at: Mutex::new(None),
+        });
+        lock(&self.inner.runs).insert(run_id.clone(), run.clone());
+        if let Some(key) = &req.idempotency_key {
+            lock(&self.inner.idempotency).insert(key.clone(), run_id.clone());
+        }
+        let handle = RunHandle {
+            run_id,
+            session_key: req.session_key.clone(),
+            model: resolved.model_id.clone(),
+            joined: false,
+            events: rx,
+        };
+        let cancel_watch = req.cancel_on_drop.then_some(tx);
+        let job = run::Job { agents: self.clone(), run, req, resolved, turn, session_lock, cancel_watch };
+        tokio::spawn(job.execute());
+        Ok(handle)
+    }
+
+    /// Aborts a queued or running run; false when there is none by that id (or it ended).
+    pub fn abort(&self, run_id: &str) -> bool {
+        let run = lock(&self.inner.runs).get(run_id).cloned();
+        match run {
+            Some(run) if run.outcome.borrow().is_none() => {
+                run.abort.send_replace(true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Aborts every unfinished run of a session; returns their ids.
+    pub fn abort_session(&self, session_key: &str) -> Vec<String> {
+        let runs: Vec<Arc<Run>> = lock(&self.inner.runs)
+            .values()
+            .filter(|r| r.session_key.as_deref() == Some(session_key) && r.outcome.borrow().is_none())
+            .cloned()
+            .collect();
+        runs.iter()
+            .map(|r| {
+                r.abort.send_replace(true);
+                r.id.clone()
+            })
+            .collect()
+    }
+
+    /// How the run ended, waiting up to `timeout`; None if it is unknown or still going.
+    pub async fn wait(&self, run_id: &str, timeout: Duration) -> Option<RunOutcome> {
+        let run = lock(&self.inner.runs).get(run_id).cloned();
+        if let Some(run) = run {
+            let mut rx = run.outcome.subscribe();
+            let ended = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+            return ended.ok().and_then(|r| r.ok()).and_then(|o| o.clone());
+        }
+        let history = self.inner.history.clone();
+        let id = run_id.to_owned();
+        let stored = tokio::task::spawn_blocking(move || history.run(&id)).await.ok()?;
+        stored.ok().flatten().filter(|o| !matches!(o.status, RunStatus::Queued | RunStatus::Running))
+    }
+
+    /// Every model offered, "provider/model".
+    pub fn models(&self) -> Vec<ModelInfo> {
+        let config = self.inner.config.load();
+        let mut list = Vec::new();
+        for (name, p) in gateway_config::agents::effective_providers(&config.models) {
+            let builtin = p.kind == ProviderKind::Echo && !config.models.providers.contains_key(&name);
+            for model in gateway_config::agents::provider_models(&p) {
+                let description = match p.kind {
+                    ProviderKind::Echo => crate::providers::echo::DESCRIPTION.to_owned(),
+                    kind => format!(
+                        "{} via {}",
+                        kind.as_str(),
+                        p.base_url.as_deref().unwrap_or("api.anthropic.com")
+                    ),
+                };
+                list.push(ModelInfo {
+                    id: format!("{name}/{model}"),
+                    name: model,
+                    provider: name.clone(),
+                    kind: p.kind.as_str(),
+                    description,
+                    builtin,
+                });
+            }
+        }
+        list
+    }
+
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        let config = self.inner.config.load();
+        agent_ids(&config)
+            .into_iter()
+            .map(|id| {
+                let agent = config.agents.get(&id).cloned().unwrap_or_default();
+                AgentInfo {
+                    model: agent.model.clone().unwrap_or_else(|| config.models.default.clone()),
+                    default: id == DEFAULT_AGENT,
+                    tools: crate::tools::specs(&config.tools, agent.tools.as_deref())
+                        .into_iter()
+                        .map(|t| t.name)
+                        .collect(),
+                    has_system_prompt: agent.system_prompt.is_some(),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `id` names an agent.
+    pub fn has_agent(&self, id: &str) -> bool {
+        agent_ids(&self.inner.config.load()).iter().any(|a| a == id)
+    }
+
+    /// The tools config in effect (for `tools.catalog` and `POST /tools/invoke`).
+    pub fn tools_config(&self) -> gateway_config::Tools {
+        self.inner.config.load().tools.clone()
+    }
+
+    /// Refuses new runs and aborts those in progress (the daemon is stopping).
+    pub fn close(&self) {
+        self.inner.closing.store(true, Ordering::Relaxed);
+        for run in lock(&self.inner.runs).values() {
+            run.abort.send_replace(true);
+        }
+    }
+
+    /// The number of runs not yet ended.
+    pub fn active_runs(&self) -> usize {
+        lock(&self.inner.runs).values().filter(|r| r.outcome.borrow().is_none()).count()
+    }
+
+    /// A handle on the run an idempotency key started, if it is still remembered.
+    fn join(&self, key: &str) -> Option<RunHandle> {
+        let run_id = lock(&self.inner.idempotency).get(key).cloned()?;
+        let run = lock(&self.inner.runs).get(&run_id).cloned()?;
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        // Under the subscriber lock, so no event falls between the replay and the subscription.
+        {
+            let mut subs = lock(&run.subscribers);
+            if let Some(outcome) = run.outcome.borrow().clone() {
+                let _ = tx.try_send(outcome_event(&outcome));
+            } else {
+                if run.started.load(Ordering::Relaxed) {
+                    let _ = tx.try_send(RunEvent::Started {
+                        run_id: run.id.clone(),
+                        session_key: run.session_key.clone(),
+                        model: run.model.clone(),
+                    });
+                }
+                subs.push(tx);
+            }
+        }
+        Some(RunHandle {
+            run_id: run.id.clone(),
+            session_key: run.session_key.clone(),
+            model: run.model.clone(),
+            joined: true,
+            events: rx,
+        })
+    }
+
+    fn enter_session(&self, key: &str, max_queued: usize) -> Result<Arc<tokio::sync::Mutex<()>>, StartError> {
+        let mut sessions = lock(&self.inner.sessions);
+        let queue = sessions
+            .entry(key.to_owned())
+            .or_insert_with(|| SessionQueue { lock: Arc::new(tokio::sync::Mutex::new(())), pending: 0 });
+        if queue.pending > max_queued {
+            return Err(StartError::Busy(format!(
+                "session {key:?} has {} runs waiting (runs.max_queued_per_session = {max_queued}): retry later",
+                queue.pending - 1
+            )));
+        }
+        queue.pending += 1;
+        Ok(queue.lock.clone())
+    }
+
+    fn leave_session(&self, key: &str) {
+        let mut sessions = lock(&self.inner.sessions);
+        if let Some(queue) = sessions.get_mut(key) {
+            queue.pending -= 1;
+            if queue.pending == 0 {
+                sessions.remove(key);
+            }
+        }
+    }
+
+    /// Forgets ended runs (and their idempotency keys) older than the idempotency window.
+    fn prune(&self, config: &Config) {
+        let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
+        let mut runs = lock(&self.inner.runs);
+        let expired: Vec<Arc<Run>> =
+            runs.values().filter(|r| lock(&r.ended_at).is_some_and(|t| t.elapsed() > ttl)).cloned().collect();
+        if expired.is_empty() {
+            return;
+        }
+        let mut keys = lock(&self.inner.idempotency);
+        for run in expired {
+            runs.remove(&run.id);
+            if let Some(k) = &run.idempotency_key {
+                if keys.get(k) == Some(&run.id) {
+                    keys.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// "main" and the configured agents, sorted.
+fn agent_ids(config: &Config) -> Vec<String> {
+    let mut ids: Vec<String> = config.agents.keys().cloned().collect();
+    if !config.agents.contains_key(DEFAULT_AGENT) {
+        ids.push(DEFAULT_AGENT.to_owned());
+    }
+    ids.sort();
+    ids
+}
+
+/// The agent and model a request names (or the defaults).
+fn resolve(config: &Config, agent: Option<&str>, model: Option<&str>) -> Result<Resolved, StartError> {
+    let agent_id = agent.unwrap_or(DEFAULT_AGENT);
+    let agent = match config.agents.get(agent_id) {
+        Some(a) => a.clone(),
+        None if agent_id == DEFAULT_AGENT => gateway_config::Agent::default(),
+        None => {
+            return Err(StartError::UnknownAgent(format!(
+                "unknown agent {agent_id:?}: known agents are {}",
+                agent_ids(config).join(", ")
+            )))
+        }
+    };
+    let requested = model.or(agent.model.as_deref()).unwrap_or(&config.models.default);
+    let model_id = canonical_model(config, requested)?;
+    let (provider, upstream_model) = gateway_config::split_model_id(&model_id).expect("checked");
+    let providers = gateway_config::agents::effective_providers(&config.models);
+    Ok(Resolved {
+        agent_id: agent_id.to_owned(),
+        provider: provider.to_owned(),
+        provider_config: providers[provider].clone(),
+        upstream_model: upstream_model.to_owned(),
+        model_id: model_id.clone(),
+        agent,
+    })
+}
+
+/// "provider/model" for an id given in full, or for a bare model name one provider offers.
+fn canonical_model(config: &Config, requested: &str) -> Result<String, StartError> {
+    if gateway_config::agents::check_model_id(&config.models, requested).is_ok() {
+        return Ok(requested.to_owned());
+    }
+    let offering: Vec<String> = gateway_config::agents::effective_providers(&config.models)
+        .iter()
+        .filter(|(_, p)| gateway_config::agents::provider_models(p).iter().any(|m| m == requested))
+        .map(|(name, _)| format!("{name}/{requested}"))
+        .collect();
+    match offering.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(StartError::UnknownModel(format!(
+            "unknown model {requested:?}: use an id from models.list (GET /v1/models), e.g. {:?}",
+            config.models.default
+        ))),
+        many => Err(StartError::UnknownModel(format!(
+            "model {requested:?} is offered by several providers: name one of {}",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// The terminal event that stands for an outcome (for subscribers that join late).
+fn outcome_event(outcome: &RunOutcome) -> RunEvent {
+    match (&outcome.status, &outcome.message, &outcome.error) {
+        (RunStatus::Ok, Some(message), _) => RunEvent::Final {
+            message: message.clone(),
+            usage: outcome.usage,
+            finish_reason: outcome.finish_reason.unwrap_or(FinishReason::Stop),
+        },
+        (RunStatus::Aborted, _, _) => RunEvent::Aborted,
+        (_, _, Some(e)) => RunEvent::Error { code: static_code(&e.code), message: e.message.clone() },
+        _ => RunEvent::Error { code: "interrupted", message: "the run was interrupted".into() },
+    }
+}
+
+/// Error codes are a closed set; map a stored one back to its static name.
+fn static_code(code: &str) -> &'static str {
+    const CODES: &[&str] =
+        &["upstream_unavailable", "upstream_error", "timeout", "provider_config", "store", "interrupted"];
+    CODES.iter().find(|c| **c == code).copied().unwrap_or("internal")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
