@@ -1,12 +1,16 @@
 //! End-to-end tests: the real gatewayd and gatewayctl, in temp homes, on free ports.
 
+mod admin_api;
 mod auth_modes;
 mod control;
 mod devices;
+mod hooks;
 mod lifecycle;
 mod notify;
+mod openai_api;
 mod openclaw_node;
 mod reload;
+mod responses_api;
 mod startup;
 mod ws_protocol;
 mod ws_security;

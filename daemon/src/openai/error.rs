@@ -53,9 +53,19 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", message)
     }
 
-    /// An upstream model failed; `code` is the engine's (e.g. `upstream_unavailable`).
-    pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "server_error", code, message)
+    /// A run that failed on the gateway's side or upstream; `code` is the engine's.
+    pub fn server(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, "server_error", code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "unauthorized", message)
+    }
+
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited", message);
+        e.retry_after_secs = Some(retry_after_secs);
+        e
     }
 
     /// The JSON body, also used inside streamed error events.

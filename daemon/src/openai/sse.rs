@@ -51,6 +51,22 @@ impl Frames {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// For bodies fed with frames already written (by a task that does more than encode).
+pub struct Written;
+
+impl Encoder for Written {
+    type Event = String;
+    fn event(&mut self, frames: String, out: &mut Frames) -> bool {
+        out.0.push_str(&frames);
+        false
+    }
+    fn closed(&mut self, _: &mut Frames) {}
 }
 
 pub struct SseBody<E: Encoder> {
