@@ -161,3 +161,31 @@ fn hooks_are_off_by_default() {
     let e: Value = r.json();
     assert!(e["error"]["message"].as_str().unwrap().contains("hooks.enabled"));
 }
+
+#[test]
+fn a_reload_that_shares_the_token_is_rejected_and_rotation_applies() {
+    let home = Home::new();
+    let d = start(&home);
+    let status = || control(&home.socket(None), "GET", "/v1/status");
+    let counter = |name: &str| status()["counters"][name].as_u64().unwrap_or(0);
+    let config = |hooks: &str| {
+        format!("[gateway.auth]\ntoken = \"{GATEWAY_TOKEN}\"\n[hooks]\nenabled = true\ntoken = \"{hooks}\"\n")
+    };
+
+    home.write_config(None, &config(GATEWAY_TOKEN));
+    wait_for(Duration::from_secs(10), "a rejected reload", || {
+        (counter("reloads_rejected") >= 1).then_some(())
+    });
+    assert!(status()["last_reload"].to_string().contains("hooks.token"), "{}", status()["last_reload"]);
+    let body = r#"{"message": "still here", "sessionKey": "r"}"#;
+    assert_eq!(hook(&d, "/hooks/agent", &[BEARER], body).status, 202, "the old token keeps working");
+
+    // A new token of its own applies hot; the old one stops working.
+    home.write_config(None, &config("rotated-hooks-token-0123456789"));
+    wait_for(Duration::from_secs(10), "an applied reload", || {
+        (counter("reloads_applied") >= 1).then_some(())
+    });
+    assert_eq!(hook(&d, "/hooks/agent", &[BEARER], body).status, 401);
+    let rotated = [("x-gateway-hooks-token", "rotated-hooks-token-0123456789")];
+    assert_eq!(hook(&d, "/hooks/agent", &rotated, body).status, 202);
+}

@@ -428,3 +428,27 @@ fn upstream_faults_are_clear_errors() {
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert!(last["error"]["code"].as_str().unwrap().starts_with("upstream"), "{last}");
 }
+
+#[test]
+fn a_client_that_leaves_before_a_whole_answer_cancels_too() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["stall-after-1"]));
+    let token = home.token();
+    let body =
+        json!({"model": "up/stall-after-1", "messages": [{"role": "user", "content": "a b c"}]}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "the upstream stream to open", || {
+        (up.open_streams() == 1).then_some(())
+    });
+    drop(s);
+    wait_for(Duration::from_secs(20), "the upstream stream to close", || {
+        (up.open_streams() == 0).then_some(())
+    });
+}

@@ -340,3 +340,40 @@ fn failures_and_disconnects() {
     });
     up.wait_open_connections_at_most(0, Duration::from_secs(20));
 }
+
+#[test]
+fn a_spent_token_budget_is_incomplete() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["words-6"]));
+    let token = home.token();
+    let r = post(
+        &d,
+        "/v1/responses",
+        &token,
+        &json!({"model": "up/words-6", "input": "x", "max_output_tokens": 2}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let resp = r.json();
+    assert_eq!(resp["status"], "incomplete");
+    assert_eq!(resp["incomplete_details"]["reason"], "max_output_tokens");
+    assert_eq!(resp["max_output_tokens"], 2);
+    assert_eq!(output_text(&resp), "w1 w2");
+
+    let r = post(
+        &d,
+        "/v1/responses",
+        &token,
+        &json!({"model": "up/words-6", "input": "x", "max_output_tokens": 2, "stream": true}),
+    );
+    let (name, _) = http1::sse(&r.body).pop().unwrap();
+    assert_eq!(name.as_deref(), Some("response.incomplete"));
+
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"model": "up/words-6", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}),
+    );
+    assert_eq!(r.json()["choices"][0]["finish_reason"], "length");
+}
