@@ -69,7 +69,8 @@ fn echo_chat_streams_in_order_and_the_history_survives_a_restart() {
     assert_eq!(last["message"]["content"][0]["text"], text);
     assert_eq!(last["stopReason"], "stop");
 
-    let second = c.request("chat.send", json!({ "sessionKey": "s1", "message": "again", "idempotencyKey": "k2" }));
+    let second =
+        c.request("chat.send", json!({ "sessionKey": "s1", "message": "again", "idempotencyKey": "k2" }));
     let run2 = second["payload"]["runId"].as_str().unwrap().to_owned();
     chat_events(&mut c, &run2);
     let want = vec![
@@ -185,7 +186,12 @@ fn reading_needs_read_scope_and_running_needs_write() {
     let device = Device::new(10);
     let (mut reader, hello) = Client::connect(
         d.port,
-        &Connect { token: Some(&tok), device: Some(&device), scopes: &["operator.read"], ..Default::default() },
+        &Connect {
+            token: Some(&tok),
+            device: Some(&device),
+            scopes: &["operator.read"],
+            ..Default::default()
+        },
     );
     assert_eq!(hello["ok"], true, "{hello}");
     assert_eq!(reader.request("sessions.list", json!({}))["ok"], true);

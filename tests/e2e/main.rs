@@ -7,6 +7,7 @@ mod devices;
 mod lifecycle;
 mod notify;
 mod openclaw_node;
+mod providers;
 mod reload;
 mod startup;
 mod ws_protocol;
