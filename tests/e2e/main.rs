@@ -10,5 +10,6 @@ mod openclaw_node;
 mod providers;
 mod reload;
 mod startup;
+mod tools;
 mod ws_protocol;
 mod ws_security;
