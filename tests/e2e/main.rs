@@ -1,6 +1,7 @@
 //! End-to-end tests: the real gatewayd and gatewayctl, in temp homes, on free ports.
 
 mod auth_modes;
+mod chat_durability;
 mod chat_ws;
 mod control;
 mod devices;
