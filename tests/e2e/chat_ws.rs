@@ -57,6 +57,7 @@ fn echo_chat_streams_in_order_and_the_history_survives_a_restart() {
     assert_eq!(res["ok"], true, "{res}");
     assert_eq!(res["payload"]["status"], "started");
     let run_id = res["payload"]["runId"].as_str().unwrap().to_owned();
+    assert_eq!(run_id, "k1");
     let events = chat_events(&mut c, &run_id);
     let states: Vec<&str> = events.iter().map(|e| e["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["delta", "delta", "delta", "final"], "{events:?}");
@@ -87,6 +88,11 @@ fn echo_chat_streams_in_order_and_the_history_survives_a_restart() {
     let d = home.start(&["--port", &d.port.to_string()]);
     let (mut c, _) = Client::paired(d.port, &tok, &device);
     assert_eq!(texts(&c.request("chat.history", json!({ "sessionKey": "s1" }))), want);
+    // The key again, after the restart: the stored run, not a second one.
+    let again =
+        c.request("chat.send", json!({ "sessionKey": "s1", "message": text, "idempotencyKey": "k1" }));
+    assert_eq!(again["payload"], json!({ "runId": "k1", "status": "in_flight" }), "{again}");
+    assert_eq!(texts(&c.request("chat.history", json!({ "sessionKey": "s1" }))).len(), 4);
     let wait = c.request("agent.wait", json!({ "runId": run_id, "timeoutMs": 1000 }));
     assert_eq!(wait["payload"]["status"], "ok", "{wait}");
     assert_eq!(wait["payload"]["summary"], text);
@@ -105,6 +111,7 @@ fn agent_answers_twice_and_a_retry_joins_the_same_run() {
     assert_eq!(accepted["ok"], true, "{accepted}");
     assert_eq!(accepted["payload"]["status"], "accepted");
     let run_id = accepted["payload"]["runId"].as_str().unwrap().to_owned();
+    assert_eq!(run_id, "idem-1", "the idempotency key is the run id");
     let done = c.response(id);
     assert_eq!(done["payload"]["status"], "ok", "{done}");
     assert_eq!(done["payload"]["runId"], run_id.as_str());
