@@ -25,11 +25,8 @@ fn kill_9_during_chat_writes_loses_no_acknowledged_message() {
             "params": { "sessionKey": "durable", "message": format!("message {i}") } }));
     }
     let mut acknowledged = BTreeSet::new();
-    loop {
-        let frame = match c.next_frame() {
-            Ok(f) => f,
-            Err(_) => break, // the daemon is gone
-        };
+    // Until the daemon is gone.
+    while let Ok(frame) = c.next_frame() {
         if frame["type"] != "res" {
             continue;
         }
