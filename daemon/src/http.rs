@@ -18,6 +18,7 @@ use crate::serve::Peer;
 pub fn router(gw: Arc<Gateway>) -> Router {
     let authenticated = Router::new()
         .route("/gateway/status", get(gateway_status))
+        .route("/tools/invoke", axum::routing::post(crate::tools::http::invoke))
         .merge(crate::admin::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()

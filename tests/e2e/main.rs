@@ -2,6 +2,8 @@
 
 mod admin_api;
 mod auth_modes;
+mod chat_durability;
+mod chat_ws;
 mod control;
 mod devices;
 mod hooks;
@@ -9,8 +11,10 @@ mod lifecycle;
 mod notify;
 mod openai_api;
 mod openclaw_node;
+mod providers;
 mod reload;
 mod responses_api;
 mod startup;
+mod tools;
 mod ws_protocol;
 mod ws_security;

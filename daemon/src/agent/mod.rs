@@ -139,7 +139,18 @@ impl Agents {
                 return Ok(handle);
             }
         }
-        let run_id = format!("run_{}", uuid::Uuid::new_v4().simple());
+        // On the WebSocket protocol the idempotency key is the run id (clients match events by it).
+        let keyed = req.origin == RunOrigin::Ws && req.idempotency_key.is_some();
+        let run_id = match (&req.idempotency_key, keyed) {
+            (Some(key), true) => {
+                history::check_key("idempotency key", key).map_err(StartError::BadRequest)?;
+                if let Some(handle) = self.replay_stored(key).await? {
+                    return Ok(handle);
+                }
+                key.clone()
+            }
+            _ => format!("run_{}", uuid::Uuid::new_v4().simple()),
+        };
         let session_lock = match &req.session_key {
             Some(key) => Some(self.enter_session(key, config.runs.max_queued_per_session.get() as usize)?),
             None => None,
@@ -310,6 +321,25 @@ impl Agents {
     /// The number of runs not yet ended.
     pub fn active_runs(&self) -> usize {
         lock(&self.inner.runs).values().filter(|r| r.outcome.borrow().is_none()).count()
+    }
+
+    /// A handle that replays how a run recorded in the store ended (its key was used before this
+    /// process, or longer ago than the idempotency window).
+    async fn replay_stored(&self, run_id: &str) -> Result<Option<RunHandle>, StartError> {
+        let history = self.inner.history.clone();
+        let id = run_id.to_owned();
+        let stored = tokio::task::spawn_blocking(move || history.run(&id)).await.expect("store task")?;
+        Ok(stored.map(|outcome| {
+            let (tx, rx) = mpsc::channel(1);
+            let _ = tx.try_send(outcome_event(&outcome));
+            RunHandle {
+                run_id: outcome.run_id.clone(),
+                session_key: outcome.session_key.clone(),
+                model: outcome.model.clone(),
+                joined: true,
+                events: rx,
+            }
+        }))
     }
 
     /// A handle on the run an idempotency key started, if it is still remembered.

@@ -66,7 +66,10 @@ pub fn chat_send(gw: Arc<Gateway>, params: Value) -> Pending {
         .await?;
         let run_id = handle.run_id.clone();
         let joined = handle.joined;
-        tokio::spawn(forward_chat(gw, handle));
+        // A joined run's events already reach every reader through its first forwarder.
+        if !joined {
+            tokio::spawn(forward_chat(gw, handle));
+        }
         Ok(json!({ "runId": run_id, "status": if joined { "in_flight" } else { "started" } }))
     })
 }
