@@ -78,8 +78,8 @@ fn agent_wake_and_mapped_hooks() {
 
     let r = hook(&d, "/hooks/wake", &[BEARER], r#"{"text": "new mail"}"#);
     assert_eq!(r.status, 202, "{}", r.body);
-    assert_eq!(r.json()["sessionKey"], "main");
-    let session = wait_messages(&d, GATEWAY_TOKEN, "main", 2);
+    assert_eq!(r.json()["sessionKey"], "agent:main:main");
+    let session = wait_messages(&d, GATEWAY_TOKEN, "agent:main:main", 2);
     assert!(transcript(&session)[0].1.contains("new mail"));
 
     let payload = json!({"action": "opened", "number": 7}).to_string();

@@ -23,8 +23,11 @@ use crate::gateway::Gateway;
 use crate::guard::refuse;
 use crate::http::{authenticate, Refusal};
 
-/// The session `/hooks/wake` runs on: the default agent's main conversation.
-pub const WAKE_SESSION: &str = "main";
+/// The session `/hooks/wake` runs on: the default agent's main conversation, the one the
+/// WebSocket `agent` method uses when given no session key.
+pub fn wake_session() -> String {
+    format!("agent:{}:main", gateway_config::DEFAULT_AGENT)
+}
 
 pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
     Router::new()
@@ -162,7 +165,7 @@ async fn wake(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) ->
     let text =
         hook.text.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| "Wake-up call from a webhook.".into());
     let req = RunRequest {
-        session_key: Some(WAKE_SESSION.to_owned()),
+        session_key: Some(wake_session()),
         input: vec![Message::user(format!("[wake] {text}"))],
         ..Default::default()
     };
