@@ -377,3 +377,35 @@ fn a_spent_token_budget_is_incomplete() {
     );
     assert_eq!(r.json()["choices"][0]["finish_reason"], "length");
 }
+
+#[test]
+fn gateway_tools_run_inside_the_response() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["tool-time"]));
+    let token = home.token();
+    let r = post(
+        &d,
+        "/v1/responses",
+        &token,
+        &json!({"model": "up/tool-time", "input": "what time is it?", "stream": true}),
+    );
+    let events: Vec<(String, Value)> = http1::sse(&r.body)
+        .into_iter()
+        .map(|(n, d)| (n.unwrap(), serde_json::from_str(&d).unwrap()))
+        .collect();
+    let (name, last) = events.last().unwrap();
+    assert_eq!(name, "response.completed", "{events:?}");
+    // The gateway ran its own tool and the model answered with its result; no function_call
+    // item is left for the caller.
+    let output = last["response"]["output"].as_array().unwrap();
+    assert!(output.iter().all(|i| i["type"] == "message"), "{output:?}");
+    assert!(output_text(&last["response"]).starts_with("tool time returned:"), "{last}");
+    let deltas: String = events.iter().filter_map(|(_, d)| d["delta"].as_str()).collect();
+    let done: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.done")
+        .filter_map(|(_, d)| d["text"].as_str())
+        .collect();
+    assert_eq!(deltas, done, "the deltas add up to the finished texts");
+}

@@ -181,6 +181,14 @@ impl ResponseBuilder {
         );
     }
 
+    /// Ends the text message being streamed, if any: the model turned to the gateway's own
+    /// tools, and what it writes after them is a message of its own.
+    pub fn end_message(&mut self, out: &mut Frames) {
+        if self.open_text.is_some() {
+            self.close_text(None, "completed", out);
+        }
+    }
+
     /// Closes the open text message with `text` (the run's final text, which wins over the
     /// streamed pieces) and `status`.
     fn close_text(&mut self, final_text: Option<&str>, status: &str, out: &mut Frames) {
@@ -437,6 +445,29 @@ mod tests {
         assert_eq!(object["output"][1]["call_id"], "call_1");
         assert_eq!(object["output"][1]["arguments"], "{\"q\":1}");
         assert_eq!(object["output"][1]["status"], "completed");
+    }
+
+    #[test]
+    fn text_around_gateway_tools_is_two_messages() {
+        let mut b = builder();
+        let mut out = Frames::default();
+        b.start(&mut out);
+        b.text_delta("let me check", &mut out);
+        b.end_message(&mut out);
+        b.end_message(&mut out);
+        b.text_delta("it is noon", &mut out);
+        b.finish(Some("it is noon"), &[], None, Ending::Completed, 101, &mut out);
+        let object = b.object();
+        assert_eq!(object["output"].as_array().unwrap().len(), 2);
+        assert_eq!(object["output"][0]["content"][0]["text"], "let me check");
+        assert_eq!(object["output"][1]["content"][0]["text"], "it is noon");
+        assert_ne!(object["output"][0]["id"], object["output"][1]["id"]);
+        let done: Vec<Value> = events(&out)
+            .into_iter()
+            .filter(|(n, _)| n == "response.output_text.done")
+            .map(|(_, d)| d["output_index"].clone())
+            .collect();
+        assert_eq!(done, [json!(0), json!(1)]);
     }
 
     #[test]

@@ -164,6 +164,10 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
                     builder.text_delta(&text, &mut out);
                     None
                 }
+                Some(RunEvent::ToolStart { .. }) => {
+                    builder.end_message(&mut out);
+                    None
+                }
                 Some(RunEvent::Final { message, usage, finish_reason }) => {
                     Some(Ok(Finished { message, usage, finish_reason }))
                 }
