@@ -258,6 +258,22 @@ fn refusals_in_the_openai_error_shape() {
     let big = json!({"messages": [{"role": "user", "content": "x".repeat(5000)}]});
     let r = post(&d, "/v1/chat/completions", &token, &big);
     assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(r.json()["error"]["code"], "request_too_large");
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("gateway.http.max_body_bytes"));
+    // Without a declared length the body is cut off at the limit as it arrives.
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let chunk = big.to_string();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut s, &mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("request_too_large"), "{raw}");
 
     // Failures count toward the lockout; then even the right token waits.
     for _ in 0..3 {
