@@ -118,28 +118,26 @@ async fn session(
 
 /// Forgets the conversation (runs on it are aborted); the session and its notes stay.
 async fn reset_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Response {
-    if let Some(r) = invalid(&[("session key", &key)]) {
-        return r;
-    }
-    let aborted = gw.agents.abort_session(&key);
-    let k = key.clone();
-    done(blocking(&gw, move |h| h.reset(&k)).await.map(|existed| {
-        if existed {
-            Json(json!({ "ok": true, "key": key, "abortedRuns": aborted })).into_response()
-        } else {
-            no_session(&key)
-        }
-    }))
+    clear_session(&gw, key, History::reset).await
 }
 
 /// Deletes the session, its messages and its notes (runs on it are aborted).
 async fn delete_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Response {
+    clear_session(&gw, key, History::delete).await
+}
+
+/// Aborts the session's runs, then `op` (which says whether the session existed).
+async fn clear_session(
+    gw: &Gateway,
+    key: String,
+    op: fn(&History, &str) -> Result<bool, StoreError>,
+) -> Response {
     if let Some(r) = invalid(&[("session key", &key)]) {
         return r;
     }
     let aborted = gw.agents.abort_session(&key);
     let k = key.clone();
-    done(blocking(&gw, move |h| h.delete(&k)).await.map(|existed| {
+    done(blocking(gw, move |h| op(h, &k)).await.map(|existed| {
         if existed {
             Json(json!({ "ok": true, "key": key, "abortedRuns": aborted })).into_response()
         } else {

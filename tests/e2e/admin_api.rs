@@ -1,29 +1,17 @@
 //! The `/gateway/` admin routes for sessions and memory notes, against the real daemon.
 
-use gateway_tests::http1;
 use gateway_tests::*;
 use serde_json::json;
 
-use crate::openai_api::{call, transcript, wait_messages};
+use crate::openai_api::{call, chat_on_session, transcript, wait_messages};
 
 #[test]
 fn sessions_and_memory_notes() {
     let home = Home::new();
     let d = home.start_with("");
     let token = home.token();
-    let auth = format!("Bearer {token}");
     for key in ["alpha", "beta"] {
-        let body =
-            json!({"model": "echo/echo", "messages": [{"role": "user", "content": format!("hi {key}")}]});
-        let r = http1::request(
-            d.port,
-            "POST",
-            "/v1/chat/completions",
-            &[("Authorization", &auth), ("x-gateway-session-key", key)],
-            Some(&body.to_string()),
-        )
-        .unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
+        chat_on_session(&d, &token, key, json!([{"role": "user", "content": format!("hi {key}")}]));
         wait_messages(&d, &token, key, 2);
     }
 

@@ -24,6 +24,16 @@ pub(crate) fn post(d: &Daemon, path: &str, token: &str, body: &Value) -> Reply {
     call(d, "POST", path, token, Some(body))
 }
 
+/// An echo chat completion on a stored session (the `x-gateway-session-key` header).
+pub(crate) fn chat_on_session(d: &Daemon, token: &str, key: &str, messages: Value) -> Reply {
+    let auth = format!("Bearer {token}");
+    let body = json!({"model": "echo/echo", "messages": messages}).to_string();
+    let headers = [("Authorization", auth.as_str()), ("x-gateway-session-key", key)];
+    let r = http1::request(d.port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r
+}
+
 /// A `[models.providers.up]` section pointing at the fake upstream, no retries.
 pub(crate) fn upstream_provider(up: &Upstream, models: &[&str]) -> String {
     let models: Vec<String> = models.iter().map(|m| format!("{m:?}")).collect();
@@ -359,18 +369,8 @@ fn a_session_header_keeps_the_conversation() {
     let home = Home::new();
     let d = home.start_with("");
     let token = home.token();
-    let auth = format!("Bearer {token}");
     let send = |messages: Value| {
-        let body = json!({"model": "echo/echo", "messages": messages}).to_string();
-        let r = http1::request(
-            d.port,
-            "POST",
-            "/v1/chat/completions",
-            &[("Authorization", &auth), ("x-gateway-session-key", "desk")],
-            Some(&body),
-        )
-        .unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
+        let r = chat_on_session(&d, &token, "desk", messages);
         assert_eq!(r.header("x-gateway-session-key"), Some("desk"));
         r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned()
     };

@@ -53,6 +53,16 @@ fn assert_complete(response: &Value) {
     assert_eq!(response["object"], "response");
 }
 
+/// The named events of a streamed response, each with its JSON data.
+fn named_events(r: &http1::Reply) -> Vec<(String, Value)> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
+    http1::sse(&r.body)
+        .into_iter()
+        .map(|(name, data)| (name.expect("every event is named"), serde_json::from_str(&data).unwrap()))
+        .collect()
+}
+
 fn output_text(response: &Value) -> String {
     response["output"]
         .as_array()
@@ -125,12 +135,7 @@ fn the_streamed_event_sequence() {
         &json!({"model": "echo/echo", "stream": true, "instructions": "be kind",
             "input": [{"role": "user", "content": [{"type": "input_text", "text": "one two three four five six"}]}]}),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
-    let events: Vec<(String, Value)> = http1::sse(&r.body)
-        .into_iter()
-        .map(|(name, data)| (name.expect("every event is named"), serde_json::from_str(&data).unwrap()))
-        .collect();
+    let events = named_events(&r);
     for (i, (name, data)) in events.iter().enumerate() {
         assert_eq!(data["type"], name.as_str());
         assert_eq!(data["sequence_number"], i as u64, "{name}");
@@ -276,7 +281,7 @@ fn function_calls_round_trip_with_instructions() {
         &token,
         &json!({"model": "up/tool-lookup", "tools": tools, "stream": true, "input": "{}"}),
     );
-    let names: Vec<String> = http1::sse(&r.body).into_iter().filter_map(|(n, _)| n).collect();
+    let names: Vec<String> = named_events(&r).into_iter().map(|(n, _)| n).collect();
     for n in [
         "response.function_call_arguments.delta",
         "response.function_call_arguments.done",
@@ -299,10 +304,8 @@ fn failures_and_disconnects() {
 
     let r =
         post(&d, "/v1/responses", &token, &json!({"model": "up/fault-500", "input": "hi", "stream": true}));
-    let events = http1::sse(&r.body);
-    let (name, data) = events.last().unwrap();
-    assert_eq!(name.as_deref(), Some("response.failed"));
-    let failed: Value = serde_json::from_str(data).unwrap();
+    let (name, failed) = named_events(&r).pop().unwrap();
+    assert_eq!(name, "response.failed");
     assert_eq!(failed["response"]["status"], "failed");
     assert!(failed["response"]["error"]["code"].as_str().unwrap().starts_with("upstream"));
     let id = failed["response"]["id"].as_str().unwrap();
@@ -366,8 +369,8 @@ fn a_spent_token_budget_is_incomplete() {
         &token,
         &json!({"model": "up/words-6", "input": "x", "max_output_tokens": 2, "stream": true}),
     );
-    let (name, _) = http1::sse(&r.body).pop().unwrap();
-    assert_eq!(name.as_deref(), Some("response.incomplete"));
+    let (name, _) = named_events(&r).pop().unwrap();
+    assert_eq!(name, "response.incomplete");
 
     let r = post(
         &d,
@@ -390,10 +393,7 @@ fn gateway_tools_run_inside_the_response() {
         &token,
         &json!({"model": "up/tool-time", "input": "what time is it?", "stream": true}),
     );
-    let events: Vec<(String, Value)> = http1::sse(&r.body)
-        .into_iter()
-        .map(|(n, d)| (n.unwrap(), serde_json::from_str(&d).unwrap()))
-        .collect();
+    let events = named_events(&r);
     let (name, last) = events.last().unwrap();
     assert_eq!(name, "response.completed", "{events:?}");
     // The gateway ran its own tool and the model answered with its result; no function_call

@@ -85,15 +85,7 @@ impl Encoder for CompletionEncoder {
                 out.done();
                 true
             }
-            RunEvent::Error { code, message } => {
-                out.data(&run::run_error(code, message).body());
-                true
-            }
-            RunEvent::Aborted => {
-                out.data(&run::aborted().body());
-                true
-            }
-            RunEvent::Started { .. } | RunEvent::ToolStart { .. } | RunEvent::ToolResult { .. } => false,
+            other => run::stream_failure(other).map(|body| out.data(&body)).is_some(),
         }
     }
 

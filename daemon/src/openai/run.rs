@@ -70,6 +70,16 @@ pub async fn finish(handle: &mut RunHandle) -> Result<Finished, ApiError> {
     }
 }
 
+/// For the chat and text completion streams: the `{"error"}` body that ends the stream when
+/// `event` is a failure; `None` for events those streams do not show.
+pub fn stream_failure(event: RunEvent) -> Option<serde_json::Value> {
+    match event {
+        RunEvent::Error { code, message } => Some(run_error(code, message).body()),
+        RunEvent::Aborted => Some(aborted().body()),
+        _ => None,
+    }
+}
+
 pub fn now_secs() -> u64 {
     crate::gateway::now_ms() / 1000
 }
