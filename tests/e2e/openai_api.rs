@@ -52,6 +52,14 @@ pub(crate) fn wait_messages(d: &Daemon, token: &str, key: &str, n: usize) -> Val
     })
 }
 
+/// Waits until the only HTTP connection the gateway serves is the one asking.
+pub(crate) fn wait_connections_idle(d: &Daemon, token: &str) {
+    wait_for(Duration::from_secs(20), "HTTP connections back to one", || {
+        let status = call(d, "GET", "/gateway/status", token, None).json();
+        (status["connections"]["http"] == 1).then_some(())
+    });
+}
+
 /// The (role, content) pairs of a session's messages.
 pub(crate) fn transcript(session: &Value) -> Vec<(String, String)> {
     session["messages"]
@@ -413,6 +421,7 @@ fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
         (up.open_streams() == 0).then_some(())
     });
     up.wait_open_connections_at_most(0, Duration::from_secs(20));
+    wait_connections_idle(&d, &token);
     // The gateway still serves.
     let r = post(
         &d,

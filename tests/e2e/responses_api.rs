@@ -8,7 +8,9 @@ use gateway_tests::upstream::Upstream;
 use gateway_tests::*;
 use serde_json::{json, Value};
 
-use crate::openai_api::{call, post, stream_until, transcript, upstream_provider, wait_messages};
+use crate::openai_api::{
+    call, post, stream_until, transcript, upstream_provider, wait_connections_idle, wait_messages,
+};
 
 /// The fields the OpenResponses specification requires of a Response object.
 const REQUIRED: &[&str] = &[
@@ -342,6 +344,7 @@ fn failures_and_disconnects() {
         (up.open_streams() == 0).then_some(())
     });
     up.wait_open_connections_at_most(0, Duration::from_secs(20));
+    wait_connections_idle(&d, &token);
 }
 
 #[test]
