@@ -310,12 +310,27 @@ impl Agents {
         self.inner.config.load().tools.clone()
     }
 
-    /// Refuses new runs and aborts those in progress (the daemon is stopping).
-    pub fn close(&self) {
+    /// Refuses new runs from now on (the daemon is draining); those in progress go on.
+    pub fn refuse_new(&self) {
         self.inner.closing.store(true, Ordering::Relaxed);
-        for run in lock(&self.inner.runs).values() {
+    }
+
+    /// Aborts every run still going and waits up to `timeout` for them to record how they
+    /// ended. Returns how many did not in time.
+    pub async fn abort_all(&self, timeout: Duration) -> usize {
+        let runs: Vec<Arc<Run>> = lock(&self.inner.runs).values().cloned().collect();
+        for run in &runs {
             run.abort.send_replace(true);
         }
+        let deadline = Instant::now() + timeout;
+        let mut left = 0;
+        for run in runs {
+            let mut rx = run.outcome.subscribe();
+            if tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await.is_err() {
+                left += 1;
+            }
+        }
+        left
     }
 
     /// The number of runs not yet ended.
@@ -501,4 +516,100 @@ fn static_code(code: &str) -> &'static str {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// An upstream that takes requests and never answers; reports each connection's close.
+    async fn silent_upstream() -> (String, mpsc::Receiver<&'static str>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send("open").await;
+                    let mut buf = [0u8; 4096];
+                    while stream.read(&mut buf).await.unwrap_or(0) > 0 {}
+                    let _ = tx.send("closed").await;
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    fn agents_for(url: &str) -> (tempfile::TempDir, Agents) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let text = format!(
+            "[models]\ndefault = \"up/m\"\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{url}\"\nmodels = [\"m\"]\n"
+        );
+        let config = gateway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
+        (dir, Agents::new(store, &config))
+    }
+
+    fn request(cancel_on_drop: bool) -> RunRequest {
+        RunRequest { input: vec![Message::user("hi")], cancel_on_drop, ..RunRequest::default() }
+    }
+
+    #[tokio::test]
+    async fn dropping_a_cancel_on_drop_handle_aborts_the_run_and_closes_the_upstream_request() {
+        let (url, mut upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        let mut handle = agents.start(request(true)).await.unwrap();
+        assert!(matches!(handle.events.recv().await, Some(RunEvent::Started { .. })));
+        assert_eq!(upstream.recv().await, Some("open"));
+        let run_id = handle.run_id.clone();
+        drop(handle);
+        let closed = tokio::time::timeout(Duration::from_secs(10), upstream.recv()).await;
+        assert_eq!(closed.unwrap(), Some("closed"));
+        let outcome = agents.wait(&run_id, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Aborted);
+        assert_eq!(agents.active_runs(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_detached_run_outlives_its_handle_until_aborted() {
+        let (url, mut upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        let handle = agents.start(request(false)).await.unwrap();
+        assert_eq!(upstream.recv().await, Some("open"));
+        let run_id = handle.run_id.clone();
+        drop(handle);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(agents.active_runs(), 1, "not tied to the handle");
+        assert!(agents.abort(&run_id));
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(10), upstream.recv()).await.unwrap(),
+            Some("closed")
+        );
+        assert_eq!(agents.wait(&run_id, Duration::from_secs(10)).await.unwrap().status, RunStatus::Aborted);
+        assert!(!agents.abort(&run_id), "an ended run cannot be aborted");
+    }
+
+    #[tokio::test]
+    async fn unknown_agents_and_models_are_refused_with_their_kind() {
+        let (url, _upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        let err = agents
+            .start(RunRequest { model: Some("up/other".into()), ..request(false) })
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "model_not_found", "{err}");
+        let err =
+            agents.start(RunRequest { agent: Some("ghost".into()), ..request(false) }).await.err().unwrap();
+        assert_eq!(err.code(), "agent_not_found", "{err}");
+        let err = agents.start(RunRequest { input: vec![], ..request(false) }).await.err().unwrap();
+        assert_eq!(err.code(), "invalid_request", "{err}");
+        // A bare model name one provider offers is accepted.
+        let handle = agents.start(RunRequest { model: Some("m".into()), ..request(true) }).await.unwrap();
+        assert_eq!(handle.model, "up/m");
+    }
 }
