@@ -24,6 +24,8 @@ use crate::store::{Store, StoreError};
 
 /// Events a subscriber may have unread before the run waits for it.
 const EVENT_BUFFER: usize = 256;
+/// How often ended runs are looked at for forgetting.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The runtime, shared by the WebSocket methods and the HTTP APIs.
 #[derive(Clone)]
@@ -41,6 +43,7 @@ struct Inner {
     /// Idempotency key -> run id.
     idempotency: Mutex<HashMap<String, String>>,
     closing: AtomicBool,
+    last_prune: Mutex<Instant>,
 }
 
 /// One session's line of runs: the lock is held by the running one, FIFO for the rest.
@@ -103,6 +106,7 @@ impl Agents {
                 runs: Mutex::new(HashMap::new()),
                 idempotency: Mutex::new(HashMap::new()),
                 closing: AtomicBool::new(false),
+                last_prune: Mutex::new(Instant::now()),
             }),
         }
     }
@@ -165,9 +169,10 @@ impl Agents {
             );
             let input = req.input.clone();
             let origin = req.origin.as_str();
+            // Ephemeral runs store nothing (they are remembered in memory for the idempotency
+            // window); stateful ones are recorded with their input in one transaction.
             tokio::task::spawn_blocking(move || -> Result<Option<i64>, StoreError> {
-                history.insert_run(&run_id, key.as_deref(), &agent, &model, origin)?;
-                key.map(|k| history.begin_turn(&k, &agent, &run_id, &input)).transpose()
+                key.map(|k| history.begin_run(&run_id, &k, &agent, &model, origin, &input)).transpose()
             })
             .await
             .expect("store task")
@@ -357,6 +362,14 @@ impl Agents {
         }))
     }
 
+    /// An ended run nobody can join or wait for (ephemeral, no idempotency key) is forgotten
+    /// at once; the others stay for the idempotency window.
+    fn ended(&self, run: &Run) {
+        if run.session_key.is_none() && run.idempotency_key.is_none() {
+            lock(&self.inner.runs).remove(&run.id);
+        }
+    }
+
     /// A handle on the run an idempotency key started, if it is still remembered.
     fn join(&self, key: &str) -> Option<RunHandle> {
         let run_id = lock(&self.inner.idempotency).get(key).cloned()?;
@@ -412,8 +425,16 @@ impl Agents {
         }
     }
 
-    /// Forgets ended runs (and their idempotency keys) older than the idempotency window.
+    /// Forgets ended runs (and their idempotency keys) older than the idempotency window; at
+    /// most once a second, so a busy gateway does not scan its runs on every start.
     fn prune(&self, config: &Config) {
+        {
+            let mut last = lock(&self.inner.last_prune);
+            if last.elapsed() < PRUNE_INTERVAL {
+                return;
+            }
+            *last = Instant::now();
+        }
         let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
         let mut runs = lock(&self.inner.runs);
         let expired: Vec<Arc<Run>> =
@@ -555,7 +576,12 @@ mod tests {
     }
 
     fn request(cancel_on_drop: bool) -> RunRequest {
-        RunRequest { input: vec![Message::user("hi")], cancel_on_drop, ..RunRequest::default() }
+        RunRequest {
+            session_key: Some("s".into()),
+            input: vec![Message::user("hi")],
+            cancel_on_drop,
+            ..RunRequest::default()
+        }
     }
 
     #[tokio::test]
@@ -611,5 +637,20 @@ mod tests {
         // A bare model name one provider offers is accepted.
         let handle = agents.start(RunRequest { model: Some("m".into()), ..request(true) }).await.unwrap();
         assert_eq!(handle.model, "up/m");
+        // An ephemeral run without an idempotency key is forgotten once it ended.
+        drop(handle);
+        let ephemeral = RunRequest { session_key: None, ..request(true) };
+        let handle = agents.start(ephemeral).await.unwrap();
+        let id = handle.run_id.clone();
+        drop(handle);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while agents.active_runs() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(agents.wait(&id, Duration::from_millis(10)).await.is_none());
+        assert!(lock(&agents.inner.runs).get(&id).is_none());
     }
 }
