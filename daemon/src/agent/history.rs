@@ -107,44 +107,45 @@ impl History {
         run_id: &str,
         input: &[Message],
     ) -> Result<i64, StoreError> {
-        let now = now_ms() as i64;
+        self.store.transaction(|c| turn_in(c, key, agent, run_id, input).map_err(|e| self.store.sql_error(e)))
+    }
+
+    /// Records a stateful run and stores its input, in one transaction (one disk sync).
+    pub fn begin_run(
+        &self,
+        run_id: &str,
+        key: &str,
+        agent: &str,
+        model: &str,
+        origin: &str,
+        input: &[Message],
+    ) -> Result<i64, StoreError> {
+        self.store.transaction(|c| {
+            run_in(c, run_id, Some(key), agent, model, origin)
+                .and_then(|_| turn_in(c, key, agent, run_id, input))
+                .map_err(|e| self.store.sql_error(e))
+        })
+    }
+
+    /// Stores a run's last messages and how it ended, in one transaction.
+    pub fn end_run(
+        &self,
+        outcome: &RunOutcome,
+        turn: Option<(&str, i64, &[Message])>,
+    ) -> Result<(), StoreError> {
         self.store.transaction(|c| {
             let sql = |e| self.store.sql_error(e);
-            c.execute(
-                "INSERT INTO chat_sessions (session_key, agent, label, created_at_ms, updated_at_ms)
-                 VALUES (?1, ?2, NULL, ?3, ?3)
-                 ON CONFLICT (session_key) DO UPDATE SET updated_at_ms = excluded.updated_at_ms",
-                params![key, agent, now],
-            )
-            .map_err(sql)?;
-            let turn: i64 = c
-                .query_row(
-                    "SELECT COALESCE(MAX(turn), 0) + 1 FROM chat_messages WHERE session_key = ?1",
-                    [key],
-                    |r| r.get(0),
-                )
-                .map_err(sql)?;
-            for m in input {
-                insert_message(c, key, run_id, turn, m, now).map_err(sql)?;
+            if let Some((key, turn, messages)) = turn {
+                append_in(c, key, &outcome.run_id, turn, messages).map_err(sql)?;
             }
-            Ok::<_, StoreError>(turn)
+            finish_in(c, outcome).map_err(sql)
         })
     }
 
     /// Appends messages a run produced (assistant replies, tool results) to its turn.
     pub fn append(&self, key: &str, run_id: &str, turn: i64, messages: &[Message]) -> Result<(), StoreError> {
-        let now = now_ms() as i64;
-        self.store.transaction(|c| {
-            for m in messages {
-                insert_message(c, key, run_id, turn, m, now).map_err(|e| self.store.sql_error(e))?;
-            }
-            c.execute(
-                "UPDATE chat_sessions SET updated_at_ms = ?2 WHERE session_key = ?1",
-                params![key, now],
-            )
-            .map_err(|e| self.store.sql_error(e))?;
-            Ok::<_, StoreError>(())
-        })
+        self.store
+            .transaction(|c| append_in(c, key, run_id, turn, messages).map_err(|e| self.store.sql_error(e)))
     }
 
     /// The newest `limit` messages of the session up to and including `through_turn`, oldest
@@ -245,53 +246,6 @@ impl History {
         })
     }
 
-    pub fn insert_run(
-        &self,
-        run_id: &str,
-        session_key: Option<&str>,
-        agent: &str,
-        model: &str,
-        origin: &str,
-    ) -> Result<(), StoreError> {
-        self.store.with(|c| {
-            c.execute(
-                "INSERT INTO runs (run_id, session_key, agent, model, origin, status, started_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
-                params![run_id, session_key, agent, model, origin, now_ms() as i64],
-            )
-            .map(|_| ())
-        })
-    }
-
-    pub fn set_run_status(&self, run_id: &str, status: RunStatus) -> Result<(), StoreError> {
-        self.store.with(|c| {
-            c.execute("UPDATE runs SET status = ?2 WHERE run_id = ?1", params![run_id, status.as_str()])
-                .map(|_| ())
-        })
-    }
-
-    pub fn finish_run(&self, outcome: &RunOutcome) -> Result<(), StoreError> {
-        let result = outcome.message.as_ref().map(|m| serde_json::to_string(m).expect("plain JSON"));
-        self.store.with(|c| {
-            c.execute(
-                "UPDATE runs SET status = ?2, error_code = ?3, error_message = ?4, finish_reason = ?5,
-                 input_tokens = ?6, output_tokens = ?7, result = ?8, ended_at_ms = ?9 WHERE run_id = ?1",
-                params![
-                    outcome.run_id,
-                    outcome.status.as_str(),
-                    outcome.error.as_ref().map(|e| e.code.as_str()),
-                    outcome.error.as_ref().map(|e| e.message.as_str()),
-                    outcome.finish_reason.map(|f| f.as_str()),
-                    outcome.usage.input_tokens as i64,
-                    outcome.usage.output_tokens as i64,
-                    result,
-                    outcome.ended_at_ms as i64,
-                ],
-            )
-            .map(|_| ())
-        })
-    }
-
     /// A run as recorded (for runs that ended before this process, or long ago).
     pub fn run(&self, run_id: &str) -> Result<Option<RunOutcome>, StoreError> {
         self.store.with(|c| {
@@ -389,6 +343,76 @@ fn insert_message(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![key, run_id, turn, m.role.as_str(), m.content, tool_calls, m.tool_call_id, now],
     )
+}
+
+fn run_in(
+    c: &Connection,
+    run_id: &str,
+    session_key: Option<&str>,
+    agent: &str,
+    model: &str,
+    origin: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO runs (run_id, session_key, agent, model, origin, status, started_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+        params![run_id, session_key, agent, model, origin, now_ms() as i64],
+    )
+    .map(|_| ())
+}
+
+fn turn_in(c: &Connection, key: &str, agent: &str, run_id: &str, input: &[Message]) -> rusqlite::Result<i64> {
+    let now = now_ms() as i64;
+    c.execute(
+        "INSERT INTO chat_sessions (session_key, agent, label, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, NULL, ?3, ?3)
+         ON CONFLICT (session_key) DO UPDATE SET updated_at_ms = excluded.updated_at_ms",
+        params![key, agent, now],
+    )?;
+    let turn: i64 = c.query_row(
+        "SELECT COALESCE(MAX(turn), 0) + 1 FROM chat_messages WHERE session_key = ?1",
+        [key],
+        |r| r.get(0),
+    )?;
+    for m in input {
+        insert_message(c, key, run_id, turn, m, now)?;
+    }
+    Ok(turn)
+}
+
+fn append_in(
+    c: &Connection,
+    key: &str,
+    run_id: &str,
+    turn: i64,
+    messages: &[Message],
+) -> rusqlite::Result<()> {
+    let now = now_ms() as i64;
+    for m in messages {
+        insert_message(c, key, run_id, turn, m, now)?;
+    }
+    c.execute("UPDATE chat_sessions SET updated_at_ms = ?2 WHERE session_key = ?1", params![key, now])?;
+    Ok(())
+}
+
+fn finish_in(c: &Connection, outcome: &RunOutcome) -> rusqlite::Result<()> {
+    let result = outcome.message.as_ref().map(|m| serde_json::to_string(m).expect("plain JSON"));
+    c.execute(
+        "UPDATE runs SET status = ?2, error_code = ?3, error_message = ?4, finish_reason = ?5,
+         input_tokens = ?6, output_tokens = ?7, result = ?8, ended_at_ms = ?9 WHERE run_id = ?1",
+        params![
+            outcome.run_id,
+            outcome.status.as_str(),
+            outcome.error.as_ref().map(|e| e.code.as_str()),
+            outcome.error.as_ref().map(|e| e.message.as_str()),
+            outcome.finish_reason.map(|f| f.as_str()),
+            outcome.usage.input_tokens as i64,
+            outcome.usage.output_tokens as i64,
+            result,
+            outcome.ended_at_ms as i64,
+        ],
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use crate::store::{Store, StoreError};
 
 /// Events a subscriber may have unread before the run waits for it.
 const EVENT_BUFFER: usize = 256;
+/// How often ended runs are looked at for forgetting.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The runtime, shared by the WebSocket methods and the HTTP APIs.
 #[derive(Clone)]
@@ -41,6 +43,7 @@ struct Inner {
     /// Idempotency key -> run id.
     idempotency: Mutex<HashMap<String, String>>,
     closing: AtomicBool,
+    last_prune: Mutex<Instant>,
 }
 
 /// One session's line of runs: the lock is held by the running one, FIFO for the rest.
@@ -103,6 +106,7 @@ impl Agents {
                 runs: Mutex::new(HashMap::new()),
                 idempotency: Mutex::new(HashMap::new()),
                 closing: AtomicBool::new(false),
+                last_prune: Mutex::new(Instant::now()),
             }),
         }
     }
@@ -165,9 +169,10 @@ impl Agents {
             );
             let input = req.input.clone();
             let origin = req.origin.as_str();
+            // Ephemeral runs store nothing (they are remembered in memory for the idempotency
+            // window); stateful ones are recorded with their input in one transaction.
             tokio::task::spawn_blocking(move || -> Result<Option<i64>, StoreError> {
-                history.insert_run(&run_id, key.as_deref(), &agent, &model, origin)?;
-                key.map(|k| history.begin_turn(&k, &agent, &run_id, &input)).transpose()
+                key.map(|k| history.begin_run(&run_id, &k, &agent, &model, origin, &input)).transpose()
             })
             .await
             .expect("store task")
@@ -310,12 +315,27 @@ impl Agents {
         self.inner.config.load().tools.clone()
     }
 
-    /// Refuses new runs and aborts those in progress (the daemon is stopping).
-    pub fn close(&self) {
+    /// Refuses new runs from now on (the daemon is draining); those in progress go on.
+    pub fn refuse_new(&self) {
         self.inner.closing.store(true, Ordering::Relaxed);
-        for run in lock(&self.inner.runs).values() {
+    }
+
+    /// Aborts every run still going and waits up to `timeout` for them to record how they
+    /// ended. Returns how many did not in time.
+    pub async fn abort_all(&self, timeout: Duration) -> usize {
+        let runs: Vec<Arc<Run>> = lock(&self.inner.runs).values().cloned().collect();
+        for run in &runs {
             run.abort.send_replace(true);
         }
+        let deadline = Instant::now() + timeout;
+        let mut left = 0;
+        for run in runs {
+            let mut rx = run.outcome.subscribe();
+            if tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await.is_err() {
+                left += 1;
+            }
+        }
+        left
     }
 
     /// The number of runs not yet ended.
@@ -340,6 +360,14 @@ impl Agents {
                 events: rx,
             }
         }))
+    }
+
+    /// An ended run nobody can join or wait for (ephemeral, no idempotency key) is forgotten
+    /// at once; the others stay for the idempotency window.
+    fn ended(&self, run: &Run) {
+        if run.session_key.is_none() && run.idempotency_key.is_none() {
+            lock(&self.inner.runs).remove(&run.id);
+        }
     }
 
     /// A handle on the run an idempotency key started, if it is still remembered.
@@ -397,8 +425,16 @@ impl Agents {
         }
     }
 
-    /// Forgets ended runs (and their idempotency keys) older than the idempotency window.
+    /// Forgets ended runs (and their idempotency keys) older than the idempotency window; at
+    /// most once a second, so a busy gateway does not scan its runs on every start.
     fn prune(&self, config: &Config) {
+        {
+            let mut last = lock(&self.inner.last_prune);
+            if last.elapsed() < PRUNE_INTERVAL {
+                return;
+            }
+            *last = Instant::now();
+        }
         let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
         let mut runs = lock(&self.inner.runs);
         let expired: Vec<Arc<Run>> =
@@ -501,4 +537,120 @@ fn static_code(code: &str) -> &'static str {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// An upstream that takes requests and never answers; reports each connection's close.
+    async fn silent_upstream() -> (String, mpsc::Receiver<&'static str>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send("open").await;
+                    let mut buf = [0u8; 4096];
+                    while stream.read(&mut buf).await.unwrap_or(0) > 0 {}
+                    let _ = tx.send("closed").await;
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    fn agents_for(url: &str) -> (tempfile::TempDir, Agents) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let text = format!(
+            "[models]\ndefault = \"up/m\"\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{url}\"\nmodels = [\"m\"]\n"
+        );
+        let config = gateway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
+        (dir, Agents::new(store, &config))
+    }
+
+    fn request(cancel_on_drop: bool) -> RunRequest {
+        RunRequest {
+            session_key: Some("s".into()),
+            input: vec![Message::user("hi")],
+            cancel_on_drop,
+            ..RunRequest::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_a_cancel_on_drop_handle_aborts_the_run_and_closes_the_upstream_request() {
+        let (url, mut upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        let mut handle = agents.start(request(true)).await.unwrap();
+        assert!(matches!(handle.events.recv().await, Some(RunEvent::Started { .. })));
+        assert_eq!(upstream.recv().await, Some("open"));
+        let run_id = handle.run_id.clone();
+        drop(handle);
+        let closed = tokio::time::timeout(Duration::from_secs(10), upstream.recv()).await;
+        assert_eq!(closed.unwrap(), Some("closed"));
+        let outcome = agents.wait(&run_id, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(outcome.status, RunStatus::Aborted);
+        assert_eq!(agents.active_runs(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_detached_run_outlives_its_handle_until_aborted() {
+        let (url, mut upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        let handle = agents.start(request(false)).await.unwrap();
+        assert_eq!(upstream.recv().await, Some("open"));
+        let run_id = handle.run_id.clone();
+        drop(handle);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(agents.active_runs(), 1, "not tied to the handle");
+        assert!(agents.abort(&run_id));
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(10), upstream.recv()).await.unwrap(),
+            Some("closed")
+        );
+        assert_eq!(agents.wait(&run_id, Duration::from_secs(10)).await.unwrap().status, RunStatus::Aborted);
+        assert!(!agents.abort(&run_id), "an ended run cannot be aborted");
+    }
+
+    #[tokio::test]
+    async fn unknown_agents_and_models_are_refused_with_their_kind() {
+        let (url, _upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        let err = agents
+            .start(RunRequest { model: Some("up/other".into()), ..request(false) })
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), "model_not_found", "{err}");
+        let err =
+            agents.start(RunRequest { agent: Some("ghost".into()), ..request(false) }).await.err().unwrap();
+        assert_eq!(err.code(), "agent_not_found", "{err}");
+        let err = agents.start(RunRequest { input: vec![], ..request(false) }).await.err().unwrap();
+        assert_eq!(err.code(), "invalid_request", "{err}");
+        // A bare model name one provider offers is accepted.
+        let handle = agents.start(RunRequest { model: Some("m".into()), ..request(true) }).await.unwrap();
+        assert_eq!(handle.model, "up/m");
+        // An ephemeral run without an idempotency key is forgotten once it ended.
+        drop(handle);
+        let ephemeral = RunRequest { session_key: None, ..request(true) };
+        let handle = agents.start(ephemeral).await.unwrap();
+        let id = handle.run_id.clone();
+        drop(handle);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while agents.active_runs() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(agents.wait(&id, Duration::from_millis(10)).await.is_none());
+        assert!(lock(&agents.inner.runs).get(&id).is_none());
+    }
 }

@@ -50,7 +50,7 @@ impl Job {
             _ = abort.wait_for(|a| *a) => Ended::Aborted,
             _ = caller_gone => Ended::Aborted,
         };
-        let outcome = match ended {
+        let mut outcome = match ended {
             Ended::Done(message, usage, finish_reason) => RunOutcome {
                 status: RunStatus::Ok,
                 message: Some(message),
@@ -68,12 +68,27 @@ impl Job {
             }
             Ended::Aborted => RunOutcome { status: RunStatus::Aborted, ..self.outcome(started_at_ms) },
         };
-        let history = self.agents.inner.history.clone();
-        let record = outcome.clone();
-        if let Err(e) =
-            tokio::task::spawn_blocking(move || history.finish_run(&record)).await.expect("store task")
-        {
-            tracing::warn!(run = %self.run.id, error = %e, "cannot record the end of a run");
+        if let (Some(key), Some(turn)) = (self.req.session_key.clone(), self.turn) {
+            // The reply and the outcome land together.
+            let history = self.agents.inner.history.clone();
+            let record = outcome.clone();
+            let last: Vec<Message> = record.message.iter().cloned().collect();
+            let stored =
+                tokio::task::spawn_blocking(move || history.end_run(&record, Some((&key, turn, &last))))
+                    .await
+                    .expect("store task");
+            if let Err(e) = stored {
+                tracing::warn!(run = %self.run.id, error = %e, "cannot store the end of a run");
+                outcome = RunOutcome {
+                    status: RunStatus::Error,
+                    message: None,
+                    error: Some(RunError {
+                        code: "store".into(),
+                        message: "the gateway's state database failed; see the gateway log".into(),
+                    }),
+                    ..outcome
+                };
+            }
         }
         // The outcome is published before the last event, so a client that saw the event and
         // then asks (agent.wait, chat.history) finds the run ended.
@@ -84,6 +99,7 @@ impl Job {
         if let Some(key) = &self.req.session_key {
             self.agents.leave_session(key);
         }
+        self.agents.ended(&self.run);
     }
 
     fn outcome(&self, started_at_ms: u64) -> RunOutcome {
@@ -118,9 +134,6 @@ impl Job {
             None => None,
         };
         let _permit = self.agents.inner.permits.acquire().await.expect("the semaphore is never closed");
-        let history = self.agents.inner.history.clone();
-        let id = self.run.id.clone();
-        let _ = tokio::task::spawn_blocking(move || history.set_run_status(&id, RunStatus::Running)).await;
         self.run.started.store(true, Ordering::Relaxed);
         self.emit(RunEvent::Started {
             run_id: self.run.id.clone(),
@@ -171,7 +184,7 @@ impl Job {
             if !wants_tools || !all_ours || iteration == max_iterations {
                 // Client tools end the run: the caller runs them and comes back.
                 let finish = if wants_tools { FinishReason::ToolCalls } else { reply.finish_reason };
-                self.store(std::slice::from_ref(&message)).await?;
+                // Stored with the outcome, in one transaction.
                 return Ok(Ended::Done(message, usage, finish));
             }
             let mut round = vec![message.clone()];

@@ -95,6 +95,9 @@ impl<'a> Upstream<'a> {
         let first_byte = started + Duration::from_millis(self.config.first_byte_timeout_ms.get());
         let body = serde_json::to_vec(body).expect("plain JSON");
         let mut attempt = 0u64;
+        // A kept-alive connection the server closed as we reused it fails without an answer:
+        // one immediate resend on a fresh connection, not counted as a retry.
+        let mut resent_stale = false;
         loop {
             let mut request = self
                 .client
@@ -135,6 +138,11 @@ impl<'a> Upstream<'a> {
                     after
                 }
                 Ok(Err(e)) => {
+                    if !resent_stale && !e.is_connect() && !e.is_timeout() {
+                        resent_stale = true;
+                        tracing::debug!(provider = self.name, error = %error_chain(&e), "resending on a new connection");
+                        continue;
+                    }
                     if attempt >= self.config.max_retries.get() {
                         return Err(ProviderError::Unavailable(format!(
                             "cannot reach upstream {} at {url}{}: {}; check models.providers.{}.base_url and that the server runs",
@@ -266,4 +274,91 @@ pub fn quote(text: &str) -> String {
         end -= 1;
     }
     text[..end].replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{Message, Role};
+    use crate::providers::{Deltas, ModelCall};
+    use gateway_config::ProviderKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Reads one request head and body (by Content-Length).
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return false;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Like llama-server: says keep-alive, streams one answer, then closes the connection.
+    #[tokio::test]
+    async fn an_upstream_that_closes_after_each_streamed_answer_causes_no_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    if !read_request(&mut stream).await {
+                        return;
+                    }
+                    let events = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+                                  data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\nContent-Length: {}\r\n\r\n",
+                        events.len()
+                    );
+                    let _ = stream.write_all(format!("{head}{events}").as_bytes()).await;
+                    // Close a moment later, unread: the client has taken the connection back
+                    // into its pool and may have sent the next request on it already.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        let config = Provider {
+            kind: ProviderKind::Openai,
+            base_url: Some(format!("http://{addr}/v1")),
+            models: vec!["m".into()],
+            max_retries: gateway_config::Bounded::new(0).unwrap(),
+            ..Provider::default()
+        };
+        let clients = Clients::default();
+        for round in 0..20 {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let call = ModelCall {
+                model: "m".into(),
+                messages: vec![Message::user("x")],
+                tools: vec![],
+                max_output_tokens: None,
+                temperature: None,
+            };
+            let reply = crate::providers::call(&clients, "llama", &config, call, &mut Deltas::new(&tx)).await;
+            let reply = reply.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!((reply.message.role, reply.message.content.as_str()), (Role::Assistant, "hi"));
+            assert_eq!(rx.recv().await.as_deref(), Some("hi"));
+        }
+    }
 }
