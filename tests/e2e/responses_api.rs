@@ -331,7 +331,7 @@ fn failures_and_disconnects() {
 
     let body = json!({"model": "up/stall-after-2", "stream": true, "input": "a b c d e"});
     let mut deltas = 0;
-    let (_, reader) = stream_until(d.port, "/v1/responses", &token, &body, |data| {
+    let (seen, reader) = stream_until(d.port, "/v1/responses", &token, &body, |data| {
         let event: Value = serde_json::from_str(data).unwrap();
         if event["type"] == "response.output_text.delta" {
             deltas += 1;
@@ -339,12 +339,20 @@ fn failures_and_disconnects() {
         deltas == 2
     });
     assert_eq!(up.open_streams(), 1);
+    let created: Value = serde_json::from_str(&seen[0]).unwrap();
+    let path = format!("/v1/responses/{}", created["response"]["id"].as_str().unwrap());
+    assert_eq!(call(&d, "GET", &path, &token, None).json()["status"], "in_progress");
     drop(reader);
     wait_for(Duration::from_secs(20), "the upstream stream to close", || {
         (up.open_streams() == 0).then_some(())
     });
     up.wait_open_connections_at_most(0, Duration::from_secs(20));
     wait_connections_idle(&d, &token);
+    let stored = wait_for(Duration::from_secs(20), "the response stored as failed", || {
+        let r = call(&d, "GET", &path, &token, None).json();
+        (r["status"] == "failed").then_some(r)
+    });
+    assert_eq!(stored["error"]["code"], "client_disconnected");
 }
 
 #[test]

@@ -128,7 +128,9 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     });
     let keep =
         r.store.then(|| Keep { history: gw.agents.history().clone(), id, session_key: session_key.clone() });
-    if let Some(keep) = &keep {
+    // A streaming client knows the id from `response.created` on, so the response is
+    // retrievable (and continuable) from then; a non-streamed one learns it at the end.
+    if let Some(keep) = keep.as_ref().filter(|_| r.stream) {
         keep.save(builder.object()).await;
     }
     let mut first = Frames::default();
@@ -149,14 +151,22 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     }
 
     // A task drives the stream so the final object is stored before `response.completed`
-    // goes out; the client going away closes the channel and the task drops the run.
+    // goes out; the client going away closes the channel, and the task drops the run (which
+    // aborts it) and stores the response as failed.
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
     tokio::spawn(async move {
         let mut handle = handle;
         loop {
             let event = tokio::select! {
                 event = handle.events.recv() => event,
-                _ = tx.closed() => return,
+                _ = tx.closed() => {
+                    drop(handle);
+                    end(&mut builder, Err(client_gone()), &mut Frames::default());
+                    if let Some(keep) = &keep {
+                        keep.save(builder.object()).await;
+                    }
+                    return;
+                }
             };
             let mut out = Frames::default();
             let outcome = match event {
@@ -184,13 +194,21 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
                 let _ = tx.send(out.into_string()).await;
                 return;
             }
-            if tx.send(out.into_string()).await.is_err() {
-                return;
-            }
+            // A failed send means the client left: the next turn of the loop sees it.
+            let _ = tx.send(out.into_string()).await;
         }
     });
     let response = SseBody::new(rx, Written, first, Box::new(())).into_response();
     Ok(with_run_headers(response, &run_id, session_key.as_deref(), &ignored))
+}
+
+/// Stored only, never sent: the status is the customary "client closed request".
+fn client_gone() -> ApiError {
+    ApiError::server(
+        axum::http::StatusCode::from_u16(499).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+        "client_disconnected",
+        "the client went away before the response finished; the run was aborted",
+    )
 }
 
 /// Ends the response with the run's outcome; returns the error to answer with, if it failed.
