@@ -477,3 +477,30 @@ fn a_client_that_leaves_before_a_whole_answer_cancels_too() {
         (up.open_streams() == 0).then_some(())
     });
 }
+
+#[test]
+fn a_password_session_token_is_a_bearer_too() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.auth]\nmode = \"password\"\n");
+    let port = free_port();
+    let d = home.spawn(&["--port", &port.to_string()], |c| {
+        c.env("GATEWAY_PASSWORD", "correct horse battery");
+    });
+    d.wait_ready();
+    let signed_in = http1::request(
+        d.port,
+        "POST",
+        "/gateway/auth/session",
+        &[],
+        Some(&json!({"password": "correct horse battery"}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    let session = signed_in.json()["token"].as_str().unwrap().to_owned();
+    let r =
+        post(&d, "/v1/chat/completions", &session, &json!({"messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "hi");
+    // The generated gateway token is no credential in password mode.
+    assert_eq!(call(&d, "GET", "/v1/models", &home.token(), None).status, 401);
+}
