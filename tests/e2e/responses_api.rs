@@ -420,3 +420,31 @@ fn gateway_tools_run_inside_the_response() {
         .collect();
     assert_eq!(deltas, done, "the deltas add up to the finished texts");
 }
+
+#[test]
+fn a_continuation_with_store_false_sees_the_chain_and_keeps_nothing() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["echo"]));
+    let token = home.token();
+    let first = post(&d, "/v1/responses", &token, &json!({"model": "up/echo", "input": "first"})).json();
+    let id1 = first["id"].as_str().unwrap();
+    let r = post(
+        &d,
+        "/v1/responses",
+        &token,
+        &json!({"model": "up/echo", "input": "second", "previous_response_id": id1, "store": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let second = r.json();
+    assert_eq!(output_text(&second), "second");
+    let sent = up.requests_to("/chat/completions").pop().unwrap().body;
+    let contents: Vec<&str> =
+        sent["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+    assert!(contents.ends_with(&["first", "first", "second"]), "{contents:?}");
+    // Nothing kept: the chain's session is as it was, the response is not stored.
+    let session = wait_messages(&d, &token, &format!("resp:{id1}"), 2);
+    assert_eq!(session["messages"].as_array().unwrap().len(), 2);
+    let path = format!("/v1/responses/{}", second["id"].as_str().unwrap());
+    assert_eq!(call(&d, "GET", &path, &token, None).status, 404);
+}

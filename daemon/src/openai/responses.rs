@@ -54,6 +54,26 @@ async fn load(gw: &Gateway, id: &str) -> Result<Option<(Option<String>, Value)>,
     Ok(row.map(|(key, body)| (key, serde_json::from_str(&body).unwrap_or(Value::Null))))
 }
 
+/// A chain's messages so far (the newest the default agent keeps in its context).
+async fn chain_history(gw: &Gateway, key: &str) -> Result<Vec<crate::agent::Message>, ApiError> {
+    let config = gw.active();
+    let limit = config
+        .config
+        .agents
+        .get(gateway_config::DEFAULT_AGENT)
+        .map_or_else(|| gateway_config::Agent::default().history_limit.get(), |a| a.history_limit.get());
+    let history = gw.agents.history().clone();
+    let key = key.to_owned();
+    let stored = tokio::task::spawn_blocking(move || history.messages(&key, limit as usize, None))
+        .await
+        .map_err(|e| ApiError::internal(format!("history task failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read a response chain");
+            ApiError::internal("the gateway cannot read stored conversations right now; try again")
+        })?;
+    Ok(stored.into_iter().map(|m| m.message).collect())
+}
+
 /// Where a stored response is kept: the history, its id and its session.
 #[derive(Clone)]
 struct Keep {
@@ -85,14 +105,21 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     let input = convert::input_messages(wire::input_items(&r.input)?)?;
     let tools = convert::responses_tools(&r.tools)?;
     let id = new_id("resp");
-    let session_key = match &r.previous_response_id {
+    // The session of the chain this continues, if any.
+    let chain = match &r.previous_response_id {
         Some(prev) => {
             let (key, _) =
                 load(&gw, prev).await?.ok_or_else(|| not_found(prev).with_param("previous_response_id"))?;
             Some(key.unwrap_or_else(|| format!("resp:{prev}")))
         }
-        None if r.store => Some(format!("resp:{id}")),
         None => None,
+    };
+    let (session_key, input) = match (chain, r.store) {
+        (Some(key), true) => (Some(key), input),
+        // Continued but not kept: the chain so far and the new input, as one run storing nothing.
+        (Some(key), false) => (None, [chain_history(&gw, &key).await?, input].concat()),
+        (None, true) => (Some(format!("resp:{id}")), input),
+        (None, false) => (None, input),
     };
     let tools_off = r.tool_choice.as_ref().is_some_and(wire::ToolChoice::is_none);
     let req = RunRequest {
