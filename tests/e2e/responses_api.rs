@@ -123,6 +123,14 @@ fn a_response_is_complete_and_stored() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"]["code"], "response_not_found");
     assert_eq!(call(&d, "GET", "/v1/responses/resp_nope", "", None).status, 401);
+
+    // Deleted: gone, and a second delete finds nothing.
+    let path = format!("/v1/responses/{}", resp["id"].as_str().unwrap());
+    let r = call(&d, "DELETE", &path, &token, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["deleted"], true);
+    assert_eq!(call(&d, "GET", &path, &token, None).status, 404);
+    assert_eq!(call(&d, "DELETE", &path, &token, None).status, 404);
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get))
         .route("/v1/responses", post(responses::create))
-        .route("/v1/responses/{id}", get(responses::get))
+        .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
         .route_layer(middleware::from_fn_with_state(gw, require_auth))
 }
 

@@ -33,6 +33,27 @@ pub async fn get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Resp
     }
 }
 
+/// `DELETE /v1/responses/{id}`: forgets the stored object (the chain's session stays).
+pub async fn delete(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    let history = gw.agents.history().clone();
+    let key = id.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        history.store().with(|c| c.execute("DELETE FROM responses WHERE id = ?1", [&key]))
+    })
+    .await;
+    match deleted {
+        Ok(Ok(1)) => Json(serde_json::json!({ "id": id, "object": "response.deleted", "deleted": true }))
+            .into_response(),
+        Ok(Ok(_)) => not_found(&id).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot delete a stored response");
+            ApiError::internal("the gateway cannot change stored responses right now; try again")
+                .into_response()
+        }
+        Err(e) => ApiError::internal(format!("delete task failed: {e}")).into_response(),
+    }
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(
         "response_not_found",
