@@ -89,6 +89,13 @@ async fn accept(gw: &Gateway, headers: &HeaderMap, req: RunRequest) -> Response 
     let req = RunRequest { idempotency_key: idempotency_key(headers), origin: RunOrigin::Hook, ..req };
     match gw.agents.start(req).await {
         Ok(handle) => {
+            tracing::info!(
+                event = "hook_accepted",
+                run = %handle.run_id,
+                session = session_key.as_deref().unwrap_or(""),
+                joined = handle.joined,
+                "a webhook started a run"
+            );
             // `joined`: an Idempotency-Key seen before; this is the run it started.
             let body = json!({ "ok": true, "runId": handle.run_id, "sessionKey": session_key, "joined": handle.joined });
             (StatusCode::ACCEPTED, Json(body)).into_response()
