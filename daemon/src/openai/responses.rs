@@ -246,7 +246,7 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
             let _ = tx.send(out.into_string()).await;
         }
     });
-    let response = SseBody::new(rx, Written, first, Box::new(())).into_response();
+    let response = SseBody::new(rx, Written, first).into_response();
     Ok(with_run_headers(response, &run_id, session_key.as_deref(), &ignored))
 }
 

@@ -2,7 +2,6 @@
 //! turns each event into `data:` (and `event:`) frames. The body owns the channel, so a client
 //! that disconnects drops it, which cancels the run (the engine's cancel-on-drop handle).
 
-use std::any::Any;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -73,15 +72,13 @@ pub struct SseBody<E: Encoder> {
     events: Option<Receiver<E::Event>>,
     encoder: E,
     pending: Option<Bytes>,
-    /// Dropped with the body: whatever else the run's handle holds.
-    _keep: Box<dyn Any + Send>,
 }
 
 impl<E: Encoder> SseBody<E> {
     /// `first` is written before any event (e.g. `response.created`).
-    pub fn new(events: Receiver<E::Event>, encoder: E, first: Frames, keep: Box<dyn Any + Send>) -> Self {
+    pub fn new(events: Receiver<E::Event>, encoder: E, first: Frames) -> Self {
         let pending = (!first.0.is_empty()).then(|| Bytes::from(first.0));
-        Self { events: Some(events), encoder, pending, _keep: keep }
+        Self { events: Some(events), encoder, pending }
     }
 
     pub fn into_response(self) -> Response {
@@ -158,7 +155,7 @@ mod tests {
         }
         let mut first = Frames::default();
         first.named("start", &json!({}));
-        let text = collect(SseBody::new(rx, Numbers, first, Box::new(()))).await;
+        let text = collect(SseBody::new(rx, Numbers, first)).await;
         assert_eq!(text, "event: start\ndata: {}\n\ndata: {\"n\":1}\n\ndata: {\"n\":2}\n\n");
     }
 
@@ -167,14 +164,14 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tx.send(1).await.unwrap();
         drop(tx);
-        let text = collect(SseBody::new(rx, Numbers, Frames::default(), Box::new(()))).await;
+        let text = collect(SseBody::new(rx, Numbers, Frames::default())).await;
         assert_eq!(text, "data: {\"n\":1}\n\nevent: error\ndata: {\"closed\":true}\n\n");
     }
 
     #[tokio::test]
     async fn dropping_the_body_drops_the_receiver() {
         let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
-        let body = SseBody::new(rx, Numbers, Frames::default(), Box::new(()));
+        let body = SseBody::new(rx, Numbers, Frames::default());
         assert!(!tx.is_closed());
         drop(body);
         assert!(tx.is_closed());
