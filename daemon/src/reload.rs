@@ -52,8 +52,8 @@ pub fn prepare(
     }
     let (token, token_source, token_generated) = auth::resolve_token(&config, overrides, token_file)
         .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
-    let hooks_token = crate::hooks::token::resolve(&config, &token)
-        .map_err(|message| vec![loaded.issue_at(file, "hooks.token", message)])?;
+    let hooks_token = crate::hooks::prepare(&config, &token)
+        .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
     Ok(Prepared {
         config,
         file_exists: loaded.exists,

@@ -4,6 +4,7 @@
 //! `Idempotency-Key` header (the same key joins the run it started instead of starting
 //! another). Each accepted call starts an agent turn and answers 202 with its run id at once.
 
+pub mod mappings;
 pub mod token;
 
 use std::sync::Arc;
@@ -22,6 +23,16 @@ use crate::agent::{Message, RunOrigin, RunRequest};
 use crate::gateway::Gateway;
 use crate::guard::refuse;
 use crate::http::{authenticate, Refusal};
+
+/// Checks the `[hooks]` section when a config is loaded and resolves the hooks token (when
+/// webhooks are on); a problem comes back as (key, message).
+pub fn prepare(
+    config: &gateway_config::Config,
+    gateway_token: &str,
+) -> Result<Option<String>, (String, String)> {
+    mappings::check(config)?;
+    token::resolve(config, gateway_token).map_err(|message| ("hooks.token".to_owned(), message))
+}
 
 /// The session `/hooks/wake` runs on: the default agent's main conversation, the one the
 /// WebSocket `agent` method uses when given no session key.
