@@ -20,7 +20,7 @@ pub use history::{History, MemoryNote, SessionInfo, StoredMessage};
 pub use types::*;
 
 use crate::providers::http::Clients;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Events a subscriber may have unread before the run waits for it.
 const EVENT_BUFFER: usize = 256;
@@ -159,23 +159,23 @@ impl Agents {
             Some(key) => Some(self.enter_session(key, config.runs.max_queued_per_session.get() as usize)?),
             None => None,
         };
-        let stored = {
-            let history = self.inner.history.clone();
-            let (run_id, key, agent, model) = (
-                run_id.clone(),
-                req.session_key.clone(),
-                resolved.agent_id.clone(),
-                resolved.model_id.clone(),
-            );
-            let input = req.input.clone();
-            let origin = req.origin.as_str();
-            // Ephemeral runs store nothing (they are remembered in memory for the idempotency
-            // window); stateful ones are recorded with their input in one transaction.
-            tokio::task::spawn_blocking(move || -> Result<Option<i64>, StoreError> {
-                key.map(|k| history.begin_run(&run_id, &k, &agent, &model, origin, &input)).transpose()
-            })
-            .await
-            .expect("store task")
+        // Ephemeral runs store nothing (they are remembered in memory for the idempotency
+        // window); stateful ones are recorded with their input in one transaction.
+        let stored = match req.session_key.clone() {
+            None => Ok(None),
+            Some(key) => {
+                let history = self.inner.history.clone();
+                let (run_id, agent, model) =
+                    (run_id.clone(), resolved.agent_id.clone(), resolved.model_id.clone());
+                let input = req.input.clone();
+                let origin = req.origin.as_str();
+                tokio::task::spawn_blocking(move || {
+                    history.begin_run(&run_id, &key, &agent, &model, origin, &input)
+                })
+                .await
+                .expect("store task")
+                .map(Some)
+            }
         };
         let turn = match stored {
             Ok(turn) => turn,
