@@ -340,3 +340,57 @@ fn the_tool_loop_runs_a_built_in_tool_and_continues() {
     assert_eq!(last["stopReason"], "tool_calls", "{last}");
     assert_eq!(last["message"]["toolCalls"][0]["name"], "nope");
 }
+
+#[test]
+fn providers_apply_on_reload_and_bad_model_references_are_refused_with_the_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with("");
+    let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(26));
+    let ids = |c: &mut Client| -> Vec<String> {
+        let models = c.request("models.list", json!({}));
+        models["payload"]["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&mut c), ["echo/echo"]);
+
+    // A literal key in a file others can read is flagged (never shown).
+    let config = format!(
+        "[models]\ndefault = \"up/echo\"\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-literal-456\"\nmodels = [\"echo\"]\n",
+        up.openai_base_url()
+    );
+    home.write_config(None, &config);
+    std::fs::set_permissions(home.config_file(None), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = home.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ids(&mut c), ["echo/echo", "up/echo"]);
+    let events = chat(&mut c, "h", "up/echo", "via the reloaded provider");
+    assert_eq!(events.last().unwrap()["state"], "final", "{events:?}");
+    assert_eq!(up.requests_to("/chat/completions")[0].header("authorization"), Some("Bearer sk-literal-456"));
+    let agents = c.request("agents.list", json!({}));
+    assert_eq!(agents["payload"]["agents"][0]["model"], "up/echo", "{agents}");
+
+    // A default naming a model nobody offers: the reload is refused, the old config serves on.
+    home.write_config(None, &config.replace("default = \"up/echo\"", "default = \"up/missing\""));
+    let out = home.ctl(&["reload"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(":2:") && text.contains("models.default") && text.contains("up/missing"), "{text}");
+    assert_eq!(ids(&mut c), ["echo/echo", "up/echo"]);
+    drop(c);
+
+    let mut d = d;
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    d.wait_exit(WAIT);
+    home.write_config(None, &config);
+    std::fs::set_permissions(home.config_file(None), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = home.start(&["--port", &free_port().to_string()]);
+    let log = d.stderr();
+    assert!(log.contains("models.providers.up.api_key") && log.contains("chmod 600"), "{log}");
+    assert!(!log.contains("sk-literal-456"), "{log}");
+}
