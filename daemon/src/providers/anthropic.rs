@@ -146,7 +146,7 @@ pub fn parse_response(v: &Value) -> Result<Reply, String> {
         }
     }
     Ok(Reply {
-        message: Message { role: Role::Assistant, content: text, tool_calls: calls, tool_call_id: None },
+        message: Message::assistant(text, calls),
         usage: Usage {
             input_tokens: v["usage"]["input_tokens"].as_u64().unwrap_or(0),
             output_tokens: v["usage"]["output_tokens"].as_u64().unwrap_or(0),
@@ -214,23 +214,8 @@ impl Accumulator {
     }
 
     fn into_reply(self) -> Reply {
-        let calls: Vec<ToolCall> = self
-            .calls
-            .into_iter()
-            .map(|(_, mut c)| {
-                if c.arguments.is_empty() {
-                    c.arguments = "{}".into();
-                }
-                c
-            })
-            .collect();
         Reply {
-            message: Message {
-                role: Role::Assistant,
-                content: self.text,
-                tool_calls: calls,
-                tool_call_id: None,
-            },
+            message: Message::assistant(self.text, self.calls.into_iter().map(|(_, c)| c).collect()),
             usage: self.usage,
             finish_reason: finish_reason(self.stop_reason.as_deref()),
         }

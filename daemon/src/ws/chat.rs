@@ -440,28 +440,25 @@ struct KeyParams {
 }
 
 pub fn sessions_reset(gw: Arc<Gateway>, params: Value) -> Pending {
-    Box::pin(async move {
-        let p: KeyParams = parse_params(params)?;
-        gw.agents.abort_session(&p.key);
-        let k = p.key.clone();
-        let existed = blocking(&gw, move |h| h.reset(&k)).await?;
-        if existed {
-            sessions_changed(&gw, &p.key, "reset");
-        }
-        Ok(json!({ "key": p.key, "reset": existed }))
-    })
+    forget(gw, params, false)
 }
 
 pub fn sessions_delete(gw: Arc<Gateway>, params: Value) -> Pending {
+    forget(gw, params, true)
+}
+
+/// Aborts the session's runs, then forgets its messages (reset) or all of it (delete).
+fn forget(gw: Arc<Gateway>, params: Value, delete: bool) -> Pending {
     Box::pin(async move {
         let p: KeyParams = parse_params(params)?;
         gw.agents.abort_session(&p.key);
         let k = p.key.clone();
-        let existed = blocking(&gw, move |h| h.delete(&k)).await?;
+        let existed = blocking(&gw, move |h| if delete { h.delete(&k) } else { h.reset(&k) }).await?;
+        let change = if delete { "deleted" } else { "reset" };
         if existed {
-            sessions_changed(&gw, &p.key, "deleted");
+            sessions_changed(&gw, &p.key, change);
         }
-        Ok(json!({ "key": p.key, "deleted": existed }))
+        Ok(json!({ "key": p.key, change: existed }))
     })
 }
 
