@@ -159,6 +159,8 @@ fn retries_on_429_and_500_then_clear_errors_for_every_fault() {
     ];
     let d = gateway(&up, &home, &models);
     let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(22));
+    chat(&mut c, "warm", "up/echo", "warm");
+    let baseline = fd_count(d.pid());
 
     let events = chat(&mut c, "r", "up/fault-429-then-ok", "made it");
     assert_eq!(events.last().unwrap()["state"], "final", "{events:?}");
@@ -208,6 +210,9 @@ fn retries_on_429_and_500_then_clear_errors_for_every_fault() {
 
     // No run is left behind, and the upstream connections of the failed calls are closed.
     up.wait_open_connections_at_most(1, WAIT);
+    wait_for(WAIT, "the daemon's descriptors back to the baseline", || {
+        (fd_count(d.pid()) <= baseline).then_some(())
+    });
     let events = chat(&mut c, "r", "up/echo", "still fine");
     assert_eq!(events.last().unwrap()["state"], "final");
 }
