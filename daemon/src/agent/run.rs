@@ -250,7 +250,9 @@ impl Job {
                 let stored = tokio::task::spawn_blocking(move || history.messages(&key, limit, Some(turn)))
                     .await
                     .expect("store task")?;
-                messages.extend(stored.into_iter().map(|m| m.message));
+                // The limit may cut a tool round in two: start at a user message, as APIs require.
+                let start = stored.iter().position(|m| m.message.role == Role::User).unwrap_or(stored.len());
+                messages.extend(stored.into_iter().skip(start).map(|m| m.message));
             }
             _ => {
                 messages.extend(self.req.input.iter().cloned());

@@ -68,6 +68,9 @@ pub fn request_body(call: &ModelCall, stream: bool) -> Value {
     let mut messages: Vec<Value> = Vec::new();
     for m in call.messages.iter().filter(|m| m.role != Role::System) {
         let (role, blocks) = blocks(m);
+        if blocks.is_empty() {
+            continue; // an empty assistant reply: the API refuses empty content
+        }
         // The API wants user and assistant turns to alternate: merge neighbours of one role
         // (several tool results answer one assistant turn).
         match messages.last_mut() {
@@ -116,6 +119,7 @@ fn blocks(m: &Message) -> (&'static str, Vec<Value>) {
             }
             ("assistant", blocks)
         }
+        _ if m.content.is_empty() => ("user", vec![]),
         _ => ("user", vec![json!({ "type": "text", "text": m.content })]),
     }
 }
