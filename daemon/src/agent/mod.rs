@@ -123,7 +123,17 @@ impl Agents {
 
     /// Validates agent and model, stores the input (stateful runs) and queues the run behind
     /// the session's current one; returns at once. The input is on disk when this returns.
+    /// A caller that goes away meanwhile (its future dropped) does not leave a half-started run:
+    /// the work is its own task.
     pub async fn start(&self, req: RunRequest) -> Result<RunHandle, StartError> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.start_here(req).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(StartError::Unavailable(format!("the run could not be started: {e}"))),
+        }
+    }
+
+    async fn start_here(&self, req: RunRequest) -> Result<RunHandle, StartError> {
         if self.inner.closing.load(Ordering::Relaxed) {
             return Err(StartError::Unavailable(
                 "the gateway is shutting down: retry after it restarts".into(),
