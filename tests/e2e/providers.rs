@@ -256,7 +256,11 @@ fn one_run_at_a_time_per_session_in_order() {
     let model = "up/chunk-delay-50";
     let first = send(&mut c, "q", model, "first message here");
     let second = send(&mut c, "q", model, "second message");
+    let third = send(&mut c, "q", model, "never sent upstream");
     let other = send(&mut c, "other", model, "elsewhere");
+    // A queued run can be aborted before it starts: it never reaches the upstream.
+    let res = c.request("chat.abort", json!({ "runId": third }));
+    assert_eq!(res["payload"]["aborted"], true, "{res}");
     chat_events(&mut c, &second);
     // Another session is not held up by the queue of this one.
     assert_eq!(c.request("agent.wait", json!({ "runId": other }))["payload"]["status"], "ok");
@@ -274,6 +278,9 @@ fn one_run_at_a_time_per_session_in_order() {
     let first_final = order.iter().position(|(r, s)| *r == first && s == "final").expect("first ended");
     let second_start = order.iter().position(|(r, _)| *r == second).unwrap();
     assert!(first_final < second_start, "the second run waited for the first: {order:?}");
+
+    assert_eq!(c.request("agent.wait", json!({ "runId": third }))["payload"]["status"], "aborted");
+    assert!(!up.requests().iter().any(|r| r.body.to_string().contains("never sent upstream")));
 
     // The second call saw the first turn complete, in order.
     let reqs = up.requests_to("/chat/completions");
