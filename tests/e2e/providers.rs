@@ -406,3 +406,36 @@ fn providers_apply_on_reload_and_bad_model_references_are_refused_with_the_line(
     assert!(log.contains("models.providers.up.api_key") && log.contains("chmod 600"), "{log}");
     assert!(!log.contains("sk-literal-456"), "{log}");
 }
+
+#[test]
+fn the_global_cap_holds_runs_of_other_sessions() {
+    let up = Upstream::start();
+    let home = Home::new();
+    home.write_config(
+        None,
+        &format!(
+            "[runs]\nmax_concurrent = 1\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"chunk-delay-50\"]\n",
+            up.openai_base_url()
+        ),
+    );
+    let d = home.start(&["--port", &free_port().to_string()]);
+    let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(27));
+    let model = "up/chunk-delay-50";
+    let a = send(&mut c, "one", model, "a b c d");
+    // `a` holds the only slot once it streams.
+    c.event_where("chat", WAIT, |e| e["payload"]["runId"] == a.as_str() && e["payload"]["state"] == "delta");
+    let b = send(&mut c, "two", model, "e f g h");
+    chat_events(&mut c, &b);
+    let order: Vec<(String, String)> = c
+        .events
+        .iter()
+        .filter(|e| e["event"] == "chat")
+        .map(|e| {
+            let p = &e["payload"];
+            (p["runId"].as_str().unwrap().to_owned(), p["state"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let a_final = order.iter().position(|(r, s)| *r == a && s == "final").expect("a ended first");
+    let b_first = order.iter().position(|(r, _)| *r == b).unwrap();
+    assert!(a_final < b_first, "one run at a time across sessions: {order:?}");
+}
