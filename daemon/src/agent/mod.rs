@@ -6,14 +6,14 @@ pub mod history;
 mod run;
 pub mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use gateway_config::{Config, ProviderKind, DEFAULT_AGENT};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 pub use history::{History, MemoryNote, SessionInfo, StoredMessage};
@@ -46,11 +46,11 @@ struct Inner {
     last_prune: Mutex<Instant>,
 }
 
-/// One session's line of runs: the lock is held by the running one, FIFO for the rest.
+/// One session's line of runs, in the order they were started: the front one runs.
 struct SessionQueue {
-    lock: Arc<tokio::sync::Mutex<()>>,
-    /// Runs started and not ended (running and waiting).
-    pending: usize,
+    order: VecDeque<String>,
+    /// Woken whenever a run leaves the line.
+    moved: Arc<Notify>,
 }
 
 /// A run in this process: its subscribers, its abort switch and, once ended, its outcome.
@@ -165,10 +165,9 @@ impl Agents {
             }
             _ => format!("run_{}", uuid::Uuid::new_v4().simple()),
         };
-        let session_lock = match &req.session_key {
-            Some(key) => Some(self.enter_session(key, config.runs.max_queued_per_session.get() as usize)?),
-            None => None,
-        };
+        if let Some(key) = &req.session_key {
+            self.enter_session(key, &run_id, config.runs.max_queued_per_session.get() as usize)?;
+        }
         // Ephemeral runs store nothing (they are remembered in memory for the idempotency
         // window); stateful ones are recorded with their input in one transaction.
         let stored = match req.session_key.clone() {
@@ -191,7 +190,7 @@ impl Agents {
             Ok(turn) => turn,
             Err(e) => {
                 if let Some(key) = &req.session_key {
-                    self.leave_session(key);
+                    self.leave_session(key, &run_id);
                 }
                 tracing::warn!(error = %e, "cannot store a run");
                 return Err(e.into());
@@ -221,7 +220,7 @@ impl Agents {
             events: rx,
         };
         let cancel_watch = req.cancel_on_drop.then_some(tx);
-        let job = run::Job { agents: self.clone(), run, req, resolved, turn, session_lock, cancel_watch };
+        let job = run::Job { agents: self.clone(), run, req, resolved, turn, cancel_watch };
         tokio::spawn(job.execute());
         Ok(handle)
     }
@@ -410,26 +409,48 @@ impl Agents {
         })
     }
 
-    fn enter_session(&self, key: &str, max_queued: usize) -> Result<Arc<tokio::sync::Mutex<()>>, StartError> {
+    /// Takes a place at the end of the session's line; refused when the line is full.
+    fn enter_session(&self, key: &str, run_id: &str, max_queued: usize) -> Result<(), StartError> {
         let mut sessions = lock(&self.inner.sessions);
         let queue = sessions
             .entry(key.to_owned())
-            .or_insert_with(|| SessionQueue { lock: Arc::new(tokio::sync::Mutex::new(())), pending: 0 });
-        if queue.pending > max_queued {
+            .or_insert_with(|| SessionQueue { order: VecDeque::new(), moved: Arc::new(Notify::new()) });
+        if queue.order.len() > max_queued {
             return Err(StartError::Busy(format!(
                 "session {key:?} has {} runs waiting (runs.max_queued_per_session = {max_queued}): retry later",
-                queue.pending - 1
+                queue.order.len() - 1
             )));
         }
-        queue.pending += 1;
-        Ok(queue.lock.clone())
+        queue.order.push_back(run_id.to_owned());
+        Ok(())
     }
 
-    fn leave_session(&self, key: &str) {
+    /// Resolves when the run is at the front of its session's line.
+    async fn my_turn(&self, key: &str, run_id: &str) {
+        loop {
+            let moved = match lock(&self.inner.sessions).get(key) {
+                Some(q) if q.order.front().map(String::as_str) != Some(run_id) => q.moved.clone(),
+                _ => return,
+            };
+            let notified = moved.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Looked at again once registered, so a move in between is not missed.
+            match lock(&self.inner.sessions).get(key) {
+                Some(q) if q.order.front().map(String::as_str) != Some(run_id) => {}
+                _ => return,
+            }
+            notified.await;
+        }
+    }
+
+    /// Leaves the session's line (at the front when done, anywhere when aborted while waiting).
+    fn leave_session(&self, key: &str, run_id: &str) {
         let mut sessions = lock(&self.inner.sessions);
         if let Some(queue) = sessions.get_mut(key) {
-            queue.pending -= 1;
-            if queue.pending == 0 {
+            queue.order.retain(|r| r != run_id);
+            queue.moved.notify_waiters();
+            if queue.order.is_empty() {
                 sessions.remove(key);
             }
         }
@@ -627,6 +648,27 @@ mod tests {
         );
         assert_eq!(agents.wait(&run_id, Duration::from_secs(10)).await.unwrap().status, RunStatus::Aborted);
         assert!(!agents.abort(&run_id), "an ended run cannot be aborted");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn runs_of_a_session_execute_in_the_order_they_were_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let agents = Agents::new(store, &Config::default());
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let req = RunRequest {
+                session_key: Some("s".into()),
+                input: vec![Message::user(format!("m{i}"))],
+                ..RunRequest::default()
+            };
+            ids.push(agents.start(req).await.unwrap().run_id);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let outcome = agents.wait(id, Duration::from_secs(20)).await.unwrap();
+            // The echo model counts the words it was sent: every earlier turn, complete.
+            assert_eq!(outcome.usage.input_tokens, 2 * i as u64 + 1, "run {i} ran out of turn");
+        }
     }
 
     #[tokio::test]

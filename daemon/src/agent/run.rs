@@ -22,7 +22,6 @@ pub(super) struct Job {
     pub resolved: Resolved,
     /// The run's turn in its session (stateful runs).
     pub turn: Option<i64>,
-    pub session_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// The creator's channel, watched when the run is cancelled on drop.
     pub cancel_watch: Option<mpsc::Sender<RunEvent>>,
 }
@@ -97,7 +96,7 @@ impl Job {
         self.emit(super::outcome_event(&outcome)).await;
         lock(&self.run.subscribers).clear();
         if let Some(key) = &self.req.session_key {
-            self.agents.leave_session(key);
+            self.agents.leave_session(key, &self.run.id);
         }
         self.agents.ended(&self.run);
     }
@@ -129,10 +128,9 @@ impl Job {
 
     async fn work(&self) -> Ended {
         // Queue: the session first (one run at a time, in order), then a global slot.
-        let _session = match &self.session_lock {
-            Some(l) => Some(l.lock().await),
-            None => None,
-        };
+        if let Some(key) = &self.req.session_key {
+            self.agents.my_turn(key, &self.run.id).await;
+        }
         let _permit = self.agents.inner.permits.acquire().await.expect("the semaphore is never closed");
         self.run.started.store(true, Ordering::Relaxed);
         self.emit(RunEvent::Started {
