@@ -168,6 +168,25 @@ impl Agents {
         if let Some(key) = &req.session_key {
             self.enter_session(key, &run_id, config.runs.max_queued_per_session.get() as usize)?;
         }
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let run = Arc::new(Run {
+            id: run_id.clone(),
+            session_key: req.session_key.clone(),
+            model: resolved.model_id.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            abort: watch::channel(false).0,
+            subscribers: Mutex::new(vec![tx.clone()]),
+            started: AtomicBool::new(false),
+            outcome: watch::channel(None).0,
+            ended_at: Mutex::new(None),
+        });
+        // Claimed at once with the key, so a concurrent retry joins this run.
+        if let Err(existing) = self.register(&run) {
+            if let Some(key) = &req.session_key {
+                self.leave_session(key, &run_id);
+            }
+            return Ok(self.subscribe(&existing));
+        }
         // Ephemeral runs store nothing (they are remembered in memory for the idempotency
         // window); stateful ones are recorded with their input in one transaction.
         let stored = match req.session_key.clone() {
@@ -189,29 +208,22 @@ impl Agents {
         let turn = match stored {
             Ok(turn) => turn,
             Err(e) => {
+                tracing::warn!(error = %e, "cannot store a run");
                 if let Some(key) = &req.session_key {
                     self.leave_session(key, &run_id);
                 }
-                tracing::warn!(error = %e, "cannot store a run");
+                // Whoever joined meanwhile learns that it failed.
+                let failed = RunEvent::Error {
+                    code: "store",
+                    message: "the gateway's state database failed; see the gateway log".into(),
+                };
+                for sub in lock(&run.subscribers).drain(..) {
+                    let _ = sub.try_send(failed.clone());
+                }
+                self.unregister(&run);
                 return Err(e.into());
             }
         };
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let run = Arc::new(Run {
-            id: run_id.clone(),
-            session_key: req.session_key.clone(),
-            model: resolved.model_id.clone(),
-            idempotency_key: req.idempotency_key.clone(),
-            abort: watch::channel(false).0,
-            subscribers: Mutex::new(vec![tx.clone()]),
-            started: AtomicBool::new(false),
-            outcome: watch::channel(None).0,
-            ended_at: Mutex::new(None),
-        });
-        lock(&self.inner.runs).insert(run_id.clone(), run.clone());
-        if let Some(key) = &req.idempotency_key {
-            lock(&self.inner.idempotency).insert(key.clone(), run_id.clone());
-        }
         let handle = RunHandle {
             run_id,
             session_key: req.session_key.clone(),
@@ -383,6 +395,37 @@ impl Agents {
     fn join(&self, key: &str) -> Option<RunHandle> {
         let run_id = lock(&self.inner.idempotency).get(key).cloned()?;
         let run = lock(&self.inner.runs).get(&run_id).cloned()?;
+        Some(self.subscribe(&run))
+    }
+
+    /// Puts a new run in the map and claims its idempotency key; `Err` with the run that
+    /// holds the key already.
+    fn register(&self, run: &Arc<Run>) -> Result<(), Arc<Run>> {
+        let mut keys = lock(&self.inner.idempotency);
+        let mut runs = lock(&self.inner.runs);
+        if let Some(key) = &run.idempotency_key {
+            if let Some(existing) = keys.get(key).and_then(|id| runs.get(id)) {
+                return Err(existing.clone());
+            }
+            keys.insert(key.clone(), run.id.clone());
+        }
+        runs.insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+
+    fn unregister(&self, run: &Run) {
+        let mut keys = lock(&self.inner.idempotency);
+        lock(&self.inner.runs).remove(&run.id);
+        if let Some(key) = &run.idempotency_key {
+            if keys.get(key) == Some(&run.id) {
+                keys.remove(key);
+            }
+        }
+    }
+
+    /// A new subscriber to a run: its events from now on (with `Started` replayed), or how it
+    /// ended.
+    fn subscribe(&self, run: &Run) -> RunHandle {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         // Under the subscriber lock, so no event falls between the replay and the subscription.
         {
@@ -400,13 +443,13 @@ impl Agents {
                 subs.push(tx);
             }
         }
-        Some(RunHandle {
+        RunHandle {
             run_id: run.id.clone(),
             session_key: run.session_key.clone(),
             model: run.model.clone(),
             joined: true,
             events: rx,
-        })
+        }
     }
 
     /// Takes a place at the end of the session's line; refused when the line is full.
@@ -467,13 +510,14 @@ impl Agents {
             *last = Instant::now();
         }
         let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
+        // Lock order everywhere: idempotency keys, then runs.
+        let mut keys = lock(&self.inner.idempotency);
         let mut runs = lock(&self.inner.runs);
         let expired: Vec<Arc<Run>> =
             runs.values().filter(|r| lock(&r.ended_at).is_some_and(|t| t.elapsed() > ttl)).cloned().collect();
         if expired.is_empty() {
             return;
         }
-        let mut keys = lock(&self.inner.idempotency);
         for run in expired {
             runs.remove(&run.id);
             if let Some(k) = &run.idempotency_key {
@@ -668,6 +712,38 @@ mod tests {
             let outcome = agents.wait(id, Duration::from_secs(20)).await.unwrap();
             // The echo model counts the words it was sent: every earlier turn, complete.
             assert_eq!(outcome.usage.input_tokens, 2 * i as u64 + 1, "run {i} ran out of turn");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_starts_with_one_idempotency_key_make_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let agents = Agents::new(store, &Config::default());
+        for origin in [RunOrigin::Http, RunOrigin::Ws] {
+            let key = format!("key-{}", origin.as_str());
+            let starts: Vec<_> = (0..16)
+                .map(|_| {
+                    let agents = agents.clone();
+                    let req = RunRequest {
+                        session_key: Some(format!("s-{}", origin.as_str())),
+                        input: vec![Message::user("once")],
+                        idempotency_key: Some(key.clone()),
+                        origin,
+                        ..RunRequest::default()
+                    };
+                    tokio::spawn(async move { agents.start(req).await.map(|h| (h.run_id, h.joined)) })
+                })
+                .collect();
+            let mut ids = Vec::new();
+            for s in starts {
+                ids.push(s.await.unwrap().unwrap());
+            }
+            assert!(ids.iter().all(|(id, _)| *id == ids[0].0), "{ids:?}");
+            assert_eq!(ids.iter().filter(|(_, joined)| !joined).count(), 1, "{ids:?}");
+            agents.wait(&ids[0].0, Duration::from_secs(10)).await.unwrap();
+            let stored = agents.history().messages(&format!("s-{}", origin.as_str()), 100, None).unwrap();
+            assert_eq!(stored.len(), 2, "one user message and one reply");
         }
     }
 
