@@ -124,7 +124,7 @@ fn openai_streamed_and_not_sends_the_history_and_the_key() {
 fn anthropic_streamed_and_not() {
     let up = Upstream::start();
     let home = Home::new();
-    let d = gateway(&up, &home, &["echo"]);
+    let d = gateway(&up, &home, &["echo", "tool-time"]);
     let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(21));
 
     let events = chat(&mut c, "a", "claude/echo", "hello from anthropic");
@@ -133,8 +133,20 @@ fn anthropic_streamed_and_not() {
     let events = chat(&mut c, "a", "claude_plain/echo", "and again");
     assert_eq!(events.last().unwrap()["message"]["content"][0]["text"], "and again", "{events:?}");
 
+    // Tool use: the gateway runs the tool and answers with a tool_result block.
+    let events = chat(&mut c, "a", "claude/tool-time", "what time is it");
+    let text = events.last().unwrap()["message"]["content"][0]["text"].as_str().unwrap().to_owned();
+    assert!(text.starts_with("tool time returned:") && text.contains("unixMs"), "{events:?}");
     let reqs = up.requests_to("/messages");
-    assert_eq!(reqs.len(), 2);
+    let second = &reqs[3].body;
+    let last = second["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["role"], "user", "{second}");
+    assert_eq!(last["content"][0]["type"], "tool_result", "{second}");
+    let asked = &second["messages"].as_array().unwrap()[second["messages"].as_array().unwrap().len() - 2];
+    assert_eq!(asked["content"].as_array().unwrap().last().unwrap()["type"], "tool_use", "{second}");
+    assert_eq!(reqs[2].body["tools"][0]["input_schema"]["type"], "object");
+
+    assert_eq!(reqs.len(), 4);
     assert_eq!(reqs[0].path, "/v1/messages");
     assert_eq!(reqs[0].body["stream"], true);
     assert_eq!(reqs[0].header("x-api-key"), Some("sk-test-123"));
