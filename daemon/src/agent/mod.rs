@@ -44,7 +44,22 @@ struct Inner {
     idempotency: Mutex<HashMap<String, String>>,
     closing: AtomicBool,
     last_prune: Mutex<Instant>,
+    /// Told of every event of every stateful run, in order, as it happens (WebSocket `chat`).
+    observer: std::sync::OnceLock<Observer>,
 }
+
+/// What an observer is told: one event of a stateful run.
+pub struct Observed<'a> {
+    pub run_id: &'a str,
+    pub session_key: &'a str,
+    /// Counts the run's text, final, error and aborted events from 0.
+    pub seq: u64,
+    /// The assistant's text so far in this run.
+    pub text: &'a str,
+    pub event: &'a RunEvent,
+}
+
+pub type Observer = Box<dyn Fn(&Observed<'_>) + Send + Sync>;
 
 /// One session's line of runs, in the order they were started: the front one runs.
 struct SessionQueue {
@@ -107,6 +122,7 @@ impl Agents {
                 idempotency: Mutex::new(HashMap::new()),
                 closing: AtomicBool::new(false),
                 last_prune: Mutex::new(Instant::now()),
+                observer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -114,6 +130,14 @@ impl Agents {
     /// A new config in effect: later runs use its models, agents and tools.
     pub fn configure(&self, config: &Config) {
         self.inner.config.store(Arc::new(config.clone()));
+    }
+
+    /// Sets the function told of every event of every stateful run, synchronously and in
+    /// order (a session's next run starts only after its last event was observed). Once.
+    pub fn observe(&self, observer: Observer) {
+        if self.inner.observer.set(observer).is_err() {
+            tracing::warn!("a run observer was already set");
+        }
     }
 
     /// Sessions, messages, memory notes and stored responses.
@@ -232,7 +256,15 @@ impl Agents {
             events: rx,
         };
         let cancel_watch = req.cancel_on_drop.then_some(tx);
-        let job = run::Job { agents: self.clone(), run, req, resolved, turn, cancel_watch };
+        let job = run::Job {
+            agents: self.clone(),
+            run,
+            req,
+            resolved,
+            turn,
+            cancel_watch,
+            observed: Mutex::new((0, String::new())),
+        };
         tokio::spawn(job.execute());
         Ok(handle)
     }

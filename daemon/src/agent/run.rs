@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{lock, Agents, Resolved, Run, RunRequest};
+use super::{lock, Agents, Observed, Resolved, Run, RunRequest};
 use crate::agent::types::*;
 use crate::gateway::now_ms;
 use crate::providers::{self, Deltas, ModelCall, ProviderError};
@@ -24,6 +24,8 @@ pub(super) struct Job {
     pub turn: Option<i64>,
     /// The creator's channel, watched when the run is cancelled on drop.
     pub cancel_watch: Option<mpsc::Sender<RunEvent>>,
+    /// For the observer: events observed so far and the assistant's text.
+    pub observed: std::sync::Mutex<(u64, String)>,
 }
 
 /// How the work ended, before it becomes an outcome.
@@ -116,8 +118,22 @@ impl Job {
         }
     }
 
-    /// Sends an event to every subscriber; those gone are forgotten.
+    /// Tells the observer, then sends the event to every subscriber; those gone are forgotten.
     async fn emit(&self, event: RunEvent) {
+        if let (Some(observer), Some(key)) = (self.agents.inner.observer.get(), &self.req.session_key) {
+            let mut observed = lock(&self.observed);
+            let (seq, text) = &mut *observed;
+            if let RunEvent::Delta { text: delta } = &event {
+                text.push_str(delta);
+            }
+            observer(&Observed { run_id: &self.run.id, session_key: key, seq: *seq, text, event: &event });
+            if !matches!(
+                event,
+                RunEvent::Started { .. } | RunEvent::ToolStart { .. } | RunEvent::ToolResult { .. }
+            ) {
+                *seq += 1;
+            }
+        }
         let subscribers: Vec<mpsc::Sender<RunEvent>> = lock(&self.run.subscribers).clone();
         for tx in subscribers {
             if tx.send(event.clone()).await.is_err() {
