@@ -780,6 +780,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_observer_sees_stateful_runs_in_order_and_not_ephemeral_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let agents = Agents::new(store, &Config::default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        agents.observe(Box::new(move |o| {
+            let kind = match o.event {
+                RunEvent::Delta { .. } => "delta",
+                RunEvent::Final { .. } => "final",
+                RunEvent::Started { .. } => "started",
+                _ => "other",
+            };
+            lock(&sink).push((o.session_key.to_owned(), o.seq, kind, o.text.to_owned()));
+        }));
+        let ephemeral = RunRequest { input: vec![Message::user("not seen")], ..RunRequest::default() };
+        let id = agents.start(ephemeral).await.unwrap().run_id;
+        let req = RunRequest {
+            session_key: Some("h".into()),
+            input: vec![Message::user("one two three")],
+            origin: RunOrigin::Hook,
+            ..RunRequest::default()
+        };
+        let stateful = agents.start(req).await.unwrap().run_id;
+        agents.wait(&stateful, Duration::from_secs(10)).await.unwrap();
+        let _ = agents.wait(&id, Duration::from_secs(1)).await;
+        let seen = lock(&seen).clone();
+        let kinds: Vec<(u64, &str)> = seen.iter().map(|(_, seq, kind, _)| (*seq, *kind)).collect();
+        assert_eq!(
+            kinds,
+            [(0, "started"), (0, "delta"), (1, "delta"), (2, "delta"), (3, "final")],
+            "{seen:?}"
+        );
+        assert!(seen.iter().all(|(key, ..)| key == "h"));
+        assert_eq!(seen[3].3, "one two three", "the text so far");
+    }
+
+    #[tokio::test]
     async fn unknown_agents_and_models_are_refused_with_their_kind() {
         let (url, _upstream) = silent_upstream().await;
         let (_dir, agents) = agents_for(&url);
