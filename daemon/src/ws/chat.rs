@@ -114,7 +114,8 @@ fn start_error(e: StartError) -> ErrorShape {
 pub fn observe_runs(gw: &Arc<Gateway>) {
     let weak = Arc::downgrade(gw);
     gw.agents.observe(Box::new(move |o| {
-        if let Some(gw) = weak.upgrade() {
+        // With nobody connected, no event is even built.
+        if let Some(gw) = weak.upgrade().filter(|gw| gw.hub.authenticated() > 0) {
             if let Some((payload, droppable)) = chat_event(o) {
                 gw.hub.send("chat", &payload, droppable, gw.ws_buffer_limit(), Conn::sees_presence);
             }
