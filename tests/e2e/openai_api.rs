@@ -227,6 +227,10 @@ fn completions_and_models() {
     let missing = call(&d, "GET", "/v1/models/nope/model", &token, None);
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"]["code"], "model_not_found");
+    let unknown = post(&d, "/v1/embeddings", &token, &json!({"input": "x"}));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+    assert!(unknown.json()["error"]["message"].as_str().unwrap().contains("/v1/chat/completions"));
 }
 
 #[test]
