@@ -35,6 +35,8 @@ pub struct Active {
     pub file_exists: bool,
     pub token: String,
     pub token_source: TokenSource,
+    /// The webhook token (`hooks.token`) while webhooks are on.
+    pub hooks_token: Option<String>,
 }
 
 /// Where the gateway token comes from; only a generated one can be rotated by the daemon.

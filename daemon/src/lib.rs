@@ -2,6 +2,7 @@
 //! control socket for `gatewayctl`, the config reload watcher and the heartbeat loop. Everything
 //! runs in the foreground under a supervisor (systemd, launchd) or a terminal; it never forks.
 
+pub mod admin;
 pub mod agent;
 pub mod auth;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod gateway;
 pub mod guard;
 pub mod health;
 pub mod heartbeat;
+pub mod hooks;
 pub mod http;
 pub mod limiter;
 pub mod listen;
@@ -20,6 +22,7 @@ pub mod lock;
 pub mod logging;
 pub mod logtail;
 pub mod notify;
+pub mod openai;
 pub mod providers;
 pub mod reload;
 pub mod run;

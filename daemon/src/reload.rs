@@ -24,6 +24,7 @@ pub struct Prepared {
     pub token: String,
     pub token_source: TokenSource,
     pub token_generated: bool,
+    pub hooks_token: Option<String>,
     pub addr: SocketAddr,
 }
 
@@ -51,7 +52,17 @@ pub fn prepare(
     }
     let (token, token_source, token_generated) = auth::resolve_token(&config, overrides, token_file)
         .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
-    Ok(Prepared { config, file_exists: loaded.exists, token, token_source, token_generated, addr })
+    let hooks_token = crate::hooks::token::resolve(&config, &token)
+        .map_err(|message| vec![loaded.issue_at(file, "hooks.token", message)])?;
+    Ok(Prepared {
+        config,
+        file_exists: loaded.exists,
+        token,
+        token_source,
+        token_generated,
+        hooks_token,
+        addr,
+    })
 }
 
 /// A secret written into the config file itself should be readable by its owner only.
@@ -208,6 +219,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         file_exists: next.file_exists,
         token: next.token,
         token_source: next.token_source,
+        hooks_token: next.hooks_token,
     });
     report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message)
 }

@@ -136,6 +136,7 @@ async fn serve_until_exit(
         file_exists: prepared.file_exists,
         token: prepared.token,
         token_source: prepared.token_source,
+        hooks_token: prepared.hooks_token,
     };
     let store_path = paths.state_dir.join("gateway.db");
     let store = crate::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;

@@ -1,15 +1,19 @@
 //! End-to-end tests: the real gatewayd and gatewayctl, in temp homes, on free ports.
 
+mod admin_api;
 mod auth_modes;
 mod chat_durability;
 mod chat_ws;
 mod control;
 mod devices;
+mod hooks;
 mod lifecycle;
 mod notify;
+mod openai_api;
 mod openclaw_node;
 mod providers;
 mod reload;
+mod responses_api;
 mod startup;
 mod tools;
 mod ws_protocol;
