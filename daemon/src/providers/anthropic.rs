@@ -26,7 +26,7 @@ pub async fn call(
     let path = if upstream.base_url.ends_with("/v1") { "/messages" } else { "/v1/messages" };
     let mut reader = upstream.post(path, &headers, &body).await?;
     let what = reader.what().to_owned();
-    if !stream {
+    if !stream || !reader.is_event_stream() {
         let value = reader.json().await?;
         let reply = parse_response(&value).map_err(|e| ProviderError::Upstream(format!("{what}: {e}")))?;
         deltas.send(&reply.message.content).await;

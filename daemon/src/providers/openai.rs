@@ -19,7 +19,7 @@ pub async fn call(
     let headers: Vec<(&str, String)> =
         upstream.api_key.iter().map(|k| ("authorization", format!("Bearer {k}"))).collect();
     let mut reader = upstream.post("/chat/completions", &headers, &body).await?;
-    if !stream {
+    if !stream || !reader.is_event_stream() {
         let what = reader.what().to_owned();
         let value = reader.json().await?;
         let reply = parse_response(&value).map_err(|e| ProviderError::Upstream(format!("{what}: {e}")))?;
