@@ -26,6 +26,10 @@ use crate::store::Store;
 const EVENT_BUFFER: usize = 256;
 /// How often ended runs are looked at for forgetting.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the record of an ended run is kept in the store (its messages stay with the
+/// session), and how often old records are deleted.
+const RUN_RECORD_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
+const RUN_RECORD_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The runtime, shared by the WebSocket methods and the HTTP APIs.
 #[derive(Clone)]
@@ -44,6 +48,8 @@ struct Inner {
     idempotency: Mutex<HashMap<String, String>>,
     closing: AtomicBool,
     last_prune: Mutex<Instant>,
+    /// When old run records were last deleted (None: not yet in this process).
+    last_record_prune: Mutex<Option<Instant>>,
     /// Told of every event of every stateful run, in order, as it happens (WebSocket `chat`).
     observer: std::sync::OnceLock<Observer>,
 }
@@ -122,6 +128,7 @@ impl Agents {
                 idempotency: Mutex::new(HashMap::new()),
                 closing: AtomicBool::new(false),
                 last_prune: Mutex::new(Instant::now()),
+                last_record_prune: Mutex::new(None),
                 observer: std::sync::OnceLock::new(),
             }),
         }
@@ -541,6 +548,7 @@ impl Agents {
             }
             *last = Instant::now();
         }
+        self.prune_records();
         let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
         // Lock order everywhere: idempotency keys, then runs.
         let mut keys = lock(&self.inner.idempotency);
@@ -558,6 +566,28 @@ impl Agents {
                 }
             }
         }
+    }
+}
+
+impl Agents {
+    /// Deletes run records older than the retention, at most once an hour, off the workers.
+    fn prune_records(&self) {
+        {
+            let mut last = lock(&self.inner.last_record_prune);
+            if last.is_some_and(|t| t.elapsed() < RUN_RECORD_PRUNE_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let history = self.inner.history.clone();
+        tokio::task::spawn_blocking(move || {
+            let before = crate::gateway::now_ms().saturating_sub(RUN_RECORD_RETENTION_MS);
+            match history.delete_runs_ended_before(before) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "deleted run records older than 30 days"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old run records"),
+            }
+        });
     }
 }
 
