@@ -62,10 +62,55 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.shutdown.drain_timeout_ms", KeyClass::Hot),
     key("logging.level", KeyClass::Hot),
     key("logging.file_max_bytes", KeyClass::Hot),
+    key("models.default", KeyClass::Hot),
+    key("models.providers.*.kind", KeyClass::Hot),
+    key("models.providers.*.base_url", KeyClass::Hot),
+    KeyInfo { key: "models.providers.*.api_key", class: KeyClass::Hot, secret: true },
+    key("models.providers.*.models", KeyClass::Hot),
+    key("models.providers.*.stream", KeyClass::Hot),
+    key("models.providers.*.connect_timeout_ms", KeyClass::Hot),
+    key("models.providers.*.first_byte_timeout_ms", KeyClass::Hot),
+    key("models.providers.*.idle_timeout_ms", KeyClass::Hot),
+    key("models.providers.*.total_timeout_ms", KeyClass::Hot),
+    key("models.providers.*.max_retries", KeyClass::Hot),
+    key("models.providers.*.retry_backoff_ms", KeyClass::Hot),
+    key("agents.*.model", KeyClass::Hot),
+    key("agents.*.system_prompt", KeyClass::Hot),
+    key("agents.*.tools", KeyClass::Hot),
+    key("agents.*.max_tool_iterations", KeyClass::Hot),
+    key("agents.*.history_limit", KeyClass::Hot),
+    key("tools.time", KeyClass::Hot),
+    key("tools.memory", KeyClass::Hot),
+    key("tools.sessions_list", KeyClass::Hot),
+    key("tools.http_deny", KeyClass::Hot),
+    key("tools.fetch.enabled", KeyClass::Hot),
+    key("tools.fetch.allow_hosts", KeyClass::Hot),
+    key("tools.fetch.max_bytes", KeyClass::Hot),
+    key("tools.fetch.timeout_ms", KeyClass::Hot),
+    key("tools.fetch.max_redirects", KeyClass::Hot),
+    key("runs.max_concurrent", KeyClass::Restart),
+    key("runs.max_queued_per_session", KeyClass::Hot),
+    key("runs.idempotency_ttl_ms", KeyClass::Hot),
+    key("hooks.enabled", KeyClass::Hot),
+    KeyInfo { key: "hooks.token", class: KeyClass::Hot, secret: true },
+    key("hooks.max_body_bytes", KeyClass::Hot),
+    key("hooks.mappings", KeyClass::Hot),
 ];
+
+/// A key with the names of map entries (providers, agents) replaced by `*`, as [`KEYS`] lists it.
+pub fn pattern_of(key: &str) -> String {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    match parts.as_slice() {
+        ["models", "providers", _, _, ..] => parts[2] = "*",
+        ["agents", _, _, ..] => parts[1] = "*",
+        _ => {}
+    }
+    parts.join(".")
+}
 
 /// A key missing from [`KEYS`] is treated as restart-required: the safe side.
 pub fn class_of(key: &str) -> KeyClass {
+    let key = pattern_of(key);
     KEYS.iter().find(|k| k.key == key).map_or(KeyClass::Restart, |k| k.class)
 }
 
@@ -101,16 +146,32 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
 pub fn redacted(config: &Config) -> Value {
     let mut value = serde_json::to_value(config).expect("config serializes");
     for info in KEYS.iter().filter(|k| k.secret) {
-        let mut slot = Some(&mut value);
-        for part in info.key.split('.') {
-            slot = slot.and_then(|v| v.get_mut(part));
-        }
-        if let Some(v @ Value::String(_)) = slot {
-            let shown = v.as_str().and_then(|s| crate::SecretRef::try_from(s.to_owned()).ok());
-            *v = Value::String(shown.map_or_else(|| "<redacted>".into(), |s| s.redacted()));
-        }
+        let parts: Vec<&str> = info.key.split('.').collect();
+        redact_at(&mut value, &parts);
     }
     value
+}
+
+/// Redacts the string at `path`, where `*` matches every entry of a map.
+fn redact_at(value: &mut Value, path: &[&str]) {
+    match path {
+        [] => {
+            if let Value::String(s) = value {
+                let shown = crate::SecretRef::try_from(s.clone()).ok();
+                *value = Value::String(shown.map_or_else(|| "<redacted>".into(), |s| s.redacted()));
+            }
+        }
+        ["*", rest @ ..] => {
+            if let Value::Object(map) = value {
+                map.values_mut().for_each(|v| redact_at(v, rest));
+            }
+        }
+        [part, rest @ ..] => {
+            if let Some(v) = value.get_mut(*part) {
+                redact_at(v, rest);
+            }
+        }
+    }
 }
 
 /// Dotted path -> leaf value.
@@ -137,12 +198,14 @@ fn leaves(config: &Config) -> BTreeMap<String, Value> {
 mod tests {
     use super::*;
     use crate::schema::*;
-    use crate::SecretRef;
+    use crate::{Agent, Provider, SecretRef};
 
     fn with_all_keys_set() -> Config {
         let mut c = Config::default();
         c.gateway.port = Port::new(1);
         c.gateway.auth.token = Some(SecretRef::Literal("x".into()));
+        c.models.providers.insert("p".into(), Provider::default());
+        c.agents.insert("a".into(), Agent::default());
         c
     }
 
@@ -150,7 +213,8 @@ mod tests {
     fn every_key_is_classified() {
         let all = leaves(&with_all_keys_set());
         let listed: Vec<&str> = KEYS.iter().map(|k| k.key).collect();
-        let found: Vec<&str> = all.keys().map(String::as_str).collect();
+        let mut found: Vec<String> = all.keys().map(|k| pattern_of(k)).collect();
+        found.sort();
         assert_eq!(found, {
             let mut l = listed.clone();
             l.sort();
@@ -178,5 +242,9 @@ mod tests {
         assert!(!shown.contains("hunter2") && shown.contains("<redacted>"), "{shown}");
         c.gateway.auth.token = Some(SecretRef::Env("TOK".into()));
         assert!(redacted(&c).to_string().contains("env:TOK"));
+        let provider = Provider { api_key: Some(SecretRef::Literal("sk-123".into())), ..Provider::default() };
+        c.models.providers.insert("p".into(), provider);
+        let shown = redacted(&c).to_string();
+        assert!(!shown.contains("sk-123") && shown.contains("<redacted>"), "{shown}");
     }
 }

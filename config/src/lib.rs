@@ -3,12 +3,17 @@
 //! precedence of flags and environment over the file, secret references, and which keys a running
 //! daemon can apply hot and which need a restart.
 
+pub mod agents;
 pub mod classify;
 pub mod load;
 pub mod schema;
 pub mod secret;
 pub mod settings;
 
+pub use agents::{
+    split_model_id, Agent, Fetch, HookMapping, Hooks, Models, Provider, ProviderKind, Runs, Tools,
+    BUILTIN_ECHO, DEFAULT_AGENT,
+};
 pub use classify::{diff, KeyClass, KEYS};
 pub use load::{load_file, parse_str, Loaded};
 pub use schema::*;
@@ -37,7 +42,10 @@ mod tests {
     #[test]
     fn default_file_documents_every_key_with_its_class() {
         for info in KEYS {
-            let (section, leaf) = info.key.rsplit_once('.').unwrap();
+            // Map entries are documented with an example name.
+            let example =
+                info.key.replace("providers.*", "providers.local").replace("agents.*", "agents.main");
+            let (section, leaf) = example.rsplit_once('.').unwrap();
             let header = format!("[{section}]");
             let body = DEFAULT_TOML.split(&header).nth(1).unwrap_or_else(|| panic!("no {header}"));
             let body = body.split("\n[").next().unwrap();

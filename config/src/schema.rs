@@ -15,6 +15,12 @@ use crate::secret::SecretRef;
 pub struct Config {
     pub gateway: Gateway,
     pub logging: Logging,
+    pub models: crate::agents::Models,
+    /// Agents by id; `main` exists (with the defaults) even when not configured.
+    pub agents: std::collections::BTreeMap<String, crate::agents::Agent>,
+    pub tools: crate::agents::Tools,
+    pub runs: crate::agents::Runs,
+    pub hooks: crate::agents::Hooks,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -335,7 +341,7 @@ impl JsonSchema for Bind {
 /// A whole number checked against `MIN..=MAX` while parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct Bounded<const MIN: u64, const MAX: u64>(u64);
+pub struct Bounded<const MIN: u64, const MAX: u64>(pub(crate) u64);
 
 impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
     pub fn new(value: u64) -> Option<Self> {

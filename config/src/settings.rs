@@ -86,6 +86,9 @@ pub fn check_startable(
             ),
         );
     }
+    for (key, message) in crate::agents::check(effective) {
+        issues.push(loaded.issue_at(file, &key, message));
+    }
     if issues.is_empty() {
         Ok(())
     } else {

@@ -35,6 +35,8 @@ pub struct Active {
     pub file_exists: bool,
     pub token: String,
     pub token_source: TokenSource,
+    /// The webhook token (`hooks.token`) while webhooks are on.
+    pub hooks_token: Option<String>,
 }
 
 /// Where the gateway token comes from; only a generated one can be rotated by the daemon.
@@ -120,6 +122,8 @@ pub struct Gateway {
     pub devices: Devices,
     pub password: Password,
     pub sessions: Sessions,
+    /// Runs, sessions of conversation, models and tools.
+    pub agents: crate::agent::Agents,
     pub limiter: AuthLimiter,
     pub config_writes: WriteLimiter,
     /// Serializes config writes from clients (check hash, write, reload).
@@ -154,7 +158,8 @@ impl Gateway {
         sessions: Sessions,
     ) -> Arc<Self> {
         let generation = active.generation;
-        Arc::new(Self {
+        let agents = crate::agent::Agents::new(devices.store().clone(), &active.config);
+        let gw = Arc::new(Self {
             profile,
             paths,
             overrides,
@@ -171,6 +176,7 @@ impl Gateway {
             devices,
             password,
             sessions,
+            agents,
             limiter: AuthLimiter::default(),
             config_writes: WriteLimiter::default(),
             config_write_lock: tokio::sync::Mutex::new(()),
@@ -183,7 +189,9 @@ impl Gateway {
             phase: watch::channel(Phase::Starting).0,
             exit: watch::channel(None).0,
             generation: watch::channel(generation).0,
-        })
+        });
+        crate::ws::chat::observe_runs(&gw);
+        gw
     }
 
     pub fn config_file(&self) -> &PathBuf {
@@ -200,6 +208,7 @@ impl Gateway {
         let generation = active.generation;
         let token_changed = self.active().token != active.token;
         self.logs.apply(&active.config.logging);
+        self.agents.configure(&active.config);
         self.active.store(Arc::new(active));
         self.generation.send_replace(generation);
         if token_changed {

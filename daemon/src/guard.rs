@@ -62,11 +62,12 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body over {max_body} bytes (gateway.http.max_body_bytes)"),
-        );
+        let message = format!("request body over {max_body} bytes (gateway.http.max_body_bytes)");
+        if req.uri().path().starts_with("/v1/") {
+            // The OpenAI-compatible routes answer in the OpenAI error shape.
+            return crate::openai::error::ApiError::too_large(message).into_response();
+        }
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message);
     }
     if ws::upgrade::is_websocket(req.headers()) && !reserved_path(req.uri().path()) {
         return ws::upgrade::upgrade(gw.clone(), req).await;

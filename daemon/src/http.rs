@@ -18,6 +18,8 @@ use crate::serve::Peer;
 pub fn router(gw: Arc<Gateway>) -> Router {
     let authenticated = Router::new()
         .route("/gateway/status", get(gateway_status))
+        .route("/tools/invoke", axum::routing::post(crate::tools::http::invoke))
+        .merge(crate::admin::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token));
     Router::new()
         .route(
@@ -27,6 +29,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(authenticated)
+        .merge(crate::openai::router(gw.clone()))
+        .merge(crate::hooks::router(gw.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(gw.clone(), crate::guard::check))
         .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
@@ -73,28 +77,57 @@ async fn gateway_status(State(gw): State<Arc<Gateway>>) -> Json<gateway_proto::a
     Json(crate::control::status_report(&gw))
 }
 
-/// Lets a request pass with the gateway token (or with auth off); otherwise a 401 that says
-/// what to send. Failures are counted.
-async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+/// Why a request was refused at authentication.
+pub enum Refusal {
+    /// Too many failures from this address: retry after the duration.
+    RateLimited(std::net::IpAddr, std::time::Duration),
+    Unauthorized,
+}
+
+/// What `require_token` tells a client without the right bearer.
+pub const UNAUTHORIZED_HINT: &str =
+    "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token: `gatewayctl token show`)";
+
+/// The port's authentication for a request: `check` decides (the gateway's auth by default,
+/// the hooks token for webhooks); failures count toward the per-address lockout.
+pub fn authenticate(
+    gw: &Gateway,
+    req: &Request,
+    check: impl FnOnce(&crate::gateway::Active, &Peer, &HeaderMap) -> bool,
+) -> Result<(), Refusal> {
     let active = gw.active();
     let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
     let ip = crate::guard::client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
     if let Err(retry) = gw.limiter.check(ip) {
-        return crate::auth::http::rate_limited(ip, retry);
+        return Err(Refusal::RateLimited(ip, retry));
     }
-    if auth::authorized(&gw, &active, &peer, req.headers()) {
+    if check(&active, &peer, req.headers()) {
         gw.limiter.success(ip);
-        return next.run(req).await;
+        return Ok(());
     }
     gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
     Stats::bump(&gw.stats.auth_failures);
-    let message = "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token: `gatewayctl token show`)";
-    (
-        StatusCode::UNAUTHORIZED,
-        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-        Json(json!({ "error": { "code": "unauthorized", "message": message } })),
-    )
-        .into_response()
+    Err(Refusal::Unauthorized)
+}
+
+/// The gateway's own auth (token, password session, trusted proxy) for `authenticate`.
+pub fn gateway_auth(gw: &Gateway) -> impl FnOnce(&crate::gateway::Active, &Peer, &HeaderMap) -> bool + '_ {
+    move |active, peer, headers| auth::authorized(gw, active, peer, headers)
+}
+
+/// Lets a request pass with the gateway token (or with auth off); otherwise a 401 that says
+/// what to send. Failures are counted.
+async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    match authenticate(&gw, &req, gateway_auth(&gw)) {
+        Ok(()) => next.run(req).await,
+        Err(Refusal::RateLimited(ip, retry)) => crate::auth::http::rate_limited(ip, retry),
+        Err(Refusal::Unauthorized) => (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": { "code": "unauthorized", "message": UNAUTHORIZED_HINT } })),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found(req: Request) -> Response {

@@ -136,6 +136,7 @@ async fn serve_until_exit(
         file_exists: prepared.file_exists,
         token: prepared.token,
         token_source: prepared.token_source,
+        hooks_token: prepared.hooks_token,
     };
     let store_path = paths.state_dir.join("gateway.db");
     let store = crate::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;
@@ -200,6 +201,7 @@ async fn serve_until_exit(
 
     let reason = gw.exiting().await;
     gw.set_phase(Phase::Draining);
+    gw.agents.refuse_new();
     let budget = Duration::from_millis(gw.active().config.gateway.shutdown.drain_timeout_ms.get());
     gw.notifier.stopping(&format!("Draining (up to {} ms)", budget.as_millis()));
     tracing::info!(event = "draining", reason = ?reason, budget_ms = budget.as_millis() as u64, "shutting down");
@@ -214,6 +216,12 @@ async fn serve_until_exit(
     let left = serve::drain(&gw, budget).await;
     if left > 0 {
         tracing::warn!(connections = left, "drain budget spent; closing the remaining connections");
+    }
+    // Runs still going (WebSocket runs outlive their connection) end as aborted, recorded.
+    let running = gw.agents.active_runs();
+    if running > 0 {
+        let left = gw.agents.abort_all(Duration::from_secs(2)).await;
+        tracing::info!(runs = running, unrecorded = left, "aborted the runs still going");
     }
     let _ = std::fs::remove_file(&socket);
     tracing::info!(event = "stopped", reason = ?reason, "gatewayd stopped");

@@ -67,6 +67,59 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at_ms INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 3: conversations (see `agent::history`): sessions, their messages, memory notes, runs, and
+    // the Response objects of the OpenResponses API.
+    r#"
+    CREATE TABLE chat_sessions (
+        session_key   TEXT PRIMARY KEY NOT NULL,
+        agent         TEXT NOT NULL,
+        label         TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE chat_messages (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_key   TEXT NOT NULL REFERENCES chat_sessions(session_key) ON DELETE CASCADE,
+        run_id        TEXT NOT NULL,
+        turn          INTEGER NOT NULL,                -- the run's place in the session: history order
+        role          TEXT NOT NULL,                   -- system | user | assistant | tool
+        content       TEXT NOT NULL,
+        tool_calls    TEXT,                            -- JSON array, assistant messages asking for tools
+        tool_call_id  TEXT,                            -- tool messages: the call answered
+        created_at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX chat_messages_by_turn ON chat_messages(session_key, turn, id);
+    CREATE TABLE memory_notes (
+        session_key   TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        value         TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (session_key, name)
+    ) STRICT;
+    CREATE TABLE runs (
+        run_id          TEXT PRIMARY KEY NOT NULL,
+        session_key     TEXT,
+        agent           TEXT NOT NULL,
+        model           TEXT NOT NULL,
+        origin          TEXT NOT NULL,             -- ws | http | hook | heartbeat
+        status          TEXT NOT NULL,             -- queued | running | ok | error | aborted | interrupted
+        error_code      TEXT,
+        error_message   TEXT,
+        finish_reason   TEXT,
+        input_tokens    INTEGER NOT NULL DEFAULT 0,
+        output_tokens   INTEGER NOT NULL DEFAULT 0,
+        result          TEXT,                      -- JSON of the final message
+        started_at_ms   INTEGER NOT NULL,
+        ended_at_ms     INTEGER
+    ) STRICT;
+    CREATE INDEX runs_by_session ON runs(session_key, started_at_ms);
+    CREATE TABLE responses (
+        id            TEXT PRIMARY KEY NOT NULL,
+        session_key   TEXT,
+        created_at_ms INTEGER NOT NULL,
+        body          TEXT NOT NULL                -- the Response object, JSON
+    ) STRICT;
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

@@ -145,7 +145,39 @@ fn openclaw_node_connects_pairs_calls_methods_and_reconnects_with_its_device_tok
     assert!(out["health"]["checks"].is_array(), "{out}");
     assert_eq!(out["status"]["pid"], d.pid(), "{out}");
     assert_eq!(out["status"]["state"], "running", "{out}");
-    assert_eq!(out["agents"], json!({ "agents": [] }), "{out}");
+    assert_eq!(out["agents"]["agents"][0]["id"], "main", "{out}");
+
+    // Chat over WS: the agent stream as openclaw-node assembles it, then chat.send's events.
+    let chat = &out["chat"];
+    let types: Vec<&str> =
+        chat["chunks"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"agent_start"), "{chat}");
+    assert_eq!(&types[types.len() - 2..], ["agent_end", "done"], "{chat}");
+    let text: String = chat["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "text")
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "hello from openclaw-node", "{chat}");
+    assert_eq!(chat["sent"]["status"], "started", "{chat}");
+    let events = chat["chatEvents"].as_array().unwrap();
+    assert!(events.iter().all(|e| e["runId"] == chat["sent"]["runId"]), "{chat}");
+    assert_eq!(events.last().unwrap()["state"], "final", "{chat}");
+    let streamed: String = events.iter().filter_map(|e| e["deltaText"].as_str()).collect();
+    assert_eq!(streamed, "second message", "{chat}");
+    assert_eq!(
+        chat["history"],
+        json!([
+            { "role": "user", "text": "hello from openclaw-node" },
+            { "role": "assistant", "text": "hello from openclaw-node" },
+            { "role": "user", "text": "second message" },
+            { "role": "assistant", "text": "second message" },
+        ]),
+        "{chat}"
+    );
+    assert_eq!(chat["sessions"], json!(["node-chat"]), "{chat}");
     assert_eq!(out["channels"], json!({ "channels": {} }), "{out}");
     let hash = out["configHash"].as_str().unwrap_or_default();
     assert!(

@@ -5,7 +5,8 @@
 // DEVICE_IDENTITY_PATH (where openclaw-node keeps its Ed25519 identity and device token).
 //
 // Connects with the shared token and a fresh device identity (paired on first use from
-// loopback), calls a few methods, disconnects, then connects again with a new client instance
+// loopback), calls a few methods, chats (the `agent` stream and `chat.send` with `chat` events,
+// against the built-in echo model), disconnects, then connects again with a new client instance
 // and no shared token, so the only credential is the device token the first hello-ok issued and
 // openclaw-node persisted. Prints one JSON line to stdout and exits 0; on any error prints it
 // (with what the gateway answered) to stderr and exits 1. Never runs longer than the timeout.
@@ -97,6 +98,29 @@ async function main() {
   step = "channels.status";
   const channels = await first.channels.status();
 
+  // A conversation: chat() runs `agent` and streams its `agent` events; sessions.send runs
+  // `chat.send`, whose `chat` events arrive as client events.
+  step = "chat (agent stream)";
+  const chunks = [];
+  for await (const chunk of first.chat("hello from openclaw-node", { sessionKey: "node-chat" })) {
+    chunks.push(chunk);
+  }
+  step = "sessions.send (chat.send) and its chat events";
+  const chatEvents = [];
+  const finished = new Promise((resolve) => {
+    first.on("event", (event) => {
+      if (event.event !== "chat") return;
+      chatEvents.push(event.payload);
+      if (event.payload.state !== "delta") resolve();
+    });
+  });
+  const sent = await first.sessions.send("node-chat", "second message");
+  await finished;
+  step = "chat.history";
+  const history = await first.sessions.history("node-chat");
+  step = "sessions.list";
+  const sessions = await first.sessions.list();
+
   step = "disconnect #1";
   await first.disconnect();
 
@@ -137,6 +161,13 @@ async function main() {
     configHash: config.hash,
     configFormat: config.format,
     configExists: config.exists,
+    chat: {
+      chunks: chunks.map((c) => ({ type: c.type, text: c.text })),
+      sent,
+      chatEvents: chatEvents.map((e) => ({ runId: e.runId, state: e.state, deltaText: e.deltaText })),
+      history: history.messages.map((m) => ({ role: m.role, text: m.text })),
+      sessions: sessions.sessions.map((s) => s.key),
+    },
     deviceId: identity.deviceId,
     deviceTokenPersisted: true,
     reconnectedWithDeviceToken: reconnected,

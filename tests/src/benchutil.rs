@@ -1,6 +1,7 @@
 //! Helpers shared by the benchmark binaries (`gateway-bench`, `gateway-ws-bench`): summary
 //! statistics, the machine header, `/proc` readings, and making sure children die with us.
 
+use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Duration;
 
@@ -143,4 +144,122 @@ pub fn raise_nofile() -> Result<u64> {
         }
     }
     Ok(lim.rlim_cur)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results tables: a row per metric beside its target, the peer's figure and a floor.
+
+#[derive(Clone, Copy)]
+pub enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+pub struct Row {
+    pub id: &'static str,
+    pub metric: String,
+    pub unit: &'static str,
+    /// Decimals shown.
+    pub prec: usize,
+    pub ours: Stats,
+    pub target: Option<Target>,
+    pub peer: &'static str,
+    pub floor: Option<(Stats, String)>,
+}
+
+impl Row {
+    pub fn verdict(&self) -> Option<&'static str> {
+        self.target.map(|t| {
+            let meets = match t {
+                Target::AtMost(x) => self.ours.median <= x,
+                Target::AtLeast(x) => self.ours.median >= x,
+            };
+            if meets {
+                "meets"
+            } else {
+                "misses"
+            }
+        })
+    }
+
+    pub fn target_text(&self) -> String {
+        match self.target {
+            None => "-".into(),
+            Some(Target::AtMost(t)) => format!("<= {} {}", num(t), self.unit),
+            Some(Target::AtLeast(t)) => format!(">= {} {}", num(t), self.unit),
+        }
+    }
+}
+
+/// A target or threshold as written in the target sheet: no needless decimals.
+pub fn num(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
+pub fn fmt_stats(s: &Stats, unit: &str, prec: usize) -> String {
+    format!("{:.p$} {unit} ({:.p$}-{:.p$}, n={})", s.median, s.min, s.max, s.n, p = prec)
+}
+
+/// The results table: the machine head, a row per metric, then the notes.
+pub fn to_table(m: &Machine, peer: &str, rows: &[Row], notes: &[String]) -> String {
+    let mut out = m.table_head(peer);
+    for r in rows {
+        let floor = r
+            .floor
+            .as_ref()
+            .map_or("-".into(), |(s, what)| format!("{:.p$} {} ({what})", s.median, r.unit, p = r.prec));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {floor} | {} |",
+            r.metric,
+            fmt_stats(&r.ours, r.unit, r.prec),
+            r.target_text(),
+            r.peer,
+            r.verdict().unwrap_or("-"),
+        );
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+/// The same results as JSON (`--json`).
+pub fn to_json(m: &Machine, peer: &str, rows: &[Row], notes: &[String], extra: Value) -> Value {
+    let metrics: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let (min, max) = match r.target {
+                Some(Target::AtMost(t)) => (None, Some(t)),
+                Some(Target::AtLeast(t)) => (Some(t), None),
+                None => (None, None),
+            };
+            json!({
+                "id": r.id,
+                "metric": r.metric,
+                "unit": r.unit,
+                "ours": r.ours.json(),
+                "target_min": min,
+                "target_max": max,
+                "peer": r.peer,
+                "floor": r.floor.as_ref().map(|(s, what)| json!({ "what": what, "stats": s.json() })),
+                "verdict": r.verdict(),
+            })
+        })
+        .collect();
+    json!({
+        "machine": m.json(),
+        "date": m.date,
+        "peer": peer,
+        "metrics": metrics,
+        "notes": notes,
+        "details": extra,
+    })
 }

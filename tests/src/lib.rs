@@ -17,6 +17,8 @@ use serde_json::Value;
 
 pub mod benchutil;
 pub mod process;
+pub mod http1;
+pub mod upstream;
 pub mod ws;
 pub mod wsraw;
 

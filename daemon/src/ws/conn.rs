@@ -262,7 +262,7 @@ impl Connection {
             let error = ErrorShape::new(code::INVALID_REQUEST, "connect is only valid as the first request");
             return self.respond(&Response::err(&req.id, error));
         }
-        match methods::call(&self.gw, &conn, &req.method, req.params) {
+        match methods::call(&self.gw, &conn, &req.id, &req.method, req.params) {
             Reply::Now(result) => self.respond(&to_response(&req.id, result)),
             Reply::Later(future) => {
                 let outbox = self.outbox.clone();

@@ -173,7 +173,15 @@ impl Hub {
         self.send(event, payload, droppable, limit, |_| true);
     }
 
-    fn send(&self, event: &str, payload: &Value, droppable: bool, limit: usize, to: impl Fn(&Conn) -> bool) {
+    /// Sends an event to the connections `to` selects.
+    pub fn send(
+        &self,
+        event: &str,
+        payload: &Value,
+        droppable: bool,
+        limit: usize,
+        to: impl Fn(&Conn) -> bool,
+    ) {
         let payload = payload.to_string();
         let version = serde_json::to_string(&self.state_version()).expect("plain JSON");
         let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| to(c)).cloned().collect();

@@ -10,6 +10,7 @@ use gateway_proto::ws::{auth_code, code, scope, ErrorShape};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::chat;
 use super::hub::Conn;
 use crate::gateway::{now_ms, Gateway};
 use crate::{config_write, health, logtail, reload};
@@ -20,6 +21,8 @@ enum Need {
     /// Any authenticated connection, even one without scopes.
     Nothing,
     Read,
+    /// Runs and session changes: operator.write (or admin).
+    Write,
     Admin,
 }
 
@@ -32,6 +35,16 @@ const METHODS: &[(&str, Need)] = &[
     ("models.list", Need::Read),
     ("agents.list", Need::Read),
     ("tools.catalog", Need::Read),
+    ("chat.send", Need::Write),
+    ("chat.history", Need::Read),
+    ("chat.abort", Need::Write),
+    ("agent", Need::Write),
+    ("agent.wait", Need::Read),
+    ("sessions.list", Need::Read),
+    ("sessions.preview", Need::Read),
+    ("sessions.create", Need::Write),
+    ("sessions.reset", Need::Write),
+    ("sessions.delete", Need::Write),
     ("channels.status", Need::Read),
     ("config.get", Need::Admin),
     ("config.schema", Need::Admin),
@@ -41,8 +54,17 @@ const METHODS: &[(&str, Need)] = &[
 ];
 
 /// Events a client may receive.
-pub const EVENTS: &[&str] =
-    &["connect.challenge", "tick", "presence", "health", "shutdown", "config.changed"];
+pub const EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "presence",
+    "health",
+    "shutdown",
+    "config.changed",
+    "chat",
+    "agent",
+    "sessions.changed",
+];
 
 pub fn names() -> Vec<&'static str> {
     METHODS.iter().map(|(name, _)| *name).collect()
@@ -56,7 +78,7 @@ pub enum Reply {
     Later(Pending),
 }
 
-pub fn call(gw: &Arc<Gateway>, conn: &Conn, method: &str, params: Value) -> Reply {
+pub fn call(gw: &Arc<Gateway>, conn: &Conn, id: &str, method: &str, params: Value) -> Reply {
     let Some((_, need)) = METHODS.iter().find(|(name, _)| *name == method) else {
         return Reply::Now(Err(ErrorShape::new(code::INVALID_REQUEST, format!("unknown method: {method}"))));
     };
@@ -74,9 +96,19 @@ pub fn call(gw: &Arc<Gateway>, conn: &Conn, method: &str, params: Value) -> Repl
         }
         "last-heartbeat" => Reply::Now(Ok(last_heartbeat(&gw))),
         "logs.tail" => Reply::Now(logs_tail(&gw, params)),
-        "models.list" => Reply::Now(Ok(json!({ "models": [] }))),
-        "agents.list" => Reply::Now(Ok(json!({ "agents": [] }))),
-        "tools.catalog" => Reply::Now(Ok(json!({ "tools": [] }))),
+        "models.list" => Reply::Now(Ok(chat::models_list(&gw))),
+        "agents.list" => Reply::Now(Ok(chat::agents_list(&gw))),
+        "tools.catalog" => Reply::Now(Ok(chat::tools_catalog(&gw))),
+        "chat.send" => Reply::Later(chat::chat_send(gw, params)),
+        "chat.history" => Reply::Later(chat::chat_history(gw, params)),
+        "chat.abort" => Reply::Now(chat::chat_abort(&gw, params)),
+        "agent" => Reply::Later(chat::agent(gw, conn, id.to_owned(), params)),
+        "agent.wait" => Reply::Later(chat::agent_wait(gw, params)),
+        "sessions.list" => Reply::Later(chat::sessions_list(gw, params)),
+        "sessions.preview" => Reply::Later(chat::sessions_preview(gw, params)),
+        "sessions.create" => Reply::Later(chat::sessions_create(gw, params)),
+        "sessions.reset" => Reply::Later(chat::sessions_reset(gw, params)),
+        "sessions.delete" => Reply::Later(chat::sessions_delete(gw, params)),
         "channels.status" => Reply::Now(Ok(json!({ "channels": {} }))),
         "config.get" => Reply::Now(config_write::get(&gw)),
         "config.schema" => Reply::Now(Ok(gateway_config::json_schema())),
@@ -103,6 +135,7 @@ fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
             has(scope::READ) || has(scope::WRITE) || has(scope::ADMIN),
             &[scope::READ, scope::WRITE, scope::ADMIN],
         ),
+        Need::Write => (has(scope::WRITE) || has(scope::ADMIN), &[scope::WRITE, scope::ADMIN]),
         Need::Admin => (has(scope::ADMIN), &[scope::ADMIN]),
     };
     if ok {

@@ -2,6 +2,7 @@
 //! framing, the upgrade, one task per connection, the hub that fans events out, the handshake
 //! and the methods.
 
+pub mod chat;
 pub mod codec;
 mod conn;
 pub mod handshake;

@@ -20,7 +20,6 @@
 //! if it takes far longer than it should. Errors are returned rather than panicked so that the
 //! children's handles drop (the release profile aborts on panic).
 
-use std::fmt::Write as _;
 use std::io;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -30,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use gateway_tests::benchutil::{
-    die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, Machine, Stats,
+    die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, to_json, to_table, Row, Stats, Target,
 };
 use gateway_tests::ws::Device;
 use gateway_tests::wsraw::{AsyncClient, SyncClient};
@@ -588,122 +587,6 @@ fn discard_available(stream: &tokio::net::TcpStream, received: &AtomicU64) -> bo
 }
 
 // ---------------------------------------------------------------------------------------------
-// Report
-
-#[derive(Clone, Copy)]
-enum Target {
-    AtMost(f64),
-    AtLeast(f64),
-}
-
-struct Row {
-    id: &'static str,
-    metric: String,
-    unit: &'static str,
-    /// Decimals shown.
-    prec: usize,
-    ours: Stats,
-    target: Option<Target>,
-    peer: &'static str,
-    floor: Option<(Stats, String)>,
-}
-
-impl Row {
-    fn verdict(&self) -> Option<&'static str> {
-        self.target.map(|t| {
-            let meets = match t {
-                Target::AtMost(x) => self.ours.median <= x,
-                Target::AtLeast(x) => self.ours.median >= x,
-            };
-            if meets {
-                "meets"
-            } else {
-                "misses"
-            }
-        })
-    }
-
-    fn target_text(&self) -> String {
-        match self.target {
-            None => "-".into(),
-            Some(Target::AtMost(t)) => format!("<= {} {}", num(t), self.unit),
-            Some(Target::AtLeast(t)) => format!(">= {} {}", num(t), self.unit),
-        }
-    }
-}
-
-/// A target or threshold as written in the target sheet: no needless decimals.
-fn num(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x}")
-    }
-}
-
-fn fmt_stats(s: &Stats, unit: &str, prec: usize) -> String {
-    format!("{:.p$} {unit} ({:.p$}-{:.p$}, n={})", s.median, s.min, s.max, s.n, p = prec)
-}
-
-fn to_table(m: &Machine, rows: &[Row], notes: &[String]) -> String {
-    let mut out = m.table_head(PEER);
-    for r in rows {
-        let floor = r
-            .floor
-            .as_ref()
-            .map_or("-".into(), |(s, what)| format!("{:.p$} {} ({what})", s.median, r.unit, p = r.prec));
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {floor} | {} |",
-            r.metric,
-            fmt_stats(&r.ours, r.unit, r.prec),
-            r.target_text(),
-            r.peer,
-            r.verdict().unwrap_or("-"),
-        );
-    }
-    if !notes.is_empty() {
-        out.push('\n');
-        for n in notes {
-            let _ = writeln!(out, "- {n}");
-        }
-    }
-    out
-}
-
-fn to_json(m: &Machine, rows: &[Row], notes: &[String], extra: Value) -> Value {
-    let metrics: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let (min, max) = match r.target {
-                Some(Target::AtMost(t)) => (None, Some(t)),
-                Some(Target::AtLeast(t)) => (Some(t), None),
-                None => (None, None),
-            };
-            json!({
-                "id": r.id,
-                "metric": r.metric,
-                "unit": r.unit,
-                "ours": r.ours.json(),
-                "target_min": min,
-                "target_max": max,
-                "peer": r.peer,
-                "floor": r.floor.as_ref().map(|(s, what)| json!({ "what": what, "stats": s.json() })),
-                "verdict": r.verdict(),
-            })
-        })
-        .collect();
-    json!({
-        "machine": m.json(),
-        "date": m.date,
-        "peer": PEER,
-        "metrics": metrics,
-        "notes": notes,
-        "details": extra,
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
 
 fn main() -> Result<()> {
     let o = parse_args()?;
@@ -1043,9 +926,9 @@ fn main() -> Result<()> {
             "idle": { "gatewayd": idle_ours.json(), "floor": idle_floor.json() },
             "idle_small": small.as_ref().map(|(a, b)| json!({ "gatewayd": a.json(), "floor": b.json() })),
         });
-        println!("{}", serde_json::to_string_pretty(&to_json(&m, &rows, &notes, extra))?);
+        println!("{}", serde_json::to_string_pretty(&to_json(&m, PEER, &rows, &notes, extra))?);
     } else {
-        print!("{}", to_table(&m, &rows, &notes));
+        print!("{}", to_table(&m, PEER, &rows, &notes));
     }
     Ok(())
 }

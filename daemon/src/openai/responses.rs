@@ -1,0 +1,292 @@
+//! `POST /v1/responses` and `GET /v1/responses/{id}` (OpenResponses). A response with
+//! `store` (the default) is kept, and starts a session of its own that every response
+//! continuing it with `previous_response_id` runs on; `store: false` runs without history
+//! and keeps nothing.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Map, Value};
+
+use super::error::{read_body, ApiError};
+use super::openresponses::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
+use super::run::{self, now_secs, Finished};
+use super::sse::{Frames, SseBody, Written};
+use super::wire::{self, Parsed, ResponsesRequest};
+use super::{convert, with_run_headers};
+use crate::agent::{FinishReason, History, RunEvent, RunOrigin, RunRequest};
+use crate::gateway::Gateway;
+
+pub async fn create(State(gw): State<Arc<Gateway>>, _headers: HeaderMap, body: Body) -> Response {
+    respond(gw, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    match load(&gw, &id).await {
+        Ok(Some((_, body))) => Json(body).into_response(),
+        Ok(None) => not_found(&id).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `DELETE /v1/responses/{id}`: forgets the stored object (the chain's session stays).
+pub async fn delete(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    let history = gw.agents.history().clone();
+    let key = id.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        history.store().with(|c| c.execute("DELETE FROM responses WHERE id = ?1", [&key]))
+    })
+    .await;
+    match deleted {
+        Ok(Ok(1)) => Json(serde_json::json!({ "id": id, "object": "response.deleted", "deleted": true }))
+            .into_response(),
+        Ok(Ok(_)) => not_found(&id).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot delete a stored response");
+            ApiError::internal("the gateway cannot change stored responses right now; try again")
+                .into_response()
+        }
+        Err(e) => ApiError::internal(format!("delete task failed: {e}")).into_response(),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(
+        "response_not_found",
+        format!("no stored response {id:?} (responses created with \"store\": false are not kept)"),
+    )
+}
+
+/// A stored response: its session key and the Response object.
+async fn load(gw: &Gateway, id: &str) -> Result<Option<(Option<String>, Value)>, ApiError> {
+    let history = gw.agents.history().clone();
+    let id = id.to_owned();
+    let row = tokio::task::spawn_blocking(move || history.response(&id))
+        .await
+        .map_err(|e| ApiError::internal(format!("lookup task failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read a stored response");
+            ApiError::internal("the gateway cannot read stored responses right now; try again")
+        })?;
+    Ok(row.map(|(key, body)| (key, serde_json::from_str(&body).unwrap_or(Value::Null))))
+}
+
+/// A chain's messages so far (the newest the default agent keeps in its context).
+async fn chain_history(gw: &Gateway, key: &str) -> Result<Vec<crate::agent::Message>, ApiError> {
+    let config = gw.active();
+    let limit = config
+        .config
+        .agents
+        .get(gateway_config::DEFAULT_AGENT)
+        .map_or_else(|| gateway_config::Agent::default().history_limit.get(), |a| a.history_limit.get());
+    let history = gw.agents.history().clone();
+    let key = key.to_owned();
+    let stored = tokio::task::spawn_blocking(move || history.messages(&key, limit as usize, None))
+        .await
+        .map_err(|e| ApiError::internal(format!("history task failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read a response chain");
+            ApiError::internal("the gateway cannot read stored conversations right now; try again")
+        })?;
+    Ok(stored.into_iter().map(|m| m.message).collect())
+}
+
+/// Where a stored response is kept: the history, its id and its session.
+#[derive(Clone)]
+struct Keep {
+    history: History,
+    id: String,
+    session_key: Option<String>,
+}
+
+impl Keep {
+    /// Saves the response as it stands; a failure is logged, not fatal to the answer.
+    async fn save(&self, body: Value) {
+        let keep = self.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            keep.history.put_response(&keep.id, keep.session_key.as_deref(), &body.to_string())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot store a response"),
+            Err(e) => tracing::error!(error = %e, "response store task failed"),
+        }
+    }
+}
+
+async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
+    let limit = gw.active().config.gateway.http.max_body_bytes.get() as usize;
+    let bytes = read_body(body, limit).await?;
+    let Parsed { request: r, ignored } = wire::parse::<ResponsesRequest>(&bytes, wire::RESPONSES_HONOURED)?;
+    let input = convert::input_messages(wire::input_items(&r.input)?)?;
+    let tools = convert::responses_tools(&r.tools)?;
+    let id = new_id("resp");
+    // The session of the chain this continues, if any.
+    let chain = match &r.previous_response_id {
+        Some(prev) => {
+            let (key, _) =
+                load(&gw, prev).await?.ok_or_else(|| not_found(prev).with_param("previous_response_id"))?;
+            Some(key.unwrap_or_else(|| format!("resp:{prev}")))
+        }
+        None => None,
+    };
+    let (session_key, input) = match (chain, r.store) {
+        (Some(key), true) => (Some(key), input),
+        // Continued but not kept: the chain so far and the new input, as one run storing nothing.
+        (Some(key), false) => (None, [chain_history(&gw, &key).await?, input].concat()),
+        (None, true) => (Some(format!("resp:{id}")), input),
+        (None, false) => (None, input),
+    };
+    let tools_off = r.tool_choice.as_ref().is_some_and(wire::ToolChoice::is_none);
+    let req = RunRequest {
+        session_key: session_key.clone(),
+        model: r.model.clone(),
+        input,
+        instructions: r.instructions.clone(),
+        client_tools: if tools_off { Vec::new() } else { tools.clone() },
+        max_output_tokens: r.max_output_tokens,
+        temperature: r.temperature,
+        origin: RunOrigin::Http,
+        ..Default::default()
+    };
+    let mut handle = run::start(&gw, req).await?;
+    let run_id = handle.run_id.clone();
+    let mut builder = ResponseBuilder::new(ResponseInit {
+        id: id.clone(),
+        created_at: now_secs(),
+        model: handle.model.clone(),
+        previous_response_id: r.previous_response_id.clone(),
+        instructions: r.instructions.clone(),
+        tools: convert::responses_tools_json(&tools),
+        tool_choice: r.tool_choice.as_ref().map(|c| match c {
+            wire::ToolChoice::Mode(m) => Value::String(m.clone()),
+            wire::ToolChoice::Named(v) => v.clone(),
+        }),
+        parallel_tool_calls: r.parallel_tool_calls,
+        temperature: r.temperature,
+        max_output_tokens: r.max_output_tokens,
+        store: r.store,
+        metadata: r.metadata.clone().unwrap_or_else(Map::new),
+        user: r.user.clone(),
+    });
+    let keep =
+        r.store.then(|| Keep { history: gw.agents.history().clone(), id, session_key: session_key.clone() });
+    // A streaming client knows the id from `response.created` on, so the response is
+    // retrievable (and continuable) from then; a non-streamed one learns it at the end.
+    if let Some(keep) = keep.as_ref().filter(|_| r.stream) {
+        keep.save(builder.object()).await;
+    }
+    let mut first = Frames::default();
+    builder.start(&mut first);
+
+    if !r.stream {
+        let outcome = run::finish(&mut handle).await;
+        let mut sink = Frames::default();
+        let error = end(&mut builder, outcome, &mut sink);
+        if let Some(keep) = &keep {
+            keep.save(builder.object()).await;
+        }
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let response = super::respond_json(builder.object(), &[]);
+        return Ok(with_run_headers(response, &run_id, session_key.as_deref(), &ignored));
+    }
+
+    // A task drives the stream so the final object is stored before `response.completed`
+    // goes out; the client going away closes the channel, and the task drops the run (which
+    // aborts it) and stores the response as failed.
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        let mut handle = handle;
+        loop {
+            let event = tokio::select! {
+                event = handle.events.recv() => event,
+                _ = tx.closed() => {
+                    drop(handle);
+                    end(&mut builder, Err(client_gone()), &mut Frames::default());
+                    if let Some(keep) = &keep {
+                        keep.save(builder.object()).await;
+                    }
+                    return;
+                }
+            };
+            let mut out = Frames::default();
+            let outcome = match event {
+                Some(RunEvent::Delta { text }) => {
+                    builder.text_delta(&text, &mut out);
+                    None
+                }
+                Some(RunEvent::ToolStart { .. }) => {
+                    builder.end_message(&mut out);
+                    None
+                }
+                Some(RunEvent::Final { message, usage, finish_reason }) => {
+                    Some(Ok(Finished { message, usage, finish_reason }))
+                }
+                Some(RunEvent::Error { code, message }) => Some(Err(run::run_error(code, message))),
+                Some(RunEvent::Aborted) => Some(Err(run::aborted())),
+                None => Some(Err(ApiError::internal("the run ended without a result; see the gateway log"))),
+                Some(_) => None,
+            };
+            if let Some(outcome) = outcome {
+                end(&mut builder, outcome, &mut out);
+                if let Some(keep) = &keep {
+                    keep.save(builder.object()).await;
+                }
+                let _ = tx.send(out.into_string()).await;
+                return;
+            }
+            // A failed send means the client left: the next turn of the loop sees it.
+            let _ = tx.send(out.into_string()).await;
+        }
+    });
+    let response = SseBody::new(rx, Written, first).into_response();
+    Ok(with_run_headers(response, &run_id, session_key.as_deref(), &ignored))
+}
+
+/// Stored only, never sent: the status is the customary "client closed request".
+fn client_gone() -> ApiError {
+    ApiError::server(
+        axum::http::StatusCode::from_u16(499).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+        "client_disconnected",
+        "the client went away before the response finished; the run was aborted",
+    )
+}
+
+/// Ends the response with the run's outcome; returns the error to answer with, if it failed.
+fn end(
+    builder: &mut ResponseBuilder,
+    outcome: Result<Finished, ApiError>,
+    out: &mut Frames,
+) -> Option<ApiError> {
+    let now = now_secs();
+    match outcome {
+        Ok(done) => {
+            let calls: Vec<Call> = done
+                .message
+                .tool_calls
+                .iter()
+                .map(|c| Call { call_id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() })
+                .collect();
+            let ending = if done.finish_reason == FinishReason::Length {
+                Ending::Incomplete
+            } else {
+                Ending::Completed
+            };
+            let usage = Some((done.usage.input_tokens, done.usage.output_tokens));
+            builder.finish(Some(&done.message.content), &calls, usage, ending, now, out);
+            None
+        }
+        Err(e) => {
+            let ending = Ending::Failed { code: e.code.to_owned(), message: e.message.clone() };
+            builder.finish(None, &[], None, ending, now, out);
+            Some(e)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Starting a run for an HTTP caller and reading how it ends, with the engine's refusals and
+//! failures as OpenAI-shaped errors.
+
+use axum::http::StatusCode;
+
+use super::error::ApiError;
+use crate::agent::{FinishReason, Message, RunEvent, RunHandle, RunRequest, StartError, Usage};
+use crate::gateway::Gateway;
+
+pub struct Finished {
+    pub message: Message,
+    pub usage: Usage,
+    pub finish_reason: FinishReason,
+}
+
+pub fn start_error(e: StartError) -> ApiError {
+    match e {
+        StartError::UnknownModel(m) => ApiError::not_found("model_not_found", m).with_param("model"),
+        StartError::UnknownAgent(m) => ApiError::not_found("agent_not_found", m),
+        StartError::BadRequest(m) => ApiError::bad_request(m),
+        StartError::Busy(m) => ApiError::busy(m),
+        StartError::Unavailable(m) => ApiError::unavailable(m),
+        StartError::Store(e) => {
+            tracing::error!(error = %e, "cannot record a run");
+            ApiError::internal("the gateway cannot record the run right now; try again")
+        }
+    }
+}
+
+/// A run's `Error` event as an HTTP error: upstream trouble is a 502, a timeout a 504.
+pub fn run_error(code: &'static str, message: String) -> ApiError {
+    let status = match code {
+        "timeout" => StatusCode::GATEWAY_TIMEOUT,
+        c if c.starts_with("upstream") => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::server(status, code, message)
+}
+
+pub fn aborted() -> ApiError {
+    ApiError::server(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "run_aborted",
+        "the run was aborted before it finished (chat.abort, or the gateway is stopping)",
+    )
+}
+
+pub fn ended_early() -> ApiError {
+    ApiError::internal("the run ended without a result; see the gateway log")
+}
+
+/// Starts a run that is cancelled if the caller goes away (its handle is dropped).
+pub async fn start(gw: &Gateway, mut req: RunRequest) -> Result<RunHandle, ApiError> {
+    req.cancel_on_drop = true;
+    gw.agents.start(req).await.map_err(start_error)
+}
+
+/// Reads the rest of a run; its final message, or the error that ended it.
+pub async fn finish(handle: &mut RunHandle) -> Result<Finished, ApiError> {
+    loop {
+        match handle.events.recv().await {
+            Some(RunEvent::Final { message, usage, finish_reason }) => {
+                return Ok(Finished { message, usage, finish_reason })
+            }
+            Some(RunEvent::Error { code, message }) => return Err(run_error(code, message)),
+            Some(RunEvent::Aborted) => return Err(aborted()),
+            Some(_) => continue,
+            None => return Err(ended_early()),
+        }
+    }
+}
+
+/// For the chat and text completion streams: the `{"error"}` body that ends the stream when
+/// `event` is a failure; `None` for events those streams do not show.
+pub fn stream_failure(event: RunEvent) -> Option<serde_json::Value> {
+    match event {
+        RunEvent::Error { code, message } => Some(run_error(code, message).body()),
+        RunEvent::Aborted => Some(aborted().body()),
+        _ => None,
+    }
+}
+
+pub fn now_secs() -> u64 {
+    crate::gateway::now_ms() / 1000
+}

@@ -1,0 +1,510 @@
+//! The OpenAI-compatible endpoints against the real daemon: the built-in echo model, and the
+//! fake upstream for tool calls, stalls and faults. Also the helpers the other API tests use.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use gateway_tests::http1::{self, Reply};
+use gateway_tests::upstream::Upstream;
+use gateway_tests::*;
+use serde_json::{json, Value};
+
+/// A request with the bearer token (none when `token` is empty).
+pub(crate) fn call(d: &Daemon, method: &str, path: &str, token: &str, body: Option<&Value>) -> Reply {
+    let auth = format!("Bearer {token}");
+    let headers: Vec<(&str, &str)> =
+        if token.is_empty() { vec![] } else { vec![("Authorization", auth.as_str())] };
+    let body = body.map(Value::to_string);
+    http1::request(d.port, method, path, &headers, body.as_deref())
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+pub(crate) fn post(d: &Daemon, path: &str, token: &str, body: &Value) -> Reply {
+    call(d, "POST", path, token, Some(body))
+}
+
+/// An echo chat completion on a stored session (the `x-gateway-session-key` header).
+pub(crate) fn chat_on_session(d: &Daemon, token: &str, key: &str, messages: Value) -> Reply {
+    let auth = format!("Bearer {token}");
+    let body = json!({"model": "echo/echo", "messages": messages}).to_string();
+    let headers = [("Authorization", auth.as_str()), ("x-gateway-session-key", key)];
+    let r = http1::request(d.port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r
+}
+
+/// A `[models.providers.up]` section pointing at the fake upstream, no retries.
+pub(crate) fn upstream_provider(up: &Upstream, models: &[&str]) -> String {
+    let models: Vec<String> = models.iter().map(|m| format!("{m:?}")).collect();
+    format!(
+        "[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [{}]\nmax_retries = 0\n",
+        up.openai_base_url(),
+        models.join(", ")
+    )
+}
+
+/// Waits until the stored session has at least `n` messages; returns `GET /gateway/sessions/KEY`.
+pub(crate) fn wait_messages(d: &Daemon, token: &str, key: &str, n: usize) -> Value {
+    wait_for(Duration::from_secs(20), &format!("{n} messages in session {key}"), || {
+        let r = call(d, "GET", &format!("/gateway/sessions/{key}"), token, None);
+        (r.status == 200 && r.json()["messages"].as_array().is_some_and(|m| m.len() >= n)).then(|| r.json())
+    })
+}
+
+/// Waits until the only HTTP connection the gateway serves is the one asking.
+pub(crate) fn wait_connections_idle(d: &Daemon, token: &str) {
+    wait_for(Duration::from_secs(20), "HTTP connections back to one", || {
+        let status = call(d, "GET", "/gateway/status", token, None).json();
+        (status["connections"]["http"] == 1).then_some(())
+    });
+}
+
+/// The (role, content) pairs of a session's messages.
+pub(crate) fn transcript(session: &Value) -> Vec<(String, String)> {
+    session["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap().to_owned(), m["content"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// Opens a streamed request and reads SSE data lines until `stop` says so; the open stream
+/// is returned so the caller decides when the client goes away.
+pub(crate) fn stream_until(
+    port: u16,
+    path: &str,
+    token: &str,
+    body: &Value,
+    mut stop: impl FnMut(&str) -> bool,
+) -> (Vec<String>, BufReader<TcpStream>) {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended early; saw {seen:?}");
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            seen.push(data.to_owned());
+            if stop(data) {
+                return (seen, reader);
+            }
+        }
+    }
+}
+
+fn sse_data(r: &Reply) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
+    http1::sse(&r.body).into_iter().map(|(_, d)| d).collect()
+}
+
+#[test]
+fn chat_completions_with_the_echo_model() {
+    let home = Home::new();
+    let d = home.start_with("");
+    let token = home.token();
+
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"model": "echo/echo", "messages": [{"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hello there world"}], "top_p": 0.5, "seed": 7}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = r.json();
+    assert_eq!(c["object"], "chat.completion");
+    assert!(c["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(c["model"], "echo/echo");
+    assert_eq!(c["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(c["choices"][0]["message"]["content"], "hello there world");
+    assert_eq!(c["choices"][0]["finish_reason"], "stop");
+    assert_eq!(c["usage"]["completion_tokens"], 3);
+    assert_eq!(
+        c["usage"]["total_tokens"].as_u64().unwrap(),
+        c["usage"]["prompt_tokens"].as_u64().unwrap() + 3
+    );
+    assert_eq!(c["ignored_fields"], json!(["seed", "top_p"]));
+    assert_eq!(r.header("x-gateway-ignored-fields"), Some("seed, top_p"));
+    assert!(r.header("x-gateway-run-id").is_some());
+    // Stateless: no session was stored.
+    assert_eq!(call(&d, "GET", "/gateway/sessions", &token, None).json()["sessions"], json!([]));
+
+    // Without a model: the default agent's model.
+    let r =
+        post(&d, "/v1/chat/completions", &token, &json!({"messages": [{"role": "user", "content": "x"}]}));
+    assert_eq!(r.json()["model"], "echo/echo");
+
+    // Streamed, with usage.
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"model": "echo/echo", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "one two three four five six"}]}),
+    );
+    let data = sse_data(&r);
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> =
+        data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks.iter().all(|c| c["id"] == chunks[0]["id"]));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect::<Vec<_>>()
+        .concat();
+    assert_eq!(text, "one two three four five six");
+    let content_chunks =
+        chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(content_chunks.count() >= 2, "the echo model streams in pieces: {chunks:?}");
+    let n = chunks.len();
+    assert_eq!(chunks[n - 2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[n - 1]["choices"], json!([]));
+    assert_eq!(chunks[n - 1]["usage"]["completion_tokens"], 6);
+    assert!(chunks[..n - 1].iter().all(|c| c["usage"].is_null()));
+}
+
+#[test]
+fn completions_and_models() {
+    let home = Home::new();
+    let d = home.start_with("");
+    let token = home.token();
+
+    let r = post(
+        &d,
+        "/v1/completions",
+        &token,
+        &json!({"model": "echo/echo", "prompt": "say this", "echo": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = r.json();
+    assert_eq!(c["object"], "text_completion");
+    assert_eq!(c["choices"][0]["text"], "say this");
+    assert_eq!(c["choices"][0]["finish_reason"], "stop");
+    assert_eq!(c["ignored_fields"], json!(["echo"]));
+
+    let r = post(
+        &d,
+        "/v1/completions",
+        &token,
+        &json!({"model": "echo/echo", "prompt": ["a b c"], "stream": true}),
+    );
+    let data = sse_data(&r);
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let text: String = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|c| c["choices"][0]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "a b c");
+
+    let r = post(&d, "/v1/completions", &token, &json!({"prompt": ["a", "b"]}));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "prompt");
+
+    let models = call(&d, "GET", "/v1/models", &token, None).json();
+    assert_eq!(models["object"], "list");
+    let echo =
+        models["data"].as_array().unwrap().iter().find(|m| m["id"] == "echo/echo").expect("echo listed");
+    assert_eq!(echo["object"], "model");
+    assert_eq!(echo["owned_by"], "echo");
+    let one = call(&d, "GET", "/v1/models/echo/echo", &token, None);
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["id"], "echo/echo");
+    let missing = call(&d, "GET", "/v1/models/nope/model", &token, None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["code"], "model_not_found");
+    let unknown = post(&d, "/v1/embeddings", &token, &json!({"input": "x"}));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+    assert!(unknown.json()["error"]["message"].as_str().unwrap().contains("/v1/chat/completions"));
+}
+
+#[test]
+fn refusals_in_the_openai_error_shape() {
+    let home = Home::new();
+    let d = home.start_with(
+        "[gateway.http]\nmax_body_bytes = 4096\n[gateway.auth.rate_limit]\nmax_failures = 3\nwindow_ms = 60000\nlockout_ms = 60000\n",
+    );
+    let token = home.token();
+    let chat = json!({"model": "echo/echo", "messages": [{"role": "user", "content": "hi"}]});
+
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"model": "no/such", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let e = &r.json()["error"];
+    assert_eq!(e["code"], "model_not_found");
+    assert_eq!(e["type"], "not_found_error");
+    assert_eq!(e["param"], "model");
+    assert!(e["message"].as_str().unwrap().contains("no/such"), "{e}");
+
+    let r = http1::request(
+        d.port,
+        "POST",
+        "/v1/chat/completions",
+        &[("Authorization", &format!("Bearer {token}"))],
+        Some("{not json"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+    let r = post(&d, "/v1/chat/completions", &token, &json!({"messages": [{"role": "user", "content": 5}]}));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "messages[0].content");
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("image_url"));
+
+    let big = json!({"messages": [{"role": "user", "content": "x".repeat(5000)}]});
+    let r = post(&d, "/v1/chat/completions", &token, &big);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(r.json()["error"]["code"], "request_too_large");
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("gateway.http.max_body_bytes"));
+    // Without a declared length the body is cut off at the limit as it arrives.
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let chunk = big.to_string();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut s, &mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("request_too_large"), "{raw}");
+
+    // Failures count toward the lockout; then even the right token waits.
+    for _ in 0..3 {
+        let r = post(&d, "/v1/chat/completions", "wrong-token", &chat);
+        assert_eq!(r.status, 401);
+        let e = &r.json()["error"];
+        assert_eq!(e["type"], "authentication_error");
+        assert!(e["message"].as_str().unwrap().contains("Bearer"));
+    }
+    assert_eq!(call(&d, "GET", "/v1/models", "", None).status, 429);
+    let r = post(&d, "/v1/chat/completions", &token, &chat);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    assert!(r.header("retry-after").is_some());
+}
+
+#[test]
+fn tool_calls_both_ways_through_an_upstream() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["tool-lookup"]));
+    let token = home.token();
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "description": "find a thing",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]);
+
+    let ask = json!({"model": "up/tool-lookup", "tools": tools,
+        "messages": [{"role": "user", "content": "{\"q\":\"x\"}"}]});
+    let r = post(&d, "/v1/chat/completions", &token, &ask);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = r.json();
+    assert_eq!(c["choices"][0]["finish_reason"], "tool_calls");
+    let call0 = &c["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call0["type"], "function");
+    assert_eq!(call0["function"]["name"], "lookup");
+    assert_eq!(call0["function"]["arguments"], "{\"q\":\"x\"}");
+    // The upstream was offered the caller's tool (beside the gateway's own).
+    let offered = |body: &Value| {
+        body["tools"].as_array().is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "lookup"))
+    };
+    assert!(offered(&up.requests_to("/chat/completions").pop().unwrap().body));
+
+    // The caller runs it and sends the result back.
+    let id = call0["id"].as_str().unwrap();
+    let answer = json!({"model": "up/tool-lookup", "tools": tools, "messages": [
+        {"role": "user", "content": "{\"q\":\"x\"}"},
+        {"role": "assistant", "content": null, "tool_calls": [call0]},
+        {"role": "tool", "tool_call_id": id, "content": "42"}]});
+    let r = post(&d, "/v1/chat/completions", &token, &answer);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "tool lookup returned: 42");
+    let last = up.requests_to("/chat/completions").pop().unwrap().body;
+    let msgs = last["messages"].as_array().unwrap();
+    assert_eq!(msgs[msgs.len() - 1]["role"], "tool");
+    assert_eq!(msgs[msgs.len() - 1]["tool_call_id"], id);
+    assert_eq!(msgs[msgs.len() - 2]["tool_calls"][0]["id"], id);
+
+    // Streamed: the call arrives as a tool_calls delta.
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let r = post(&d, "/v1/chat/completions", &token, &streamed);
+    let data = sse_data(&r);
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> =
+        data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let delta = chunks
+        .iter()
+        .find(|c| c["choices"][0]["delta"]["tool_calls"].is_array())
+        .expect("a tool_calls delta");
+    assert_eq!(delta["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+    assert_eq!(delta["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "lookup");
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+
+    // tool_choice "none": the tools are not offered.
+    let mut none = ask.clone();
+    none["tool_choice"] = json!("none");
+    none["model"] = json!("up/tool-lookup");
+    post(&d, "/v1/chat/completions", &token, &none);
+    assert!(!offered(&up.requests_to("/chat/completions").pop().unwrap().body));
+}
+
+#[test]
+fn a_session_header_keeps_the_conversation() {
+    let home = Home::new();
+    let d = home.start_with("");
+    let token = home.token();
+    let send = |messages: Value| {
+        let r = chat_on_session(&d, &token, "desk", messages);
+        assert_eq!(r.header("x-gateway-session-key"), Some("desk"));
+        r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(send(json!([{"role": "user", "content": "one"}])), "one");
+    // Clients resend the whole conversation: only what follows the last assistant message is new.
+    assert_eq!(
+        send(json!([{"role": "user", "content": "one"}, {"role": "assistant", "content": "one"},
+            {"role": "user", "content": "two"}])),
+        "two"
+    );
+    let session = wait_messages(&d, &token, "desk", 4);
+    assert_eq!(
+        transcript(&session),
+        [("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two")]
+            .map(|(r, c)| (r.to_owned(), c.to_owned()))
+    );
+}
+
+#[test]
+fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["stall-after-2"]));
+    let token = home.token();
+    let body = json!({"model": "up/stall-after-2", "stream": true,
+        "messages": [{"role": "user", "content": "alpha beta gamma delta"}]});
+    let mut content = 0;
+    let (seen, reader) = stream_until(d.port, "/v1/chat/completions", &token, &body, |data| {
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        if chunk["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
+            content += 1;
+        }
+        content == 2
+    });
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert_eq!(up.open_streams(), 1, "the upstream is still streaming");
+    drop(reader);
+    // The gateway drops the run and closes its upstream request.
+    wait_for(Duration::from_secs(20), "the upstream stream to close", || {
+        (up.open_streams() == 0).then_some(())
+    });
+    up.wait_open_connections_at_most(0, Duration::from_secs(20));
+    wait_connections_idle(&d, &token);
+    // The gateway still serves.
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"model": "echo/echo", "messages": [{"role": "user", "content": "still here"}]}),
+    );
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "still here");
+}
+
+#[test]
+fn upstream_faults_are_clear_errors() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["fault-500"]));
+    let token = home.token();
+    let body = json!({"model": "up/fault-500", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&d, "/v1/chat/completions", &token, &body);
+    assert_eq!(r.status, 502, "{}", r.body);
+    let e = &r.json()["error"];
+    assert_eq!(e["type"], "server_error");
+    assert!(e["code"].as_str().unwrap().starts_with("upstream"), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("500"), "{e}");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let r = post(&d, "/v1/chat/completions", &token, &streamed);
+    let data = sse_data(&r);
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(last["error"]["code"].as_str().unwrap().starts_with("upstream"), "{last}");
+}
+
+#[test]
+fn a_client_that_leaves_before_a_whole_answer_cancels_too() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["stall-after-1"]));
+    let token = home.token();
+    let body =
+        json!({"model": "up/stall-after-1", "messages": [{"role": "user", "content": "a b c"}]}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(20), "the upstream stream to open", || {
+        (up.open_streams() == 1).then_some(())
+    });
+    drop(s);
+    wait_for(Duration::from_secs(20), "the upstream stream to close", || {
+        (up.open_streams() == 0).then_some(())
+    });
+}
+
+#[test]
+fn a_password_session_token_is_a_bearer_too() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.auth]\nmode = \"password\"\n");
+    let port = free_port();
+    let d = home.spawn(&["--port", &port.to_string()], |c| {
+        c.env("GATEWAY_PASSWORD", "correct horse battery");
+    });
+    d.wait_ready();
+    let signed_in = http1::request(
+        d.port,
+        "POST",
+        "/gateway/auth/session",
+        &[],
+        Some(&json!({"password": "correct horse battery"}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    let session = signed_in.json()["token"].as_str().unwrap().to_owned();
+    let r =
+        post(&d, "/v1/chat/completions", &session, &json!({"messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "hi");
+    // The generated gateway token is no credential in password mode.
+    assert_eq!(call(&d, "GET", "/v1/models", &home.token(), None).status, 401);
+}

