@@ -16,8 +16,8 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 pub mod benchutil;
-pub mod process;
 pub mod http1;
+pub mod process;
 pub mod upstream;
 pub mod ws;
 pub mod wsraw;
