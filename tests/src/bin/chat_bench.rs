@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use gateway_tests::benchutil::{
-    die_with_parent, machine, quantile, raise_nofile, to_json, to_table, Row, Stats, Target,
+    arg_num, die_with_parent, machine, quantile, raise_nofile, to_json, to_table, Row, Stats, Target,
 };
 use gateway_tests::http1;
 use gateway_tests::{bin, free_port, try_http, Daemon, Home};
@@ -61,20 +61,15 @@ fn parse_args() -> Result<Opts> {
         gateway_threads: None,
     };
     let mut args = std::env::args().skip(1);
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
-        v.with_context(|| format!("{flag} needs a value"))?
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{flag} needs a number"))
-    }
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => o.json = true,
-            "--runs" => o.runs = num(&arg, args.next())?,
-            "--requests" => o.requests = num(&arg, args.next())?,
-            "--clients" => o.clients = num(&arg, args.next())?,
-            "--seconds" => o.seconds = num(&arg, args.next())?,
-            "--upstream-threads" => o.upstream_threads = num(&arg, args.next())?,
-            "--gateway-threads" => o.gateway_threads = Some(num(&arg, args.next())?),
+            "--runs" => o.runs = arg_num(&arg, args.next())?,
+            "--requests" => o.requests = arg_num(&arg, args.next())?,
+            "--clients" => o.clients = arg_num(&arg, args.next())?,
+            "--seconds" => o.seconds = arg_num(&arg, args.next())?,
+            "--upstream-threads" => o.upstream_threads = arg_num(&arg, args.next())?,
+            "--gateway-threads" => o.gateway_threads = Some(arg_num(&arg, args.next())?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
