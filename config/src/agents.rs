@@ -12,6 +12,8 @@ use crate::secret::SecretRef;
 pub const BUILTIN_ECHO: &str = "echo";
 /// The agent that exists even when none is configured.
 pub const DEFAULT_AGENT: &str = "main";
+/// The gateway's built-in tools, as agents name them in `tools`.
+pub const TOOL_NAMES: &[&str] = &["time", "memory_read", "memory_write", "sessions_list", "fetch"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -269,6 +271,44 @@ pub fn check(config: &crate::Config) -> Vec<(String, String)> {
                 issues.push((format!("agents.{name}.model"), e));
             }
         }
+        for tool in agent.tools.iter().flatten().filter(|t| !TOOL_NAMES.contains(&t.as_str())) {
+            issues.push((
+                format!("agents.{name}.tools"),
+                format!("unknown tool {tool:?}: the tools are {}", TOOL_NAMES.join(", ")),
+            ));
+        }
     }
     issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_and_tool_references_are_checked() {
+        let text = r#"
+[models]
+default = "local/llama"
+[models.providers.local]
+kind = "openai"
+models = ["llama"]
+[agents.helper]
+model = "echo/other"
+tools = ["time", "shell"]
+"#;
+        let config = crate::parse_str(text, std::path::Path::new("t.toml")).unwrap();
+        let issues = check(&config);
+        let keys: Vec<&str> = issues.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["models.providers.local.kind", "agents.helper.model", "agents.helper.tools"],
+            "{issues:?}"
+        );
+        assert!(issues[0].1.contains("base_url"));
+        assert!(issues[1].1.contains("does not offer \"other\""));
+        assert!(issues[2].1.contains("\"shell\""));
+        assert!(check(&crate::Config::default()).is_empty(), "the defaults are valid");
+        assert_eq!(split_model_id("or/meta-llama/llama-3"), Some(("or", "meta-llama/llama-3")));
+    }
 }

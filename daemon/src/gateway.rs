@@ -159,7 +159,7 @@ impl Gateway {
     ) -> Arc<Self> {
         let generation = active.generation;
         let agents = crate::agent::Agents::new(devices.store().clone(), &active.config);
-        Arc::new(Self {
+        let gw = Arc::new(Self {
             profile,
             paths,
             overrides,
@@ -189,7 +189,9 @@ impl Gateway {
             phase: watch::channel(Phase::Starting).0,
             exit: watch::channel(None).0,
             generation: watch::channel(generation).0,
-        })
+        });
+        crate::ws::chat::observe_runs(&gw);
+        gw
     }
 
     pub fn config_file(&self) -> &PathBuf {

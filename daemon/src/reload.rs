@@ -52,8 +52,8 @@ pub fn prepare(
     }
     let (token, token_source, token_generated) = auth::resolve_token(&config, overrides, token_file)
         .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
-    let hooks_token = crate::hooks::token::resolve(&config, &token)
-        .map_err(|message| vec![loaded.issue_at(file, "hooks.token", message)])?;
+    let hooks_token = crate::hooks::prepare(&config, &token)
+        .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
     Ok(Prepared {
         config,
         file_exists: loaded.exists,
@@ -67,9 +67,23 @@ pub fn prepare(
 
 /// A secret written into the config file itself should be readable by its owner only.
 pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
+    use gateway_config::SecretRef;
     use std::os::unix::fs::PermissionsExt;
-    let literal = matches!(prepared.config.gateway.auth.token, Some(gateway_config::SecretRef::Literal(_)));
-    if !(literal && prepared.token_source == TokenSource::Config) {
+    let config = &prepared.config;
+    let literal = |s: &Option<SecretRef>| matches!(s, Some(SecretRef::Literal(_)));
+    let mut keys: Vec<String> = Vec::new();
+    if literal(&config.gateway.auth.token) && prepared.token_source == TokenSource::Config {
+        keys.push("gateway.auth.token".into());
+    }
+    for (name, provider) in &config.models.providers {
+        if literal(&provider.api_key) {
+            keys.push(format!("models.providers.{name}.api_key"));
+        }
+    }
+    if literal(&config.hooks.token) {
+        keys.push("hooks.token".into());
+    }
+    if keys.is_empty() {
         return;
     }
     let Ok(meta) = std::fs::metadata(file) else {
@@ -80,7 +94,9 @@ pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
         tracing::warn!(
             file = %file.display(),
             mode = format!("{mode:o}"),
-            "the config file holds gateway.auth.token and others can read it: chmod 600 it, or use an env: or file: reference"
+            keys = %keys.join(", "),
+            "the config file holds {} and others can read it: chmod 600 it, or use env: or file: references",
+            keys.join(", ")
         );
     }
 }

@@ -28,12 +28,16 @@ fn startup_refuses_a_missing_short_or_shared_hooks_token() {
             format!("[gateway.auth]\ntoken = \"{GATEWAY_TOKEN}\"\n[hooks]\nenabled = true\ntoken = \"{GATEWAY_TOKEN}\"\n"),
             "hooks.token is the gateway token",
         ),
+        (
+            format!("[hooks]\nenabled = true\ntoken = \"{HOOKS_TOKEN}\"\n[[hooks.mappings]]\nname = \"wake\"\nsession_key = \"w\"\n"),
+            "hooks.mappings[0].name",
+        ),
     ] {
         home.write_config(None, &config);
         let mut d = home.spawn(&["--port", &free_port().to_string()], |_| {});
         assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(78), "{config}");
         assert!(d.stderr().contains(says), "{config}: {}", d.stderr());
-        assert!(d.stderr().contains("hooks.token"), "{}", d.stderr());
+        assert!(d.stderr().contains("key `hooks."), "{}", d.stderr());
     }
     // The same secret through the environment is caught too.
     home.write_config(None, "[hooks]\nenabled = true\ntoken = \"env:HOOKS_SECRET\"\n");

@@ -227,6 +227,10 @@ fn completions_and_models() {
     let missing = call(&d, "GET", "/v1/models/nope/model", &token, None);
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"]["code"], "model_not_found");
+    let unknown = post(&d, "/v1/embeddings", &token, &json!({"input": "x"}));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["type"], "not_found_error");
+    assert!(unknown.json()["error"]["message"].as_str().unwrap().contains("/v1/chat/completions"));
 }
 
 #[test]
@@ -476,4 +480,31 @@ fn a_client_that_leaves_before_a_whole_answer_cancels_too() {
     wait_for(Duration::from_secs(20), "the upstream stream to close", || {
         (up.open_streams() == 0).then_some(())
     });
+}
+
+#[test]
+fn a_password_session_token_is_a_bearer_too() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.auth]\nmode = \"password\"\n");
+    let port = free_port();
+    let d = home.spawn(&["--port", &port.to_string()], |c| {
+        c.env("GATEWAY_PASSWORD", "correct horse battery");
+    });
+    d.wait_ready();
+    let signed_in = http1::request(
+        d.port,
+        "POST",
+        "/gateway/auth/session",
+        &[],
+        Some(&json!({"password": "correct horse battery"}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    let session = signed_in.json()["token"].as_str().unwrap().to_owned();
+    let r =
+        post(&d, "/v1/chat/completions", &session, &json!({"messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "hi");
+    // The generated gateway token is no credential in password mode.
+    assert_eq!(call(&d, "GET", "/v1/models", &home.token(), None).status, 401);
 }

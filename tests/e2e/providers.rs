@@ -124,7 +124,7 @@ fn openai_streamed_and_not_sends_the_history_and_the_key() {
 fn anthropic_streamed_and_not() {
     let up = Upstream::start();
     let home = Home::new();
-    let d = gateway(&up, &home, &["echo"]);
+    let d = gateway(&up, &home, &["echo", "tool-time"]);
     let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(21));
 
     let events = chat(&mut c, "a", "claude/echo", "hello from anthropic");
@@ -133,8 +133,20 @@ fn anthropic_streamed_and_not() {
     let events = chat(&mut c, "a", "claude_plain/echo", "and again");
     assert_eq!(events.last().unwrap()["message"]["content"][0]["text"], "and again", "{events:?}");
 
+    // Tool use: the gateway runs the tool and answers with a tool_result block.
+    let events = chat(&mut c, "a", "claude/tool-time", "what time is it");
+    let text = events.last().unwrap()["message"]["content"][0]["text"].as_str().unwrap().to_owned();
+    assert!(text.starts_with("tool time returned:") && text.contains("unixMs"), "{events:?}");
     let reqs = up.requests_to("/messages");
-    assert_eq!(reqs.len(), 2);
+    let second = &reqs[3].body;
+    let last = second["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["role"], "user", "{second}");
+    assert_eq!(last["content"][0]["type"], "tool_result", "{second}");
+    let asked = &second["messages"].as_array().unwrap()[second["messages"].as_array().unwrap().len() - 2];
+    assert_eq!(asked["content"].as_array().unwrap().last().unwrap()["type"], "tool_use", "{second}");
+    assert_eq!(reqs[2].body["tools"][0]["input_schema"]["type"], "object");
+
+    assert_eq!(reqs.len(), 4);
     assert_eq!(reqs[0].path, "/v1/messages");
     assert_eq!(reqs[0].body["stream"], true);
     assert_eq!(reqs[0].header("x-api-key"), Some("sk-test-123"));
@@ -159,6 +171,8 @@ fn retries_on_429_and_500_then_clear_errors_for_every_fault() {
     ];
     let d = gateway(&up, &home, &models);
     let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(22));
+    chat(&mut c, "warm", "up/echo", "warm");
+    let baseline = fd_count(d.pid());
 
     let events = chat(&mut c, "r", "up/fault-429-then-ok", "made it");
     assert_eq!(events.last().unwrap()["state"], "final", "{events:?}");
@@ -208,6 +222,9 @@ fn retries_on_429_and_500_then_clear_errors_for_every_fault() {
 
     // No run is left behind, and the upstream connections of the failed calls are closed.
     up.wait_open_connections_at_most(1, WAIT);
+    wait_for(WAIT, "the daemon's descriptors back to the baseline", || {
+        (fd_count(d.pid()) <= baseline).then_some(())
+    });
     let events = chat(&mut c, "r", "up/echo", "still fine");
     assert_eq!(events.last().unwrap()["state"], "final");
 }
@@ -251,7 +268,11 @@ fn one_run_at_a_time_per_session_in_order() {
     let model = "up/chunk-delay-50";
     let first = send(&mut c, "q", model, "first message here");
     let second = send(&mut c, "q", model, "second message");
+    let third = send(&mut c, "q", model, "never sent upstream");
     let other = send(&mut c, "other", model, "elsewhere");
+    // A queued run can be aborted before it starts: it never reaches the upstream.
+    let res = c.request("chat.abort", json!({ "runId": third }));
+    assert_eq!(res["payload"]["aborted"], true, "{res}");
     chat_events(&mut c, &second);
     // Another session is not held up by the queue of this one.
     assert_eq!(c.request("agent.wait", json!({ "runId": other }))["payload"]["status"], "ok");
@@ -269,6 +290,9 @@ fn one_run_at_a_time_per_session_in_order() {
     let first_final = order.iter().position(|(r, s)| *r == first && s == "final").expect("first ended");
     let second_start = order.iter().position(|(r, _)| *r == second).unwrap();
     assert!(first_final < second_start, "the second run waited for the first: {order:?}");
+
+    assert_eq!(c.request("agent.wait", json!({ "runId": third }))["payload"]["status"], "aborted");
+    assert!(!up.requests().iter().any(|r| r.body.to_string().contains("never sent upstream")));
 
     // The second call saw the first turn complete, in order.
     let reqs = up.requests_to("/chat/completions");
@@ -339,4 +363,91 @@ fn the_tool_loop_runs_a_built_in_tool_and_continues() {
     let last = chat_events(&mut c, &run).last().unwrap().clone();
     assert_eq!(last["stopReason"], "tool_calls", "{last}");
     assert_eq!(last["message"]["toolCalls"][0]["name"], "nope");
+}
+
+#[test]
+fn providers_apply_on_reload_and_bad_model_references_are_refused_with_the_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with("");
+    let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(26));
+    let ids = |c: &mut Client| -> Vec<String> {
+        let models = c.request("models.list", json!({}));
+        models["payload"]["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&mut c), ["echo/echo"]);
+
+    // A literal key in a file others can read is flagged (never shown).
+    let config = format!(
+        "[models]\ndefault = \"up/echo\"\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-literal-456\"\nmodels = [\"echo\"]\n",
+        up.openai_base_url()
+    );
+    home.write_config(None, &config);
+    std::fs::set_permissions(home.config_file(None), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = home.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ids(&mut c), ["echo/echo", "up/echo"]);
+    let events = chat(&mut c, "h", "up/echo", "via the reloaded provider");
+    assert_eq!(events.last().unwrap()["state"], "final", "{events:?}");
+    assert_eq!(up.requests_to("/chat/completions")[0].header("authorization"), Some("Bearer sk-literal-456"));
+    let agents = c.request("agents.list", json!({}));
+    assert_eq!(agents["payload"]["agents"][0]["model"], "up/echo", "{agents}");
+
+    // A default naming a model nobody offers: the reload is refused, the old config serves on.
+    home.write_config(None, &config.replace("default = \"up/echo\"", "default = \"up/missing\""));
+    let out = home.ctl(&["reload"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(":2:") && text.contains("models.default") && text.contains("up/missing"), "{text}");
+    assert_eq!(ids(&mut c), ["echo/echo", "up/echo"]);
+    drop(c);
+
+    let mut d = d;
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    d.wait_exit(WAIT);
+    home.write_config(None, &config);
+    std::fs::set_permissions(home.config_file(None), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let d = home.start(&["--port", &free_port().to_string()]);
+    let log = d.stderr();
+    assert!(log.contains("models.providers.up.api_key") && log.contains("chmod 600"), "{log}");
+    assert!(!log.contains("sk-literal-456"), "{log}");
+}
+
+#[test]
+fn the_global_cap_holds_runs_of_other_sessions() {
+    let up = Upstream::start();
+    let home = Home::new();
+    home.write_config(
+        None,
+        &format!(
+            "[runs]\nmax_concurrent = 1\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [\"chunk-delay-50\"]\n",
+            up.openai_base_url()
+        ),
+    );
+    let d = home.start(&["--port", &free_port().to_string()]);
+    let (mut c, _) = Client::paired(d.port, &home.token(), &Device::new(27));
+    let model = "up/chunk-delay-50";
+    let a = send(&mut c, "one", model, "a b c d");
+    // `a` holds the only slot once it streams.
+    c.event_where("chat", WAIT, |e| e["payload"]["runId"] == a.as_str() && e["payload"]["state"] == "delta");
+    let b = send(&mut c, "two", model, "e f g h");
+    chat_events(&mut c, &b);
+    let order: Vec<(String, String)> = c
+        .events
+        .iter()
+        .filter(|e| e["event"] == "chat")
+        .map(|e| {
+            let p = &e["payload"];
+            (p["runId"].as_str().unwrap().to_owned(), p["state"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let a_final = order.iter().position(|(r, s)| *r == a && s == "final").expect("a ended first");
+    let b_first = order.iter().position(|(r, _)| *r == b).unwrap();
+    assert!(a_final < b_first, "one run at a time across sessions: {order:?}");
 }

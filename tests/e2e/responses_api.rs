@@ -123,6 +123,14 @@ fn a_response_is_complete_and_stored() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"]["code"], "response_not_found");
     assert_eq!(call(&d, "GET", "/v1/responses/resp_nope", "", None).status, 401);
+
+    // Deleted: gone, and a second delete finds nothing.
+    let path = format!("/v1/responses/{}", resp["id"].as_str().unwrap());
+    let r = call(&d, "DELETE", &path, &token, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["deleted"], true);
+    assert_eq!(call(&d, "GET", &path, &token, None).status, 404);
+    assert_eq!(call(&d, "DELETE", &path, &token, None).status, 404);
 }
 
 #[test]
@@ -331,7 +339,7 @@ fn failures_and_disconnects() {
 
     let body = json!({"model": "up/stall-after-2", "stream": true, "input": "a b c d e"});
     let mut deltas = 0;
-    let (_, reader) = stream_until(d.port, "/v1/responses", &token, &body, |data| {
+    let (seen, reader) = stream_until(d.port, "/v1/responses", &token, &body, |data| {
         let event: Value = serde_json::from_str(data).unwrap();
         if event["type"] == "response.output_text.delta" {
             deltas += 1;
@@ -339,12 +347,20 @@ fn failures_and_disconnects() {
         deltas == 2
     });
     assert_eq!(up.open_streams(), 1);
+    let created: Value = serde_json::from_str(&seen[0]).unwrap();
+    let path = format!("/v1/responses/{}", created["response"]["id"].as_str().unwrap());
+    assert_eq!(call(&d, "GET", &path, &token, None).json()["status"], "in_progress");
     drop(reader);
     wait_for(Duration::from_secs(20), "the upstream stream to close", || {
         (up.open_streams() == 0).then_some(())
     });
     up.wait_open_connections_at_most(0, Duration::from_secs(20));
     wait_connections_idle(&d, &token);
+    let stored = wait_for(Duration::from_secs(20), "the response stored as failed", || {
+        let r = call(&d, "GET", &path, &token, None).json();
+        (r["status"] == "failed").then_some(r)
+    });
+    assert_eq!(stored["error"]["code"], "client_disconnected");
 }
 
 #[test]
@@ -411,4 +427,32 @@ fn gateway_tools_run_inside_the_response() {
         .filter_map(|(_, d)| d["text"].as_str())
         .collect();
     assert_eq!(deltas, done, "the deltas add up to the finished texts");
+}
+
+#[test]
+fn a_continuation_with_store_false_sees_the_chain_and_keeps_nothing() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let d = home.start_with(&upstream_provider(&up, &["echo"]));
+    let token = home.token();
+    let first = post(&d, "/v1/responses", &token, &json!({"model": "up/echo", "input": "first"})).json();
+    let id1 = first["id"].as_str().unwrap();
+    let r = post(
+        &d,
+        "/v1/responses",
+        &token,
+        &json!({"model": "up/echo", "input": "second", "previous_response_id": id1, "store": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let second = r.json();
+    assert_eq!(output_text(&second), "second");
+    let sent = up.requests_to("/chat/completions").pop().unwrap().body;
+    let contents: Vec<&str> =
+        sent["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+    assert!(contents.ends_with(&["first", "first", "second"]), "{contents:?}");
+    // Nothing kept: the chain's session is as it was, the response is not stored.
+    let session = wait_messages(&d, &token, &format!("resp:{id1}"), 2);
+    assert_eq!(session["messages"].as_array().unwrap().len(), 2);
+    let path = format!("/v1/responses/{}", second["id"].as_str().unwrap());
+    assert_eq!(call(&d, "GET", &path, &token, None).status, 404);
 }

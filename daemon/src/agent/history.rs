@@ -281,6 +281,11 @@ impl History {
         })
     }
 
+    /// Deletes the records of runs that ended before `ms` (their messages stay).
+    pub fn delete_runs_ended_before(&self, ms: u64) -> Result<usize, StoreError> {
+        self.store.with(|c| c.execute("DELETE FROM runs WHERE ended_at_ms < ?1", [ms as i64]))
+    }
+
     /// Runs left queued or running by a previous process are marked interrupted.
     pub fn mark_interrupted(&self) -> Result<usize, StoreError> {
         self.store.with(|c| {
@@ -438,6 +443,35 @@ mod tests {
         assert_eq!(h.messages("s", 10, Some(first)).unwrap().len(), 2);
         assert_eq!(second, first + 1);
         assert_eq!(h.list_sessions(10).unwrap()[0].message_count, 3);
+    }
+
+    #[test]
+    fn a_run_is_recorded_with_its_turn_and_old_records_go() {
+        let (_dir, h) = history();
+        let turn = h.begin_run("r1", "s", "main", "echo/echo", "ws", &[Message::user("hi")]).unwrap();
+        assert_eq!(h.run("r1").unwrap().unwrap().status, RunStatus::Running);
+        let outcome = RunOutcome {
+            run_id: "r1".into(),
+            session_key: Some("s".into()),
+            status: RunStatus::Ok,
+            model: "echo/echo".into(),
+            message: Some(Message::new(Role::Assistant, "hi")),
+            usage: Usage { input_tokens: 1, output_tokens: 1 },
+            finish_reason: Some(super::super::types::FinishReason::Stop),
+            error: None,
+            started_at_ms: 1,
+            ended_at_ms: 1_000,
+        };
+        h.end_run(&outcome, Some(("s", turn, std::slice::from_ref(outcome.message.as_ref().unwrap()))))
+            .unwrap();
+        let stored = h.run("r1").unwrap().unwrap();
+        assert_eq!(RunOutcome { started_at_ms: 1, ..stored }, outcome, "as recorded (started: when stored)");
+        assert_eq!(h.messages("s", 10, None).unwrap().len(), 2);
+        assert_eq!(h.mark_interrupted().unwrap(), 0);
+        assert_eq!(h.delete_runs_ended_before(999).unwrap(), 0);
+        assert_eq!(h.delete_runs_ended_before(1_001).unwrap(), 1);
+        assert!(h.run("r1").unwrap().is_none());
+        assert_eq!(h.messages("s", 10, None).unwrap().len(), 2, "the messages stay");
     }
 
     #[test]

@@ -6,14 +6,14 @@ pub mod history;
 mod run;
 pub mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use gateway_config::{Config, ProviderKind, DEFAULT_AGENT};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 pub use history::{History, MemoryNote, SessionInfo, StoredMessage};
@@ -26,6 +26,10 @@ use crate::store::Store;
 const EVENT_BUFFER: usize = 256;
 /// How often ended runs are looked at for forgetting.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the record of an ended run is kept in the store (its messages stay with the
+/// session), and how often old records are deleted.
+const RUN_RECORD_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
+const RUN_RECORD_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The runtime, shared by the WebSocket methods and the HTTP APIs.
 #[derive(Clone)]
@@ -44,13 +48,30 @@ struct Inner {
     idempotency: Mutex<HashMap<String, String>>,
     closing: AtomicBool,
     last_prune: Mutex<Instant>,
+    /// When old run records were last deleted (None: not yet in this process).
+    last_record_prune: Mutex<Option<Instant>>,
+    /// Told of every event of every stateful run, in order, as it happens (WebSocket `chat`).
+    observer: std::sync::OnceLock<Observer>,
 }
 
-/// One session's line of runs: the lock is held by the running one, FIFO for the rest.
+/// What an observer is told: one event of a stateful run.
+pub struct Observed<'a> {
+    pub run_id: &'a str,
+    pub session_key: &'a str,
+    /// Counts the run's text, final, error and aborted events from 0.
+    pub seq: u64,
+    /// The assistant's text so far in this run.
+    pub text: &'a str,
+    pub event: &'a RunEvent,
+}
+
+pub type Observer = Box<dyn Fn(&Observed<'_>) + Send + Sync>;
+
+/// One session's line of runs, in the order they were started: the front one runs.
 struct SessionQueue {
-    lock: Arc<tokio::sync::Mutex<()>>,
-    /// Runs started and not ended (running and waiting).
-    pending: usize,
+    order: VecDeque<String>,
+    /// Woken whenever a run leaves the line.
+    moved: Arc<Notify>,
 }
 
 /// A run in this process: its subscribers, its abort switch and, once ended, its outcome.
@@ -107,6 +128,8 @@ impl Agents {
                 idempotency: Mutex::new(HashMap::new()),
                 closing: AtomicBool::new(false),
                 last_prune: Mutex::new(Instant::now()),
+                last_record_prune: Mutex::new(None),
+                observer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -116,6 +139,14 @@ impl Agents {
         self.inner.config.store(Arc::new(config.clone()));
     }
 
+    /// Sets the function told of every event of every stateful run, synchronously and in
+    /// order (a session's next run starts only after its last event was observed). Once.
+    pub fn observe(&self, observer: Observer) {
+        if self.inner.observer.set(observer).is_err() {
+            tracing::warn!("a run observer was already set");
+        }
+    }
+
     /// Sessions, messages, memory notes and stored responses.
     pub fn history(&self) -> &History {
         &self.inner.history
@@ -123,7 +154,17 @@ impl Agents {
 
     /// Validates agent and model, stores the input (stateful runs) and queues the run behind
     /// the session's current one; returns at once. The input is on disk when this returns.
+    /// A caller that goes away meanwhile (its future dropped) does not leave a half-started run:
+    /// the work is its own task.
     pub async fn start(&self, req: RunRequest) -> Result<RunHandle, StartError> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.start_here(req).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(StartError::Unavailable(format!("the run could not be started: {e}"))),
+        }
+    }
+
+    async fn start_here(&self, req: RunRequest) -> Result<RunHandle, StartError> {
         if self.inner.closing.load(Ordering::Relaxed) {
             return Err(StartError::Unavailable(
                 "the gateway is shutting down: retry after it restarts".into(),
@@ -155,10 +196,28 @@ impl Agents {
             }
             _ => format!("run_{}", uuid::Uuid::new_v4().simple()),
         };
-        let session_lock = match &req.session_key {
-            Some(key) => Some(self.enter_session(key, config.runs.max_queued_per_session.get() as usize)?),
-            None => None,
-        };
+        if let Some(key) = &req.session_key {
+            self.enter_session(key, &run_id, config.runs.max_queued_per_session.get() as usize)?;
+        }
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let run = Arc::new(Run {
+            id: run_id.clone(),
+            session_key: req.session_key.clone(),
+            model: resolved.model_id.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            abort: watch::channel(false).0,
+            subscribers: Mutex::new(vec![tx.clone()]),
+            started: AtomicBool::new(false),
+            outcome: watch::channel(None).0,
+            ended_at: Mutex::new(None),
+        });
+        // Claimed at once with the key, so a concurrent retry joins this run.
+        if let Err(existing) = self.register(&run) {
+            if let Some(key) = &req.session_key {
+                self.leave_session(key, &run_id);
+            }
+            return Ok(self.subscribe(&existing));
+        }
         // Ephemeral runs store nothing (they are remembered in memory for the idempotency
         // window); stateful ones are recorded with their input in one transaction.
         let stored = match req.session_key.clone() {
@@ -180,29 +239,22 @@ impl Agents {
         let turn = match stored {
             Ok(turn) => turn,
             Err(e) => {
-                if let Some(key) = &req.session_key {
-                    self.leave_session(key);
-                }
                 tracing::warn!(error = %e, "cannot store a run");
+                if let Some(key) = &req.session_key {
+                    self.leave_session(key, &run_id);
+                }
+                // Whoever joined meanwhile learns that it failed.
+                let failed = RunEvent::Error {
+                    code: "store",
+                    message: "the gateway's state database failed; see the gateway log".into(),
+                };
+                for sub in lock(&run.subscribers).drain(..) {
+                    let _ = sub.try_send(failed.clone());
+                }
+                self.unregister(&run);
                 return Err(e.into());
             }
         };
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let run = Arc::new(Run {
-            id: run_id.clone(),
-            session_key: req.session_key.clone(),
-            model: resolved.model_id.clone(),
-            idempotency_key: req.idempotency_key.clone(),
-            abort: watch::channel(false).0,
-            subscribers: Mutex::new(vec![tx.clone()]),
-            started: AtomicBool::new(false),
-            outcome: watch::channel(None).0,
-            ended_at: Mutex::new(None),
-        });
-        lock(&self.inner.runs).insert(run_id.clone(), run.clone());
-        if let Some(key) = &req.idempotency_key {
-            lock(&self.inner.idempotency).insert(key.clone(), run_id.clone());
-        }
         let handle = RunHandle {
             run_id,
             session_key: req.session_key.clone(),
@@ -211,7 +263,15 @@ impl Agents {
             events: rx,
         };
         let cancel_watch = req.cancel_on_drop.then_some(tx);
-        let job = run::Job { agents: self.clone(), run, req, resolved, turn, session_lock, cancel_watch };
+        let job = run::Job {
+            agents: self.clone(),
+            run,
+            req,
+            resolved,
+            turn,
+            cancel_watch,
+            observed: Mutex::new((0, String::new())),
+        };
         tokio::spawn(job.execute());
         Ok(handle)
     }
@@ -374,6 +434,37 @@ impl Agents {
     fn join(&self, key: &str) -> Option<RunHandle> {
         let run_id = lock(&self.inner.idempotency).get(key).cloned()?;
         let run = lock(&self.inner.runs).get(&run_id).cloned()?;
+        Some(self.subscribe(&run))
+    }
+
+    /// Puts a new run in the map and claims its idempotency key; `Err` with the run that
+    /// holds the key already.
+    fn register(&self, run: &Arc<Run>) -> Result<(), Arc<Run>> {
+        let mut keys = lock(&self.inner.idempotency);
+        let mut runs = lock(&self.inner.runs);
+        if let Some(key) = &run.idempotency_key {
+            if let Some(existing) = keys.get(key).and_then(|id| runs.get(id)) {
+                return Err(existing.clone());
+            }
+            keys.insert(key.clone(), run.id.clone());
+        }
+        runs.insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+
+    fn unregister(&self, run: &Run) {
+        let mut keys = lock(&self.inner.idempotency);
+        lock(&self.inner.runs).remove(&run.id);
+        if let Some(key) = &run.idempotency_key {
+            if keys.get(key) == Some(&run.id) {
+                keys.remove(key);
+            }
+        }
+    }
+
+    /// A new subscriber to a run: its events from now on (with `Started` replayed), or how it
+    /// ended.
+    fn subscribe(&self, run: &Run) -> RunHandle {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         // Under the subscriber lock, so no event falls between the replay and the subscription.
         {
@@ -391,35 +482,57 @@ impl Agents {
                 subs.push(tx);
             }
         }
-        Some(RunHandle {
+        RunHandle {
             run_id: run.id.clone(),
             session_key: run.session_key.clone(),
             model: run.model.clone(),
             joined: true,
             events: rx,
-        })
+        }
     }
 
-    fn enter_session(&self, key: &str, max_queued: usize) -> Result<Arc<tokio::sync::Mutex<()>>, StartError> {
+    /// Takes a place at the end of the session's line; refused when the line is full.
+    fn enter_session(&self, key: &str, run_id: &str, max_queued: usize) -> Result<(), StartError> {
         let mut sessions = lock(&self.inner.sessions);
         let queue = sessions
             .entry(key.to_owned())
-            .or_insert_with(|| SessionQueue { lock: Arc::new(tokio::sync::Mutex::new(())), pending: 0 });
-        if queue.pending > max_queued {
+            .or_insert_with(|| SessionQueue { order: VecDeque::new(), moved: Arc::new(Notify::new()) });
+        if queue.order.len() > max_queued {
             return Err(StartError::Busy(format!(
                 "session {key:?} has {} runs waiting (runs.max_queued_per_session = {max_queued}): retry later",
-                queue.pending - 1
+                queue.order.len() - 1
             )));
         }
-        queue.pending += 1;
-        Ok(queue.lock.clone())
+        queue.order.push_back(run_id.to_owned());
+        Ok(())
     }
 
-    fn leave_session(&self, key: &str) {
+    /// Resolves when the run is at the front of its session's line.
+    async fn my_turn(&self, key: &str, run_id: &str) {
+        loop {
+            let moved = match lock(&self.inner.sessions).get(key) {
+                Some(q) if q.order.front().map(String::as_str) != Some(run_id) => q.moved.clone(),
+                _ => return,
+            };
+            let notified = moved.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Looked at again once registered, so a move in between is not missed.
+            match lock(&self.inner.sessions).get(key) {
+                Some(q) if q.order.front().map(String::as_str) != Some(run_id) => {}
+                _ => return,
+            }
+            notified.await;
+        }
+    }
+
+    /// Leaves the session's line (at the front when done, anywhere when aborted while waiting).
+    fn leave_session(&self, key: &str, run_id: &str) {
         let mut sessions = lock(&self.inner.sessions);
         if let Some(queue) = sessions.get_mut(key) {
-            queue.pending -= 1;
-            if queue.pending == 0 {
+            queue.order.retain(|r| r != run_id);
+            queue.moved.notify_waiters();
+            if queue.order.is_empty() {
                 sessions.remove(key);
             }
         }
@@ -435,14 +548,16 @@ impl Agents {
             }
             *last = Instant::now();
         }
+        self.prune_records();
         let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
+        // Lock order everywhere: idempotency keys, then runs.
+        let mut keys = lock(&self.inner.idempotency);
         let mut runs = lock(&self.inner.runs);
         let expired: Vec<Arc<Run>> =
             runs.values().filter(|r| lock(&r.ended_at).is_some_and(|t| t.elapsed() > ttl)).cloned().collect();
         if expired.is_empty() {
             return;
         }
-        let mut keys = lock(&self.inner.idempotency);
         for run in expired {
             runs.remove(&run.id);
             if let Some(k) = &run.idempotency_key {
@@ -451,6 +566,28 @@ impl Agents {
                 }
             }
         }
+    }
+}
+
+impl Agents {
+    /// Deletes run records older than the retention, at most once an hour, off the workers.
+    fn prune_records(&self) {
+        {
+            let mut last = lock(&self.inner.last_record_prune);
+            if last.is_some_and(|t| t.elapsed() < RUN_RECORD_PRUNE_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let history = self.inner.history.clone();
+        tokio::task::spawn_blocking(move || {
+            let before = crate::gateway::now_ms().saturating_sub(RUN_RECORD_RETENTION_MS);
+            match history.delete_runs_ended_before(before) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "deleted run records older than 30 days"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old run records"),
+            }
+        });
     }
 }
 
@@ -617,6 +754,97 @@ mod tests {
         );
         assert_eq!(agents.wait(&run_id, Duration::from_secs(10)).await.unwrap().status, RunStatus::Aborted);
         assert!(!agents.abort(&run_id), "an ended run cannot be aborted");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn runs_of_a_session_execute_in_the_order_they_were_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let agents = Agents::new(store, &Config::default());
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let req = RunRequest {
+                session_key: Some("s".into()),
+                input: vec![Message::user(format!("m{i}"))],
+                ..RunRequest::default()
+            };
+            ids.push(agents.start(req).await.unwrap().run_id);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let outcome = agents.wait(id, Duration::from_secs(20)).await.unwrap();
+            // The echo model counts the words it was sent: every earlier turn, complete.
+            assert_eq!(outcome.usage.input_tokens, 2 * i as u64 + 1, "run {i} ran out of turn");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_starts_with_one_idempotency_key_make_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let agents = Agents::new(store, &Config::default());
+        for origin in [RunOrigin::Http, RunOrigin::Ws] {
+            let key = format!("key-{}", origin.as_str());
+            let starts: Vec<_> = (0..16)
+                .map(|_| {
+                    let agents = agents.clone();
+                    let req = RunRequest {
+                        session_key: Some(format!("s-{}", origin.as_str())),
+                        input: vec![Message::user("once")],
+                        idempotency_key: Some(key.clone()),
+                        origin,
+                        ..RunRequest::default()
+                    };
+                    tokio::spawn(async move { agents.start(req).await.map(|h| (h.run_id, h.joined)) })
+                })
+                .collect();
+            let mut ids = Vec::new();
+            for s in starts {
+                ids.push(s.await.unwrap().unwrap());
+            }
+            assert!(ids.iter().all(|(id, _)| *id == ids[0].0), "{ids:?}");
+            assert_eq!(ids.iter().filter(|(_, joined)| !joined).count(), 1, "{ids:?}");
+            agents.wait(&ids[0].0, Duration::from_secs(10)).await.unwrap();
+            let stored = agents.history().messages(&format!("s-{}", origin.as_str()), 100, None).unwrap();
+            assert_eq!(stored.len(), 2, "one user message and one reply");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_observer_sees_stateful_runs_in_order_and_not_ephemeral_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
+        let agents = Agents::new(store, &Config::default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        agents.observe(Box::new(move |o| {
+            let kind = match o.event {
+                RunEvent::Delta { .. } => "delta",
+                RunEvent::Final { .. } => "final",
+                RunEvent::Started { .. } => "started",
+                _ => "other",
+            };
+            lock(&sink).push((o.session_key.to_owned(), o.seq, kind, o.text.to_owned()));
+        }));
+        let ephemeral = RunRequest { input: vec![Message::user("not seen")], ..RunRequest::default() };
+        let id = agents.start(ephemeral).await.unwrap().run_id;
+        let req = RunRequest {
+            session_key: Some("h".into()),
+            input: vec![Message::user("one two three")],
+            origin: RunOrigin::Hook,
+            ..RunRequest::default()
+        };
+        let stateful = agents.start(req).await.unwrap().run_id;
+        agents.wait(&stateful, Duration::from_secs(10)).await.unwrap();
+        let _ = agents.wait(&id, Duration::from_secs(1)).await;
+        let seen = lock(&seen).clone();
+        let kinds: Vec<(u64, &str)> = seen.iter().map(|(_, seq, kind, _)| (*seq, *kind)).collect();
+        assert_eq!(
+            kinds,
+            [(0, "started"), (0, "delta"), (1, "delta"), (2, "delta"), (3, "final")],
+            "{seen:?}"
+        );
+        assert!(seen.iter().all(|(key, ..)| key == "h"));
+        assert_eq!(seen[3].3, "one two three", "the text so far");
     }
 
     #[tokio::test]

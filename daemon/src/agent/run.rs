@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{lock, Agents, Resolved, Run, RunRequest};
+use super::{lock, Agents, Observed, Resolved, Run, RunRequest};
 use crate::agent::types::*;
 use crate::gateway::now_ms;
 use crate::providers::{self, Deltas, ModelCall, ProviderError};
@@ -22,9 +22,10 @@ pub(super) struct Job {
     pub resolved: Resolved,
     /// The run's turn in its session (stateful runs).
     pub turn: Option<i64>,
-    pub session_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     /// The creator's channel, watched when the run is cancelled on drop.
     pub cancel_watch: Option<mpsc::Sender<RunEvent>>,
+    /// For the observer: events observed so far and the assistant's text.
+    pub observed: std::sync::Mutex<(u64, String)>,
 }
 
 /// How the work ended, before it becomes an outcome.
@@ -97,7 +98,7 @@ impl Job {
         self.emit(super::outcome_event(&outcome)).await;
         lock(&self.run.subscribers).clear();
         if let Some(key) = &self.req.session_key {
-            self.agents.leave_session(key);
+            self.agents.leave_session(key, &self.run.id);
         }
         self.agents.ended(&self.run);
     }
@@ -117,8 +118,22 @@ impl Job {
         }
     }
 
-    /// Sends an event to every subscriber; those gone are forgotten.
+    /// Tells the observer, then sends the event to every subscriber; those gone are forgotten.
     async fn emit(&self, event: RunEvent) {
+        if let (Some(observer), Some(key)) = (self.agents.inner.observer.get(), &self.req.session_key) {
+            let mut observed = lock(&self.observed);
+            let (seq, text) = &mut *observed;
+            if let RunEvent::Delta { text: delta } = &event {
+                text.push_str(delta);
+            }
+            observer(&Observed { run_id: &self.run.id, session_key: key, seq: *seq, text, event: &event });
+            if !matches!(
+                event,
+                RunEvent::Started { .. } | RunEvent::ToolStart { .. } | RunEvent::ToolResult { .. }
+            ) {
+                *seq += 1;
+            }
+        }
         let subscribers: Vec<mpsc::Sender<RunEvent>> = lock(&self.run.subscribers).clone();
         for tx in subscribers {
             if tx.send(event.clone()).await.is_err() {
@@ -129,10 +144,9 @@ impl Job {
 
     async fn work(&self) -> Ended {
         // Queue: the session first (one run at a time, in order), then a global slot.
-        let _session = match &self.session_lock {
-            Some(l) => Some(l.lock().await),
-            None => None,
-        };
+        if let Some(key) = &self.req.session_key {
+            self.agents.my_turn(key, &self.run.id).await;
+        }
         let _permit = self.agents.inner.permits.acquire().await.expect("the semaphore is never closed");
         self.run.started.store(true, Ordering::Relaxed);
         self.emit(RunEvent::Started {
@@ -250,7 +264,9 @@ impl Job {
                 let stored = tokio::task::spawn_blocking(move || history.messages(&key, limit, Some(turn)))
                     .await
                     .expect("store task")?;
-                messages.extend(stored.into_iter().map(|m| m.message));
+                // The limit may cut a tool round in two: start at a user message, as APIs require.
+                let start = stored.iter().position(|m| m.message.role == Role::User).unwrap_or(stored.len());
+                messages.extend(stored.into_iter().skip(start).map(|m| m.message));
             }
             _ => {
                 messages.extend(self.req.input.iter().cloned());

@@ -55,6 +55,16 @@ impl Message {
         Self::new(Role::User, content)
     }
 
+    /// An assistant reply; tool calls without arguments get an empty object.
+    pub fn assistant(content: impl Into<String>, mut tool_calls: Vec<ToolCall>) -> Self {
+        for call in &mut tool_calls {
+            if call.arguments.trim().is_empty() {
+                call.arguments = "{}".into();
+            }
+        }
+        Self { tool_calls, ..Self::new(Role::Assistant, content) }
+    }
+
     pub fn tool_result(call_id: &str, output: impl Into<String>) -> Self {
         Self { tool_call_id: Some(call_id.to_owned()), ..Self::new(Role::Tool, output) }
     }

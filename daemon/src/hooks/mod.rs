@@ -4,6 +4,7 @@
 //! `Idempotency-Key` header (the same key joins the run it started instead of starting
 //! another). Each accepted call starts an agent turn and answers 202 with its run id at once.
 
+pub mod mappings;
 pub mod token;
 
 use std::sync::Arc;
@@ -22,6 +23,16 @@ use crate::agent::{Message, RunOrigin, RunRequest};
 use crate::gateway::Gateway;
 use crate::guard::refuse;
 use crate::http::{authenticate, Refusal};
+
+/// Checks the `[hooks]` section when a config is loaded and resolves the hooks token (when
+/// webhooks are on); a problem comes back as (key, message).
+pub fn prepare(
+    config: &gateway_config::Config,
+    gateway_token: &str,
+) -> Result<Option<String>, (String, String)> {
+    mappings::check(config)?;
+    token::resolve(config, gateway_token).map_err(|message| ("hooks.token".to_owned(), message))
+}
 
 /// The session `/hooks/wake` runs on: the default agent's main conversation, the one the
 /// WebSocket `agent` method uses when given no session key.
@@ -89,6 +100,13 @@ async fn accept(gw: &Gateway, headers: &HeaderMap, req: RunRequest) -> Response 
     let req = RunRequest { idempotency_key: idempotency_key(headers), origin: RunOrigin::Hook, ..req };
     match gw.agents.start(req).await {
         Ok(handle) => {
+            tracing::info!(
+                event = "hook_accepted",
+                run = %handle.run_id,
+                session = session_key.as_deref().unwrap_or(""),
+                joined = handle.joined,
+                "a webhook started a run"
+            );
             // `joined`: an Idempotency-Key seen before; this is the run it started.
             let body = json!({ "ok": true, "runId": handle.run_id, "sessionKey": session_key, "joined": handle.joined });
             (StatusCode::ACCEPTED, Json(body)).into_response()

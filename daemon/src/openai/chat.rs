@@ -58,7 +58,7 @@ async fn chat(gw: Arc<Gateway>, headers: HeaderMap, body: Body) -> Result<Respon
             None,
             encoder.include_usage,
         ));
-        let response = SseBody::new(handle.events, encoder, first, Box::new(())).into_response();
+        let response = SseBody::new(handle.events, encoder, first).into_response();
         return Ok(super::with_run_headers(response, &run_id, session.as_deref(), &ignored));
     }
     let done = run::finish(&mut handle).await?;

@@ -39,7 +39,7 @@ async fn complete(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     if r.stream {
         let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
         let encoder = CompletionEncoder { header, include_usage, streamed_text: false };
-        let response = SseBody::new(handle.events, encoder, Frames::default(), Box::new(())).into_response();
+        let response = SseBody::new(handle.events, encoder, Frames::default()).into_response();
         return Ok(with_run_headers(response, &run_id, None, &ignored));
     }
     let done = run::finish(&mut handle).await?;

@@ -20,7 +20,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
@@ -40,8 +40,21 @@ pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get))
         .route("/v1/responses", post(responses::create))
-        .route("/v1/responses/{id}", get(responses::get))
+        .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
+        .route("/v1/{*rest}", any(unknown))
         .route_layer(middleware::from_fn_with_state(gw, require_auth))
+}
+
+/// Any other `/v1/` path: a 404 in the OpenAI shape, naming what is served.
+async fn unknown(req: Request) -> ApiError {
+    ApiError::not_found(
+        "unknown_endpoint",
+        format!(
+            "no endpoint {} {}: this gateway serves /v1/chat/completions, /v1/completions, /v1/models and /v1/responses",
+            req.method(),
+            req.uri().path()
+        ),
+    )
 }
 
 /// The gateway's auth, refusing in the OpenAI error shape.

@@ -33,6 +33,27 @@ pub async fn get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Resp
     }
 }
 
+/// `DELETE /v1/responses/{id}`: forgets the stored object (the chain's session stays).
+pub async fn delete(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
+    let history = gw.agents.history().clone();
+    let key = id.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        history.store().with(|c| c.execute("DELETE FROM responses WHERE id = ?1", [&key]))
+    })
+    .await;
+    match deleted {
+        Ok(Ok(1)) => Json(serde_json::json!({ "id": id, "object": "response.deleted", "deleted": true }))
+            .into_response(),
+        Ok(Ok(_)) => not_found(&id).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot delete a stored response");
+            ApiError::internal("the gateway cannot change stored responses right now; try again")
+                .into_response()
+        }
+        Err(e) => ApiError::internal(format!("delete task failed: {e}")).into_response(),
+    }
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(
         "response_not_found",
@@ -52,6 +73,26 @@ async fn load(gw: &Gateway, id: &str) -> Result<Option<(Option<String>, Value)>,
             ApiError::internal("the gateway cannot read stored responses right now; try again")
         })?;
     Ok(row.map(|(key, body)| (key, serde_json::from_str(&body).unwrap_or(Value::Null))))
+}
+
+/// A chain's messages so far (the newest the default agent keeps in its context).
+async fn chain_history(gw: &Gateway, key: &str) -> Result<Vec<crate::agent::Message>, ApiError> {
+    let config = gw.active();
+    let limit = config
+        .config
+        .agents
+        .get(gateway_config::DEFAULT_AGENT)
+        .map_or_else(|| gateway_config::Agent::default().history_limit.get(), |a| a.history_limit.get());
+    let history = gw.agents.history().clone();
+    let key = key.to_owned();
+    let stored = tokio::task::spawn_blocking(move || history.messages(&key, limit as usize, None))
+        .await
+        .map_err(|e| ApiError::internal(format!("history task failed: {e}")))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot read a response chain");
+            ApiError::internal("the gateway cannot read stored conversations right now; try again")
+        })?;
+    Ok(stored.into_iter().map(|m| m.message).collect())
 }
 
 /// Where a stored response is kept: the history, its id and its session.
@@ -85,14 +126,21 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     let input = convert::input_messages(wire::input_items(&r.input)?)?;
     let tools = convert::responses_tools(&r.tools)?;
     let id = new_id("resp");
-    let session_key = match &r.previous_response_id {
+    // The session of the chain this continues, if any.
+    let chain = match &r.previous_response_id {
         Some(prev) => {
             let (key, _) =
                 load(&gw, prev).await?.ok_or_else(|| not_found(prev).with_param("previous_response_id"))?;
             Some(key.unwrap_or_else(|| format!("resp:{prev}")))
         }
-        None if r.store => Some(format!("resp:{id}")),
         None => None,
+    };
+    let (session_key, input) = match (chain, r.store) {
+        (Some(key), true) => (Some(key), input),
+        // Continued but not kept: the chain so far and the new input, as one run storing nothing.
+        (Some(key), false) => (None, [chain_history(&gw, &key).await?, input].concat()),
+        (None, true) => (Some(format!("resp:{id}")), input),
+        (None, false) => (None, input),
     };
     let tools_off = r.tool_choice.as_ref().is_some_and(wire::ToolChoice::is_none);
     let req = RunRequest {
@@ -128,7 +176,9 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     });
     let keep =
         r.store.then(|| Keep { history: gw.agents.history().clone(), id, session_key: session_key.clone() });
-    if let Some(keep) = &keep {
+    // A streaming client knows the id from `response.created` on, so the response is
+    // retrievable (and continuable) from then; a non-streamed one learns it at the end.
+    if let Some(keep) = keep.as_ref().filter(|_| r.stream) {
         keep.save(builder.object()).await;
     }
     let mut first = Frames::default();
@@ -149,14 +199,22 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
     }
 
     // A task drives the stream so the final object is stored before `response.completed`
-    // goes out; the client going away closes the channel and the task drops the run.
+    // goes out; the client going away closes the channel, and the task drops the run (which
+    // aborts it) and stores the response as failed.
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
     tokio::spawn(async move {
         let mut handle = handle;
         loop {
             let event = tokio::select! {
                 event = handle.events.recv() => event,
-                _ = tx.closed() => return,
+                _ = tx.closed() => {
+                    drop(handle);
+                    end(&mut builder, Err(client_gone()), &mut Frames::default());
+                    if let Some(keep) = &keep {
+                        keep.save(builder.object()).await;
+                    }
+                    return;
+                }
             };
             let mut out = Frames::default();
             let outcome = match event {
@@ -184,13 +242,21 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
                 let _ = tx.send(out.into_string()).await;
                 return;
             }
-            if tx.send(out.into_string()).await.is_err() {
-                return;
-            }
+            // A failed send means the client left: the next turn of the loop sees it.
+            let _ = tx.send(out.into_string()).await;
         }
     });
-    let response = SseBody::new(rx, Written, first, Box::new(())).into_response();
+    let response = SseBody::new(rx, Written, first).into_response();
     Ok(with_run_headers(response, &run_id, session_key.as_deref(), &ignored))
+}
+
+/// Stored only, never sent: the status is the customary "client closed request".
+fn client_gone() -> ApiError {
+    ApiError::server(
+        axum::http::StatusCode::from_u16(499).unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+        "client_disconnected",
+        "the client went away before the response finished; the run was aborted",
+    )
 }
 
 /// Ends the response with the run's outcome; returns the error to answer with, if it failed.

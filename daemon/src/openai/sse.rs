@@ -1,11 +1,14 @@
 //! Server-sent events: a response body fed by a run's event channel through an encoder that
 //! turns each event into `data:` (and `event:`) frames. The body owns the channel, so a client
 //! that disconnects drops it, which cancels the run (the engine's cancel-on-drop handle).
+//! While nothing comes (a run queued behind another, a slow model), a comment line goes out
+//! every [`KEEP_ALIVE`] so proxies do not take the stream for dead; SSE readers skip comments.
 
-use std::any::Any;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -69,19 +72,32 @@ impl Encoder for Written {
     fn closed(&mut self, _: &mut Frames) {}
 }
 
+/// How long a stream may be silent before a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
 pub struct SseBody<E: Encoder> {
     events: Option<Receiver<E::Event>>,
     encoder: E,
     pending: Option<Bytes>,
-    /// Dropped with the body: whatever else the run's handle holds.
-    _keep: Box<dyn Any + Send>,
+    keep_alive: Duration,
+    silence: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<E: Encoder> SseBody<E> {
     /// `first` is written before any event (e.g. `response.created`).
-    pub fn new(events: Receiver<E::Event>, encoder: E, first: Frames, keep: Box<dyn Any + Send>) -> Self {
+    pub fn new(events: Receiver<E::Event>, encoder: E, first: Frames) -> Self {
+        Self::with_keep_alive(events, encoder, first, KEEP_ALIVE)
+    }
+
+    pub fn with_keep_alive(
+        events: Receiver<E::Event>,
+        encoder: E,
+        first: Frames,
+        keep_alive: Duration,
+    ) -> Self {
         let pending = (!first.0.is_empty()).then(|| Bytes::from(first.0));
-        Self { events: Some(events), encoder, pending, _keep: keep }
+        let silence = Box::pin(tokio::time::sleep(keep_alive));
+        Self { events: Some(events), encoder, pending, keep_alive, silence }
     }
 
     pub fn into_response(self) -> Response {
@@ -119,8 +135,15 @@ impl<E: Encoder> http_body::Body for SseBody<E> {
                     this.encoder.closed(&mut out);
                     this.events = None;
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.silence.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    out.0.push_str(": keep-alive\n\n");
+                }
             }
+            let deadline = tokio::time::Instant::now() + this.keep_alive;
+            this.silence.as_mut().reset(deadline);
             if !out.0.is_empty() {
                 this.pending = Some(Bytes::from(out.0));
             }
@@ -158,7 +181,7 @@ mod tests {
         }
         let mut first = Frames::default();
         first.named("start", &json!({}));
-        let text = collect(SseBody::new(rx, Numbers, first, Box::new(()))).await;
+        let text = collect(SseBody::new(rx, Numbers, first)).await;
         assert_eq!(text, "event: start\ndata: {}\n\ndata: {\"n\":1}\n\ndata: {\"n\":2}\n\n");
     }
 
@@ -167,14 +190,28 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tx.send(1).await.unwrap();
         drop(tx);
-        let text = collect(SseBody::new(rx, Numbers, Frames::default(), Box::new(()))).await;
+        let text = collect(SseBody::new(rx, Numbers, Frames::default())).await;
         assert_eq!(text, "data: {\"n\":1}\n\nevent: error\ndata: {\"closed\":true}\n\n");
+    }
+
+    #[tokio::test]
+    async fn silence_is_broken_by_comments() {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let body = SseBody::with_keep_alive(rx, Numbers, Frames::default(), Duration::from_millis(20));
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tx.send(2).await.unwrap();
+        });
+        let text = collect(body).await;
+        sender.await.unwrap();
+        assert!(text.starts_with(": keep-alive\n\n"), "{text}");
+        assert!(text.ends_with("data: {\"n\":2}\n\n"), "{text}");
     }
 
     #[tokio::test]
     async fn dropping_the_body_drops_the_receiver() {
         let (tx, rx) = tokio::sync::mpsc::channel::<u32>(8);
-        let body = SseBody::new(rx, Numbers, Frames::default(), Box::new(()));
+        let body = SseBody::new(rx, Numbers, Frames::default());
         assert!(!tx.is_closed());
         drop(body);
         assert!(tx.is_closed());

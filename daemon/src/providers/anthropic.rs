@@ -26,7 +26,7 @@ pub async fn call(
     let path = if upstream.base_url.ends_with("/v1") { "/messages" } else { "/v1/messages" };
     let mut reader = upstream.post(path, &headers, &body).await?;
     let what = reader.what().to_owned();
-    if !stream {
+    if !stream || !reader.is_event_stream() {
         let value = reader.json().await?;
         let reply = parse_response(&value).map_err(|e| ProviderError::Upstream(format!("{what}: {e}")))?;
         deltas.send(&reply.message.content).await;
@@ -68,6 +68,9 @@ pub fn request_body(call: &ModelCall, stream: bool) -> Value {
     let mut messages: Vec<Value> = Vec::new();
     for m in call.messages.iter().filter(|m| m.role != Role::System) {
         let (role, blocks) = blocks(m);
+        if blocks.is_empty() {
+            continue; // an empty assistant reply: the API refuses empty content
+        }
         // The API wants user and assistant turns to alternate: merge neighbours of one role
         // (several tool results answer one assistant turn).
         match messages.last_mut() {
@@ -116,6 +119,7 @@ fn blocks(m: &Message) -> (&'static str, Vec<Value>) {
             }
             ("assistant", blocks)
         }
+        _ if m.content.is_empty() => ("user", vec![]),
         _ => ("user", vec![json!({ "type": "text", "text": m.content })]),
     }
 }
@@ -146,7 +150,7 @@ pub fn parse_response(v: &Value) -> Result<Reply, String> {
         }
     }
     Ok(Reply {
-        message: Message { role: Role::Assistant, content: text, tool_calls: calls, tool_call_id: None },
+        message: Message::assistant(text, calls),
         usage: Usage {
             input_tokens: v["usage"]["input_tokens"].as_u64().unwrap_or(0),
             output_tokens: v["usage"]["output_tokens"].as_u64().unwrap_or(0),
@@ -214,23 +218,8 @@ impl Accumulator {
     }
 
     fn into_reply(self) -> Reply {
-        let calls: Vec<ToolCall> = self
-            .calls
-            .into_iter()
-            .map(|(_, mut c)| {
-                if c.arguments.is_empty() {
-                    c.arguments = "{}".into();
-                }
-                c
-            })
-            .collect();
         Reply {
-            message: Message {
-                role: Role::Assistant,
-                content: self.text,
-                tool_calls: calls,
-                tool_call_id: None,
-            },
+            message: Message::assistant(self.text, self.calls.into_iter().map(|(_, c)| c).collect()),
             usage: self.usage,
             finish_reason: finish_reason(self.stop_reason.as_deref()),
         }

@@ -243,6 +243,16 @@ impl BodyReader {
     pub fn what(&self) -> &str {
         &self.what
     }
+
+    /// Whether the answer is a stream of server-sent events (some servers and proxies answer
+    /// a streaming request with one JSON document).
+    pub fn is_event_stream(&self) -> bool {
+        self.response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+    }
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
@@ -310,6 +320,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A server that ignores `stream: true` and answers with one JSON document.
+    #[tokio::test]
+    async fn a_json_answer_to_a_streaming_request_is_read_as_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            assert!(read_request(&mut stream).await);
+            let body =
+                r#"{"choices":[{"message":{"role":"assistant","content":"whole"},"finish_reason":"stop"}]}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+        });
+        let config = Provider {
+            kind: ProviderKind::Openai,
+            base_url: Some(format!("http://{addr}/v1")),
+            models: vec!["m".into()],
+            ..Provider::default()
+        };
+        assert!(config.stream);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let call = ModelCall {
+            model: "m".into(),
+            messages: vec![Message::user("x")],
+            tools: vec![],
+            max_output_tokens: None,
+            temperature: None,
+        };
+        let reply = crate::providers::call(&Clients::default(), "p", &config, call, &mut Deltas::new(&tx))
+            .await
+            .unwrap();
+        assert_eq!(reply.message.content, "whole");
+        assert_eq!(rx.recv().await.as_deref(), Some("whole"));
     }
 
     /// Like llama-server: says keep-alive, streams one answer, then closes the connection.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::http::{quote, Upstream};
 use super::sse;
 use super::{Deltas, ModelCall, ProviderError, Reply};
-use crate::agent::{FinishReason, Message, Role, ToolCall, Usage};
+use crate::agent::{FinishReason, Message, ToolCall, Usage};
 
 pub async fn call(
     upstream: &Upstream<'_>,
@@ -19,7 +19,7 @@ pub async fn call(
     let headers: Vec<(&str, String)> =
         upstream.api_key.iter().map(|k| ("authorization", format!("Bearer {k}"))).collect();
     let mut reader = upstream.post("/chat/completions", &headers, &body).await?;
-    if !stream {
+    if !stream || !reader.is_event_stream() {
         let what = reader.what().to_owned();
         let value = reader.json().await?;
         let reply = parse_response(&value).map_err(|e| ProviderError::Upstream(format!("{what}: {e}")))?;
@@ -126,19 +126,14 @@ pub fn parse_response(v: &Value) -> Result<Reply, String> {
                 .map(|c| ToolCall {
                     id: c["id"].as_str().unwrap_or_default().to_owned(),
                     name: c["function"]["name"].as_str().unwrap_or_default().to_owned(),
-                    arguments: c["function"]["arguments"].as_str().unwrap_or("{}").to_owned(),
+                    arguments: c["function"]["arguments"].as_str().unwrap_or_default().to_owned(),
                 })
                 .collect()
         })
         .unwrap_or_default();
     let finish = finish_reason(choice["finish_reason"].as_str(), !tool_calls.is_empty());
     Ok(Reply {
-        message: Message {
-            role: Role::Assistant,
-            content: msg["content"].as_str().unwrap_or_default().to_owned(),
-            tool_calls,
-            tool_call_id: None,
-        },
+        message: Message::assistant(msg["content"].as_str().unwrap_or_default(), tool_calls),
         usage: usage(&v["usage"]),
         finish_reason: finish,
     })
@@ -197,21 +192,9 @@ impl Accumulator {
             if c.id.is_empty() {
                 c.id = format!("call_{i}");
             }
-            if c.arguments.is_empty() {
-                c.arguments = "{}".into();
-            }
         }
         let finish = finish_reason(self.finish.as_deref(), !calls.is_empty());
-        Reply {
-            message: Message {
-                role: Role::Assistant,
-                content: self.text,
-                tool_calls: calls,
-                tool_call_id: None,
-            },
-            usage: self.usage,
-            finish_reason: finish,
-        }
+        Reply { message: Message::assistant(self.text, calls), usage: self.usage, finish_reason: finish }
     }
 }
 

@@ -166,6 +166,12 @@ pub fn rfc3339(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn the_config_knows_every_tool() {
+        let names: Vec<&str> = super::ALL.iter().map(|t| t.name).collect();
+        assert_eq!(names, gateway_config::agents::TOOL_NAMES);
+    }
+
+    #[test]
     fn rfc3339_matches_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(super::rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");

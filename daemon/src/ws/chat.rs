@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::hub::Conn;
 use super::methods::Pending;
 use crate::agent::{
-    history, Message, RunEvent, RunHandle, RunOrigin, RunOutcome, RunRequest, RunStatus, StartError,
-    StoredMessage,
+    history, Message, Observed, RunEvent, RunHandle, RunOrigin, RunOutcome, RunRequest, RunStatus,
+    StartError, StoredMessage,
 };
 use crate::gateway::{now_ms, Gateway};
 
@@ -64,13 +64,8 @@ pub fn chat_send(gw: Arc<Gateway>, params: Value) -> Pending {
             p.instructions,
         )
         .await?;
-        let run_id = handle.run_id.clone();
-        let joined = handle.joined;
-        // A joined run's events already reach every reader through its first forwarder.
-        if !joined {
-            tokio::spawn(forward_chat(gw, handle));
-        }
-        Ok(json!({ "runId": run_id, "status": if joined { "in_flight" } else { "started" } }))
+        // The run's `chat` events reach every reader through the observer (`observe_runs`).
+        Ok(json!({ "runId": handle.run_id, "status": if handle.joined { "in_flight" } else { "started" } }))
     })
 }
 
@@ -114,50 +109,56 @@ fn start_error(e: StartError) -> ErrorShape {
     shape
 }
 
-/// Turns a run's events into `chat` events for every connection with read access.
-async fn forward_chat(gw: Arc<Gateway>, mut handle: RunHandle) {
-    let mut text = String::new();
-    let mut seq = 0u64;
-    let session_key = handle.session_key.clone().unwrap_or_default();
-    while let Some(event) = handle.events.recv().await {
-        let base = |seq: u64, state: &str| json!({ "runId": handle.run_id, "sessionKey": session_key, "seq": seq, "state": state });
-        let (payload, droppable) = match event {
-            RunEvent::Delta { text: delta } => {
-                text.push_str(&delta);
-                let mut p = base(seq, "delta");
-                p["message"] = chat_message("assistant", &text, now_ms());
-                p["deltaText"] = delta.into();
-                (p, true)
+/// Sends `chat` events for every stateful run (whatever started it: WebSocket, HTTP, a hook) to
+/// every connection with read access, in the order the runs emit them.
+pub fn observe_runs(gw: &Arc<Gateway>) {
+    let weak = Arc::downgrade(gw);
+    gw.agents.observe(Box::new(move |o| {
+        // With nobody connected, no event is even built.
+        if let Some(gw) = weak.upgrade().filter(|gw| gw.hub.authenticated() > 0) {
+            if let Some((payload, droppable)) = chat_event(o) {
+                gw.hub.send("chat", &payload, droppable, gw.ws_buffer_limit(), Conn::sees_presence);
             }
-            RunEvent::Final { message, usage, finish_reason } => {
-                let mut p = base(seq, "final");
-                p["message"] = chat_message("assistant", &message.content, now_ms());
-                if !message.tool_calls.is_empty() {
-                    p["message"]["toolCalls"] = json!(message.tool_calls);
-                }
-                p["usage"] = json!(usage);
-                p["stopReason"] = finish_reason.as_str().into();
-                (p, false)
+        }
+    }));
+}
+
+/// The `chat` event for a run event (none for the start and tool activity: `agent` matters).
+fn chat_event(o: &Observed<'_>) -> Option<(Value, bool)> {
+    let mut p = json!({ "runId": o.run_id, "sessionKey": o.session_key, "seq": o.seq });
+    let droppable = match o.event {
+        RunEvent::Delta { text } => {
+            p["state"] = "delta".into();
+            p["message"] = chat_message("assistant", o.text, now_ms());
+            p["deltaText"] = text.as_str().into();
+            true
+        }
+        RunEvent::Final { message, usage, finish_reason } => {
+            p["state"] = "final".into();
+            p["message"] = chat_message("assistant", &message.content, now_ms());
+            if !message.tool_calls.is_empty() {
+                p["message"]["toolCalls"] = json!(message.tool_calls);
             }
-            RunEvent::Error { code, message } => {
-                let mut p = base(seq, "error");
-                p["errorCode"] = code.into();
-                p["errorMessage"] = message.into();
-                (p, false)
+            p["usage"] = json!(usage);
+            p["stopReason"] = finish_reason.as_str().into();
+            false
+        }
+        RunEvent::Error { code, message } => {
+            p["state"] = "error".into();
+            p["errorCode"] = (*code).into();
+            p["errorMessage"] = message.as_str().into();
+            false
+        }
+        RunEvent::Aborted => {
+            p["state"] = "aborted".into();
+            if !o.text.is_empty() {
+                p["message"] = chat_message("assistant", o.text, now_ms());
             }
-            RunEvent::Aborted => {
-                let mut p = base(seq, "aborted");
-                if !text.is_empty() {
-                    p["message"] = chat_message("assistant", &text, now_ms());
-                }
-                (p, false)
-            }
-            // Tool activity and the start are `agent` stream matters; chat shows text.
-            RunEvent::Started { .. } | RunEvent::ToolStart { .. } | RunEvent::ToolResult { .. } => continue,
-        };
-        seq += 1;
-        gw.hub.send("chat", &payload, droppable, gw.ws_buffer_limit(), Conn::sees_presence);
-    }
+            false
+        }
+        RunEvent::Started { .. } | RunEvent::ToolStart { .. } | RunEvent::ToolResult { .. } => return None,
+    };
+    Some((p, droppable))
 }
 
 /// A message as chat clients show it: content blocks and a timestamp.
@@ -440,28 +441,25 @@ struct KeyParams {
 }
 
 pub fn sessions_reset(gw: Arc<Gateway>, params: Value) -> Pending {
-    Box::pin(async move {
-        let p: KeyParams = parse_params(params)?;
-        gw.agents.abort_session(&p.key);
-        let k = p.key.clone();
-        let existed = blocking(&gw, move |h| h.reset(&k)).await?;
-        if existed {
-            sessions_changed(&gw, &p.key, "reset");
-        }
-        Ok(json!({ "key": p.key, "reset": existed }))
-    })
+    forget(gw, params, false)
 }
 
 pub fn sessions_delete(gw: Arc<Gateway>, params: Value) -> Pending {
+    forget(gw, params, true)
+}
+
+/// Aborts the session's runs, then forgets its messages (reset) or all of it (delete).
+fn forget(gw: Arc<Gateway>, params: Value, delete: bool) -> Pending {
     Box::pin(async move {
         let p: KeyParams = parse_params(params)?;
         gw.agents.abort_session(&p.key);
         let k = p.key.clone();
-        let existed = blocking(&gw, move |h| h.delete(&k)).await?;
+        let existed = blocking(&gw, move |h| if delete { h.delete(&k) } else { h.reset(&k) }).await?;
+        let change = if delete { "deleted" } else { "reset" };
         if existed {
-            sessions_changed(&gw, &p.key, "deleted");
+            sessions_changed(&gw, &p.key, change);
         }
-        Ok(json!({ "key": p.key, "deleted": existed }))
+        Ok(json!({ "key": p.key, change: existed }))
     })
 }
 
