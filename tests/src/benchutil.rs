@@ -39,6 +39,14 @@ pub fn quantile(xs: &mut [f64], q: f64) -> f64 {
     xs[rank.clamp(1, xs.len()) - 1]
 }
 
+/// The number after a command-line flag.
+pub fn arg_num<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T> {
+    value
+        .with_context(|| format!("{flag} needs a value"))?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{flag} needs a number"))
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }

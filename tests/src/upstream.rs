@@ -410,7 +410,10 @@ async fn respond(state: &Arc<State>, req: &Recorded) -> io::Result<Response<Out>
         // An error from the service makes hyper close the connection without a response.
         return Err(io::Error::other("hangup requested by the model name"));
     }
-    tokio::time::sleep(behaviour.first_byte_delay).await;
+    if !behaviour.first_byte_delay.is_zero() {
+        // Even a zero sleep waits for the timer's next millisecond tick.
+        tokio::time::sleep(behaviour.first_byte_delay).await;
+    }
     if let Some(status) = behaviour.fault {
         if !behaviour.fault_then_ok || served_before == 0 {
             return Ok(error(api, status, &format!("injected fault: HTTP {status} for model {model}")));

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use gateway_tests::benchutil::{
-    die_with_parent, machine, quantile, raise_nofile, to_json, to_table, Row, Stats, Target,
+    arg_num, die_with_parent, machine, quantile, raise_nofile, to_json, to_table, Row, Stats, Target,
 };
 use gateway_tests::http1;
 use gateway_tests::{bin, free_port, try_http, Daemon, Home};
@@ -43,27 +43,33 @@ struct Opts {
     clients: usize,
     seconds: f64,
     upstream_threads: usize,
+    /// gatewayd's tokio workers (TOKIO_WORKER_THREADS); None: its default, one per core.
+    gateway_threads: Option<usize>,
 }
 
 const USAGE: &str =
-    "usage: gateway-chat-bench [--json] [--runs N] [--requests N] [--clients N] [--seconds S] [--upstream-threads N]";
+    "usage: gateway-chat-bench [--json] [--runs N] [--requests N] [--clients N] [--seconds S] [--upstream-threads N] [--gateway-threads N]";
 
 fn parse_args() -> Result<Opts> {
-    let mut o = Opts { json: false, runs: 5, requests: 2000, clients: 32, seconds: 3.0, upstream_threads: 2 };
+    let mut o = Opts {
+        json: false,
+        runs: 5,
+        requests: 2000,
+        clients: 32,
+        seconds: 3.0,
+        upstream_threads: 2,
+        gateway_threads: None,
+    };
     let mut args = std::env::args().skip(1);
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
-        v.with_context(|| format!("{flag} needs a value"))?
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{flag} needs a number"))
-    }
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => o.json = true,
-            "--runs" => o.runs = num(&arg, args.next())?,
-            "--requests" => o.requests = num(&arg, args.next())?,
-            "--clients" => o.clients = num(&arg, args.next())?,
-            "--seconds" => o.seconds = num(&arg, args.next())?,
-            "--upstream-threads" => o.upstream_threads = num(&arg, args.next())?,
+            "--runs" => o.runs = arg_num(&arg, args.next())?,
+            "--requests" => o.requests = arg_num(&arg, args.next())?,
+            "--clients" => o.clients = arg_num(&arg, args.next())?,
+            "--seconds" => o.seconds = arg_num(&arg, args.next())?,
+            "--upstream-threads" => o.upstream_threads = arg_num(&arg, args.next())?,
+            "--gateway-threads" => o.gateway_threads = Some(arg_num(&arg, args.next())?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -110,7 +116,7 @@ struct Gateway {
     _home: Home,
 }
 
-fn start_gateway(upstream_port: u16) -> Result<Gateway> {
+fn start_gateway(upstream_port: u16, threads: Option<usize>) -> Result<Gateway> {
     let home = Home::new();
     home.write_config(
         None,
@@ -120,7 +126,12 @@ fn start_gateway(upstream_port: u16) -> Result<Gateway> {
         ),
     );
     let port = free_port().to_string();
-    let mut daemon = home.spawn(&["--port", &port], die_with_parent);
+    let mut daemon = home.spawn(&["--port", &port], |cmd| {
+        die_with_parent(cmd);
+        if let Some(n) = threads {
+            cmd.env("TOKIO_WORKER_THREADS", n.to_string());
+        }
+    });
     let p = daemon.port;
     let stderr = daemon.stderr();
     wait_until(&mut daemon.child, || matches!(try_http(p, "GET", "/readyz", &[]), Ok((200, _))), &stderr)?;
@@ -300,7 +311,7 @@ fn main() -> Result<()> {
         }
     };
     let up = start_upstream(o.upstream_threads)?;
-    let gw = start_gateway(up.port).map_err(|e| e.context("start gatewayd"))?;
+    let gw = start_gateway(up.port, o.gateway_threads).map_err(|e| e.context("start gatewayd"))?;
     let direct = Side::new(up.port, "echo", None);
     let through = Side::new(gw.daemon.port, "fast/echo", Some(TOKEN));
     direct.check(None, "echo")?;
@@ -389,12 +400,14 @@ fn main() -> Result<()> {
     ];
     let notes = vec![format!(
         "{} runs; sequential: {} requests per run and side after {} warm-up requests; concurrent: {} s per \
-         run and side after 0.5 s; upstream: gateway-upstream with {} threads; clients: one tokio thread",
+         run and side after 0.5 s; upstream: gateway-upstream with {} threads; gatewayd: {} tokio workers; \
+         clients: one tokio thread",
         o.runs,
         o.requests,
         o.requests / 10,
         o.seconds,
-        o.upstream_threads
+        o.upstream_threads,
+        o.gateway_threads.map_or("default".into(), |n| n.to_string()),
     )];
     if o.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&m, PEER, &rows, &notes, Value::Null))?);

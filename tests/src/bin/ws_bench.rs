@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use gateway_tests::benchutil::{
-    die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, to_json, to_table, Row, Stats, Target,
+    arg_num, die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, to_json, to_table, Row, Stats,
+    Target,
 };
 use gateway_tests::ws::Device;
 use gateway_tests::wsraw::{AsyncClient, SyncClient};
@@ -101,27 +102,22 @@ const USAGE: &str = "usage: gateway-ws-bench [--json] [--runs N] [--handshakes N
 fn parse_args() -> Result<Opts> {
     let mut o = Opts::default();
     let mut args = std::env::args().skip(1);
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T> {
-        v.with_context(|| format!("{flag} needs a value"))?
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{flag} needs a number"))
-    }
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => o.json = true,
-            "--runs" => o.runs = num(&arg, args.next())?,
-            "--handshakes" => o.handshakes = num(&arg, args.next())?,
-            "--device-handshakes" => o.device_handshakes = num(&arg, args.next())?,
-            "--rpcs" => o.rpcs = num(&arg, args.next())?,
-            "--clients" => o.clients = num(&arg, args.next())?,
-            "--depth" => o.depth = num(&arg, args.next())?,
-            "--seconds" => o.seconds = num(&arg, args.next())?,
-            "--idle" => o.idle = num(&arg, args.next())?,
-            "--idle-small" => o.idle_small = num(&arg, args.next())?,
-            "--idle-budget" => o.idle_budget = Duration::from_secs_f64(num(&arg, args.next())?),
-            "--idle-settle" => o.idle_settle = Duration::from_secs_f64(num(&arg, args.next())?),
-            "--rss-guard" => o.rss_guard_mb = num(&arg, args.next())?,
-            "--max-total" => o.max_total = Duration::from_secs_f64(num(&arg, args.next())?),
+            "--runs" => o.runs = arg_num(&arg, args.next())?,
+            "--handshakes" => o.handshakes = arg_num(&arg, args.next())?,
+            "--device-handshakes" => o.device_handshakes = arg_num(&arg, args.next())?,
+            "--rpcs" => o.rpcs = arg_num(&arg, args.next())?,
+            "--clients" => o.clients = arg_num(&arg, args.next())?,
+            "--depth" => o.depth = arg_num(&arg, args.next())?,
+            "--seconds" => o.seconds = arg_num(&arg, args.next())?,
+            "--idle" => o.idle = arg_num(&arg, args.next())?,
+            "--idle-small" => o.idle_small = arg_num(&arg, args.next())?,
+            "--idle-budget" => o.idle_budget = Duration::from_secs_f64(arg_num(&arg, args.next())?),
+            "--idle-settle" => o.idle_settle = Duration::from_secs_f64(arg_num(&arg, args.next())?),
+            "--rss-guard" => o.rss_guard_mb = arg_num(&arg, args.next())?,
+            "--max-total" => o.max_total = Duration::from_secs_f64(arg_num(&arg, args.next())?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
