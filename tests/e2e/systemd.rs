@@ -97,6 +97,18 @@ impl Inside {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// The messages of the journal entries that `matches` select.
+    fn journal(&self, matches: &[&str]) -> String {
+        let out = self
+            .command(Path::new("/bin/journalctl"))
+            .args(["--no-pager", "-o", "cat"])
+            .args(matches)
+            .output()
+            .expect("run journalctl");
+        assert!(out.status.success(), "journalctl {matches:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn config_file(&self) -> PathBuf {
         self.config_home.join("gateway/gateway.toml")
     }
@@ -236,11 +248,25 @@ fn scenario_in_user_manager() {
     let why = deep["verdict"]["problems"].to_string();
     assert!(why.contains("last exit status 78") && why.contains("config invalid"), "{why}");
     // What gatewayd printed before its logging started comes from the unit's output stream,
-    // which journald may store a moment later.
-    wait_for(LONG, "the config error in gatewayctl logs", || {
-        let why = t.ctl_ok(&["logs", "-n", "50"]);
-        (why.contains("invalid configuration") && why.contains("gateway.oops")).then_some(())
+    // which journald may store a moment later, and may not attribute to the unit (gatewayd has
+    // exited by then): it carries the unit's SyslogIdentifier.
+    let message = |e: &Value| e["MESSAGE"].as_str().unwrap_or_default().to_owned();
+    let error_lines = wait_for(LONG, "the config error in gatewayctl logs", || {
+        let out = t.ctl_ok(&["logs", "-n", "50", "--json"]);
+        let entries: Vec<Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let head = entries.iter().find(|e| message(e).contains("invalid configuration"))?;
+        let detail = entries.iter().find(|e| message(e).contains("gateway.oops"))?;
+        Some([head.clone(), detail.clone()])
     });
+    for line in &error_lines {
+        assert_eq!(
+            (line["SYSLOG_IDENTIFIER"].as_str(), line["_TRANSPORT"].as_str()),
+            (Some("gatewayd"), Some("stdout")),
+            "{line}"
+        );
+    }
+    let plain = t.ctl_ok(&["logs", "-n", "50"]);
+    assert!(plain.contains("invalid configuration") && plain.contains("gateway.oops"), "{plain}");
     let out = t.ctl(&["doctor", "--json"]);
     let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(2), "{doctor}");
@@ -298,16 +324,15 @@ fn scenario_in_user_manager() {
     assert_eq!(ready["SYSLOG_IDENTIFIER"], "gatewayd");
     assert_eq!(ready["GATEWAY_PROFILE"], "default");
     assert_eq!(ready["MESSAGE"], "gatewayd ready");
-    let by_field = t
-        .command(Path::new("/bin/journalctl"))
-        .args(["--no-pager", "-o", "cat", "GATEWAY_EVENT=reload", "GATEWAY_PROFILE=default"])
-        .output()
-        .unwrap();
+    // The profile installed above logged too, and none of it shows here.
+    let work_entries = t.journal(&["GATEWAY_PROFILE=work"]);
+    assert!(work_entries.contains("gatewayd ready"), "{work_entries}");
     assert!(
-        String::from_utf8_lossy(&by_field.stdout).contains("applied; generation 2 in effect"),
-        "{}",
-        text(&by_field)
+        entries.iter().all(|e| e["GATEWAY_PROFILE"] != "work" && e["SYSLOG_IDENTIFIER"] != "gatewayd-work"),
+        "{out}"
     );
+    let by_field = t.journal(&["GATEWAY_EVENT=reload", "GATEWAY_PROFILE=default"]);
+    assert!(by_field.contains("applied; generation 2 in effect"), "{by_field}");
     let plain = t.ctl_ok(&["logs", "-n", "50"]);
     assert!(plain.contains("gatewayd ready"), "{plain}");
 

@@ -7,9 +7,13 @@ use anyhow::{bail, Result};
 use gateway_proto::Profile;
 
 /// The journalctl arguments that select one instance's entries, all from processes of user
-/// `uid`: gatewayd's own fields, or the unit's output (what gatewayd printed before its logging
-/// started, such as a config error) by the unit journald attributes it to: `_SYSTEMD_USER_UNIT`,
-/// or `_SYSTEMD_UNIT` on hosts with cgroup v1, where user services are not told apart.
+/// `uid`: gatewayd's own fields; or the unit's output stream (what gatewayd printed before its
+/// logging started, such as a config error), by the per-profile `SyslogIdentifier` that systemd
+/// sends in the stream's header. journald attributes a stream to its unit only when it can read
+/// the process's cgroup, which fails for a process that has already exited (and on cgroup v1,
+/// where an exited process moves to the root cgroup), so the identifier is the match that always
+/// holds; `_SYSTEMD_USER_UNIT` (or `_SYSTEMD_UNIT`, where user services are not told apart) is
+/// kept for the entries it does reach.
 pub fn args(
     profile: &Profile,
     uid: u32,
@@ -36,6 +40,10 @@ pub fn args(
     args.extend([
         "SYSLOG_IDENTIFIER=gatewayd".into(),
         format!("GATEWAY_PROFILE={}", profile.name().unwrap_or("default")),
+        uid.clone(),
+        "+".into(),
+        format!("SYSLOG_IDENTIFIER={}", profile.service_name()),
+        "_TRANSPORT=stdout".into(),
         uid.clone(),
         "+".into(),
         format!("_SYSTEMD_USER_UNIT={unit}"),
@@ -77,7 +85,7 @@ pub fn cutoff(since: &str) -> Result<String> {
                 _ => 86400,
             };
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-            return Ok(rfc3339(now.saturating_sub(secs)));
+            return Ok(gateway_proto::time::utc_datetime(now.saturating_sub(secs)));
         }
     }
     let b = since.as_bytes();
@@ -103,23 +111,6 @@ pub fn at_or_after(line: &str, cutoff: &str) -> bool {
     }
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC).
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +133,10 @@ mod tests {
                 "GATEWAY_PROFILE=work",
                 "_UID=1000",
                 "+",
+                "SYSLOG_IDENTIFIER=gatewayd-work",
+                "_TRANSPORT=stdout",
+                "_UID=1000",
+                "+",
                 "_SYSTEMD_USER_UNIT=gatewayd-work.service",
                 "_UID=1000",
                 "+",
@@ -157,8 +152,6 @@ mod tests {
         assert_eq!(cutoff("2026-11-21 08:30").unwrap(), "2026-11-21T08:30");
         assert!(cutoff("yesterday").is_err());
         assert!(cutoff("2026-1-2").is_err());
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00");
-        assert_eq!(rfc3339(1_795_219_200 + 3661), "2026-11-21T01:01:01");
         let recent = cutoff("5m").unwrap();
         assert!(at_or_after(r#"{"timestamp":"2999-01-01T00:00:00Z"}"#, &recent));
         assert!(!at_or_after(r#"{"timestamp":"2000-01-01T00:00:00Z"}"#, &recent));

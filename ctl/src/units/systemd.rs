@@ -32,6 +32,9 @@ pub fn render(spec: &Spec) -> String {
                 "ExecReload={}{profile_arg} reload --wait",
                 quote(&spec.gatewayctl.to_string_lossy())
             )),
+            // Per profile: journald may not attribute a unit's early output to the unit (see
+            // commands::journal), so `gatewayctl logs` finds it by this name.
+            "SyslogIdentifier" => Some(format!("SyslogIdentifier={}", spec.profile.service_name())),
             "WatchdogSec" => Some(format!("WatchdogSec={}s", spec.watchdog_sec)),
             "TimeoutStopSec" => Some(format!("TimeoutStopSec={}s", spec.timeout_stop_sec)),
             "StateDirectory" | "RuntimeDirectory" | "ConfigurationDirectory" => Some(format!("{key}={dir}")),
@@ -165,6 +168,7 @@ mod tests {
         ));
         assert!(unit.contains("Description=gateway daemon (gatewayd), profile work\n"));
         assert!(unit.contains("WatchdogSec=12s\n") && unit.contains("TimeoutStopSec=80s\n"));
+        assert!(unit.contains("\nSyslogIdentifier=gatewayd-work\n"), "{unit}");
         assert!(unit.contains("DynamicUser=yes"));
     }
 
@@ -214,7 +218,7 @@ mod tests {
         let plain = settings(USER_TEMPLATE);
         let templated = settings(USER_PROFILE_TEMPLATE);
         let differ: Vec<_> = templated.iter().filter(|s| !plain.contains(s)).collect();
-        assert_eq!(differ.len(), 3, "{differ:?}");
+        assert_eq!(differ.len(), 4, "{differ:?}");
         assert!(differ.iter().all(|s| s.contains("%i")), "{differ:?}");
     }
 }

@@ -86,7 +86,7 @@ pub async fn run(tool: &Builtin, ctx: &Context<'_>, args: &Value) -> Result<Stri
     let value = match tool.name {
         "time" => {
             let ms = now_ms();
-            Ok(json!({ "utc": rfc3339(ms), "unixMs": ms }))
+            Ok(json!({ "utc": gateway_proto::time::rfc3339_millis(ms), "unixMs": ms }))
         }
         "memory_read" => {
             let name = args["name"].as_str().map(str::to_owned);
@@ -140,41 +140,11 @@ pub async fn run(tool: &Builtin, ctx: &Context<'_>, args: &Value) -> Result<Stri
     Ok(value.to_string())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for Unix milliseconds (civil-from-days, no calendar crate).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_config_knows_every_tool() {
         let names: Vec<&str> = super::ALL.iter().map(|t| t.name).collect();
         assert_eq!(names, gateway_config::agents::TOOL_NAMES);
-    }
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40.000Z");
     }
 }
