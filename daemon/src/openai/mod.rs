@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod chunks;
+pub mod completion_stream;
 pub mod completions;
 pub mod convert;
 pub mod error;

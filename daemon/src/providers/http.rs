@@ -22,6 +22,9 @@ use super::ProviderError;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How much of an upstream error body is quoted in the error.
 const ERROR_BODY_QUOTE: usize = 500;
+/// The largest answer read whole (not streamed): a reply, even with long tool calls, is far
+/// smaller; an upstream sending more must not exhaust the gateway's memory.
+pub const MAX_WHOLE_ANSWER_BYTES: usize = 32 << 20;
 
 #[derive(Default)]
 pub struct Clients {
@@ -126,8 +129,7 @@ impl<'a> Upstream<'a> {
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     let after = retry_after(&response);
                     if !retryable || attempt >= self.config.max_retries.get() {
-                        let text = tokio::time::timeout_at(deadline, response.text()).await;
-                        let text = text.ok().and_then(Result::ok).unwrap_or_default();
+                        let text = error_body(response, deadline).await;
                         return Err(ProviderError::Upstream(format!(
                             "upstream {} answered {status} for {url}{}: {}",
                             self.name,
@@ -229,6 +231,13 @@ impl BodyReader {
     pub async fn json(mut self) -> Result<serde_json::Value, ProviderError> {
         let mut body = Vec::new();
         while let Some(chunk) = self.chunk().await? {
+            if body.len() + chunk.len() > MAX_WHOLE_ANSWER_BYTES {
+                return Err(ProviderError::Upstream(format!(
+                    "{} sent an answer over {} MiB; the gateway reads no more (is base_url the model API?)",
+                    self.what,
+                    MAX_WHOLE_ANSWER_BYTES >> 20
+                )));
+            }
             body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| {
@@ -253,6 +262,18 @@ impl BodyReader {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
     }
+}
+
+/// The start of an error answer's body, enough to quote: the rest is not read.
+async fn error_body(mut response: reqwest::Response, deadline: Instant) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_QUOTE * 4 {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
@@ -294,6 +315,17 @@ mod tests {
     use gateway_config::ProviderKind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    /// A call of the model `m` with one user message.
+    fn call_m() -> ModelCall {
+        ModelCall {
+            model: "m".into(),
+            messages: vec![Message::user("x")],
+            tools: vec![],
+            max_output_tokens: None,
+            temperature: None,
+        }
+    }
 
     /// Reads one request head and body (by Content-Length).
     async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
@@ -346,16 +378,10 @@ mod tests {
         };
         assert!(config.stream);
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let call = ModelCall {
-            model: "m".into(),
-            messages: vec![Message::user("x")],
-            tools: vec![],
-            max_output_tokens: None,
-            temperature: None,
-        };
-        let reply = crate::providers::call(&Clients::default(), "p", &config, call, &mut Deltas::new(&tx))
-            .await
-            .unwrap();
+        let reply =
+            crate::providers::call(&Clients::default(), "p", &config, call_m(), &mut Deltas::new(&tx))
+                .await
+                .unwrap();
         assert_eq!(reply.message.content, "whole");
         assert_eq!(rx.recv().await.as_deref(), Some("whole"));
     }
@@ -396,14 +422,8 @@ mod tests {
         let clients = Clients::default();
         for round in 0..20 {
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-            let call = ModelCall {
-                model: "m".into(),
-                messages: vec![Message::user("x")],
-                tools: vec![],
-                max_output_tokens: None,
-                temperature: None,
-            };
-            let reply = crate::providers::call(&clients, "llama", &config, call, &mut Deltas::new(&tx)).await;
+            let reply =
+                crate::providers::call(&clients, "llama", &config, call_m(), &mut Deltas::new(&tx)).await;
             let reply = reply.unwrap_or_else(|e| panic!("round {round}: {e}"));
             assert_eq!((reply.message.role, reply.message.content.as_str()), (Role::Assistant, "hi"));
             assert_eq!(rx.recv().await.as_deref(), Some("hi"));

@@ -3,6 +3,7 @@
 //! assistant's reply, passing text on as it streams. Timeouts, retries and cancellation live here:
 //! dropping the call's future closes the upstream connection.
 
+pub mod answer;
 pub mod anthropic;
 pub mod echo;
 pub mod http;
