@@ -3,7 +3,7 @@
 use gateway_tests::*;
 use serde_json::json;
 
-use crate::openai_api::{call, chat_on_session, transcript, wait_messages};
+use gateway_tests::api::{call, chat_on_session, transcript, wait_messages};
 
 #[test]
 fn sessions_and_memory_notes() {

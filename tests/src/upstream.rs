@@ -211,6 +211,16 @@ impl Drop for Upstream {
     }
 }
 
+/// A `[models.providers.up]` section pointing at the fake upstream, no retries.
+pub fn upstream_provider(up: &Upstream, models: &[&str]) -> String {
+    let models: Vec<String> = models.iter().map(|m| format!("{m:?}")).collect();
+    format!(
+        "[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [{}]\nmax_retries = 0\n",
+        up.openai_base_url(),
+        models.join(", ")
+    )
+}
+
 /// Decrements a counter when dropped.
 struct Gauge<'a>(&'a AtomicUsize);
 
