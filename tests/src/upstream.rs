@@ -397,7 +397,9 @@ async fn respond(state: &Arc<State>, req: &Recorded) -> io::Result<Response<Out>
             Api::Anthropic => req.header("x-api-key"),
         };
         if given != Some(key.as_str()) {
-            return Ok(error(api, 401, "missing or wrong API key"));
+            // Echoes the key it was given, as some servers and proxies do: the gateway must
+            // not pass it on.
+            return Ok(error(api, 401, &format!("wrong API key provided: {}", given.unwrap_or("(none)"))));
         }
     }
     if !req.body.is_object() {

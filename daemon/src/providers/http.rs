@@ -92,6 +92,8 @@ impl<'a> Upstream<'a> {
         body: &serde_json::Value,
     ) -> Result<BodyReader, ProviderError> {
         let url = format!("{}{path}", self.base_url);
+        // What errors and logs show: no password or query string, where a key may hide.
+        let shown = shown_url(&url);
         let started = Instant::now();
         let total = Duration::from_millis(self.config.total_timeout_ms.get());
         let deadline = started + total;
@@ -121,7 +123,7 @@ impl<'a> Upstream<'a> {
                         deadline,
                         started,
                         received: false,
-                        what: format!("upstream {} ({url})", self.name),
+                        what: format!("upstream {} ({shown})", self.name),
                     });
                 }
                 Ok(Ok(response)) => {
@@ -131,7 +133,7 @@ impl<'a> Upstream<'a> {
                     if !retryable || attempt >= self.config.max_retries.get() {
                         let text = error_body(response, deadline).await;
                         return Err(ProviderError::Upstream(format!(
-                            "upstream {} answered {status} for {url}{}: {}",
+                            "upstream {} answered {status} for {shown}{}: {}",
                             self.name,
                             if attempt > 0 { format!(" (after {attempt} retries)") } else { String::new() },
                             quote(&text)
@@ -140,6 +142,7 @@ impl<'a> Upstream<'a> {
                     after
                 }
                 Ok(Err(e)) => {
+                    let e = e.without_url();
                     if !resent_stale && !e.is_connect() && !e.is_timeout() {
                         resent_stale = true;
                         tracing::debug!(provider = self.name, error = %error_chain(&e), "resending on a new connection");
@@ -147,7 +150,7 @@ impl<'a> Upstream<'a> {
                     }
                     if attempt >= self.config.max_retries.get() {
                         return Err(ProviderError::Unavailable(format!(
-                            "cannot reach upstream {} at {url}{}: {}; check models.providers.{}.base_url and that the server runs",
+                            "cannot reach upstream {} at {shown}{}: {}; check models.providers.{}.base_url and that the server runs",
                             self.name,
                             if attempt > 0 { format!(" (after {attempt} retries)") } else { String::new() },
                             error_chain(&e),
@@ -171,6 +174,19 @@ impl<'a> Upstream<'a> {
                 return Err(self.timeout("a retry", started));
             }
             tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// `error` with the API key, should the upstream have echoed it back, blotted out: errors
+    /// reach the caller and the log.
+    pub fn redact(&self, error: ProviderError) -> ProviderError {
+        let Some(key) = self.api_key.as_deref().filter(|k| k.len() >= 4) else { return error };
+        let blot = |text: String| text.replace(key, "[api_key redacted]");
+        match error {
+            ProviderError::Unavailable(t) => ProviderError::Unavailable(blot(t)),
+            ProviderError::Upstream(t) => ProviderError::Upstream(blot(t)),
+            ProviderError::Timeout(t) => ProviderError::Timeout(blot(t)),
+            ProviderError::Config(t) => ProviderError::Config(blot(t)),
         }
     }
 
@@ -218,7 +234,7 @@ impl BodyReader {
             Ok(Err(e)) => Err(ProviderError::Upstream(format!(
                 "{} broke off its answer: {}",
                 self.what,
-                error_chain(&e)
+                error_chain(&e.without_url())
             ))),
             Ok(Ok(chunk)) => {
                 self.received = true;
@@ -282,6 +298,18 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
+/// `url` without a password or query string (either may hold a key), for errors and logs.
+fn shown_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return url.to_owned() };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("redacted"));
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("redacted"));
+    }
+    parsed.to_string()
+}
+
 /// An error with its causes, which reqwest keeps apart ("error sending request" says little).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -315,6 +343,15 @@ mod tests {
     use gateway_config::ProviderKind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    #[test]
+    fn shown_urls_hide_passwords_and_queries() {
+        assert_eq!(shown_url("http://127.0.0.1:8/v1/chat"), "http://127.0.0.1:8/v1/chat");
+        assert_eq!(
+            shown_url("https://me:sk-123@example.com/v1/chat?key=sk-456"),
+            "https://me:redacted@example.com/v1/chat?redacted"
+        );
+    }
 
     /// A call of the model `m` with one user message.
     fn call_m() -> ModelCall {

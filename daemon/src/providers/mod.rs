@@ -97,11 +97,11 @@ pub async fn call(
         ProviderKind::Echo => Ok(echo::call(request, deltas).await),
         ProviderKind::Openai => {
             let upstream = http::Upstream::new(clients, name, config)?;
-            openai::call(&upstream, request, deltas).await
+            openai::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
         ProviderKind::Anthropic => {
             let upstream = http::Upstream::new(clients, name, config)?;
-            anthropic::call(&upstream, request, deltas).await
+            anthropic::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
     }
 }
