@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_config::Provider;
+use gateway_config::{Provider, SecretRef};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
@@ -65,7 +65,7 @@ pub struct Upstream<'a> {
 }
 
 impl<'a> Upstream<'a> {
-    pub fn new(clients: &Clients, name: &'a str, config: &'a Provider) -> Result<Self, ProviderError> {
+    pub async fn new(clients: &Clients, name: &'a str, config: &'a Provider) -> Result<Self, ProviderError> {
         let base_url = match (&config.base_url, config.kind) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
             (None, gateway_config::ProviderKind::Anthropic) => "https://api.anthropic.com".to_owned(),
@@ -75,10 +75,7 @@ impl<'a> Upstream<'a> {
                 )))
             }
         };
-        let api_key =
-            config.api_key.as_ref().map(|k| k.resolve()).transpose().map_err(|e| {
-                ProviderError::Config(format!("provider {name:?}: cannot read the api_key: {e}"))
-            })?;
+        let api_key = read_api_key(name, config).await?;
         Ok(Self { name, config, base_url, api_key, client: clients.get(name, config)? })
     }
 
@@ -296,6 +293,23 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let secs: u64 =
         response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// The provider's key, read on every call so that a `file:` key can be replaced without a
+/// reload; a file is read off the async workers.
+async fn read_api_key(name: &str, config: &Provider) -> Result<Option<String>, ProviderError> {
+    let Some(secret) = config.api_key.clone() else { return Ok(None) };
+    let resolved = match secret {
+        SecretRef::File(_) => tokio::task::spawn_blocking(move || secret.resolve()).await.map_err(|e| {
+            ProviderError::Config(format!("provider {name:?}: reading the api_key failed: {e}"))
+        })?,
+        _ => secret.resolve(),
+    };
+    resolved.map(Some).map_err(|e| {
+        ProviderError::Config(format!(
+            "provider {name:?}: cannot read the api_key: {e}; fix models.providers.{name}.api_key"
+        ))
+    })
 }
 
 /// `url` without a password or query string (either may hold a key), for errors and logs.

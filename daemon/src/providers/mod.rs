@@ -96,11 +96,11 @@ pub async fn call(
     match config.kind {
         ProviderKind::Echo => Ok(echo::call(request, deltas).await),
         ProviderKind::Openai => {
-            let upstream = http::Upstream::new(clients, name, config)?;
+            let upstream = http::Upstream::new(clients, name, config).await?;
             openai::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
         ProviderKind::Anthropic => {
-            let upstream = http::Upstream::new(clients, name, config)?;
+            let upstream = http::Upstream::new(clients, name, config).await?;
             anthropic::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
     }
