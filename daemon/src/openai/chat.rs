@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::chunks::{self, Header};
+use super::completion_objects::{self, Header};
 use super::completion_stream::{CompletionStream, Flavour};
 use super::error::{read_body, ApiError};
 use super::run::{self, now_secs};
@@ -61,17 +61,17 @@ async fn chat(gw: Arc<Gateway>, headers: HeaderMap, body: Body) -> Result<Respon
         .message
         .tool_calls
         .iter()
-        .map(|c| chunks::tool_call(None, &c.id, &c.name, &c.arguments))
+        .map(|c| completion_objects::tool_call(None, &c.id, &c.name, &c.arguments))
         .collect();
     // Null content when the model only called tools, as OpenAI sends it.
     let content =
         (!done.message.content.is_empty() || calls.is_empty()).then_some(done.message.content.as_str());
-    let body = chunks::chat_completion(
+    let body = completion_objects::chat_completion(
         &header,
         content,
         calls,
         done.finish_reason.as_str(),
-        chunks::usage(done.usage.input_tokens, done.usage.output_tokens),
+        completion_objects::usage(done.usage.input_tokens, done.usage.output_tokens),
     );
     let response = respond_json(body, &ignored);
     Ok(super::with_run_headers(response, &run_id, session.as_deref(), &ignored))

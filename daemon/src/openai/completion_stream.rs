@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::chunks::{self, Header};
+use super::completion_objects::{self, Header};
 use super::run;
 use super::sse::{Encoder, Frames};
 use crate::agent::{RunEvent, ToolCall};
@@ -39,13 +39,13 @@ impl CompletionStream {
     }
 
     fn chat_chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
-        chunks::chat_chunk(&self.header, delta, finish_reason, self.include_usage)
+        completion_objects::chat_chunk(&self.header, delta, finish_reason, self.include_usage)
     }
 
     fn text(&self, text: &str) -> Value {
         match self.flavour {
             Flavour::Chat => self.chat_chunk(json!({ "content": text }), None),
-            Flavour::Text => chunks::text_completion(&self.header, text, None, None),
+            Flavour::Text => completion_objects::text_completion(&self.header, text, None, None),
         }
     }
 
@@ -57,7 +57,7 @@ impl CompletionStream {
         let calls: Vec<Value> = calls
             .iter()
             .enumerate()
-            .map(|(i, c)| chunks::tool_call(Some(i), &c.id, &c.name, &c.arguments))
+            .map(|(i, c)| completion_objects::tool_call(Some(i), &c.id, &c.name, &c.arguments))
             .collect();
         Some(self.chat_chunk(json!({ "tool_calls": calls }), None))
     }
@@ -65,14 +65,14 @@ impl CompletionStream {
     fn finish(&self, reason: &str) -> Value {
         match self.flavour {
             Flavour::Chat => self.chat_chunk(json!({}), Some(reason)),
-            Flavour::Text => chunks::text_completion(&self.header, "", Some(reason), None),
+            Flavour::Text => completion_objects::text_completion(&self.header, "", Some(reason), None),
         }
     }
 
     fn usage(&self, usage: Value) -> Value {
         match self.flavour {
-            Flavour::Chat => chunks::chat_usage_chunk(&self.header, usage),
-            Flavour::Text => chunks::text_usage_chunk(&self.header, usage),
+            Flavour::Chat => completion_objects::chat_usage_chunk(&self.header, usage),
+            Flavour::Text => completion_objects::text_usage_chunk(&self.header, usage),
         }
     }
 }
@@ -97,7 +97,7 @@ impl Encoder for CompletionStream {
                 }
                 out.data(&self.finish(finish_reason.as_str()));
                 if self.include_usage {
-                    out.data(&self.usage(chunks::usage(usage.input_tokens, usage.output_tokens)));
+                    out.data(&self.usage(completion_objects::usage(usage.input_tokens, usage.output_tokens)));
                 }
                 out.done();
                 true

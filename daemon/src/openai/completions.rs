@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::chunks::{self, Header};
+use super::completion_objects::{self, Header};
 use super::completion_stream::{CompletionStream, Flavour};
 use super::error::{read_body, ApiError};
 use super::run::{self, now_secs};
@@ -45,8 +45,8 @@ async fn complete(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
         return Ok(with_run_headers(response, &run_id, None, &ignored));
     }
     let done = run::finish(&mut handle).await?;
-    let usage = chunks::usage(done.usage.input_tokens, done.usage.output_tokens);
-    let body = chunks::text_completion(
+    let usage = completion_objects::usage(done.usage.input_tokens, done.usage.output_tokens);
+    let body = completion_objects::text_completion(
         &header,
         &done.message.content,
         Some(done.finish_reason.as_str()),

@@ -3,13 +3,13 @@
 //! failure limits as every other authenticated route; errors in the OpenAI shape.
 
 pub mod chat;
-pub mod chunks;
+pub mod completion_objects;
 pub mod completion_stream;
 pub mod completions;
 pub mod convert;
 pub mod error;
 pub mod models;
-pub mod openresponses;
+pub mod response_objects;
 pub mod responses;
 pub mod run;
 pub mod sse;

@@ -13,7 +13,7 @@ use axum::Json;
 use serde_json::{Map, Value};
 
 use super::error::{read_body, ApiError};
-use super::openresponses::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
+use super::response_objects::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
 use super::run::{self, now_secs, Finished};
 use super::sse::{Frames, SseBody, Written};
 use super::wire::{self, Parsed, ResponsesRequest};
