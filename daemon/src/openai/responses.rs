@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::error::{read_body, ApiError};
 use super::response_objects::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
-use super::run::{self, now_secs, Finished};
+use super::run::{self, now_secs, Finished, Step};
 use super::sse::{Frames, SseBody, Written};
 use super::wire::{self, Parsed, ResponsesRequest};
 use super::{convert, with_run_headers};
@@ -217,22 +217,17 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
                 }
             };
             let mut out = Frames::default();
-            let outcome = match event {
-                Some(RunEvent::Delta { text }) => {
+            let outcome = match run::step(event) {
+                Step::Going(RunEvent::Delta { text }) => {
                     builder.text_delta(&text, &mut out);
                     None
                 }
-                Some(RunEvent::ToolStart { .. }) => {
+                Step::Going(RunEvent::ToolStart { .. }) => {
                     builder.end_message(&mut out);
                     None
                 }
-                Some(RunEvent::Final { message, usage, finish_reason }) => {
-                    Some(Ok(Finished { message, usage, finish_reason }))
-                }
-                Some(RunEvent::Error { code, message }) => Some(Err(run::run_error(code, message))),
-                Some(RunEvent::Aborted) => Some(Err(run::aborted())),
-                None => Some(Err(ApiError::internal("the run ended without a result; see the gateway log"))),
-                Some(_) => None,
+                Step::Going(_) => None,
+                Step::Ended(outcome) => Some(outcome),
             };
             if let Some(outcome) = outcome {
                 end(&mut builder, outcome, &mut out);
