@@ -160,14 +160,7 @@ fn refusals_in_the_openai_error_shape() {
     assert_eq!(e["param"], "model");
     assert!(e["message"].as_str().unwrap().contains("no/such"), "{e}");
 
-    let r = http1::request(
-        d.port,
-        "POST",
-        "/v1/chat/completions",
-        &[("Authorization", &format!("Bearer {token}"))],
-        Some("{not json"),
-    )
-    .unwrap();
+    let r = call_raw(&d, "POST", "/v1/chat/completions", &token, Some("{not json"));
     assert_eq!(r.status, 400);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("not valid JSON"));
     let r = post(&d, "/v1/chat/completions", &token, &json!({"messages": [{"role": "user", "content": 5}]}));

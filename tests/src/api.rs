@@ -18,14 +18,17 @@ pub fn start_gateway(config: &str) -> (Home, Daemon, String) {
     (home, d, token)
 }
 
-/// A request with the bearer token (none when `token` is empty).
+/// A request with the bearer token (none when `token` is empty) and a JSON body.
 pub fn call(d: &Daemon, method: &str, path: &str, token: &str, body: Option<&Value>) -> Reply {
+    call_raw(d, method, path, token, body.map(Value::to_string).as_deref())
+}
+
+/// [`call`] with a body as it is, JSON or not.
+pub fn call_raw(d: &Daemon, method: &str, path: &str, token: &str, body: Option<&str>) -> Reply {
     let auth = format!("Bearer {token}");
     let headers: Vec<(&str, &str)> =
         if token.is_empty() { vec![] } else { vec![("Authorization", auth.as_str())] };
-    let body = body.map(Value::to_string);
-    http1::request(d.port, method, path, &headers, body.as_deref())
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    http1::request(d.port, method, path, &headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 pub fn post(d: &Daemon, path: &str, token: &str, body: &Value) -> Reply {
