@@ -161,7 +161,12 @@ impl Agents {
         let this = self.clone();
         match tokio::spawn(async move { this.start_here(req).await }).await {
             Ok(result) => result,
-            Err(e) => Err(StartError::Unavailable(format!("the run could not be started: {e}"))),
+            Err(e) => {
+                tracing::error!(error = %e, "starting a run failed");
+                Err(StartError::Unavailable(format!(
+                    "the run could not be started ({e}): retry; if it persists, see the gateway log"
+                )))
+            }
         }
     }
 
@@ -177,7 +182,9 @@ impl Agents {
             history::check_key("session key", key).map_err(StartError::BadRequest)?;
         }
         if req.input.is_empty() {
-            return Err(StartError::BadRequest("the request has no input message".into()));
+            return Err(StartError::BadRequest(
+                "the request has no input message: send at least one (e.g. the user's message)".into(),
+            ));
         }
         self.prune(&config);
         if let Some(key) = &req.idempotency_key {
