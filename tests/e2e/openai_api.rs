@@ -293,6 +293,16 @@ fn a_session_header_keeps_the_conversation() {
         [("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two")]
             .map(|(r, c)| (r.to_owned(), c.to_owned()))
     );
+
+    // A key the store would refuse is refused up front, naming the header.
+    let auth = format!("Bearer {token}");
+    let long = "k".repeat(257);
+    let body = json!({"messages": [{"role": "user", "content": "x"}]}).to_string();
+    let headers = [("Authorization", auth.as_str()), ("x-gateway-session-key", long.as_str())];
+    let r = http1::request(d.port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("x-gateway-session-key: invalid session key"), "{message}");
 }
 
 #[test]
