@@ -1,15 +1,12 @@
 //! The `/gateway/` admin routes for sessions and memory notes, against the real daemon.
 
-use gateway_tests::*;
 use serde_json::json;
 
-use crate::openai_api::{call, chat_on_session, transcript, wait_messages};
+use gateway_tests::api::{call, chat_on_session, start_gateway, transcript, wait_messages};
 
 #[test]
 fn sessions_and_memory_notes() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
     for key in ["alpha", "beta"] {
         chat_on_session(&d, &token, key, json!([{"role": "user", "content": format!("hi {key}")}]));
         wait_messages(&d, &token, key, 2);

@@ -7,7 +7,7 @@ use gateway_tests::http1::{self, Reply};
 use gateway_tests::*;
 use serde_json::{json, Value};
 
-use crate::openai_api::{transcript, wait_messages};
+use gateway_tests::api::{transcript, wait_messages};
 
 const HOOKS_TOKEN: &str = "hooks-token-0123456789abcdef";
 const GATEWAY_TOKEN: &str = "gateway-token-0123456789abcdef";

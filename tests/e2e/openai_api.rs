@@ -1,107 +1,18 @@
 //! The OpenAI-compatible endpoints against the real daemon: the built-in echo model, and the
-//! fake upstream for tool calls, stalls and faults. Also the helpers the other API tests use.
+//! fake upstream for tool calls, stalls and faults.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use gateway_tests::api::*;
 use gateway_tests::http1::{self, Reply};
 use gateway_tests::upstream::Upstream;
+// The llama and SDK tests take these from here.
+pub(crate) use gateway_tests::api::post;
+pub(crate) use gateway_tests::upstream::upstream_provider;
 use gateway_tests::*;
 use serde_json::{json, Value};
-
-/// A request with the bearer token (none when `token` is empty).
-pub(crate) fn call(d: &Daemon, method: &str, path: &str, token: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Bearer {token}");
-    let headers: Vec<(&str, &str)> =
-        if token.is_empty() { vec![] } else { vec![("Authorization", auth.as_str())] };
-    let body = body.map(Value::to_string);
-    http1::request(d.port, method, path, &headers, body.as_deref())
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-}
-
-pub(crate) fn post(d: &Daemon, path: &str, token: &str, body: &Value) -> Reply {
-    call(d, "POST", path, token, Some(body))
-}
-
-/// An echo chat completion on a stored session (the `x-gateway-session-key` header).
-pub(crate) fn chat_on_session(d: &Daemon, token: &str, key: &str, messages: Value) -> Reply {
-    let auth = format!("Bearer {token}");
-    let body = json!({"model": "echo/echo", "messages": messages}).to_string();
-    let headers = [("Authorization", auth.as_str()), ("x-gateway-session-key", key)];
-    let r = http1::request(d.port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    r
-}
-
-/// A `[models.providers.up]` section pointing at the fake upstream, no retries.
-pub(crate) fn upstream_provider(up: &Upstream, models: &[&str]) -> String {
-    let models: Vec<String> = models.iter().map(|m| format!("{m:?}")).collect();
-    format!(
-        "[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [{}]\nmax_retries = 0\n",
-        up.openai_base_url(),
-        models.join(", ")
-    )
-}
-
-/// Waits until the stored session has at least `n` messages; returns `GET /gateway/sessions/KEY`.
-pub(crate) fn wait_messages(d: &Daemon, token: &str, key: &str, n: usize) -> Value {
-    wait_for(Duration::from_secs(20), &format!("{n} messages in session {key}"), || {
-        let r = call(d, "GET", &format!("/gateway/sessions/{key}"), token, None);
-        (r.status == 200 && r.json()["messages"].as_array().is_some_and(|m| m.len() >= n)).then(|| r.json())
-    })
-}
-
-/// Waits until the only HTTP connection the gateway serves is the one asking.
-pub(crate) fn wait_connections_idle(d: &Daemon, token: &str) {
-    wait_for(Duration::from_secs(20), "HTTP connections back to one", || {
-        let status = call(d, "GET", "/gateway/status", token, None).json();
-        (status["connections"]["http"] == 1).then_some(())
-    });
-}
-
-/// The (role, content) pairs of a session's messages.
-pub(crate) fn transcript(session: &Value) -> Vec<(String, String)> {
-    session["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["role"].as_str().unwrap().to_owned(), m["content"].as_str().unwrap_or("").to_owned()))
-        .collect()
-}
-
-/// Opens a streamed request and reads SSE data lines until `stop` says so; the open stream
-/// is returned so the caller decides when the client goes away.
-pub(crate) fn stream_until(
-    port: u16,
-    path: &str,
-    token: &str,
-    body: &Value,
-    mut stop: impl FnMut(&str) -> bool,
-) -> (Vec<String>, BufReader<TcpStream>) {
-    let body = body.to_string();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reader = BufReader::new(s);
-    let mut seen = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended early; saw {seen:?}");
-        if let Some(data) = line.trim_end().strip_prefix("data: ") {
-            seen.push(data.to_owned());
-            if stop(data) {
-                return (seen, reader);
-            }
-        }
-    }
-}
 
 fn sse_data(r: &Reply) -> Vec<String> {
     assert_eq!(r.status, 200, "{}", r.body);
@@ -111,9 +22,7 @@ fn sse_data(r: &Reply) -> Vec<String> {
 
 #[test]
 fn chat_completions_with_the_echo_model() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
 
     let r = post(
         &d,
@@ -179,9 +88,7 @@ fn chat_completions_with_the_echo_model() {
 
 #[test]
 fn completions_and_models() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
 
     let r = post(
         &d,
@@ -235,11 +142,9 @@ fn completions_and_models() {
 
 #[test]
 fn refusals_in_the_openai_error_shape() {
-    let home = Home::new();
-    let d = home.start_with(
+    let (_home, d, token) = start_gateway(
         "[gateway.http]\nmax_body_bytes = 4096\n[gateway.auth.rate_limit]\nmax_failures = 3\nwindow_ms = 60000\nlockout_ms = 60000\n",
     );
-    let token = home.token();
     let chat = json!({"model": "echo/echo", "messages": [{"role": "user", "content": "hi"}]});
 
     let r = post(
@@ -255,14 +160,7 @@ fn refusals_in_the_openai_error_shape() {
     assert_eq!(e["param"], "model");
     assert!(e["message"].as_str().unwrap().contains("no/such"), "{e}");
 
-    let r = http1::request(
-        d.port,
-        "POST",
-        "/v1/chat/completions",
-        &[("Authorization", &format!("Bearer {token}"))],
-        Some("{not json"),
-    )
-    .unwrap();
+    let r = call_raw(&d, "POST", "/v1/chat/completions", &token, Some("{not json"));
     assert_eq!(r.status, 400);
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("not valid JSON"));
     let r = post(&d, "/v1/chat/completions", &token, &json!({"messages": [{"role": "user", "content": 5}]}));
@@ -315,9 +213,7 @@ fn refusals_in_the_openai_error_shape() {
 #[test]
 fn tool_calls_both_ways_through_an_upstream() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["tool-lookup"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["tool-lookup"]));
     let tools = json!([{"type": "function", "function": {"name": "lookup", "description": "find a thing",
         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]);
 
@@ -378,9 +274,7 @@ fn tool_calls_both_ways_through_an_upstream() {
 
 #[test]
 fn a_session_header_keeps_the_conversation() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
     let send = |messages: Value| {
         let r = chat_on_session(&d, &token, "desk", messages);
         assert_eq!(r.header("x-gateway-session-key"), Some("desk"));
@@ -399,14 +293,22 @@ fn a_session_header_keeps_the_conversation() {
         [("user", "one"), ("assistant", "one"), ("user", "two"), ("assistant", "two")]
             .map(|(r, c)| (r.to_owned(), c.to_owned()))
     );
+
+    // A key the store would refuse is refused up front, naming the header.
+    let auth = format!("Bearer {token}");
+    let long = "k".repeat(257);
+    let body = json!({"messages": [{"role": "user", "content": "x"}]}).to_string();
+    let headers = [("Authorization", auth.as_str()), ("x-gateway-session-key", long.as_str())];
+    let r = http1::request(d.port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("x-gateway-session-key: invalid session key"), "{message}");
 }
 
 #[test]
 fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["stall-after-2"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["stall-after-2"]));
     let body = json!({"model": "up/stall-after-2", "stream": true,
         "messages": [{"role": "user", "content": "alpha beta gamma delta"}]});
     let mut content = 0;
@@ -439,9 +341,7 @@ fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
 #[test]
 fn upstream_faults_are_clear_errors() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["fault-500"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["fault-500"]));
     let body = json!({"model": "up/fault-500", "messages": [{"role": "user", "content": "hi"}]});
     let r = post(&d, "/v1/chat/completions", &token, &body);
     assert_eq!(r.status, 502, "{}", r.body);
@@ -461,9 +361,7 @@ fn upstream_faults_are_clear_errors() {
 #[test]
 fn a_client_that_leaves_before_a_whole_answer_cancels_too() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["stall-after-1"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["stall-after-1"]));
     let body =
         json!({"model": "up/stall-after-1", "messages": [{"role": "user", "content": "a b c"}]}).to_string();
     let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();

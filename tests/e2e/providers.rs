@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use gateway_tests::upstream::Upstream;
+use gateway_tests::api::{post, start_gateway};
+use gateway_tests::upstream::{upstream_provider, Upstream};
 use gateway_tests::ws::{Client, Device};
 use gateway_tests::*;
 use serde_json::{json, Value};
@@ -450,4 +451,24 @@ fn the_global_cap_holds_runs_of_other_sessions() {
     let a_final = order.iter().position(|(r, s)| *r == a && s == "final").expect("a ended first");
     let b_first = order.iter().position(|(r, _)| *r == b).unwrap();
     assert!(a_final < b_first, "one run at a time across sessions: {order:?}");
+}
+
+/// An upstream that echoes the key it was given in its error (some servers and proxies do):
+/// the error the caller gets, and the log, say what failed without the key.
+#[test]
+fn an_upstream_echoing_the_key_does_not_pass_it_on() {
+    let up = Upstream::builder().api_key("sk-the-right-one").start().unwrap();
+    let config = format!("{}api_key = \"sk-wrong-key-789\"\n", upstream_provider(&up, &["echo"]));
+    let (_home, d, token) = start_gateway(&config);
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({"model": "up/echo", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("401") && message.contains("[api_key redacted]"), "{message}");
+    assert!(!r.body.contains("sk-wrong-key-789"), "{}", r.body);
+    assert!(!d.stderr().contains("sk-wrong-key-789"), "the key never reaches the log");
 }

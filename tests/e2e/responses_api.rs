@@ -3,14 +3,11 @@
 
 use std::time::Duration;
 
+use gateway_tests::api::*;
 use gateway_tests::http1;
-use gateway_tests::upstream::Upstream;
+use gateway_tests::upstream::{upstream_provider, Upstream};
 use gateway_tests::*;
 use serde_json::{json, Value};
-
-use crate::openai_api::{
-    call, post, stream_until, transcript, upstream_provider, wait_connections_idle, wait_messages,
-};
 
 /// The fields the OpenResponses specification requires of a Response object.
 const REQUIRED: &[&str] = &[
@@ -78,9 +75,7 @@ fn output_text(response: &Value) -> String {
 
 #[test]
 fn a_response_is_complete_and_stored() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
     let r = post(
         &d,
         "/v1/responses",
@@ -135,9 +130,7 @@ fn a_response_is_complete_and_stored() {
 
 #[test]
 fn the_streamed_event_sequence() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
     let r = post(
         &d,
         "/v1/responses",
@@ -192,9 +185,7 @@ fn the_streamed_event_sequence() {
 
 #[test]
 fn previous_response_id_continues_one_session() {
-    let home = Home::new();
-    let d = home.start_with("");
-    let token = home.token();
+    let (_home, d, token) = start_gateway("");
     let first = post(&d, "/v1/responses", &token, &json!({"model": "echo/echo", "input": "first"})).json();
     let id1 = first["id"].as_str().unwrap();
     let second = post(
@@ -233,9 +224,7 @@ fn previous_response_id_continues_one_session() {
 #[test]
 fn function_calls_round_trip_with_instructions() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["tool-lookup"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["tool-lookup"]));
     let tools = json!([{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]);
     let r = post(
         &d,
@@ -304,9 +293,7 @@ fn function_calls_round_trip_with_instructions() {
 #[test]
 fn failures_and_disconnects() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["fault-500", "stall-after-2"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["fault-500", "stall-after-2"]));
 
     let r = post(&d, "/v1/responses", &token, &json!({"model": "up/fault-500", "input": "hi"}));
     assert_eq!(r.status, 502, "{}", r.body);
@@ -366,9 +353,7 @@ fn failures_and_disconnects() {
 #[test]
 fn a_spent_token_budget_is_incomplete() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["words-6"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["words-6"]));
     let r = post(
         &d,
         "/v1/responses",
@@ -403,9 +388,7 @@ fn a_spent_token_budget_is_incomplete() {
 #[test]
 fn gateway_tools_run_inside_the_response() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["tool-time"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["tool-time"]));
     let r = post(
         &d,
         "/v1/responses",
@@ -432,9 +415,7 @@ fn gateway_tools_run_inside_the_response() {
 #[test]
 fn a_continuation_with_store_false_sees_the_chain_and_keeps_nothing() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with(&upstream_provider(&up, &["echo"]));
-    let token = home.token();
+    let (_home, d, token) = start_gateway(&upstream_provider(&up, &["echo"]));
     let first = post(&d, "/v1/responses", &token, &json!({"model": "up/echo", "input": "first"})).json();
     let id1 = first["id"].as_str().unwrap();
     let r = post(

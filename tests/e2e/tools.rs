@@ -4,25 +4,20 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use gateway_tests::http1;
+use gateway_tests::api::{call_raw, post, start_gateway};
 use gateway_tests::upstream::Upstream;
 use gateway_tests::ws::{Client, Device};
 use gateway_tests::*;
 use serde_json::{json, Value};
 
 fn invoke(d: &Daemon, token: &str, body: Value) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let reply =
-        http1::request(d.port, "POST", "/tools/invoke", &[("Authorization", &auth)], Some(&body.to_string()))
-            .expect("POST /tools/invoke");
+    let reply = post(d, "/tools/invoke", token, &body);
     (reply.status, reply.json())
 }
 
 #[test]
 fn catalog_and_invoke_with_auth_sessions_and_the_deny_list() {
-    let home = Home::new();
-    let d = home.start_with("[tools]\nhttp_deny = [\"sessions_list\"]\n");
-    let tok = home.token();
+    let (_home, d, tok) = start_gateway("[tools]\nhttp_deny = [\"sessions_list\"]\n");
     let (mut c, _) = Client::paired(d.port, &tok, &Device::new(30));
     let catalog = c.request("tools.catalog", json!({}));
     let tools = catalog["payload"]["tools"].as_array().unwrap();
@@ -33,7 +28,7 @@ fn catalog_and_invoke_with_auth_sessions_and_the_deny_list() {
     assert_eq!(find("sessions_list")["httpDenied"], true);
     assert_eq!(find("memory_write")["needsSession"], true);
 
-    let reply = http1::request(d.port, "POST", "/tools/invoke", &[], Some(r#"{"tool":"time"}"#)).unwrap();
+    let reply = call_raw(&d, "POST", "/tools/invoke", "", Some(r#"{"tool":"time"}"#));
     assert_eq!(reply.status, 401, "{}", reply.body);
 
     let (status, body) = invoke(&d, &tok, json!({ "tool": "time" }));
@@ -63,14 +58,7 @@ fn catalog_and_invoke_with_auth_sessions_and_the_deny_list() {
     assert_eq!((status, body["error"]["code"].clone()), (404, json!("tool_disabled")), "{body}");
     let (status, body) = invoke(&d, &tok, json!({ "tool": "rm -rf" }));
     assert_eq!((status, body["error"]["code"].clone()), (404, json!("tool_not_found")), "{body}");
-    let reply = http1::request(
-        d.port,
-        "POST",
-        "/tools/invoke",
-        &[("Authorization", &format!("Bearer {tok}"))],
-        Some("nope"),
-    )
-    .unwrap();
+    let reply = call_raw(&d, "POST", "/tools/invoke", &tok, Some("nope"));
     assert_eq!(reply.status, 400, "{}", reply.body);
 }
 
@@ -93,9 +81,7 @@ fn redirector(location: String) -> u16 {
 #[test]
 fn fetch_refuses_non_public_targets_directly_and_after_redirects() {
     let up = Upstream::start();
-    let home = Home::new();
-    let d = home.start_with("[tools.fetch]\nenabled = true\nallow_hosts = [\"127.0.0.1\"]\n");
-    let tok = home.token();
+    let (_home, d, tok) = start_gateway("[tools.fetch]\nenabled = true\nallow_hosts = [\"127.0.0.1\"]\n");
     let fetch = |url: String| invoke(&d, &tok, json!({ "tool": "fetch", "args": { "url": url } }));
 
     // Allowed by name: the loopback upstream answers.

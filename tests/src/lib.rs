@@ -15,6 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+pub mod api;
 pub mod benchutil;
 pub mod http1;
 pub mod process;

@@ -211,6 +211,16 @@ impl Drop for Upstream {
     }
 }
 
+/// A `[models.providers.up]` section pointing at the fake upstream, no retries.
+pub fn upstream_provider(up: &Upstream, models: &[&str]) -> String {
+    let models: Vec<String> = models.iter().map(|m| format!("{m:?}")).collect();
+    format!(
+        "[models.providers.up]\nkind = \"openai\"\nbase_url = \"{}\"\nmodels = [{}]\nmax_retries = 0\n",
+        up.openai_base_url(),
+        models.join(", ")
+    )
+}
+
 /// Decrements a counter when dropped.
 struct Gauge<'a>(&'a AtomicUsize);
 
@@ -387,7 +397,9 @@ async fn respond(state: &Arc<State>, req: &Recorded) -> io::Result<Response<Out>
             Api::Anthropic => req.header("x-api-key"),
         };
         if given != Some(key.as_str()) {
-            return Ok(error(api, 401, "missing or wrong API key"));
+            // Echoes the key it was given, as some servers and proxies do: the gateway must
+            // not pass it on.
+            return Ok(error(api, 401, &format!("wrong API key provided: {}", given.unwrap_or("(none)"))));
         }
     }
     if !req.body.is_object() {

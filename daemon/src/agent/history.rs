@@ -317,6 +317,11 @@ impl History {
             .optional()
         })
     }
+
+    /// Forgets a stored Response object (its chain's session stays); false if there was none.
+    pub fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+        self.store.with(|c| c.execute("DELETE FROM responses WHERE id = ?1", [id])).map(|n| n > 0)
+    }
 }
 
 const SESSION_SELECT: &str = "SELECT s.session_key, s.agent, s.label, s.created_at_ms, s.updated_at_ms,

@@ -22,7 +22,8 @@ pub use types::*;
 use crate::providers::http::Clients;
 use crate::store::Store;
 
-/// Events a subscriber may have unread before the run waits for it.
+/// Events a subscriber may have unread before the run waits for it (for a while: see
+/// `run::SLOW_SUBSCRIBER`).
 const EVENT_BUFFER: usize = 256;
 /// How often ended runs are looked at for forgetting.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
@@ -160,7 +161,12 @@ impl Agents {
         let this = self.clone();
         match tokio::spawn(async move { this.start_here(req).await }).await {
             Ok(result) => result,
-            Err(e) => Err(StartError::Unavailable(format!("the run could not be started: {e}"))),
+            Err(e) => {
+                tracing::error!(error = %e, "starting a run failed");
+                Err(StartError::Unavailable(format!(
+                    "the run could not be started ({e}): retry; if it persists, see the gateway log"
+                )))
+            }
         }
     }
 
@@ -176,7 +182,9 @@ impl Agents {
             history::check_key("session key", key).map_err(StartError::BadRequest)?;
         }
         if req.input.is_empty() {
-            return Err(StartError::BadRequest("the request has no input message".into()));
+            return Err(StartError::BadRequest(
+                "the request has no input message: send at least one (e.g. the user's message)".into(),
+            ));
         }
         self.prune(&config);
         if let Some(key) = &req.idempotency_key {
@@ -735,6 +743,37 @@ mod tests {
         let outcome = agents.wait(&run_id, Duration::from_secs(10)).await.unwrap();
         assert_eq!(outcome.status, RunStatus::Aborted);
         assert_eq!(agents.active_runs(), 0);
+    }
+
+    /// A subscriber that stops reading is dropped after a while; the run ends and frees its
+    /// session instead of waiting for it forever.
+    #[tokio::test]
+    async fn a_subscriber_that_stops_reading_does_not_hold_the_run() {
+        let (url, mut upstream) = silent_upstream().await;
+        let (_dir, agents) = agents_for(&url);
+        // The first run holds the session, so the second is queued while it gets a subscriber
+        // with room for one event that never reads.
+        let first = agents.start(request(false)).await.unwrap();
+        assert_eq!(upstream.recv().await, Some("open"));
+        let echo = RunRequest { model: Some("echo/echo".into()), ..request(false) };
+        let mut second = agents.start(echo).await.unwrap();
+        let (stalled_tx, _stalled_rx) = mpsc::channel(1);
+        let run = lock(&agents.inner.runs).get(&second.run_id).cloned().unwrap();
+        lock(&run.subscribers).push(stalled_tx);
+        assert!(agents.abort(&first.run_id));
+        let outcome = agents.wait(&second.run_id, Duration::from_secs(20)).await.expect("the run ended");
+        assert_eq!(outcome.status, RunStatus::Ok);
+        assert_eq!(outcome.message.unwrap().content, "hi");
+        // The subscriber that reads got every event.
+        let mut last = None;
+        while let Some(event) = second.events.recv().await {
+            last = Some(event);
+        }
+        assert!(matches!(last, Some(RunEvent::Final { .. })), "{last:?}");
+        let third =
+            agents.start(RunRequest { model: Some("echo/echo".into()), ..request(false) }).await.unwrap();
+        let outcome = agents.wait(&third.run_id, Duration::from_secs(20)).await.expect("the session is free");
+        assert_eq!(outcome.status, RunStatus::Ok);
     }
 
     #[tokio::test]

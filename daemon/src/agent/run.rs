@@ -6,7 +6,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::{lock, Agents, Observed, Resolved, Run, RunRequest};
 use crate::agent::types::*;
@@ -14,6 +17,12 @@ use crate::gateway::now_ms;
 use crate::providers::{self, Deltas, ModelCall, ProviderError};
 use crate::store::StoreError;
 use crate::tools;
+
+/// How long a subscriber with a full buffer may take to make room before it is dropped: a
+/// client that stops reading (but keeps its connection) must not hold the run, its session
+/// and a global run slot forever.
+const SLOW_SUBSCRIBER: Duration =
+    if cfg!(test) { Duration::from_millis(300) } else { Duration::from_secs(30) };
 
 pub(super) struct Job {
     pub agents: Agents,
@@ -136,7 +145,22 @@ impl Job {
         }
         let subscribers: Vec<mpsc::Sender<RunEvent>> = lock(&self.run.subscribers).clone();
         for tx in subscribers {
-            if tx.send(event.clone()).await.is_err() {
+            let kept = match tx.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Closed(_)) => false,
+                Err(TrySendError::Full(event)) => {
+                    let sent = tokio::time::timeout(SLOW_SUBSCRIBER, tx.send(event)).await;
+                    if sent.is_err() {
+                        tracing::warn!(
+                            run = %self.run.id,
+                            waited_ms = SLOW_SUBSCRIBER.as_millis() as u64,
+                            "a client stopped reading this run's events; it gets no more of them"
+                        );
+                    }
+                    matches!(sent, Ok(Ok(())))
+                }
+            };
+            if !kept {
                 lock(&self.run.subscribers).retain(|s| !s.same_channel(&tx));
             }
         }

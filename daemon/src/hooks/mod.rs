@@ -80,12 +80,20 @@ async fn require_hooks_token(State(gw): State<Arc<Gateway>>, req: Request, next:
 /// Reads the body under `hooks.max_body_bytes`.
 async fn read(gw: &Gateway, body: Body) -> Result<bytes::Bytes, Response> {
     let limit = gw.active().config.hooks.max_body_bytes.get() as usize;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("webhook body over {limit} bytes (hooks.max_body_bytes)"),
-        )
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::openai::error::over_limit(&e) {
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("webhook body over {limit} bytes (hooks.max_body_bytes): send less"),
+            )
+        } else {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the webhook body could not be read ({e}): send it again, whole"),
+            )
+        }
     })
 }
 

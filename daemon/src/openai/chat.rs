@@ -8,15 +8,16 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::chunks::{self, Header};
+use super::completion_objects::{self, Header};
+use super::completion_stream::{CompletionStream, Flavour};
 use super::error::{read_body, ApiError};
 use super::run::{self, now_secs};
-use super::sse::{Encoder, Frames, SseBody};
+use super::sse::SseBody;
 use super::wire::{self, ChatRequest, Parsed};
 use super::{convert, respond_json, session_header};
-use crate::agent::{RunEvent, RunOrigin, RunRequest};
+use crate::agent::{RunOrigin, RunRequest};
 use crate::gateway::Gateway;
 
 pub async fn handle(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
@@ -50,15 +51,9 @@ async fn chat(gw: Arc<Gateway>, headers: HeaderMap, body: Body) -> Result<Respon
         Header { id: format!("chatcmpl-{run_id}"), created: now_secs(), model: handle.model.clone() };
     if r.stream {
         let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
-        let encoder = ChatEncoder { header, include_usage, streamed_text: false };
-        let mut first = Frames::default();
-        first.data(&chunks::chat_chunk(
-            &encoder.header,
-            json!({ "role": "assistant", "content": "" }),
-            None,
-            encoder.include_usage,
-        ));
-        let response = SseBody::new(handle.events, encoder, first).into_response();
+        let stream = CompletionStream::new(Flavour::Chat, header, include_usage);
+        let opening = stream.opening();
+        let response = SseBody::new(handle.events, stream, opening).into_response();
         return Ok(super::with_run_headers(response, &run_id, session.as_deref(), &ignored));
     }
     let done = run::finish(&mut handle).await?;
@@ -66,78 +61,18 @@ async fn chat(gw: Arc<Gateway>, headers: HeaderMap, body: Body) -> Result<Respon
         .message
         .tool_calls
         .iter()
-        .map(|c| chunks::tool_call(None, &c.id, &c.name, &c.arguments))
+        .map(|c| completion_objects::tool_call(None, &c.id, &c.name, &c.arguments))
         .collect();
     // Null content when the model only called tools, as OpenAI sends it.
     let content =
         (!done.message.content.is_empty() || calls.is_empty()).then_some(done.message.content.as_str());
-    let body = chunks::chat_completion(
+    let body = completion_objects::chat_completion(
         &header,
         content,
         calls,
         done.finish_reason.as_str(),
-        chunks::usage(done.usage.input_tokens, done.usage.output_tokens),
+        completion_objects::usage(done.usage.input_tokens, done.usage.output_tokens),
     );
     let response = respond_json(body, &ignored);
     Ok(super::with_run_headers(response, &run_id, session.as_deref(), &ignored))
-}
-
-/// Run events as `chat.completion.chunk`s, ending with `data: [DONE]`.
-struct ChatEncoder {
-    header: Header,
-    include_usage: bool,
-    streamed_text: bool,
-}
-
-impl Encoder for ChatEncoder {
-    type Event = RunEvent;
-
-    fn event(&mut self, event: RunEvent, out: &mut Frames) -> bool {
-        let h = &self.header;
-        match event {
-            RunEvent::Delta { text } => {
-                self.streamed_text = true;
-                out.data(&chunks::chat_chunk(h, json!({ "content": text }), None, self.include_usage));
-                false
-            }
-            RunEvent::Final { message, usage, finish_reason } => {
-                if !self.streamed_text && !message.content.is_empty() {
-                    out.data(&chunks::chat_chunk(
-                        h,
-                        json!({ "content": message.content }),
-                        None,
-                        self.include_usage,
-                    ));
-                }
-                if !message.tool_calls.is_empty() {
-                    let calls: Vec<Value> = message
-                        .tool_calls
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| chunks::tool_call(Some(i), &c.id, &c.name, &c.arguments))
-                        .collect();
-                    out.data(&chunks::chat_chunk(
-                        h,
-                        json!({ "tool_calls": calls }),
-                        None,
-                        self.include_usage,
-                    ));
-                }
-                out.data(&chunks::chat_chunk(h, json!({}), Some(finish_reason.as_str()), self.include_usage));
-                if self.include_usage {
-                    out.data(&chunks::chat_usage_chunk(
-                        h,
-                        chunks::usage(usage.input_tokens, usage.output_tokens),
-                    ));
-                }
-                out.done();
-                true
-            }
-            other => run::stream_failure(other).map(|body| out.data(&body)).is_some(),
-        }
-    }
-
-    fn closed(&mut self, out: &mut Frames) {
-        out.data(&run::ended_early().body());
-    }
 }

@@ -3,12 +3,13 @@
 //! failure limits as every other authenticated route; errors in the OpenAI shape.
 
 pub mod chat;
-pub mod chunks;
+pub mod completion_objects;
+pub mod completion_stream;
 pub mod completions;
 pub mod convert;
 pub mod error;
 pub mod models;
-pub mod openresponses;
+pub mod response_objects;
 pub mod responses;
 pub mod run;
 pub mod sse;
@@ -80,11 +81,8 @@ async fn require_auth(State(gw): State<Arc<Gateway>>, req: Request, next: Next) 
 pub fn session_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(SESSION_HEADER) else { return Ok(None) };
     let key = value.to_str().map(str::trim).unwrap_or_default();
-    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{SESSION_HEADER}: give a session key of 1 to 256 printable characters"
-        )));
-    }
+    crate::agent::history::check_key("session key", key)
+        .map_err(|e| ApiError::bad_request(format!("{SESSION_HEADER}: {e}")))?;
     Ok(Some(key.to_owned()))
 }
 

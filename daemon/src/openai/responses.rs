@@ -13,13 +13,14 @@ use axum::Json;
 use serde_json::{Map, Value};
 
 use super::error::{read_body, ApiError};
-use super::openresponses::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
-use super::run::{self, now_secs, Finished};
+use super::response_objects::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
+use super::run::{self, now_secs, Finished, Step};
 use super::sse::{Frames, SseBody, Written};
 use super::wire::{self, Parsed, ResponsesRequest};
 use super::{convert, with_run_headers};
 use crate::agent::{FinishReason, History, RunEvent, RunOrigin, RunRequest};
 use crate::gateway::Gateway;
+use crate::store::StoreError;
 
 pub async fn create(State(gw): State<Arc<Gateway>>, _headers: HeaderMap, body: Body) -> Response {
     respond(gw, body).await.unwrap_or_else(IntoResponse::into_response)
@@ -35,22 +36,30 @@ pub async fn get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Resp
 
 /// `DELETE /v1/responses/{id}`: forgets the stored object (the chain's session stays).
 pub async fn delete(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Response {
-    let history = gw.agents.history().clone();
     let key = id.clone();
-    let deleted = tokio::task::spawn_blocking(move || {
-        history.store().with(|c| c.execute("DELETE FROM responses WHERE id = ?1", [&key]))
-    })
-    .await;
-    match deleted {
-        Ok(Ok(1)) => Json(serde_json::json!({ "id": id, "object": "response.deleted", "deleted": true }))
+    match with_history(&gw, "change stored responses", move |h| h.delete_response(&key)).await {
+        Ok(true) => Json(serde_json::json!({ "id": id, "object": "response.deleted", "deleted": true }))
             .into_response(),
-        Ok(Ok(_)) => not_found(&id).into_response(),
+        Ok(false) => not_found(&id).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs a store call off the async workers. A failure is logged in full; the caller learns
+/// that the gateway cannot `doing` right now.
+async fn with_history<T: Send + 'static>(
+    gw: &Gateway,
+    doing: &'static str,
+    f: impl FnOnce(&History) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let history = gw.agents.history().clone();
+    match tokio::task::spawn_blocking(move || f(&history)).await {
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot delete a stored response");
-            ApiError::internal("the gateway cannot change stored responses right now; try again")
-                .into_response()
+            tracing::error!(error = %e, "the gateway cannot {doing}");
+            Err(ApiError::internal(format!("the gateway cannot {doing} right now; try again")))
         }
-        Err(e) => ApiError::internal(format!("delete task failed: {e}")).into_response(),
+        Err(e) => Err(ApiError::internal(format!("the store task to {doing} failed: {e}"))),
     }
 }
 
@@ -63,15 +72,8 @@ fn not_found(id: &str) -> ApiError {
 
 /// A stored response: its session key and the Response object.
 async fn load(gw: &Gateway, id: &str) -> Result<Option<(Option<String>, Value)>, ApiError> {
-    let history = gw.agents.history().clone();
     let id = id.to_owned();
-    let row = tokio::task::spawn_blocking(move || history.response(&id))
-        .await
-        .map_err(|e| ApiError::internal(format!("lookup task failed: {e}")))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read a stored response");
-            ApiError::internal("the gateway cannot read stored responses right now; try again")
-        })?;
+    let row = with_history(gw, "read stored responses", move |h| h.response(&id)).await?;
     Ok(row.map(|(key, body)| (key, serde_json::from_str(&body).unwrap_or(Value::Null))))
 }
 
@@ -83,15 +85,10 @@ async fn chain_history(gw: &Gateway, key: &str) -> Result<Vec<crate::agent::Mess
         .agents
         .get(gateway_config::DEFAULT_AGENT)
         .map_or_else(|| gateway_config::Agent::default().history_limit.get(), |a| a.history_limit.get());
-    let history = gw.agents.history().clone();
     let key = key.to_owned();
-    let stored = tokio::task::spawn_blocking(move || history.messages(&key, limit as usize, None))
-        .await
-        .map_err(|e| ApiError::internal(format!("history task failed: {e}")))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot read a response chain");
-            ApiError::internal("the gateway cannot read stored conversations right now; try again")
-        })?;
+    let stored =
+        with_history(gw, "read stored conversations", move |h| h.messages(&key, limit as usize, None))
+            .await?;
     Ok(stored.into_iter().map(|m| m.message).collect())
 }
 
@@ -217,22 +214,17 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, ApiError> {
                 }
             };
             let mut out = Frames::default();
-            let outcome = match event {
-                Some(RunEvent::Delta { text }) => {
+            let outcome = match run::step(event) {
+                Step::Going(RunEvent::Delta { text }) => {
                     builder.text_delta(&text, &mut out);
                     None
                 }
-                Some(RunEvent::ToolStart { .. }) => {
+                Step::Going(RunEvent::ToolStart { .. }) => {
                     builder.end_message(&mut out);
                     None
                 }
-                Some(RunEvent::Final { message, usage, finish_reason }) => {
-                    Some(Ok(Finished { message, usage, finish_reason }))
-                }
-                Some(RunEvent::Error { code, message }) => Some(Err(run::run_error(code, message))),
-                Some(RunEvent::Aborted) => Some(Err(run::aborted())),
-                None => Some(Err(ApiError::internal("the run ended without a result; see the gateway log"))),
-                Some(_) => None,
+                Step::Going(_) => None,
+                Step::Ended(outcome) => Some(outcome),
             };
             if let Some(outcome) = outcome {
                 end(&mut builder, outcome, &mut out);

@@ -55,17 +55,32 @@ pub async fn start(gw: &Gateway, mut req: RunRequest) -> Result<RunHandle, ApiEr
     gw.agents.start(req).await.map_err(start_error)
 }
 
+/// One event of a run, as an HTTP answer sees it.
+pub enum Step {
+    /// An event along the way (text, tools, lifecycle).
+    Going(RunEvent),
+    /// The run's final message, or the error that ended it.
+    Ended(Result<Finished, ApiError>),
+}
+
+/// Sorts a run's next event (`None`: its channel closed) into going on or ended.
+pub fn step(event: Option<RunEvent>) -> Step {
+    match event {
+        Some(RunEvent::Final { message, usage, finish_reason }) => {
+            Step::Ended(Ok(Finished { message, usage, finish_reason }))
+        }
+        Some(RunEvent::Error { code, message }) => Step::Ended(Err(run_error(code, message))),
+        Some(RunEvent::Aborted) => Step::Ended(Err(aborted())),
+        Some(event) => Step::Going(event),
+        None => Step::Ended(Err(ended_early())),
+    }
+}
+
 /// Reads the rest of a run; its final message, or the error that ended it.
 pub async fn finish(handle: &mut RunHandle) -> Result<Finished, ApiError> {
     loop {
-        match handle.events.recv().await {
-            Some(RunEvent::Final { message, usage, finish_reason }) => {
-                return Ok(Finished { message, usage, finish_reason })
-            }
-            Some(RunEvent::Error { code, message }) => return Err(run_error(code, message)),
-            Some(RunEvent::Aborted) => return Err(aborted()),
-            Some(_) => continue,
-            None => return Err(ended_early()),
+        if let Step::Ended(outcome) = step(handle.events.recv().await) {
+            return outcome;
         }
     }
 }
@@ -73,9 +88,8 @@ pub async fn finish(handle: &mut RunHandle) -> Result<Finished, ApiError> {
 /// For the chat and text completion streams: the `{"error"}` body that ends the stream when
 /// `event` is a failure; `None` for events those streams do not show.
 pub fn stream_failure(event: RunEvent) -> Option<serde_json::Value> {
-    match event {
-        RunEvent::Error { code, message } => Some(run_error(code, message).body()),
-        RunEvent::Aborted => Some(aborted().body()),
+    match step(Some(event)) {
+        Step::Ended(Err(e)) => Some(e.body()),
         _ => None,
     }
 }

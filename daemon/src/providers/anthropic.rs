@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use super::answer;
 use super::http::{quote, Upstream};
-use super::sse;
 use super::{Deltas, ModelCall, ProviderError, Reply};
 use crate::agent::{FinishReason, Message, Role, ToolCall, Usage};
 
@@ -24,42 +24,8 @@ pub async fn call(
     }
     // The base URL is the API's root (https://api.anthropic.com); tolerate one ending in /v1.
     let path = if upstream.base_url.ends_with("/v1") { "/messages" } else { "/v1/messages" };
-    let mut reader = upstream.post(path, &headers, &body).await?;
-    let what = reader.what().to_owned();
-    if !stream || !reader.is_event_stream() {
-        let value = reader.json().await?;
-        let reply = parse_response(&value).map_err(|e| ProviderError::Upstream(format!("{what}: {e}")))?;
-        deltas.send(&reply.message.content).await;
-        return Ok(reply);
-    }
-    let mut parser = sse::Parser::default();
-    let mut acc = Accumulator::default();
-    while let Some(chunk) = reader.chunk().await? {
-        for event in parser.feed(&chunk) {
-            let value: Value = serde_json::from_str(&event.data).map_err(|e| {
-                ProviderError::Upstream(format!(
-                    "{what} sent an event that is not JSON ({e}): {}",
-                    quote(&event.data)
-                ))
-            })?;
-            if value["type"] == "error" {
-                return Err(ProviderError::Upstream(format!(
-                    "{what} reported an error mid-stream: {}",
-                    value["error"]
-                )));
-            }
-            if let Some(text) = acc.add(&value) {
-                deltas.send(&text).await;
-            }
-        }
-        if acc.stopped {
-            break;
-        }
-    }
-    if !acc.stopped {
-        return Err(ProviderError::Upstream(format!("{what} closed the stream before message_stop")));
-    }
-    Ok(acc.into_reply())
+    let reader = upstream.post(path, &headers, &body).await?;
+    answer::read::<Accumulator>(reader, stream, parse_response, deltas).await
 }
 
 pub fn request_body(call: &ModelCall, stream: bool) -> Value {
@@ -169,7 +135,21 @@ struct Accumulator {
     stopped: bool,
 }
 
-impl Accumulator {
+impl answer::Accumulator for Accumulator {
+    const END: &'static str = "message_stop";
+
+    fn error_in<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        (v["type"] == "error").then_some(&v["error"])
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    fn finished(&self) -> bool {
+        self.stopped
+    }
+
     fn add(&mut self, v: &Value) -> Option<String> {
         match v["type"].as_str()? {
             "message_start" => {

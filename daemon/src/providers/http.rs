@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_config::Provider;
+use gateway_config::{Provider, SecretRef};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
@@ -22,6 +22,9 @@ use super::ProviderError;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How much of an upstream error body is quoted in the error.
 const ERROR_BODY_QUOTE: usize = 500;
+/// The largest answer read whole (not streamed): a reply, even with long tool calls, is far
+/// smaller; an upstream sending more must not exhaust the gateway's memory.
+pub const MAX_WHOLE_ANSWER_BYTES: usize = 32 << 20;
 
 #[derive(Default)]
 pub struct Clients {
@@ -62,7 +65,7 @@ pub struct Upstream<'a> {
 }
 
 impl<'a> Upstream<'a> {
-    pub fn new(clients: &Clients, name: &'a str, config: &'a Provider) -> Result<Self, ProviderError> {
+    pub async fn new(clients: &Clients, name: &'a str, config: &'a Provider) -> Result<Self, ProviderError> {
         let base_url = match (&config.base_url, config.kind) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
             (None, gateway_config::ProviderKind::Anthropic) => "https://api.anthropic.com".to_owned(),
@@ -72,10 +75,7 @@ impl<'a> Upstream<'a> {
                 )))
             }
         };
-        let api_key =
-            config.api_key.as_ref().map(|k| k.resolve()).transpose().map_err(|e| {
-                ProviderError::Config(format!("provider {name:?}: cannot read the api_key: {e}"))
-            })?;
+        let api_key = read_api_key(name, config).await?;
         Ok(Self { name, config, base_url, api_key, client: clients.get(name, config)? })
     }
 
@@ -89,6 +89,8 @@ impl<'a> Upstream<'a> {
         body: &serde_json::Value,
     ) -> Result<BodyReader, ProviderError> {
         let url = format!("{}{path}", self.base_url);
+        // What errors and logs show: no password or query string, where a key may hide.
+        let shown = shown_url(&url);
         let started = Instant::now();
         let total = Duration::from_millis(self.config.total_timeout_ms.get());
         let deadline = started + total;
@@ -118,7 +120,7 @@ impl<'a> Upstream<'a> {
                         deadline,
                         started,
                         received: false,
-                        what: format!("upstream {} ({url})", self.name),
+                        what: format!("upstream {} ({shown})", self.name),
                     });
                 }
                 Ok(Ok(response)) => {
@@ -126,10 +128,9 @@ impl<'a> Upstream<'a> {
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     let after = retry_after(&response);
                     if !retryable || attempt >= self.config.max_retries.get() {
-                        let text = tokio::time::timeout_at(deadline, response.text()).await;
-                        let text = text.ok().and_then(Result::ok).unwrap_or_default();
+                        let text = error_body(response, deadline).await;
                         return Err(ProviderError::Upstream(format!(
-                            "upstream {} answered {status} for {url}{}: {}",
+                            "upstream {} answered {status} for {shown}{}: {}",
                             self.name,
                             if attempt > 0 { format!(" (after {attempt} retries)") } else { String::new() },
                             quote(&text)
@@ -138,6 +139,7 @@ impl<'a> Upstream<'a> {
                     after
                 }
                 Ok(Err(e)) => {
+                    let e = e.without_url();
                     if !resent_stale && !e.is_connect() && !e.is_timeout() {
                         resent_stale = true;
                         tracing::debug!(provider = self.name, error = %error_chain(&e), "resending on a new connection");
@@ -145,7 +147,7 @@ impl<'a> Upstream<'a> {
                     }
                     if attempt >= self.config.max_retries.get() {
                         return Err(ProviderError::Unavailable(format!(
-                            "cannot reach upstream {} at {url}{}: {}; check models.providers.{}.base_url and that the server runs",
+                            "cannot reach upstream {} at {shown}{}: {}; check models.providers.{}.base_url and that the server runs",
                             self.name,
                             if attempt > 0 { format!(" (after {attempt} retries)") } else { String::new() },
                             error_chain(&e),
@@ -169,6 +171,19 @@ impl<'a> Upstream<'a> {
                 return Err(self.timeout("a retry", started));
             }
             tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// `error` with the API key, should the upstream have echoed it back, blotted out: errors
+    /// reach the caller and the log.
+    pub fn redact(&self, error: ProviderError) -> ProviderError {
+        let Some(key) = self.api_key.as_deref().filter(|k| k.len() >= 4) else { return error };
+        let blot = |text: String| text.replace(key, "[api_key redacted]");
+        match error {
+            ProviderError::Unavailable(t) => ProviderError::Unavailable(blot(t)),
+            ProviderError::Upstream(t) => ProviderError::Upstream(blot(t)),
+            ProviderError::Timeout(t) => ProviderError::Timeout(blot(t)),
+            ProviderError::Config(t) => ProviderError::Config(blot(t)),
         }
     }
 
@@ -216,7 +231,7 @@ impl BodyReader {
             Ok(Err(e)) => Err(ProviderError::Upstream(format!(
                 "{} broke off its answer: {}",
                 self.what,
-                error_chain(&e)
+                error_chain(&e.without_url())
             ))),
             Ok(Ok(chunk)) => {
                 self.received = true;
@@ -229,6 +244,13 @@ impl BodyReader {
     pub async fn json(mut self) -> Result<serde_json::Value, ProviderError> {
         let mut body = Vec::new();
         while let Some(chunk) = self.chunk().await? {
+            if body.len() + chunk.len() > MAX_WHOLE_ANSWER_BYTES {
+                return Err(ProviderError::Upstream(format!(
+                    "{} sent an answer over {} MiB; the gateway reads no more (is base_url the model API?)",
+                    self.what,
+                    MAX_WHOLE_ANSWER_BYTES >> 20
+                )));
+            }
             body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|e| {
@@ -255,10 +277,51 @@ impl BodyReader {
     }
 }
 
+/// The start of an error answer's body, enough to quote: the rest is not read.
+async fn error_body(mut response: reqwest::Response, deadline: Instant) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_QUOTE * 4 {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let secs: u64 =
         response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// The provider's key, read on every call so that a `file:` key can be replaced without a
+/// reload; a file is read off the async workers.
+async fn read_api_key(name: &str, config: &Provider) -> Result<Option<String>, ProviderError> {
+    let Some(secret) = config.api_key.clone() else { return Ok(None) };
+    let resolved = match secret {
+        SecretRef::File(_) => tokio::task::spawn_blocking(move || secret.resolve()).await.map_err(|e| {
+            ProviderError::Config(format!("provider {name:?}: reading the api_key failed: {e}"))
+        })?,
+        _ => secret.resolve(),
+    };
+    resolved.map(Some).map_err(|e| {
+        ProviderError::Config(format!(
+            "provider {name:?}: cannot read the api_key: {e}; fix models.providers.{name}.api_key"
+        ))
+    })
+}
+
+/// `url` without a password or query string (either may hold a key), for errors and logs.
+fn shown_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return url.to_owned() };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("redacted"));
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("redacted"));
+    }
+    parsed.to_string()
 }
 
 /// An error with its causes, which reqwest keeps apart ("error sending request" says little).
@@ -294,6 +357,26 @@ mod tests {
     use gateway_config::ProviderKind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    #[test]
+    fn shown_urls_hide_passwords_and_queries() {
+        assert_eq!(shown_url("http://127.0.0.1:8/v1/chat"), "http://127.0.0.1:8/v1/chat");
+        assert_eq!(
+            shown_url("https://me:sk-123@example.com/v1/chat?key=sk-456"),
+            "https://me:redacted@example.com/v1/chat?redacted"
+        );
+    }
+
+    /// A call of the model `m` with one user message.
+    fn call_m() -> ModelCall {
+        ModelCall {
+            model: "m".into(),
+            messages: vec![Message::user("x")],
+            tools: vec![],
+            max_output_tokens: None,
+            temperature: None,
+        }
+    }
 
     /// Reads one request head and body (by Content-Length).
     async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
@@ -346,16 +429,10 @@ mod tests {
         };
         assert!(config.stream);
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let call = ModelCall {
-            model: "m".into(),
-            messages: vec![Message::user("x")],
-            tools: vec![],
-            max_output_tokens: None,
-            temperature: None,
-        };
-        let reply = crate::providers::call(&Clients::default(), "p", &config, call, &mut Deltas::new(&tx))
-            .await
-            .unwrap();
+        let reply =
+            crate::providers::call(&Clients::default(), "p", &config, call_m(), &mut Deltas::new(&tx))
+                .await
+                .unwrap();
         assert_eq!(reply.message.content, "whole");
         assert_eq!(rx.recv().await.as_deref(), Some("whole"));
     }
@@ -396,14 +473,8 @@ mod tests {
         let clients = Clients::default();
         for round in 0..20 {
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-            let call = ModelCall {
-                model: "m".into(),
-                messages: vec![Message::user("x")],
-                tools: vec![],
-                max_output_tokens: None,
-                temperature: None,
-            };
-            let reply = crate::providers::call(&clients, "llama", &config, call, &mut Deltas::new(&tx)).await;
+            let reply =
+                crate::providers::call(&clients, "llama", &config, call_m(), &mut Deltas::new(&tx)).await;
             let reply = reply.unwrap_or_else(|e| panic!("round {round}: {e}"));
             assert_eq!((reply.message.role, reply.message.content.as_str()), (Role::Assistant, "hi"));
             assert_eq!(rx.recv().await.as_deref(), Some("hi"));

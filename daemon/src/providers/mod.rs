@@ -3,6 +3,7 @@
 //! assistant's reply, passing text on as it streams. Timeouts, retries and cancellation live here:
 //! dropping the call's future closes the upstream connection.
 
+pub mod answer;
 pub mod anthropic;
 pub mod echo;
 pub mod http;
@@ -95,12 +96,12 @@ pub async fn call(
     match config.kind {
         ProviderKind::Echo => Ok(echo::call(request, deltas).await),
         ProviderKind::Openai => {
-            let upstream = http::Upstream::new(clients, name, config)?;
-            openai::call(&upstream, request, deltas).await
+            let upstream = http::Upstream::new(clients, name, config).await?;
+            openai::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
         ProviderKind::Anthropic => {
-            let upstream = http::Upstream::new(clients, name, config)?;
-            anthropic::call(&upstream, request, deltas).await
+            let upstream = http::Upstream::new(clients, name, config).await?;
+            anthropic::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
+use super::answer;
 use super::http::{quote, Upstream};
-use super::sse;
 use super::{Deltas, ModelCall, ProviderError, Reply};
 use crate::agent::{FinishReason, Message, ToolCall, Usage};
 
@@ -18,41 +18,8 @@ pub async fn call(
     let body = request_body(&call, stream);
     let headers: Vec<(&str, String)> =
         upstream.api_key.iter().map(|k| ("authorization", format!("Bearer {k}"))).collect();
-    let mut reader = upstream.post("/chat/completions", &headers, &body).await?;
-    if !stream || !reader.is_event_stream() {
-        let what = reader.what().to_owned();
-        let value = reader.json().await?;
-        let reply = parse_response(&value).map_err(|e| ProviderError::Upstream(format!("{what}: {e}")))?;
-        deltas.send(&reply.message.content).await;
-        return Ok(reply);
-    }
-    let mut parser = sse::Parser::default();
-    let mut acc = Accumulator::default();
-    let what = reader.what().to_owned();
-    while let Some(chunk) = reader.chunk().await? {
-        for event in parser.feed(&chunk) {
-            if event.data.trim() == "[DONE]" {
-                acc.done = true;
-                continue;
-            }
-            let value: Value = serde_json::from_str(&event.data).map_err(|e| {
-                ProviderError::Upstream(format!(
-                    "{what} sent an event that is not JSON ({e}): {}",
-                    quote(&event.data)
-                ))
-            })?;
-            if let Some(error) = value.get("error") {
-                return Err(ProviderError::Upstream(format!("{what} reported an error mid-stream: {error}")));
-            }
-            if let Some(text) = acc.add(&value) {
-                deltas.send(&text).await;
-            }
-        }
-    }
-    if !acc.done && acc.finish.is_none() {
-        return Err(ProviderError::Upstream(format!("{what} closed the stream before it finished")));
-    }
-    Ok(acc.into_reply())
+    let reader = upstream.post("/chat/completions", &headers, &body).await?;
+    answer::read::<Accumulator>(reader, stream, parse_response, deltas).await
 }
 
 pub fn request_body(call: &ModelCall, stream: bool) -> Value {
@@ -150,8 +117,28 @@ struct Accumulator {
     done: bool,
 }
 
-impl Accumulator {
-    /// Takes one chunk; returns the text it added.
+impl answer::Accumulator for Accumulator {
+    const END: &'static str = "it finished";
+
+    fn end_marker(&mut self, data: &str) -> bool {
+        let done = data.trim() == "[DONE]";
+        self.done |= done;
+        done
+    }
+
+    fn error_in<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        v.get("error")
+    }
+
+    /// Read on after the last choice: the usage chunk follows it.
+    fn stopped(&self) -> bool {
+        false
+    }
+
+    fn finished(&self) -> bool {
+        self.done || self.finish.is_some()
+    }
+
     fn add(&mut self, v: &Value) -> Option<String> {
         if v["usage"].is_object() {
             self.usage = usage(&v["usage"]);
@@ -201,6 +188,8 @@ impl Accumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::providers::answer::Accumulator as _;
 
     #[test]
     fn streamed_tool_calls_are_assembled() {

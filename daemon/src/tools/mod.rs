@@ -70,10 +70,12 @@ pub fn specs(config: &Tools, allowed: Option<&[String]>) -> Vec<ToolSpec> {
 /// is shown: the run goes on.
 pub async fn invoke(ctx: &Context<'_>, name: &str, arguments: &str) -> Result<String, String> {
     let Some(tool) = builtin::ALL.iter().find(|t| t.name == name) else {
-        return Err(format!("unknown tool {name:?}"));
+        let offered: Vec<&str> =
+            builtin::ALL.iter().filter(|t| builtin::enabled(t.name, ctx.config)).map(|t| t.name).collect();
+        return Err(format!("unknown tool {name:?}: call one of the tools offered ({})", offered.join(", ")));
     };
     if !builtin::enabled(name, ctx.config) {
-        return Err(format!("tool {name:?} is turned off in [tools]"));
+        return Err(format!("tool {name:?} is turned off in [tools]: use another tool or answer without it"));
     }
     let args: Value = if arguments.trim().is_empty() {
         Value::Object(Default::default())
