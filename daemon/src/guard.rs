@@ -24,12 +24,23 @@ pub fn refuse(status: StatusCode, code: &str, message: String) -> Response {
     (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
 }
 
+/// A refusal of the listener, in the OpenAI error shape on the OpenAI-compatible routes (their
+/// SDKs parse no other) and in the gateway's own shape elsewhere.
+fn deny(path: &str, status: StatusCode, code: &'static str, message: String) -> Response {
+    if path.starts_with("/v1/") {
+        return crate::openai::error::ApiError::refused(status, code, message).into_response();
+    }
+    refuse(status, code, message)
+}
+
 pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let active = gw.active();
     let http = &active.config.gateway.http;
+    let path = req.uri().path();
     if let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
         if !host_allowed(host, &http.allowed_hosts) {
-            return refuse(
+            return deny(
+                path,
                 StatusCode::FORBIDDEN,
                 "host_not_allowed",
                 format!("Host {host:?} is not allowed: add it to gateway.http.allowed_hosts if clients use that name"),
@@ -38,7 +49,8 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
     }
     if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|h| h.to_str().ok()) {
         if !origin_allowed(origin, gw.listen_addr, &http.allowed_origins) {
-            return refuse(
+            return deny(
+                path,
                 StatusCode::FORBIDDEN,
                 "origin_not_allowed",
                 format!("Origin {origin:?} is not allowed: add it to gateway.http.allowed_origins to let that site call the gateway"),
@@ -51,7 +63,8 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
             .filter_map(|kv| kv.split('=').next())
             .find(|k| CREDENTIAL_PARAMS.iter().any(|c| k.eq_ignore_ascii_case(c)));
         if let Some(name) = named {
-            return refuse(
+            return deny(
+                path,
                 StatusCode::BAD_REQUEST,
                 "credentials_in_url",
                 format!("credentials in the URL ({name}=) are refused: send them in the Authorization header or the connect frame"),
@@ -63,7 +76,7 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max_body as u64) {
         let message = format!("request body over {max_body} bytes (gateway.http.max_body_bytes)");
-        if req.uri().path().starts_with("/v1/") {
+        if path.starts_with("/v1/") {
             // The OpenAI-compatible routes answer in the OpenAI error shape.
             return crate::openai::error::ApiError::too_large(message).into_response();
         }

@@ -195,6 +195,19 @@ fn refusals_in_the_openai_error_shape() {
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     assert!(raw.contains("request_too_large"), "{raw}");
 
+    // The listener's own refusals come in the OpenAI shape on /v1/ too.
+    let r = call(&d, "GET", "/v1/models?api_key=x", &token, None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert_eq!(r.json()["error"]["code"], "credentials_in_url");
+    let auth = format!("Bearer {token}");
+    let headers = [("Authorization", auth.as_str()), ("Origin", "https://evil.example")];
+    let r = http1::request(d.port, "GET", "/v1/models", &headers, None).unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "permission_error");
+    assert_eq!(r.json()["error"]["code"], "origin_not_allowed");
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("gateway.http.allowed_origins"));
+
     // Failures count toward the lockout; then even the right token waits.
     for _ in 0..3 {
         let r = post(&d, "/v1/chat/completions", "wrong-token", &chat);

@@ -10,8 +10,8 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    /// `invalid_request_error`, `authentication_error`, `not_found_error`, `rate_limit_error`,
-    /// `server_error`.
+    /// `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`,
+    /// `rate_limit_error`, `server_error`.
     pub kind: &'static str,
     pub param: Option<String>,
     pub code: &'static str,
@@ -35,6 +35,13 @@ impl ApiError {
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found_error", code, message)
+    }
+
+    /// A refusal by the listener before any route runs: a Host or Origin that is not allowed
+    /// (403), credentials in the URL (400). `code` is the listener's own.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let kind = if status == StatusCode::FORBIDDEN { "permission_error" } else { "invalid_request_error" };
+        Self::new(status, kind, code, message)
     }
 
     pub fn too_large(message: impl Into<String>) -> Self {
