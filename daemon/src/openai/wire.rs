@@ -27,7 +27,16 @@ pub fn parse<T: DeserializeOwned>(body: &[u8], honoured: &[&str]) -> Result<Pars
     let ignored = ignored_fields(&object, honoured);
     let request = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::bad_request(format!("{path}: {}", e.inner())).with_param(&path)
+        let message = e.inner().to_string();
+        if path != "." {
+            return ApiError::bad_request(format!("{path}: {message}")).with_param(&path);
+        }
+        // At the top level the path says nothing: name the missing field itself.
+        let missing = message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`'));
+        match missing {
+            Some(field) => ApiError::bad_request(format!("{field}: required")).with_param(field),
+            None => ApiError::bad_request(message),
+        }
     })?;
     Ok(Parsed { request, ignored })
 }
@@ -341,6 +350,8 @@ mod tests {
         let body = br#"{"messages":[{"role":"user","content":5}]}"#;
         let e = parse::<ChatRequest>(body, CHAT_HONOURED).unwrap_err();
         assert!(e.message.starts_with("messages[0].content"), "{}", e.message);
+        let e = parse::<ChatRequest>(br#"{"model":"m"}"#, CHAT_HONOURED).unwrap_err();
+        assert_eq!((e.message.as_str(), e.param.as_deref()), ("messages: required", Some("messages")));
         let e = parse::<ChatRequest>(b"[1]", CHAT_HONOURED).unwrap_err();
         assert!(e.message.contains("JSON object"), "{}", e.message);
         let e = parse::<ChatRequest>(b"{", CHAT_HONOURED).unwrap_err();
