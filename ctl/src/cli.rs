@@ -131,14 +131,14 @@ pub enum Command {
     /// Set the gateway password (auth mode "password")
     #[command(subcommand)]
     Password(PasswordCommand),
-    /// List or end the session tokens handed out for the password
-    #[command(subcommand)]
-    Sessions(SessionsCommand),
+    /// List or end the sign-in sessions: tokens handed out for the password (auth mode "password")
+    #[command(subcommand, alias = "sessions")]
+    Signins(SigninsCommand),
 }
 
 #[derive(Subcommand)]
 pub enum PasswordCommand {
-    /// Set a new password (asked twice without echo, or read from standard input); it ends all sessions
+    /// Set a new password (asked twice without echo, or read from standard input); it ends all sign-in sessions
     Set {
         /// Read the password from the first line of standard input
         #[arg(long)]
@@ -147,12 +147,12 @@ pub enum PasswordCommand {
 }
 
 #[derive(Subcommand)]
-pub enum SessionsCommand {
-    /// Show live sessions: id, age, expiry, and who created them
+pub enum SigninsCommand {
+    /// Show live sign-in sessions: id, age, expiry, and who created them
     List(Json),
-    /// End a session: its token stops working and its connections are closed
+    /// End a sign-in session: its token stops working and its connections are closed
     Revoke {
-        /// The session id shown by `sessions list`
+        /// The sign-in session id shown by `signins list`
         id: String,
     },
 }

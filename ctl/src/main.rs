@@ -13,11 +13,11 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use gateway_proto::{exit, Profile};
 use gatewayctl::cli::{
-    Cli, Command, ConfigCommand, DevicesCommand, PasswordCommand, SessionsCommand, TokenCommand,
+    Cli, Command, ConfigCommand, DevicesCommand, PasswordCommand, SigninsCommand, TokenCommand,
 };
 
 use commands::{
-    config_cmd, deep, devices, doctor, lifecycle, logs, password, service_cmd, sessions, status, token, Ctx,
+    config_cmd, deep, devices, doctor, lifecycle, logs, password, service_cmd, signins, status, token, Ctx,
 };
 
 fn main() -> ExitCode {
@@ -73,9 +73,9 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
             DevicesCommand::Revoke { id } => devices::revoke(ctx, &id),
         },
         Command::Password(PasswordCommand::Set { stdin }) => password::set(ctx, stdin),
-        Command::Sessions(c) => match c {
-            SessionsCommand::List(j) => sessions::list(ctx, j.json),
-            SessionsCommand::Revoke { id } => sessions::revoke(ctx, &id),
+        Command::Signins(c) => match c {
+            SigninsCommand::List(j) => signins::list(ctx, j.json),
+            SigninsCommand::Revoke { id } => signins::revoke(ctx, &id),
         },
     }
 }

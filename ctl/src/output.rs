@@ -1,7 +1,6 @@
 //! Formatting for people: durations, log lines, reload outcomes; and `--json` output.
 
 use std::io::{self, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use gateway_proto::api::{ReloadOutcome, ReloadReport};
 use serde::Serialize;
@@ -27,9 +26,7 @@ pub fn duration(ms: u64) -> String {
     }
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+pub use gateway_proto::time::now_ms;
 
 /// `12s ago`, from a Unix time in milliseconds.
 pub fn ago(at_ms: u64, now_ms: u64) -> String {

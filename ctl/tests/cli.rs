@@ -68,7 +68,7 @@ fn help_lists_the_commands_and_exit_codes() {
             "token",
             "devices",
             "password",
-            "sessions",
+            "signins",
             "help"
         ]
     );

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use gateway_config::Bind;
 use gateway_proto::exit;
+
+use crate::core::logging::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,12 +59,6 @@ pub struct RunArgs {
     pub verbose: bool,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -72,6 +68,6 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => crate::run::run(args),
+        Command::Run(args) => crate::startup::run(args),
     }
 }

@@ -1,33 +1,28 @@
-//! `gatewayd`: the gateway daemon. One process owns one port (HTTP, later WebSocket), a Unix
+//! `gatewayd`: the gateway daemon. One process owns one port (HTTP and WebSocket), a Unix
 //! control socket for `gatewayctl`, the config reload watcher and the heartbeat loop. Everything
 //! runs in the foreground under a supervisor (systemd, launchd) or a terminal; it never forks.
+//!
+//! The code is in three layers (docs/architecture.md), and a test (`layers` below) keeps them:
+//! - `core/`: the `Gateway` value, the config snapshot and its reload transaction, the status
+//!   model, health, heartbeat, limiters, the instance lock, the SQLite stores, sd-notify, and the
+//!   event bus. **It imports no door.** It tells the doors what happened by publishing
+//!   `core::events::CoreEvent`s; it never closes a socket or starts a door's task itself.
+//! - `runtime/`: the work the gateway does: agent runs, model providers, tools, paired devices.
+//!   **It imports no door**, and of the core only its leaf modules (the store, the clock), never
+//!   the `Gateway` value: what a runtime part needs is handed to it.
+//! - `api/`: the doors (the HTTP router and listener checks, the control socket, `ws/`,
+//!   `openai/`, `hooks/`, admin routes, `/tools/invoke`, sign-in). **A door never imports another
+//!   door**; what they share (authentication, the client's address, refusals, the error type, the
+//!   connection loop) lives in `api`'s plumbing modules, listed in `api/mod.rs`.
+//!
+//! `startup` and `cli` sit above the layers: they build the core, the runtime and the doors in
+//! order and wire them together.
 
-pub mod admin;
-pub mod agent;
-pub mod auth;
+pub mod api;
 pub mod cli;
-pub mod config_write;
-pub mod control;
-pub mod devices;
-pub mod fsutil;
-pub mod gateway;
-pub mod guard;
-pub mod health;
-pub mod heartbeat;
-pub mod hooks;
-pub mod http;
-pub mod limiter;
-pub mod listen;
-pub mod lock;
-pub mod logging;
-pub mod logtail;
-pub mod notify;
-pub mod openai;
-pub mod providers;
-pub mod reload;
-pub mod run;
-pub mod serve;
-pub mod store;
-pub mod supervisor;
-pub mod tools;
-pub mod ws;
+pub mod core;
+pub mod runtime;
+pub mod startup;
+
+#[cfg(test)]
+mod layers;

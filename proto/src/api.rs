@@ -16,8 +16,12 @@ pub mod route {
     pub const TOKEN: &str = "/v1/token";
     pub const TOKEN_ROTATE: &str = "/v1/token/rotate";
     pub const PASSWORD: &str = "/v1/password";
-    pub const SESSIONS: &str = "/v1/sessions";
-    pub const SESSION_REVOKE: &str = "/v1/sessions/{id}/revoke";
+    /// Sign-in sessions (password mode); not conversations.
+    pub const SIGNINS: &str = "/v1/signins";
+    pub const SIGNIN_REVOKE: &str = "/v1/signins/{id}/revoke";
+    /// The old names of the two above, served for one more release.
+    pub const SIGNINS_OLD: &str = "/v1/sessions";
+    pub const SIGNIN_REVOKE_OLD: &str = "/v1/sessions/{id}/revoke";
     pub const DEVICES: &str = "/v1/devices";
     /// Path patterns of the device actions (axum syntax); build paths with [`device_action`].
     pub const DEVICE_APPROVE: &str = "/v1/devices/{id}/approve";
@@ -260,9 +264,9 @@ pub struct PasswordBody {
     pub password: String,
 }
 
-/// A password session as listed (`GET /v1/sessions`); its token is never shown again.
+/// A sign-in session (password mode) as listed (`GET /v1/signins`); its token is never shown again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionInfo {
+pub struct SignInInfo {
     pub id: String,
     /// The address and user agent that created it.
     pub client: String,
@@ -270,16 +274,16 @@ pub struct SessionInfo {
     pub expires_at_ms: u64,
 }
 
-/// `GET /v1/sessions`.
+/// `GET /v1/signins`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionsReport {
-    pub sessions: Vec<SessionInfo>,
+pub struct SignInsReport {
+    pub sessions: Vec<SignInInfo>,
 }
 
-/// `POST /v1/password` and `POST /v1/sessions/{id}/revoke`: what the change ended.
+/// `POST /v1/password` and `POST /v1/signins/{id}/revoke`: what the change ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevokedReport {
-    /// Sessions ended.
+    /// Sign-in sessions ended.
     pub sessions: usize,
     /// WebSocket connections closed (4001).
     pub closed_connections: usize,

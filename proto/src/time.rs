@@ -1,4 +1,11 @@
-//! UTC calendar dates for Unix times, without a calendar crate.
+//! The wall clock in milliseconds, and UTC calendar dates for Unix times, without a calendar crate.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (0 if the clock is set before it).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
 
 /// `YYYY-MM-DDTHH:MM:SS` (UTC) for seconds since the epoch.
 pub fn utc_datetime(secs: u64) -> String {

@@ -74,12 +74,17 @@ fn password_mode_with_sessions() {
         Client::connect(port, &Connect { token: Some(&session), ..Default::default() });
     assert_eq!(res["ok"], true, "{res}");
 
-    // Sessions are listed and can be ended: the token stops working, its sockets close (4001).
-    let out = home.ctl(&["sessions", "list", "--json"]);
+    // Sign-in sessions are listed and can be ended: the token stops working, its sockets close
+    // (4001). `sessions`, the command's old name, still answers.
+    let out = home.ctl(&["signins", "list", "--json"]);
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = listed["sessions"][0]["id"].as_str().unwrap().to_owned();
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&session), "the token itself is never listed");
-    assert!(home.ctl(&["sessions", "revoke", &id]).status.success());
+    let old_name: Value = serde_json::from_slice(&home.ctl(&["sessions", "list", "--json"]).stdout).unwrap();
+    assert_eq!(old_name, listed);
+    let revoked = home.ctl(&["signins", "revoke", &id]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains("1 connection(s) closed"), "{revoked:?}");
     assert_eq!(via_session.closed().0, 4001);
     assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0, 401);
 

@@ -10,7 +10,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod password;
 pub mod service_cmd;
-pub mod sessions;
+pub mod signins;
 pub mod status;
 pub mod token;
 

@@ -4,14 +4,14 @@
 //! connection's challenge nonce, the nonce, then the params as JSON. Parsing
 //! (`serde_json::from_slice::<ConnectParams>`) must never panic, whatever it is given; params
 //! that parse must serialize and parse again; and when they carry a `device` proof,
-//! `gatewayd::devices::proof::verify` must return Ok or a reason, never panic, for the arbitrary
+//! `gatewayd::runtime::devices::proof::verify` must return Ok or a reason, never panic, for the arbitrary
 //! clock and nonce and also for the proof's own nonce and `signedAt` (the path a real client
 //! takes, up to the signature), with the role and credential the handshake would use.
 
 #![no_main]
 
 use gateway_proto::ws::ConnectParams;
-use gatewayd::devices::proof::{self, Signed};
+use gatewayd::runtime::devices::proof::{self, Signed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

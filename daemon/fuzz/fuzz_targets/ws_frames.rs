@@ -1,4 +1,4 @@
-//! The WebSocket frame decoder (`gatewayd::ws::codec::Decoder`), fed in arbitrary chunk splits.
+//! The WebSocket frame decoder (`gatewayd::api::ws::codec::Decoder`), fed in arbitrary chunk splits.
 //!
 //! Two modes, chosen by the first byte:
 //! - raw: the rest is arbitrary bytes from a client. The decoder must never panic; every error
@@ -12,7 +12,7 @@
 
 #![no_main]
 
-use gatewayd::ws::codec::{
+use gatewayd::api::ws::codec::{
     client_frame, CodecError, Decoder, Message, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT,
 };
 use libfuzzer_sys::fuzz_target;
@@ -91,7 +91,7 @@ fn check_error(e: &CodecError) {
     assert!(matches!(e.close_code(), 1002 | 1007 | 1009), "{e:?}");
     assert!(!e.reason().is_empty());
     // A close frame carrying the reason must fit a control frame.
-    assert!(gatewayd::ws::codec::close(e.close_code(), &e.reason()).len() <= 2 + MAX_CONTROL);
+    assert!(gatewayd::api::ws::codec::close(e.close_code(), &e.reason()).len() <= 2 + MAX_CONTROL);
 }
 
 

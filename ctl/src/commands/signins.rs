@@ -1,0 +1,39 @@
+//! `signins list|revoke`: the sign-in sessions (tokens handed out for the password, in password
+//! mode). Not conversations: those are `/gateway/sessions` on the main port.
+
+use anyhow::Result;
+use gateway_proto::api::{route, RevokedReport, SignInsReport};
+use gateway_proto::exit;
+
+use super::Ctx;
+use crate::client::DEFAULT_TIMEOUT;
+use crate::output::{ago, now_ms, print_json};
+
+pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
+    let report: SignInsReport = ctx.client()?.get(route::SIGNINS)?;
+    if json {
+        print_json(&report)?;
+        return Ok(exit::OK);
+    }
+    if report.sessions.is_empty() {
+        println!("no sign-in sessions (they are created by POST /gateway/auth/session in password mode)");
+    }
+    let now = now_ms();
+    for s in &report.sessions {
+        let left = s.expires_at_ms.saturating_sub(now) / 60_000;
+        println!("{}  created {}  expires in {left} min  {}", s.id, ago(s.created_at_ms, now), s.client);
+    }
+    Ok(exit::OK)
+}
+
+pub fn revoke(ctx: &Ctx, id: &str) -> Result<i32> {
+    if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "invalid sign-in session id {id:?}: give the 8 hex characters shown by `gatewayctl signins list`"
+        );
+    }
+    let path = route::SIGNIN_REVOKE.replace("{id}", id);
+    let report: RevokedReport = ctx.client()?.call("POST", &path, DEFAULT_TIMEOUT)?;
+    println!("sign-in session {id} ended; {} connection(s) closed", report.closed_connections);
+    Ok(exit::OK)
+}

@@ -1,0 +1,218 @@
+//! The doors' one error type: a `GatewayError` knows its HTTP status, its machine code and a
+//! message that says what to do. It is rendered once per wire format:
+//! - the gateway's own shape, `{"error": {"code", "message"}}`, for `/gateway/*`, `/hooks/*`,
+//!   `/tools/invoke` and the control socket (what `IntoResponse` gives);
+//! - the OpenAI shape, `{"error": {"message", "type", "param", "code"}}`, which the official SDKs
+//!   parse, for everything under `/v1/` on the main port ([`openai_shape`] re-renders any
+//!   `GatewayError` answer there, the listener's refusals included);
+//! - the WebSocket protocol's `ErrorShape` ([`GatewayError::ws_shape`]).
+
+use std::fmt::Display;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gateway_proto::ws::{code as ws_code, ErrorShape};
+use serde_json::json;
+
+use crate::runtime::agent::StartError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub message: String,
+    /// The request field at fault, when there is one (OpenAI's `param`).
+    pub param: Option<String>,
+    pub code: &'static str,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl GatewayError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), param: None, code, retry_after_secs: None }
+    }
+
+    /// A request the gateway cannot use: bad JSON, a missing or wrong-typed field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(param.to_owned());
+        self
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A refusal by the listener before any route runs: a Host or Origin that is not allowed
+    /// (403), credentials in the URL (400). `code` is the listener's own.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+    }
+
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "busy", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    /// A run that failed on the gateway's side or upstream; `code` is the engine's.
+    pub fn server(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after_secs = Some(retry_after_secs);
+        e
+    }
+
+    /// A store call that failed (logged here, with its error): 503 with `Retry-After`, since the
+    /// cause (a full disk, a locked database) usually passes.
+    pub fn store_failed(doing: &str, error: impl Display) -> Self {
+        tracing::error!(error = %error, "the gateway cannot {doing}");
+        let mut e = Self::unavailable(format!("the gateway cannot {doing} right now; try again"));
+        e.retry_after_secs = Some(1);
+        e
+    }
+
+    /// OpenAI's error `type`, which follows from the status.
+    pub fn openai_type(&self) -> &'static str {
+        match self.status {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            s if s.is_server_error() => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The OpenAI-shaped JSON body, also used inside streamed error events.
+    pub fn openai_body(&self) -> serde_json::Value {
+        json!({ "error": {
+            "message": self.message,
+            "type": self.openai_type(),
+            "param": self.param,
+            "code": self.code,
+        }})
+    }
+
+    /// The gateway's own JSON body (the control API's `ErrorBody`).
+    pub fn gateway_body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "message": self.message } })
+    }
+
+    /// The error as the WebSocket protocol says it: its code follows from the status.
+    pub fn ws_shape(&self) -> ErrorShape {
+        let code = match self.status {
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ws_code::FORBIDDEN,
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => ws_code::UNAVAILABLE,
+            _ => ws_code::INVALID_REQUEST,
+        };
+        let mut shape =
+            ErrorShape::new(code, self.message.clone()).with_details(json!({ "code": self.code }));
+        if code == ws_code::UNAVAILABLE {
+            shape.retryable = Some(true);
+        }
+        shape
+    }
+
+    fn respond(&self, body: serde_json::Value) -> Response {
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// The gateway's own shape; the error rides along in the extensions so that [`openai_shape`]
+/// can render it again for `/v1/`.
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = self.respond(self.gateway_body());
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Why a run could not start, as an HTTP answer.
+impl From<StartError> for GatewayError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::UnknownModel(m) => GatewayError::not_found("model_not_found", m).with_param("model"),
+            StartError::UnknownAgent(m) => GatewayError::not_found("agent_not_found", m),
+            StartError::BadRequest(m) => GatewayError::bad_request(m),
+            StartError::Busy(m) => GatewayError::busy(m),
+            StartError::Unavailable(m) => GatewayError::unavailable(m),
+            StartError::Store(e) => GatewayError::store_failed("record the run", e),
+        }
+    }
+}
+
+/// A refusal in one call: the error, rendered.
+pub fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    GatewayError::new(status, code, message).into_response()
+}
+
+/// Middleware for the OpenAI-compatible paths: any `GatewayError` answer goes out in the OpenAI
+/// shape, whichever layer refused the request.
+pub async fn openai_shape(req: Request, next: Next) -> Response {
+    let openai = req.uri().path().starts_with("/v1/");
+    let response = next.run(req).await;
+    match response.extensions().get::<GatewayError>() {
+        Some(e) if openai => e.respond(e.openai_body()),
+        _ => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape() {
+        let e = GatewayError::bad_request("messages must not be empty").with_param("messages");
+        assert_eq!(
+            e.openai_body(),
+            json!({"error": {"message": "messages must not be empty", "type": "invalid_request_error",
+                "param": "messages", "code": "invalid_request"}})
+        );
+        assert_eq!(
+            e.gateway_body(),
+            json!({"error": {"code": "invalid_request", "message": "messages must not be empty"}})
+        );
+        assert_eq!(e.ws_shape().code, ws_code::INVALID_REQUEST);
+        assert_eq!(e.into_response().status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_store_failure_is_a_503_to_retry() {
+        let e = GatewayError::store_failed("record the run", "disk I/O error");
+        assert_eq!(
+            (e.status, e.code, e.retry_after_secs),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(1))
+        );
+        assert!(!e.message.contains("disk I/O"), "the cause stays in the log: {}", e.message);
+        assert_eq!(e.openai_type(), "server_error");
+    }
+}

@@ -1,0 +1,60 @@
+//! The probes on the main port: liveness (`/healthz`, no auth), readiness (`/readyz`: details
+//! only to authenticated or local callers) and the daemon's status (`/gateway/status`, behind
+//! the gateway's auth).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use gateway_proto::time::now_ms;
+use serde_json::json;
+
+use crate::api::auth::require_gateway_auth;
+use crate::api::listener::Peer;
+use crate::core::gateway::{Gateway, Phase};
+
+pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
+    let authenticated = Router::new()
+        .route("/gateway/status", get(gateway_status))
+        .route_layer(middleware::from_fn_with_state(gw, require_gateway_auth));
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(authenticated)
+}
+
+/// Liveness: the process answers. Nothing more is said to unauthenticated callers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "ok": true, "status": "live" }))
+}
+
+/// Readiness: 200 while serving, 503 while starting or draining (load balancers stop sending).
+async fn readyz(
+    State(gw): State<Arc<Gateway>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    let phase = gw.phase();
+    let ready = phase == Phase::Running;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let active = gw.active();
+    let local = matches!(peer, Peer::Tcp(addr) if addr.ip().is_loopback());
+    if !(local || crate::api::auth::authorized(&gw, &active, &peer, &headers)) {
+        return (status, Json(json!({ "ready": ready }))).into_response();
+    }
+    let body = json!({
+        "ready": ready,
+        "phase": phase.as_str(),
+        "version": gateway_proto::VERSION,
+        "pid": std::process::id(),
+        "uptime_ms": now_ms().saturating_sub(gw.started_at_ms),
+        "generation": active.generation,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// The daemon's status for authenticated HTTP clients (the control socket serves the same).
+async fn gateway_status(State(gw): State<Arc<Gateway>>) -> Json<gateway_proto::api::StatusReport> {
+    Json(crate::core::status::report(&gw))
+}

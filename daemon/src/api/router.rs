@@ -1,0 +1,60 @@
+//! The main port's router: mounts every HTTP door, serves WebSocket upgrades on any path the
+//! doors do not own, and puts the listener's checks in front of all of it. It is where doors
+//! meet, so it is the one module of `api` that imports them.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::api::error::{self, GatewayError};
+use crate::api::{admin, guard, hooks, openai, probes, signin, tools_invoke, ws};
+use crate::core::gateway::{Gateway, Stats};
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let hub = ws::open(&gw);
+    Router::new()
+        .merge(probes::router(gw.clone()))
+        .merge(signin::router())
+        .merge(tools_invoke::router(gw.clone()))
+        .merge(admin::router(gw.clone()))
+        .merge(openai::router(gw.clone()))
+        .merge(hooks::router(gw.clone()))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state((gw.clone(), hub), websocket_upgrades))
+        .layer(middleware::from_fn_with_state(gw.clone(), guard::check))
+        .layer(middleware::from_fn(error::openai_shape))
+        .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
+        .with_state(gw)
+}
+
+/// A WebSocket upgrade on any path the HTTP doors do not own is the control protocol.
+async fn websocket_upgrades(
+    State((gw, hub)): State<(Arc<Gateway>, Arc<ws::Hub>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if ws::upgrade::is_websocket(req.headers()) && !http_path(req.uri().path()) {
+        return ws::upgrade::upgrade(gw, hub, req).await;
+    }
+    next.run(req).await
+}
+
+/// Paths the HTTP doors own.
+fn http_path(path: &str) -> bool {
+    ["/healthz", "/readyz"].contains(&path)
+        || ["/gateway/", "/v1/", "/hooks/", "/tools/"].iter().any(|p| path.starts_with(p))
+}
+
+async fn count_requests(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    Stats::bump(&gw.stats.http_requests);
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> Response {
+    let message = format!("no route for {} {}", req.method(), req.uri().path());
+    GatewayError::new(StatusCode::NOT_FOUND, "not_found", message).into_response()
+}

@@ -1,0 +1,336 @@
+//! One task per WebSocket connection: it reads frames, answers requests, and writes whatever
+//! the outbox holds, all without blocking on either direction. An idle connection holds no
+//! buffers: reads go through a stack buffer and the decoder gives its memory back.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_proto::ws::{close, code, ErrorShape, Request, Response, PRE_AUTH_MAX_FRAME};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::codec::{self, Decoder, Message};
+use super::handshake;
+use super::hub::{event_json, Conn, Hub, PreAuthSlot};
+use super::methods::{self, Reply};
+use super::outbox::Outbox;
+use crate::core::gateway::{Gateway, Stats};
+use gateway_proto::time::now_ms;
+
+/// What the upgrade learned about the client.
+pub struct Context {
+    pub peer: SocketAddr,
+    /// The peer, or the client behind a trusted proxy.
+    pub client_ip: IpAddr,
+    /// The identity a trusted proxy asserted, if any.
+    pub proxy_user: Option<String>,
+}
+
+/// How long a closing connection may take to flush its last frames.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+struct Connection {
+    gw: Arc<Gateway>,
+    hub: Arc<Hub>,
+    context: Context,
+    outbox: Arc<Outbox>,
+    id: String,
+    nonce: String,
+    /// Until the handshake completes: the client's place among its address's pre-auth sockets.
+    pre_auth: Option<PreAuthSlot>,
+    conn: Option<Arc<Conn>>,
+    in_flight: HashMap<String, AbortHandle>,
+}
+
+pub async fn run(
+    gw: Arc<Gateway>,
+    hub: Arc<Hub>,
+    mut stream: TcpStream,
+    pre_read: Bytes,
+    context: Context,
+    slot: PreAuthSlot,
+) {
+    let _open = OpenSocket::count(&gw);
+    let handshake_timeout = Duration::from_millis(gw.active().config.gateway.ws.handshake_timeout_ms.get());
+    let mut this = Connection {
+        gw,
+        hub,
+        context,
+        outbox: Arc::new(Outbox::default()),
+        id: uuid::Uuid::new_v4().to_string(),
+        nonce: uuid::Uuid::new_v4().to_string(),
+        pre_auth: Some(slot),
+        conn: None,
+        in_flight: HashMap::new(),
+    };
+    let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
+    let _ = this.outbox.push_event(
+        |seq| event_json("connect.challenge", &challenge, seq, None),
+        false,
+        usize::MAX,
+    );
+
+    let mut decoder = Decoder::default();
+    decoder.feed(&pre_read);
+    drop(pre_read);
+    let handshake_deadline = Instant::now() + handshake_timeout;
+    let mut flush_deadline = None;
+    loop {
+        if this.outbox.closing().is_none() {
+            this.decode(&mut decoder).await;
+        }
+        decoder.release();
+        // Answer at once rather than after another trip through the scheduler.
+        if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write(b)).is_err() {
+            break;
+        }
+        if this.outbox.closing().is_some() {
+            if !this.outbox.has_pending() {
+                break;
+            }
+            flush_deadline.get_or_insert_with(|| Instant::now() + CLOSE_FLUSH);
+        }
+        let reading = this.outbox.closing().is_none();
+        let writing = this.outbox.has_pending();
+        let authenticated = this.conn.is_some();
+        tokio::select! {
+            ready = stream.readable(), if reading => {
+                if ready.is_err() || !read_available(&stream, &mut decoder) {
+                    break;
+                }
+            }
+            ready = stream.writable(), if writing => {
+                if ready.is_err() || this.outbox.write_some(|b| stream.try_write(b)).is_err() {
+                    break;
+                }
+            }
+            _ = this.outbox.queued() => {}
+            _ = tokio::time::sleep_until(handshake_deadline), if !authenticated && reading => {
+                let reason = format!("handshake timeout: send connect within {} ms", handshake_timeout.as_millis());
+                this.outbox.close(close::POLICY, &reason);
+            }
+            _ = tokio::time::sleep_until(flush_deadline.unwrap_or_else(Instant::now)), if flush_deadline.is_some() => break,
+        }
+    }
+    // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain_until_eof(&stream)).await;
+    this.finish();
+}
+
+/// Reads whatever the socket has, through a stack buffer (not kept in the task between reads).
+/// Returns false at end of stream or on an error.
+fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> bool {
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                decoder.feed(&buf[..n]);
+                if n < buf.len() {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn drain_until_eof(stream: &TcpStream) {
+    let mut buf = [0u8; 1024];
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        match stream.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl Connection {
+    fn limit(&self) -> usize {
+        self.gw.active().config.gateway.ws.max_buffered_bytes.get() as usize
+    }
+
+    fn max_message(&self) -> usize {
+        match self.conn {
+            Some(_) => self.gw.active().config.gateway.ws.max_payload_bytes.get() as usize,
+            None => PRE_AUTH_MAX_FRAME,
+        }
+    }
+
+    async fn decode(&mut self, decoder: &mut Decoder) {
+        loop {
+            match decoder.next(self.max_message()) {
+                Ok(Some(message)) => self.on_message(message).await,
+                Ok(None) => return,
+                Err(e) => return self.outbox.close(e.close_code(), &e.reason()),
+            }
+            if self.outbox.closing().is_some() {
+                return;
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        match message {
+            Message::Text(text) => self.on_text(&text).await,
+            Message::Binary(_) => {
+                self.outbox.close(1003, "binary frames are not supported: send JSON text frames")
+            }
+            Message::Ping(payload) => self.outbox.push_raw(codec::pong(&payload)),
+            Message::Pong => {}
+            Message::Close(peer) => {
+                self.outbox.close(peer.map_or(close::NORMAL, |(code, _)| echo_code(code)), "")
+            }
+        }
+    }
+
+    fn respond(&self, response: &Response) {
+        let json = serde_json::to_vec(response).expect("responses serialize");
+        let _ = self.outbox.push_text(&json, false, self.limit());
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let frame: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return self.bad_frame("", format!("invalid frame: not JSON ({e})")),
+        };
+        let id = frame.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+        match frame.get("type").and_then(Value::as_str) {
+            Some("req") => match serde_json::from_value::<Request>(frame) {
+                Ok(req) if self.conn.is_none() => self.on_handshake(req).await,
+                Ok(req) => self.on_request(req),
+                Err(e) => self.bad_frame(&id, format!("invalid request frame: {e}")),
+            },
+            Some("cancel") if self.conn.is_some() => self.on_cancel(&id),
+            Some(other) => self.bad_frame(&id, format!("invalid frame: unknown type {other:?}")),
+            None => self.bad_frame(&id, "invalid frame: no type".into()),
+        }
+    }
+
+    /// Before the handshake a bad frame ends the connection; after it, it only gets an error.
+    fn bad_frame(&self, id: &str, message: String) {
+        if self.conn.is_none() {
+            let message = format!("invalid handshake: first request must be connect ({message})");
+            self.respond(&Response::err(id, ErrorShape::new(code::INVALID_REQUEST, message.clone())));
+            return self.outbox.close(close::POLICY, &message);
+        }
+        self.respond(&Response::err(id, ErrorShape::new(code::INVALID_REQUEST, message)));
+    }
+
+    async fn on_handshake(&mut self, req: Request) {
+        if req.method != "connect" {
+            let message = "invalid handshake: first request must be connect";
+            self.respond(&Response::err(&req.id, ErrorShape::new(code::INVALID_REQUEST, message)));
+            return self.outbox.close(close::POLICY, message);
+        }
+        let attempt = handshake::Attempt {
+            id: &self.id,
+            nonce: &self.nonce,
+            context: &self.context,
+            outbox: &self.outbox,
+            hub: &self.hub,
+        };
+        match handshake::connect(&self.gw, attempt, req.params).await {
+            Ok(accepted) => {
+                self.respond(&Response::ok(&req.id, accepted.hello));
+                self.pre_auth = None;
+                self.hub.join(accepted.conn.clone(), self.limit());
+                self.conn = Some(accepted.conn);
+            }
+            Err(refusal) => {
+                self.respond(&Response::err(&req.id, refusal.error));
+                self.outbox.close(refusal.close, &refusal.reason);
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request) {
+        let Some(conn) = self.conn.clone() else {
+            return;
+        };
+        if req.method == "connect" {
+            let error = ErrorShape::new(code::INVALID_REQUEST, "connect is only valid as the first request");
+            return self.respond(&Response::err(&req.id, error));
+        }
+        match methods::call(&self.gw, &self.hub, &conn, &req.id, &req.method, req.params) {
+            Reply::Now(result) => self.respond(&to_response(&req.id, result)),
+            Reply::Later(future) => {
+                let outbox = self.outbox.clone();
+                let limit = self.limit();
+                let id = req.id.clone();
+                let task = tokio::spawn(async move {
+                    let json =
+                        serde_json::to_vec(&to_response(&id, future.await)).expect("responses serialize");
+                    let _ = outbox.push_text(&json, false, limit);
+                });
+                self.in_flight.retain(|_, t| !t.is_finished());
+                self.in_flight.insert(req.id, task.abort_handle());
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, id: &str) {
+        if let Some(task) = self.in_flight.remove(id) {
+            if !task.is_finished() {
+                task.abort();
+                let error = ErrorShape::new(code::UNAVAILABLE, "request cancelled by the client");
+                self.respond(&Response::err(id, error));
+            }
+        }
+    }
+
+    fn finish(self) {
+        for task in self.in_flight.values() {
+            task.abort();
+        }
+        if let Some(conn) = &self.conn {
+            self.hub.leave(&conn.id, self.limit());
+        }
+    }
+}
+
+fn to_response(id: &str, result: Result<Value, ErrorShape>) -> Response {
+    match result {
+        Ok(payload) => Response::ok(id, payload),
+        Err(error) => Response::err(id, error),
+    }
+}
+
+/// Codes a peer may not put on the wire are answered with 1002.
+fn echo_code(code: u16) -> u16 {
+    match code {
+        1000..=1003 | 1007..=1014 | 3000..=4999 => code,
+        _ => close::PROTOCOL_ERROR,
+    }
+}
+
+/// Counts a WebSocket as open in the gateway's stats (status, the drain) while held.
+struct OpenSocket(Arc<Gateway>);
+
+impl OpenSocket {
+    fn count(gw: &Arc<Gateway>) -> Self {
+        Stats::bump(&gw.stats.websocket_connections);
+        Self(gw.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.stats.websocket_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,500 @@
+//! The conversation methods: `chat.send` with `chat` events, `chat.history`, `chat.abort`, the
+//! two-stage `agent` with `agent` events, `agent.wait`, `sessions.*`, and the model, agent and
+//! tool lists. WebSocket runs are not tied to the connection that started them: a client that
+//! goes away can come back for the outcome (`agent.wait`, `chat.history`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_proto::ws::{code, ErrorShape, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::hub::{Conn, Hub};
+use super::methods::Pending;
+use crate::core::events::{CoreEvent, SessionChange};
+use crate::core::gateway::Gateway;
+use crate::runtime::agent::{
+    history, Message, Observed, RunEvent, RunHandle, RunOrigin, RunOutcome, RunRequest, RunStatus,
+    StartError, StoredMessage,
+};
+use gateway_proto::time::now_ms;
+
+/// Longest `agent.wait`, and the default.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_HISTORY: usize = 200;
+const MAX_HISTORY: usize = 10_000;
+
+pub fn models_list(gw: &Gateway) -> Value {
+    json!({ "models": gw.agents.models() })
+}
+
+pub fn agents_list(gw: &Gateway) -> Value {
+    json!({ "defaultId": gateway_config::DEFAULT_AGENT, "agents": gw.agents.agents() })
+}
+
+pub fn tools_catalog(gw: &Gateway) -> Value {
+    json!({ "tools": crate::runtime::tools::catalog(&gw.agents.tools_config()) })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendParams {
+    session_key: String,
+    message: String,
+    idempotency_key: Option<String>,
+    #[serde(alias = "agent")]
+    agent_id: Option<String>,
+    model: Option<String>,
+    #[serde(alias = "extraSystemPrompt")]
+    instructions: Option<String>,
+}
+
+/// `chat.send`: stores the message (durable when this answers), starts the run, and streams
+/// `chat` events to every reader.
+pub fn chat_send(gw: Arc<Gateway>, params: Value) -> Pending {
+    Box::pin(async move {
+        let p: SendParams = parse_params(params)?;
+        let handle = start(
+            &gw,
+            p.session_key.clone(),
+            p.message,
+            p.idempotency_key,
+            p.agent_id,
+            p.model,
+            p.instructions,
+        )
+        .await?;
+        // The run's `chat` events reach every reader through the observer (`observe_runs`).
+        Ok(json!({ "runId": handle.run_id, "status": if handle.joined { "in_flight" } else { "started" } }))
+    })
+}
+
+async fn start(
+    gw: &Gateway,
+    session_key: String,
+    message: String,
+    idempotency_key: Option<String>,
+    agent: Option<String>,
+    model: Option<String>,
+    instructions: Option<String>,
+) -> Result<RunHandle, ErrorShape> {
+    if message.trim().is_empty() {
+        return Err(ErrorShape::new(code::INVALID_REQUEST, "message is empty: send the text of the message"));
+    }
+    let req = RunRequest {
+        session_key: Some(session_key),
+        agent,
+        model,
+        input: vec![Message::user(message)],
+        instructions,
+        idempotency_key,
+        origin: RunOrigin::Ws,
+        ..RunRequest::default()
+    };
+    gw.agents.start(req).await.map_err(start_error)
+}
+
+fn start_error(e: StartError) -> ErrorShape {
+    let (c, retryable) = match &e {
+        StartError::Busy(_) | StartError::Unavailable(_) => (code::UNAVAILABLE, true),
+        StartError::Store(_) => (code::UNAVAILABLE, true),
+        _ => (code::INVALID_REQUEST, false),
+    };
+    let message = match &e {
+        StartError::Store(_) => "the gateway's state database failed; see the gateway log".to_owned(),
+        other => other.to_string(),
+    };
+    let mut shape = ErrorShape::new(c, message).with_details(json!({ "code": e.code() }));
+    shape.retryable = Some(retryable);
+    shape
+}
+
+/// Sends `chat` events for every stateful run (whatever started it: WebSocket, HTTP, a hook) to
+/// every connection with read access, in the order the runs emit them.
+pub fn observe_runs(gw: &Arc<Gateway>, hub: &Arc<Hub>) {
+    let weak = Arc::downgrade(gw);
+    let hub = hub.clone();
+    gw.agents.observe(Box::new(move |o| {
+        // With nobody connected, no event is even built.
+        if hub.authenticated() == 0 {
+            return;
+        }
+        if let Some(gw) = weak.upgrade() {
+            if let Some((payload, droppable)) = chat_event(o) {
+                hub.send("chat", &payload, droppable, gw.ws_buffer_limit(), Conn::sees_presence);
+            }
+        }
+    }));
+}
+
+/// The `chat` event for a run event (none for the start and tool activity: `agent` matters).
+fn chat_event(o: &Observed<'_>) -> Option<(Value, bool)> {
+    let mut p = json!({ "runId": o.run_id, "sessionKey": o.session_key, "seq": o.seq });
+    let droppable = match o.event {
+        RunEvent::Delta { text } => {
+            p["state"] = "delta".into();
+            p["message"] = chat_message("assistant", o.text, now_ms());
+            p["deltaText"] = text.as_str().into();
+            true
+        }
+        RunEvent::Final { message, usage, finish_reason } => {
+            p["state"] = "final".into();
+            p["message"] = chat_message("assistant", &message.content, now_ms());
+            if !message.tool_calls.is_empty() {
+                p["message"]["toolCalls"] = json!(message.tool_calls);
+            }
+            p["usage"] = json!(usage);
+            p["stopReason"] = finish_reason.as_str().into();
+            false
+        }
+        RunEvent::Error { code, message } => {
+            p["state"] = "error".into();
+            p["errorCode"] = (*code).into();
+            p["errorMessage"] = message.as_str().into();
+            false
+        }
+        RunEvent::Aborted => {
+            p["state"] = "aborted".into();
+            if !o.text.is_empty() {
+                p["message"] = chat_message("assistant", o.text, now_ms());
+            }
+            false
+        }
+        RunEvent::Started { .. } | RunEvent::ToolStart { .. } | RunEvent::ToolResult { .. } => return None,
+    };
+    Some((p, droppable))
+}
+
+/// A message as chat clients show it: content blocks and a timestamp.
+fn chat_message(role: &str, text: &str, ts: u64) -> Value {
+    json!({ "role": role, "content": [{ "type": "text", "text": text }], "timestamp": ts })
+}
+
+fn stored_json(m: &StoredMessage) -> Value {
+    let mut v = chat_message(m.message.role.as_str(), &m.message.content, m.created_at_ms);
+    v["text"] = m.message.content.clone().into();
+    v["id"] = m.id.into();
+    v["runId"] = m.run_id.clone().into();
+    if !m.message.tool_calls.is_empty() {
+        v["toolCalls"] = json!(m.message.tool_calls);
+    }
+    if let Some(id) = &m.message.tool_call_id {
+        v["toolCallId"] = id.clone().into();
+    }
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryParams {
+    #[serde(alias = "key")]
+    session_key: String,
+    limit: Option<usize>,
+}
+
+pub fn chat_history(gw: Arc<Gateway>, params: Value) -> Pending {
+    Box::pin(async move {
+        let p: HistoryParams = parse_params(params)?;
+        let limit = p.limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY);
+        let key = p.session_key.clone();
+        let messages = blocking(&gw, move |h| h.messages(&key, limit, None)).await?;
+        Ok(json!({
+            "sessionKey": p.session_key,
+            "messages": messages.iter().map(stored_json).collect::<Vec<_>>(),
+        }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AbortParams {
+    #[serde(alias = "key")]
+    session_key: Option<String>,
+    run_id: Option<String>,
+}
+
+pub fn chat_abort(gw: &Gateway, params: Value) -> Result<Value, ErrorShape> {
+    let p: AbortParams = parse_params(params)?;
+    let run_ids = match (&p.run_id, &p.session_key) {
+        (Some(run), _) => {
+            if gw.agents.abort(run) {
+                vec![run.clone()]
+            } else {
+                vec![]
+            }
+        }
+        (None, Some(key)) => gw.agents.abort_session(key),
+        (None, None) => {
+            return Err(ErrorShape::new(code::INVALID_REQUEST, "chat.abort needs sessionKey or runId"));
+        }
+    };
+    Ok(json!({ "ok": true, "aborted": !run_ids.is_empty(), "runIds": run_ids }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentParams {
+    message: String,
+    idempotency_key: String,
+    session_key: Option<String>,
+    #[serde(alias = "agent")]
+    agent_id: Option<String>,
+    model: Option<String>,
+    #[serde(alias = "extraSystemPrompt")]
+    instructions: Option<String>,
+}
+
+/// `agent`: answered twice with the request's id: `accepted` at once, then the outcome after
+/// the run's `agent` events. Without a session key the run uses `agent:<agent>:main`.
+pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, params: Value) -> Pending {
+    let outbox = conn.outbox.clone();
+    Box::pin(async move {
+        let p: AgentParams = parse_params(params)?;
+        if p.idempotency_key.trim().is_empty() {
+            return Err(ErrorShape::new(code::INVALID_REQUEST, "agent needs a non-empty idempotencyKey"));
+        }
+        let agent_id = p.agent_id.clone().unwrap_or_else(|| gateway_config::DEFAULT_AGENT.to_owned());
+        let session_key = p.session_key.unwrap_or_else(|| format!("agent:{agent_id}:main"));
+        let mut handle =
+            start(&gw, session_key, p.message, Some(p.idempotency_key), p.agent_id, p.model, p.instructions)
+                .await?;
+        let accepted = json!({ "runId": handle.run_id, "status": "accepted", "acceptedAt": now_ms() });
+        let limit = gw.ws_buffer_limit();
+        let bytes = serde_json::to_vec(&Response::ok(&request_id, accepted)).expect("plain JSON");
+        let _ = outbox.push_text(&bytes, false, limit);
+
+        let mut seq = 0u64;
+        let mut text = String::new();
+        let mut push = |stream: &str, data: Value, droppable: bool| {
+            seq += 1;
+            let payload =
+                json!({ "runId": handle.run_id, "seq": seq, "stream": stream, "ts": now_ms(), "data": data })
+                    .to_string();
+            let _ =
+                outbox.push_event(|s| super::hub::event_json("agent", &payload, s, None), droppable, limit);
+        };
+        while let Some(event) = handle.events.recv().await {
+            match event {
+                RunEvent::Started { model, .. } => {
+                    push("lifecycle", json!({ "phase": "start", "model": model }), false)
+                }
+                RunEvent::Delta { text: delta } => {
+                    text.push_str(&delta);
+                    push("assistant", json!({ "delta": delta, "text": text }), true);
+                }
+                RunEvent::ToolStart { call } => push(
+                    "tool",
+                    json!({ "phase": "start", "name": call.name, "toolCallId": call.id, "args": call.arguments }),
+                    false,
+                ),
+                RunEvent::ToolResult { call_id, name, output, is_error } => push(
+                    "tool",
+                    json!({ "phase": "result", "name": name, "toolCallId": call_id, "result": output, "isError": is_error }),
+                    false,
+                ),
+                RunEvent::Final { message, usage, finish_reason } => {
+                    push("lifecycle", json!({ "phase": "end" }), false);
+                    return Ok(json!({
+                        "runId": handle.run_id,
+                        "status": "ok",
+                        "summary": message.content,
+                        "result": { "message": message, "usage": usage, "stopReason": finish_reason.as_str() },
+                    }));
+                }
+                RunEvent::Error { code: c, message } => {
+                    push("lifecycle", json!({ "phase": "error", "error": message, "code": c }), false);
+                    return Err(ErrorShape::new(code::UNAVAILABLE, message)
+                        .with_details(json!({ "code": c, "runId": handle.run_id })));
+                }
+                RunEvent::Aborted => {
+                    push(
+                        "lifecycle",
+                        json!({ "phase": "error", "error": "aborted", "code": "aborted" }),
+                        false,
+                    );
+                    return Err(ErrorShape::new(code::UNAVAILABLE, "the run was aborted")
+                        .with_details(json!({ "code": "aborted", "runId": handle.run_id })));
+                }
+            }
+        }
+        Err(ErrorShape::new(code::UNAVAILABLE, "the run ended without an outcome"))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WaitParams {
+    run_id: String,
+    timeout_ms: Option<u64>,
+}
+
+pub fn agent_wait(gw: Arc<Gateway>, params: Value) -> Pending {
+    Box::pin(async move {
+        let p: WaitParams = parse_params(params)?;
+        let timeout = p.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis).min(MAX_WAIT);
+        Ok(match gw.agents.wait(&p.run_id, timeout).await {
+            Some(outcome) => outcome_json(&outcome),
+            None => json!({ "runId": p.run_id, "status": "timeout" }),
+        })
+    })
+}
+
+fn outcome_json(o: &RunOutcome) -> Value {
+    let mut v = json!({
+        "runId": o.run_id,
+        "sessionKey": o.session_key,
+        "status": o.status.as_str(),
+        "model": o.model,
+        "startedAt": o.started_at_ms,
+        "endedAt": o.ended_at_ms,
+        "usage": o.usage,
+    });
+    if let Some(m) = &o.message {
+        v["summary"] = m.content.clone().into();
+        v["result"] = json!({ "message": m, "stopReason": o.finish_reason.map(|f| f.as_str()) });
+    }
+    if let Some(e) = &o.error {
+        v["error"] = json!(e);
+    }
+    if o.status == RunStatus::Interrupted {
+        v["error"] = json!({ "code": "interrupted", "message": "the gateway stopped during the run" });
+    }
+    v
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ListParams {
+    limit: Option<usize>,
+}
+
+pub fn sessions_list(gw: Arc<Gateway>, params: Value) -> Pending {
+    Box::pin(async move {
+        let p: ListParams = parse_params(params)?;
+        let limit = p.limit.unwrap_or(100).clamp(1, 10_000);
+        let sessions = blocking(&gw, move |h| h.list_sessions(limit)).await?;
+        Ok(json!({ "sessions": sessions }))
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct CreateParams {
+    #[serde(alias = "sessionKey")]
+    key: Option<String>,
+    #[serde(alias = "agent")]
+    agent_id: Option<String>,
+    label: Option<String>,
+}
+
+pub fn sessions_create(gw: Arc<Gateway>, params: Value) -> Pending {
+    Box::pin(async move {
+        let p: CreateParams = parse_params(params)?;
+        let key = p.key.unwrap_or_else(|| format!("session:{}", uuid::Uuid::new_v4().simple()));
+        history::check_key("session key", &key).map_err(|m| ErrorShape::new(code::INVALID_REQUEST, m))?;
+        let agent = p.agent_id.unwrap_or_else(|| gateway_config::DEFAULT_AGENT.to_owned());
+        if !gw.agents.has_agent(&agent) {
+            return Err(ErrorShape::new(
+                code::INVALID_REQUEST,
+                format!("unknown agent {agent:?}: see agents.list"),
+            ));
+        }
+        let (k, label) = (key.clone(), p.label.clone());
+        let created = blocking(&gw, move |h| h.create_session(&k, &agent, label.as_deref())).await?;
+        sessions_changed(&gw, &key, SessionChange::Created);
+        Ok(json!({ "key": key, "created": created }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviewParams {
+    keys: Vec<String>,
+    limit: Option<usize>,
+}
+
+pub fn sessions_preview(gw: Arc<Gateway>, params: Value) -> Pending {
+    Box::pin(async move {
+        let p: PreviewParams = parse_params(params)?;
+        let limit = p.limit.unwrap_or(5).clamp(1, 100);
+        let keys: Vec<String> = p.keys.into_iter().take(100).collect();
+        let previews = blocking(&gw, move |h| {
+            keys.iter()
+                .map(|k| {
+                    let session = h.session(k)?;
+                    let messages = h.messages(k, limit, None)?;
+                    Ok(json!({
+                        "key": k,
+                        "found": session.is_some(),
+                        "session": session,
+                        "messages": messages.iter().map(stored_json).collect::<Vec<_>>(),
+                    }))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        Ok(json!({ "previews": previews }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyParams {
+    #[serde(alias = "sessionKey")]
+    key: String,
+}
+
+pub fn sessions_reset(gw: Arc<Gateway>, params: Value) -> Pending {
+    forget(gw, params, false)
+}
+
+pub fn sessions_delete(gw: Arc<Gateway>, params: Value) -> Pending {
+    forget(gw, params, true)
+}
+
+/// Aborts the session's runs, then forgets its messages (reset) or all of it (delete).
+fn forget(gw: Arc<Gateway>, params: Value, delete: bool) -> Pending {
+    Box::pin(async move {
+        let p: KeyParams = parse_params(params)?;
+        gw.agents.abort_session(&p.key);
+        let k = p.key.clone();
+        let existed = blocking(&gw, move |h| if delete { h.delete(&k) } else { h.reset(&k) }).await?;
+        let change = if delete { SessionChange::Deleted } else { SessionChange::Reset };
+        if existed {
+            sessions_changed(&gw, &p.key, change);
+        }
+        Ok(json!({ "key": p.key, change.as_str(): existed }))
+    })
+}
+
+fn sessions_changed(gw: &Gateway, key: &str, change: SessionChange) {
+    gw.events.publish(&CoreEvent::SessionsChanged { key: key.to_owned(), change, at_ms: now_ms() });
+}
+
+/// The params of a method; absent params are an empty object, so missing fields are named.
+fn parse_params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, ErrorShape> {
+    let params = if params.is_null() { json!({}) } else { params };
+    serde_json::from_value(params)
+        .map_err(|e| ErrorShape::new(code::INVALID_REQUEST, format!("invalid params: {e}")))
+}
+
+/// Runs a store read or write off the async workers; a failure is logged, not shown.
+async fn blocking<T: Send + 'static>(
+    gw: &Gateway,
+    f: impl FnOnce(&history::History) -> Result<T, crate::core::store::StoreError> + Send + 'static,
+) -> Result<T, ErrorShape> {
+    let h = gw.agents.history().clone();
+    match tokio::task::spawn_blocking(move || f(&h)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "session store access failed");
+            Err(ErrorShape::new(
+                code::UNAVAILABLE,
+                "the gateway's state database failed; see the gateway log",
+            ))
+        }
+        Err(e) => Err(ErrorShape::new(code::UNAVAILABLE, format!("store task failed: {e}"))),
+    }
+}

@@ -1,0 +1,281 @@
+//! The `connect` request, checked in the documented order: protocol, role, shared auth (rate
+//! limited), device signature, device token, pairing; then `hello-ok`. Every refusal says what
+//! failed and closes the socket with the code the protocol prescribes.
+
+use std::sync::Arc;
+
+use gateway_config::AuthMode;
+use gateway_proto::ws::{
+    auth_code, close, code, ConnectParams, ErrorShape, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
+use serde_json::{json, Value};
+
+use super::conn::Context;
+use super::hub::{AuthKind, Conn, Hub};
+use super::methods;
+use super::outbox::Outbox;
+use crate::core::gateway::Gateway;
+use crate::core::secrets::tokens_equal;
+use crate::runtime::devices::proof::{self, Signed};
+use crate::runtime::devices::{DeviceError, Pairing};
+use gateway_proto::time::now_ms;
+
+pub struct Attempt<'a> {
+    pub id: &'a str,
+    pub nonce: &'a str,
+    pub context: &'a Context,
+    pub outbox: &'a Arc<Outbox>,
+    pub hub: &'a Arc<Hub>,
+}
+
+pub struct Accepted {
+    pub conn: Arc<Conn>,
+    pub hello: Value,
+}
+
+pub struct Refusal {
+    pub error: ErrorShape,
+    pub close: u16,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(error: ErrorShape, close: u16) -> Self {
+        let reason = error.message.clone();
+        Self { error, close, reason }
+    }
+
+    /// An authentication failure: `INVALID_REQUEST` with `details.code`, then close 1008.
+    pub fn auth_failure(detail: &str, message: impl Into<String>) -> Self {
+        Self::auth(detail, message)
+    }
+
+    fn auth(detail: &str, message: impl Into<String>) -> Self {
+        let error = ErrorShape::new(code::INVALID_REQUEST, message).with_details(json!({ "code": detail }));
+        Self::new(error, close::POLICY)
+    }
+}
+
+pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> Result<Accepted, Refusal> {
+    let params: ConnectParams = serde_json::from_value(params).map_err(|e| {
+        Refusal::new(
+            ErrorShape::new(code::INVALID_REQUEST, format!("invalid connect params: {e}")),
+            close::POLICY,
+        )
+    })?;
+
+    // 1. Protocol.
+    let protocol = [PROTOCOL_VERSION, MIN_PROTOCOL_VERSION]
+        .into_iter()
+        .find(|v| params.min_protocol <= *v && *v <= params.max_protocol)
+        .ok_or_else(|| {
+            let error = ErrorShape::new(code::INVALID_REQUEST, "protocol mismatch").with_details(
+                json!({ "expectedProtocol": PROTOCOL_VERSION, "minProtocol": MIN_PROTOCOL_VERSION }),
+            );
+            Refusal::new(error, close::PROTOCOL_ERROR)
+        })?;
+
+    // 2. Role: this gateway serves operators; it hosts no node capabilities.
+    let role = params.role.clone().unwrap_or_else(|| "operator".into());
+    if role != "operator" {
+        let error = ErrorShape::new(
+            code::INVALID_REQUEST,
+            format!("role {role:?} is not served here: connect as \"operator\""),
+        );
+        return Err(Refusal::new(error, close::POLICY));
+    }
+
+    // 3. Origin was checked before the upgrade (guard). 4. Shared auth, rate limited.
+    let active = gw.active();
+    let ip = attempt.context.client_ip;
+    if let Err(retry) = gw.limiter.check(ip) {
+        let mut error = ErrorShape::new(
+            code::INVALID_REQUEST,
+            "too many failed authentication attempts from this address",
+        )
+        .with_details(json!({ "code": auth_code::RATE_LIMITED }));
+        error.retryable = Some(true);
+        error.retry_after_ms = Some(retry.as_millis() as u64);
+        return Err(Refusal::new(error, close::POLICY));
+    }
+    let auth = params.auth.clone().unwrap_or_default();
+    let presented = auth.token.clone().or(auth.device_token.clone()).unwrap_or_default();
+    let device = params.device.as_ref();
+    let verified = match active.config.gateway.auth.mode {
+        AuthMode::None => Ok(AuthKind::None),
+        AuthMode::Token if presented.is_empty() => {
+            Err(Refusal::auth(auth_code::TOKEN_MISSING, "gateway token missing: send it in connect auth.token (gatewayctl token show)"))
+        }
+        AuthMode::Token if tokens_equal(&presented, &active.token) => Ok(AuthKind::SharedToken),
+        AuthMode::Token if device.is_some_and(|d| gw.devices.verify_token(&d.id, &presented)) => Ok(AuthKind::DeviceToken),
+        AuthMode::Token => Err(Refusal::auth(auth_code::TOKEN_MISMATCH, "gateway token mismatch")),
+        AuthMode::Password => super::password_auth::verify_connect(gw, &auth, device).await,
+        AuthMode::TrustedProxy => match &attempt.context.proxy_user {
+            Some(user) => Ok(AuthKind::TrustedProxy(user.clone())),
+            None => Err(Refusal::auth(
+                auth_code::TOKEN_MISSING,
+                "no identity from a trusted proxy: connect through a proxy listed in gateway.http.trusted_proxies",
+            )),
+        },
+    };
+    let auth_kind = match verified {
+        Ok(kind) => kind,
+        Err(refusal) => {
+            gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
+            crate::core::gateway::Stats::bump(&gw.stats.auth_failures);
+            return Err(refusal);
+        }
+    };
+
+    // 5. Device signature, over what the client asked for and the credential it presented.
+    let scopes = match device {
+        None => Vec::new(),
+        Some(device) => {
+            let signed = Signed {
+                client: &params.client,
+                role: &role,
+                scopes: &params.scopes,
+                token: &presented,
+                challenge: attempt.nonce,
+                now_ms: now_ms() as i64,
+            };
+            if let Err(why) = proof::verify(device, &signed) {
+                gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
+                return Err(Refusal::auth(auth_code::DEVICE_SIGNATURE, why));
+            }
+            gw.limiter.success(ip);
+            // 6-7. Pairing: loopback devices pair themselves; others wait for approval.
+            let loopback = attempt.context.client_ip.is_loopback();
+            // A pairing commits to SQLite (an fsync): off the async workers.
+            let pairing = {
+                let (devices, id, key, client, role, scopes) = (
+                    gw.devices.clone(),
+                    device.id.clone(),
+                    device.public_key.clone(),
+                    params.client.clone(),
+                    role.clone(),
+                    params.scopes.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    devices.pair(&id, &key, &client, &role, &scopes, loopback)
+                })
+                .await
+                .unwrap_or_else(|e| Err(DeviceError::Invalid(format!("pairing task failed: {e}"))))
+            };
+            match pairing {
+                Ok(Pairing::Paired { scopes, device_token, issued_at_ms }) => {
+                    return Ok(accept(
+                        gw,
+                        &attempt,
+                        &params,
+                        protocol,
+                        role,
+                        scopes,
+                        auth_kind,
+                        Some((device.id.clone(), device_token, issued_at_ms)),
+                    ));
+                }
+                Ok(Pairing::Pending { request_id }) => {
+                    let reason = format!("pairing required: device not approved (requestId: {request_id})");
+                    let error = ErrorShape::new(
+                        code::NOT_PAIRED,
+                        format!(
+                            "{reason}; approve it with `gatewayctl{} devices approve {request_id}`",
+                            profile_flag(gw)
+                        ),
+                    )
+                    .with_details(json!({ "code": auth_code::PAIRING_REQUIRED, "requestId": request_id }));
+                    return Err(Refusal { error, close: close::POLICY, reason });
+                }
+                Err(DeviceError::Store(e)) => {
+                    // The cause names files on this host: the log gets it, the client does not.
+                    tracing::error!(error = %e, "cannot record a device pairing");
+                    let mut error = ErrorShape::new(
+                        code::UNAVAILABLE,
+                        "the gateway cannot record the pairing right now; try again",
+                    );
+                    error.retryable = Some(true);
+                    return Err(Refusal::new(error, close::POLICY));
+                }
+                Err(e) => return Err(Refusal::auth(auth_code::DEVICE_SIGNATURE, e.to_string())),
+            }
+        }
+    };
+    if !matches!(auth_kind, AuthKind::None) {
+        gw.limiter.success(ip);
+    }
+    // A client without a device identity gets no scopes: it can ask for `health` only.
+    Ok(accept(gw, &attempt, &params, protocol, role, scopes, auth_kind, None))
+}
+
+/// ` --profile NAME` when this gateway runs a named profile, for commands we suggest.
+fn profile_flag(gw: &Gateway) -> String {
+    gw.profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn accept(
+    gw: &Arc<Gateway>,
+    attempt: &Attempt<'_>,
+    params: &ConnectParams,
+    protocol: u32,
+    role: String,
+    scopes: Vec<String>,
+    auth: AuthKind,
+    device: Option<(String, String, u64)>,
+) -> Accepted {
+    let active = gw.active();
+    let client = &params.client;
+    let conn = Arc::new(Conn {
+        id: attempt.id.to_owned(),
+        client_id: client.id.clone(),
+        client_mode: client.mode.clone(),
+        client_version: client.version.clone(),
+        platform: client.platform.clone(),
+        display_name: client.display_name.clone(),
+        instance_id: client.instance_id.clone(),
+        device_id: device.as_ref().map(|d| d.0.clone()),
+        role: role.clone(),
+        scopes: scopes.clone(),
+        auth,
+        connected_at_ms: now_ms(),
+        outbox: attempt.outbox.clone(),
+    });
+    let mut auth_block = json!({ "role": role, "scopes": scopes });
+    if let Some((_, token, issued)) = &device {
+        auth_block["deviceToken"] = token.clone().into();
+        auth_block["issuedAtMs"] = (*issued).into();
+    }
+    let ws = &active.config.gateway.ws;
+    // The snapshot includes this client (it joins the hub once hello-ok is on its way); like
+    // presence events, it is for readers only.
+    let presence = if conn.sees_presence() {
+        let mut presence = attempt.hub.presence();
+        presence.push(conn.presence());
+        presence
+    } else {
+        Vec::new()
+    };
+    let hello = json!({
+        "type": "hello-ok",
+        "protocol": protocol,
+        "server": { "version": gateway_proto::VERSION, "connId": attempt.id },
+        "features": { "methods": methods::names(), "events": methods::EVENTS },
+        "snapshot": {
+            "presence": presence,
+            "health": methods::health_payload(&crate::core::health::report(gw), now_ms(), gw.uptime_ms()),
+            "stateVersion": attempt.hub.state_version(),
+            "uptimeMs": gw.started.elapsed().as_millis() as u64,
+            "configPath": gw.config_file().display().to_string(),
+            "stateDir": gw.paths.state_dir.display().to_string(),
+            "authMode": active.config.gateway.auth.mode.as_str(),
+        },
+        "policy": {
+            "maxPayload": ws.max_payload_bytes.get(),
+            "maxBufferedBytes": ws.max_buffered_bytes.get(),
+            "tickIntervalMs": active.config.gateway.heartbeat.interval_ms.get(),
+        },
+        "auth": auth_block,
+    });
+    Accepted { conn, hello }
+}

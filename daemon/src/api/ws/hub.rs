@@ -1,0 +1,211 @@
+//! The connections of the WebSocket protocol: who is connected (presence), fan-out of events,
+//! closing a class of sockets (token rotated, device revoked, shutdown), and the per-address
+//! cap on sockets that have not completed the handshake.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gateway_proto::ws::{close, scope, StateVersion};
+use serde_json::{json, Value};
+
+use super::outbox::Outbox;
+
+/// How a connection authenticated; decides which sockets a credential change closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKind {
+    SharedToken,
+    DeviceToken,
+    Password,
+    Session(String),
+    TrustedProxy(String),
+    None,
+}
+
+/// An authenticated connection, as the hub and the methods see it.
+pub struct Conn {
+    pub id: String,
+    pub client_id: String,
+    pub client_mode: String,
+    pub client_version: String,
+    pub platform: String,
+    pub display_name: Option<String>,
+    pub instance_id: Option<String>,
+    pub device_id: Option<String>,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub auth: AuthKind,
+    pub connected_at_ms: u64,
+    pub outbox: Arc<Outbox>,
+}
+
+impl Conn {
+    /// Presence is state about other clients: only readers get it.
+    pub fn sees_presence(&self) -> bool {
+        self.scopes.iter().any(|s| [scope::READ, scope::WRITE, scope::ADMIN].contains(&s.as_str()))
+    }
+
+    pub fn presence(&self) -> Value {
+        json!({
+            "connId": self.id,
+            "clientId": self.client_id,
+            "mode": self.client_mode,
+            "version": self.client_version,
+            "platform": self.platform,
+            "displayName": self.display_name,
+            "instanceId": self.instance_id,
+            "deviceId": self.device_id,
+            "roles": [self.role],
+            "scopes": self.scopes,
+            "ts": self.connected_at_ms,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct Hub {
+    conns: Mutex<HashMap<String, Arc<Conn>>>,
+    unauthenticated: Mutex<HashMap<IpAddr, u32>>,
+    presence_version: AtomicU64,
+    health_version: AtomicU64,
+}
+
+/// A place among an address's unauthenticated sockets, given back on drop.
+pub struct PreAuthSlot {
+    hub: Arc<Hub>,
+    ip: IpAddr,
+}
+
+impl Drop for PreAuthSlot {
+    fn drop(&mut self) {
+        let mut map = self.hub.unauthenticated.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// Takes one of `ip`'s places for sockets that have not completed the handshake.
+    pub fn reserve_pre_auth(self: &Arc<Self>, ip: IpAddr, limit: u32) -> Option<PreAuthSlot> {
+        let mut map = self.unauthenticated.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(PreAuthSlot { hub: self.clone(), ip })
+    }
+
+    pub fn authenticated(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn state_version(&self) -> StateVersion {
+        StateVersion {
+            presence: self.presence_version.load(Ordering::Relaxed),
+            health: self.health_version.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Everyone connected, oldest first.
+    pub fn presence(&self) -> Vec<Value> {
+        let mut list: Vec<(u64, Value)> =
+            self.lock().values().map(|c| (c.connected_at_ms, c.presence())).collect();
+        list.sort_by_key(|(at, _)| *at);
+        list.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Adds an authenticated connection and tells the readers.
+    pub fn join(&self, conn: Arc<Conn>, limit: usize) {
+        self.lock().insert(conn.id.clone(), conn);
+        self.presence_changed(limit);
+    }
+
+    pub fn leave(&self, id: &str, limit: usize) {
+        if self.lock().remove(id).is_some() {
+            self.presence_changed(limit);
+        }
+    }
+
+    /// One list for all readers; clients without scopes (which may be many) get none of it, and
+    /// with no reader connected the list is not even built.
+    fn presence_changed(&self, limit: usize) {
+        self.presence_version.fetch_add(1, Ordering::Relaxed);
+        if self.lock().values().any(|c| c.sees_presence()) {
+            let payload = json!({ "presence": self.presence() });
+            self.send("presence", &payload, true, limit, Conn::sees_presence);
+        }
+    }
+
+    /// A new health state: bumps its version and sends a `health` event.
+    pub fn health_changed(&self, health: &Value, limit: usize) {
+        self.health_version.fetch_add(1, Ordering::Relaxed);
+        self.broadcast("health", health, true, limit);
+    }
+
+    /// Sends an event to every authenticated connection; each gets its own `seq`.
+    pub fn broadcast(&self, event: &str, payload: &Value, droppable: bool, limit: usize) {
+        self.send(event, payload, droppable, limit, |_| true);
+    }
+
+    /// Sends an event to the connections `to` selects.
+    pub fn send(
+        &self,
+        event: &str,
+        payload: &Value,
+        droppable: bool,
+        limit: usize,
+        to: impl Fn(&Conn) -> bool,
+    ) {
+        let payload = payload.to_string();
+        let version = serde_json::to_string(&self.state_version()).expect("plain JSON");
+        let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| to(c)).cloned().collect();
+        for conn in conns {
+            let _ = conn.outbox.push_event(
+                |seq| event_json(event, &payload, seq, Some(&version)),
+                droppable,
+                limit,
+            );
+        }
+    }
+
+    /// Closes the connections that match, e.g. those that used a credential that changed.
+    pub fn close_where(&self, matches: impl Fn(&Conn) -> bool, code: u16, reason: &str) -> usize {
+        let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| matches(c)).cloned().collect();
+        for conn in &conns {
+            conn.outbox.close(code, reason);
+        }
+        conns.len()
+    }
+
+    /// Graceful stop: a `shutdown` event, then close 1012 for everyone.
+    pub fn shutdown(&self, reason: &str, restart_expected_ms: Option<u64>) {
+        let mut payload = json!({ "reason": reason });
+        if let Some(ms) = restart_expected_ms {
+            payload["restartExpectedMs"] = ms.into();
+        }
+        self.broadcast("shutdown", &payload, false, usize::MAX);
+        self.close_where(|_| true, close::RESTART, reason);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An event frame's JSON, built around an already serialized payload.
+pub fn event_json(event: &str, payload: &str, seq: u64, state_version: Option<&str>) -> Vec<u8> {
+    let event = serde_json::to_string(event).expect("a string");
+    match state_version {
+        Some(v) => format!(
+            r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq},"stateVersion":{v}}}"#
+        ),
+        None => format!(r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq}}}"#),
+    }
+    .into_bytes()
+}

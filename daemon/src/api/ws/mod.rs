@@ -1,0 +1,87 @@
+//! The WebSocket control protocol on the main port (OpenClaw gateway protocol v4 on the wire):
+//! framing, the upgrade, one task per connection, the hub that fans events out, the handshake
+//! and the methods. The door keeps its own connections: it learns what happened in the gateway
+//! from the core's events and the runs' events, and decides what that means for its sockets.
+
+pub mod codec;
+pub mod config;
+mod conn;
+pub mod conversation;
+pub mod handshake;
+pub mod hub;
+pub mod methods;
+pub mod outbox;
+pub mod password_auth;
+pub mod upgrade;
+
+use std::sync::Arc;
+
+use gateway_proto::ws::close;
+use serde_json::json;
+
+use crate::core::events::{CoreEvent, Credential};
+use crate::core::gateway::Gateway;
+use hub::AuthKind;
+pub use hub::Hub;
+
+/// Opens the door: a hub for its connections, subscribed to the core's events and to the runs'.
+pub fn open(gw: &Arc<Gateway>) -> Arc<Hub> {
+    let hub = Arc::new(Hub::default());
+    conversation::observe_runs(gw, &hub);
+    let weak = Arc::downgrade(gw);
+    let subscriber = hub.clone();
+    gw.events.subscribe(Box::new(move |event| {
+        let limit = weak.upgrade().map_or(usize::MAX, |gw| gw.ws_buffer_limit());
+        on_event(&subscriber, event, limit)
+    }));
+    hub
+}
+
+/// What a core event means for the sockets; answers how many it closed.
+fn on_event(hub: &Hub, event: &CoreEvent, limit: usize) -> usize {
+    match event {
+        CoreEvent::ConfigApplied { generation, changed_keys, trigger } => {
+            let payload =
+                json!({ "generation": generation, "changedKeys": changed_keys, "trigger": trigger });
+            hub.broadcast("config.changed", &payload, false, limit);
+            0
+        }
+        CoreEvent::TokenRotated => hub.close_where(
+            |c| c.auth == AuthKind::SharedToken,
+            close::AUTH_CHANGED,
+            "the gateway token changed: reconnect with the new one",
+        ),
+        CoreEvent::CredentialRevoked(Credential::Device(id)) => hub.close_where(
+            |c| c.device_id.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(id)),
+            close::AUTH_CHANGED,
+            "device revoked",
+        ),
+        CoreEvent::CredentialRevoked(Credential::SignIn(id)) => hub.close_where(
+            |c| matches!(&c.auth, AuthKind::Session(s) if s == id),
+            close::AUTH_CHANGED,
+            "session ended",
+        ),
+        CoreEvent::CredentialRevoked(Credential::Password) => hub.close_where(
+            |c| matches!(c.auth, AuthKind::Password | AuthKind::Session(_)),
+            close::AUTH_CHANGED,
+            "the gateway password changed: sign in again",
+        ),
+        CoreEvent::SessionsChanged { key, change, at_ms } => {
+            let payload = json!({ "key": key, "change": change.as_str(), "ts": at_ms });
+            hub.send("sessions.changed", &payload, true, limit, hub::Conn::sees_presence);
+            0
+        }
+        CoreEvent::Tick { at_ms } => {
+            hub.broadcast("tick", &json!({ "ts": at_ms }), true, limit);
+            0
+        }
+        CoreEvent::HealthChanged { report, at_ms, uptime_ms } => {
+            hub.health_changed(&methods::health_payload(report, *at_ms, *uptime_ms), limit);
+            0
+        }
+        CoreEvent::Shutdown { reason, restart_expected_ms } => {
+            hub.shutdown(reason, *restart_expected_ms);
+            0
+        }
+    }
+}

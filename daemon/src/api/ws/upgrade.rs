@@ -1,0 +1,109 @@
+//! The HTTP side of the WebSocket handshake (RFC 6455 section 4.2): validate, take a pre-auth
+//! place for the client's address, answer 101, then hand the raw socket to a connection task.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hyper_util::rt::TokioIo;
+use sha1::{Digest, Sha1};
+use tokio::net::TcpStream;
+
+use super::conn::{self, Context};
+use super::hub::Hub;
+use crate::api::error::refuse;
+use crate::api::listener::client_ip;
+use crate::api::listener::Peer;
+use crate::core::gateway::Gateway;
+
+const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+pub fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Response {
+    let Some(peer @ Peer::Tcp(peer_addr)) = req.extensions().get::<Peer>().copied() else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_upgrade",
+            "WebSocket upgrades are served on the TCP port only",
+        );
+    };
+    if req.method() != Method::GET {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "bad_upgrade", "a WebSocket upgrade must be a GET");
+    }
+    let headers = req.headers();
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("upgrade")));
+    if !connection_upgrade {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_upgrade",
+            "a WebSocket upgrade needs `Connection: Upgrade`",
+        );
+    }
+    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+        let mut response =
+            refuse(StatusCode::UPGRADE_REQUIRED, "bad_upgrade", "only WebSocket version 13 is supported");
+        response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| STANDARD.decode(k).is_ok_and(|raw| raw.len() == 16))
+    else {
+        return refuse(StatusCode::BAD_REQUEST, "bad_upgrade", "missing or malformed Sec-WebSocket-Key");
+    };
+    let accept = STANDARD.encode(Sha1::digest(format!("{key}{ACCEPT_GUID}").as_bytes()));
+
+    let active = gw.active();
+    let trusted = &active.config.gateway.http.trusted_proxies;
+    let ip = client_ip(&peer, headers, trusted);
+    let limit = active.config.gateway.ws.max_unauthenticated_per_ip.get() as u32;
+    let Some(slot) = hub.reserve_pre_auth(ip, limit) else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            format!("{ip} has {limit} WebSocket connections that have not completed the handshake; finish or close those first"),
+        );
+    };
+    let proxy_user = trusted
+        .contains(&peer_addr.ip())
+        .then(|| headers.get(active.config.gateway.auth.trusted_proxy.user_header.as_str()))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let context = Context { peer: peer_addr, client_ip: ip, proxy_user };
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
+        };
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => conn::run(gw, hub, parts.io.into_inner(), parts.read_buf, context, slot).await,
+            Err(_) => tracing::error!("WebSocket upgrade on an unexpected stream type"),
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::UPGRADE, "websocket"),
+            (header::CONNECTION, "Upgrade"),
+            (header::SEC_WEBSOCKET_ACCEPT, accept.as_str()),
+        ],
+    )
+        .into_response()
+}

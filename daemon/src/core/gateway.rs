@@ -1,0 +1,308 @@
+//! The gateway core: one value shared by the listener, the control socket, the reload watcher
+//! and the heartbeat. The config in effect is an immutable snapshot swapped atomically, so a
+//! request sees one whole config, old or new, never a mix.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use gateway_config::{Config, Overrides};
+use gateway_proto::api::ReloadReport;
+use gateway_proto::time::now_ms;
+use gateway_proto::{Paths, Profile};
+use tokio::sync::watch;
+
+use crate::core::events::{CoreEvent, Events};
+use crate::core::limiter::AuthLimiter;
+use crate::core::limiter::WriteLimiter;
+use crate::core::logging::LogControl;
+use crate::core::notify::Notifier;
+use crate::core::password::Password;
+use crate::core::signin_store::SignIns;
+use crate::core::supervisor::Supervisor;
+use crate::runtime::devices::Devices;
+
+/// What the daemon runs with: the effective config (file under flags and environment) and the
+/// secrets resolved from it.
+#[derive(Debug, Clone)]
+pub struct Active {
+    pub config: Config,
+    /// 1 at start, +1 per applied reload.
+    pub generation: u64,
+    /// Whether the config file existed when this was loaded.
+    pub file_exists: bool,
+    pub token: String,
+    pub token_source: TokenSource,
+    /// The webhook token (`hooks.token`) while webhooks are on.
+    pub hooks_token: Option<String>,
+}
+
+/// Where the gateway token comes from; only a generated one can be rotated by the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    File,
+    Env,
+    Config,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Env => "env",
+            Self::Config => "config",
+        }
+    }
+}
+
+/// The daemon's lifecycle; `Draining` once shutdown has begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Running,
+    Draining,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+/// Why the daemon leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    Stop,
+    /// A restart-required change: come back with the new config.
+    Restart,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub http_requests: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub http_connections: AtomicU64,
+    pub control_connections: AtomicU64,
+    /// WebSocket connections open, authenticated or not (kept by the WebSocket door).
+    pub websocket_connections: AtomicU64,
+    pub reloads_applied: AtomicU64,
+    pub reloads_unchanged: AtomicU64,
+    pub reloads_rejected: AtomicU64,
+    pub heartbeat_ticks: AtomicU64,
+}
+
+impl Stats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Gateway {
+    pub profile: Profile,
+    pub paths: Paths,
+    pub overrides: Overrides,
+    /// The config the process started with: restart-required keys are compared against it.
+    pub booted_with: Config,
+    pub listen_addr: SocketAddr,
+    pub supervisor: Supervisor,
+    pub watchdog_usec: Option<u64>,
+    pub started: Instant,
+    pub started_at_ms: u64,
+    pub active: ArcSwap<Active>,
+    pub stats: Stats,
+    pub notifier: Notifier,
+    /// Where the core and the doors tell the doors what happened.
+    pub events: Events,
+    pub devices: Devices,
+    pub password: Password,
+    /// Sign-in sessions (password mode): not conversations, which live in `agents`.
+    pub signins: SignIns,
+    /// Runs, sessions of conversation, models and tools.
+    pub agents: crate::runtime::agent::Agents,
+    pub limiter: AuthLimiter,
+    pub config_writes: WriteLimiter,
+    /// Serializes config writes from clients (check hash, write, reload).
+    pub config_write_lock: tokio::sync::Mutex<()>,
+    pub logs: LogControl,
+    /// Serializes reload transactions and token rotations.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    pub last_reload: Mutex<Option<ReloadReport>>,
+    /// Restart-required keys changed in the file but not in effect (reload mode `hot`).
+    pub pending_restart: Mutex<Vec<String>>,
+    pub last_tick: Mutex<Option<Instant>>,
+    /// The heartbeat's last probe of the state dir.
+    pub state_dir_writable: Mutex<Result<(), String>>,
+    phase: watch::Sender<Phase>,
+    exit: watch::Sender<Option<ExitReason>>,
+    /// The generation in effect; subsystems that cache config values wait on it.
+    generation: watch::Sender<u64>,
+}
+
+impl Gateway {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        profile: Profile,
+        paths: Paths,
+        overrides: Overrides,
+        listen_addr: SocketAddr,
+        supervisor: Supervisor,
+        active: Active,
+        logs: LogControl,
+        devices: Devices,
+        password: Password,
+        signins: SignIns,
+    ) -> Arc<Self> {
+        let generation = active.generation;
+        let agents = crate::runtime::agent::Agents::new(devices.store().clone(), &active.config);
+        Arc::new(Self {
+            profile,
+            paths,
+            overrides,
+            booted_with: active.config.clone(),
+            listen_addr,
+            supervisor,
+            watchdog_usec: crate::core::notify::watchdog_usec(),
+            started: Instant::now(),
+            started_at_ms: now_ms(),
+            active: ArcSwap::from_pointee(active),
+            stats: Stats::default(),
+            notifier: Notifier::default(),
+            events: Events::default(),
+            devices,
+            password,
+            signins,
+            agents,
+            limiter: AuthLimiter::default(),
+            config_writes: WriteLimiter::default(),
+            config_write_lock: tokio::sync::Mutex::new(()),
+            logs,
+            reload_lock: tokio::sync::Mutex::new(()),
+            last_reload: Mutex::new(None),
+            pending_restart: Mutex::new(Vec::new()),
+            last_tick: Mutex::new(None),
+            state_dir_writable: Mutex::new(Ok(())),
+            phase: watch::channel(Phase::Starting).0,
+            exit: watch::channel(None).0,
+            generation: watch::channel(generation).0,
+        })
+    }
+
+    pub fn config_file(&self) -> &PathBuf {
+        &self.paths.config_file
+    }
+
+    pub fn active(&self) -> Arc<Active> {
+        self.active.load_full()
+    }
+
+    /// Puts a new snapshot in effect and tells the subsystems that cache config values. When the
+    /// shared token changed, the doors are told (`TokenRotated`) so they end what it granted.
+    pub fn swap_active(&self, active: Active) {
+        let generation = active.generation;
+        let token_changed = self.active().token != active.token;
+        self.logs.apply(&active.config.logging);
+        self.agents.configure(&active.config);
+        self.active.store(Arc::new(active));
+        self.generation.send_replace(generation);
+        if token_changed {
+            let closed = self.events.publish(&CoreEvent::TokenRotated);
+            if closed > 0 {
+                tracing::info!(
+                    event = "token_changed",
+                    closed,
+                    "closed connections that used the old gateway token"
+                );
+            }
+        }
+    }
+
+    /// Connections open on every door: HTTP, the control socket and WebSockets.
+    pub fn open_connections(&self) -> u64 {
+        Stats::get(&self.stats.http_connections)
+            + Stats::get(&self.stats.control_connections)
+            + Stats::get(&self.stats.websocket_connections)
+    }
+
+    /// Milliseconds since the daemon started.
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Unsent bytes one WebSocket client may have queued.
+    pub fn ws_buffer_limit(&self) -> usize {
+        self.active().config.gateway.ws.max_buffered_bytes.get() as usize
+    }
+
+    pub fn subscribe_generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.send_replace(phase);
+    }
+
+    /// Asks the daemon to leave; the first reason given wins.
+    pub fn request_exit(&self, reason: ExitReason) {
+        self.exit.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        *self.exit.borrow()
+    }
+
+    /// Resolves once an exit has been requested.
+    pub async fn exiting(&self) -> ExitReason {
+        let mut rx = self.exit.subscribe();
+        loop {
+            if let Some(reason) = *rx.borrow_and_update() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return ExitReason::Stop;
+            }
+        }
+    }
+
+    /// One line for systemd's STATUS= and for people.
+    pub fn status_line(&self) -> String {
+        let active = self.active();
+        let conns = Stats::get(&self.stats.http_connections) + Stats::get(&self.stats.websocket_connections);
+        let reload = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|r| format!("; last reload {}", r.outcome))
+            .unwrap_or_default();
+        format!(
+            "{} on {} (config generation {}, {conns} connections{reload})",
+            match self.phase() {
+                Phase::Draining => "Draining",
+                _ => "Serving",
+            },
+            self.listen_addr,
+            active.generation,
+        )
+    }
+}

@@ -1,0 +1,65 @@
+//! The daemon's own health checks, for `GET /v1/health` (`gatewayctl health`).
+
+use std::time::Duration;
+
+use gateway_proto::api::{HealthCheck, HealthReport, ReloadOutcome};
+
+use crate::core::gateway::{Gateway, Phase};
+
+pub fn report(gw: &Gateway) -> HealthReport {
+    let active = gw.active();
+    let mut checks = Vec::new();
+    let mut check = |name: &str, ok: bool, detail: String| {
+        checks.push(HealthCheck { name: name.into(), ok, detail });
+    };
+
+    let phase = gw.phase();
+    check("listener", phase == Phase::Running, format!("{} on {}", phase.as_str(), gw.listen_addr));
+
+    // The loop is late if it missed two ticks: something blocks the runtime.
+    let interval = Duration::from_millis(active.config.gateway.heartbeat.interval_ms.get());
+    let since = gw.last_tick.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed());
+    let since_start = gw.started.elapsed();
+    let late = since.unwrap_or(since_start) > interval * 2 + Duration::from_secs(1);
+    check(
+        "heartbeat",
+        !late,
+        match since {
+            Some(s) => format!("last tick {} ms ago (interval {} ms)", s.as_millis(), interval.as_millis()),
+            None => format!("no tick yet (interval {} ms)", interval.as_millis()),
+        },
+    );
+
+    let last = gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let config_detail = match last {
+        Some(r) if r.outcome == ReloadOutcome::Rejected => format!(
+            "generation {} serving; the last edit was rejected: {}",
+            active.generation,
+            r.errors.first().map(ToString::to_string).unwrap_or(r.message)
+        ),
+        _ => format!("generation {} in effect", active.generation),
+    };
+    check("config", true, config_detail);
+
+    // Probed by the heartbeat, not per call: a health check must not touch the disk.
+    let state_dir = gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    check(
+        "state_dir",
+        state_dir.is_ok(),
+        match state_dir {
+            Ok(()) => format!("{} writable", gw.paths.state_dir.display()),
+            Err(e) => format!("{} not writable: {e}", gw.paths.state_dir.display()),
+        },
+    );
+
+    let ok = checks.iter().all(|c| c.ok);
+    HealthReport { ok, checks }
+}
+
+/// Whether the state dir takes a write: a file created, synced and removed. Run by the heartbeat.
+pub fn probe_state_dir(dir: &std::path::Path) -> Result<(), String> {
+    let probe = dir.join(format!(".health-probe.{}", std::process::id()));
+    let result = std::fs::File::create(&probe).and_then(|f| f.sync_all());
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(|e| e.to_string())
+}

@@ -1,0 +1,21 @@
+//! The core: the `Gateway` value and what keeps it serving. Imports no door (`crate::api`).
+
+pub mod events;
+pub mod fsutil;
+pub mod gateway;
+pub mod health;
+pub mod heartbeat;
+pub mod limiter;
+pub mod lock;
+pub mod logging;
+pub mod logtail;
+pub mod notify;
+pub mod password;
+pub mod port;
+pub mod reload;
+pub mod secrets;
+pub mod signin_store;
+pub mod status;
+pub mod store;
+pub mod supervisor;
+pub mod webhooks;

@@ -1,0 +1,283 @@
+//! A reload is a transaction: read, parse, validate, resolve secrets, check the new config could
+//! start, then swap the snapshot. Any failure before the swap leaves the old config serving.
+//! The same transaction serves the file watcher, SIGHUP and `gatewayctl reload`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_config::classify::diff;
+use gateway_config::{check_startable, load_file, Config, Overrides, Port, ReloadMode};
+use gateway_proto::api::{ConfigIssue, ReloadOutcome, ReloadReport, ReloadTrigger};
+use gateway_proto::Profile;
+use notify::{EventKind, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+
+use crate::core::events::CoreEvent;
+use crate::core::gateway::{Active, ExitReason, Gateway, Stats, TokenSource};
+use gateway_proto::time::now_ms;
+
+/// Everything needed to run with the config file as it is now.
+pub struct Prepared {
+    pub config: Config,
+    pub file_exists: bool,
+    pub token: String,
+    pub token_source: TokenSource,
+    pub token_generated: bool,
+    pub hooks_token: Option<String>,
+    pub addr: SocketAddr,
+}
+
+/// Loads and checks the config file under the overrides; the one path for startup and reload.
+pub fn prepare(
+    file: &Path,
+    profile: &Profile,
+    overrides: &Overrides,
+    token_file: &Path,
+) -> Result<Prepared, Vec<ConfigIssue>> {
+    let loaded = load_file(file)?;
+    let config = overrides.apply(loaded.config.clone());
+    let addr = listen_addr(&config, profile);
+    check_startable(&config, &loaded, file, overrides, addr)?;
+    let password_file = token_file.with_file_name("password");
+    if config.gateway.auth.mode == gateway_config::AuthMode::Password
+        && overrides.password.is_none()
+        && !password_file.exists()
+    {
+        return Err(vec![loaded.issue_at(
+            file,
+            "gateway.auth.mode",
+            "auth mode \"password\" but no password is set: run `gatewayctl password set`, or set GATEWAY_PASSWORD".into(),
+        )]);
+    }
+    let (token, token_source, token_generated) =
+        crate::core::secrets::resolve_token(&config, overrides, token_file)
+            .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
+    let hooks_token = crate::core::webhooks::prepare(&config, &token)
+        .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
+    Ok(Prepared {
+        config,
+        file_exists: loaded.exists,
+        token,
+        token_source,
+        token_generated,
+        hooks_token,
+        addr,
+    })
+}
+
+/// A secret written into the config file itself should be readable by its owner only.
+pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
+    use gateway_config::SecretRef;
+    use std::os::unix::fs::PermissionsExt;
+    let config = &prepared.config;
+    let literal = |s: &Option<SecretRef>| matches!(s, Some(SecretRef::Literal(_)));
+    let mut keys: Vec<String> = Vec::new();
+    if literal(&config.gateway.auth.token) && prepared.token_source == TokenSource::Config {
+        keys.push("gateway.auth.token".into());
+    }
+    for (name, provider) in &config.models.providers {
+        if literal(&provider.api_key) {
+            keys.push(format!("models.providers.{name}.api_key"));
+        }
+    }
+    if literal(&config.hooks.token) {
+        keys.push("hooks.token".into());
+    }
+    if keys.is_empty() {
+        return;
+    }
+    let Ok(meta) = std::fs::metadata(file) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            file = %file.display(),
+            mode = format!("{mode:o}"),
+            keys = %keys.join(", "),
+            "the config file holds {} and others can read it: chmod 600 it, or use env: or file: references",
+            keys.join(", ")
+        );
+    }
+}
+
+pub fn listen_addr(config: &Config, profile: &Profile) -> SocketAddr {
+    SocketAddr::new(config.gateway.bind.ip(), config.gateway.port.map_or(profile.default_port(), Port::port))
+}
+
+pub async fn reload(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
+    let _serial = gw.reload_lock.lock().await;
+    gw.notifier.reloading();
+    let report = transact(gw, trigger);
+    let counter = match report.outcome {
+        ReloadOutcome::Applied | ReloadOutcome::Restarting => &gw.stats.reloads_applied,
+        ReloadOutcome::Unchanged => &gw.stats.reloads_unchanged,
+        ReloadOutcome::Rejected => &gw.stats.reloads_rejected,
+    };
+    Stats::bump(counter);
+    match report.outcome {
+        ReloadOutcome::Rejected => {
+            for issue in &report.errors {
+                tracing::warn!(event = "reload_rejected", trigger = %trigger, "config rejected, the previous config keeps serving: {issue}");
+            }
+        }
+        ReloadOutcome::Unchanged => {
+            tracing::debug!(event = "reload_unchanged", trigger = %trigger, "{}", report.message)
+        }
+        _ => tracing::info!(
+            event = "reload",
+            trigger = %trigger,
+            outcome = %report.outcome,
+            generation = report.generation,
+            changed = %report.changed_keys.join(","),
+            "{}",
+            report.message
+        ),
+    }
+    *gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+    // systemd expects READY=1 after RELOADING=1 whatever the outcome.
+    let mut status = gw.status_line();
+    if let Some(issue) = report.errors.first() {
+        status = format!("{status}; reload rejected: {issue}");
+    }
+    gw.notifier.ready(&status);
+    if report.outcome == ReloadOutcome::Applied {
+        gw.events.publish(&CoreEvent::ConfigApplied {
+            generation: report.generation,
+            changed_keys: report.changed_keys.clone(),
+            trigger: report.trigger,
+        });
+    }
+    report
+}
+
+fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
+    let current = gw.active();
+    let report = |outcome,
+                  generation,
+                  changed: Vec<String>,
+                  restart: Vec<String>,
+                  errors: Vec<ConfigIssue>,
+                  message: String| {
+        ReloadReport {
+            trigger,
+            outcome,
+            generation,
+            at_ms: now_ms(),
+            changed_keys: changed,
+            restart_keys: restart,
+            errors,
+            message,
+        }
+    };
+    let reject = |errors: Vec<ConfigIssue>| {
+        let message = format!("rejected; generation {} keeps serving", current.generation);
+        report(ReloadOutcome::Rejected, current.generation, vec![], vec![], errors, message)
+    };
+    let file = gw.config_file();
+    let next = match prepare(file, &gw.profile, &gw.overrides, &gw.paths.token_file()) {
+        Ok(next) => next,
+        Err(errors) => return reject(errors),
+    };
+    if trigger == ReloadTrigger::Watcher && !next.file_exists && current.file_exists {
+        return reject(vec![ConfigIssue::new(
+            file,
+            None,
+            "the config file was removed; restore it, or run `gatewayctl reload` to run on the defaults"
+                .into(),
+        )]);
+    }
+    let mut changes = diff(&current.config, &next.config);
+    // A secret reference may name a value that changed while the reference did not.
+    if next.token != current.token && !changes.changed.iter().any(|k| k == "gateway.auth.token") {
+        changes.changed.push("gateway.auth.token".into());
+    }
+    if changes.is_empty() {
+        let message = format!("unchanged; generation {} stays in effect", current.generation);
+        return report(ReloadOutcome::Unchanged, current.generation, vec![], vec![], vec![], message);
+    }
+    let mode = next.config.gateway.reload.mode;
+    let restart = match mode {
+        ReloadMode::Restart => true,
+        ReloadMode::Hybrid | ReloadMode::Off => !changes.restart.is_empty(),
+        ReloadMode::Hot => false,
+    };
+    if restart {
+        if next.addr != gw.listen_addr {
+            if let Err(e) = std::net::TcpListener::bind(next.addr) {
+                let message = format!("cannot listen on {} after a restart: {e}", next.addr);
+                return reject(vec![ConfigIssue::new(file, Some("gateway.port".into()), message)]);
+            }
+        }
+        gw.request_exit(ExitReason::Restart);
+        let message = format!("restarting to apply {}", changes.restart.join(", "));
+        return report(
+            ReloadOutcome::Restarting,
+            current.generation,
+            changes.changed,
+            changes.restart,
+            vec![],
+            message,
+        );
+    }
+    warn_if_secret_exposed(file, &next);
+    let generation = current.generation + 1;
+    let pending = diff(&gw.booted_with, &next.config).restart;
+    let mut message = format!("applied; generation {generation} in effect");
+    if !pending.is_empty() {
+        message.push_str(&format!("; restart to apply {}", pending.join(", ")));
+    }
+    *gw.pending_restart.lock().unwrap_or_else(|e| e.into_inner()) = pending;
+    gw.swap_active(Active {
+        config: next.config,
+        generation,
+        file_exists: next.file_exists,
+        token: next.token,
+        token_source: next.token_source,
+        hooks_token: next.hooks_token,
+    });
+    report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message)
+}
+
+/// Keeps the file watch alive while held.
+pub type Watcher =
+    notify_debouncer_full::Debouncer<notify::RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
+
+/// Watches the config file's directory (editors replace files rather than write them in place)
+/// and reloads after the debounce. Only create, modify and remove count: reading the file
+/// ourselves raises access events, which would otherwise reload forever.
+pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
+    let file = gw.config_file().clone();
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| "/".into());
+    let name = file.file_name().map(ToOwned::to_owned);
+    let debounce = Duration::from_millis(gw.active().config.gateway.reload.debounce_ms.get());
+    // A config written after start must still be seen: the directory has to exist to be watched.
+    if !dir.exists() {
+        crate::core::fsutil::ensure_private_dir(&dir)
+            .map_err(|e| notify::Error::io(e).add_path(dir.clone()))?;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+        let Ok(events) = result else { return };
+        let relevant = events.iter().any(|e| {
+            matches!(e.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
+                && !matches!(e.kind, EventKind::Modify(notify::event::ModifyKind::Metadata(_)))
+                && e.paths.iter().any(|p| p.file_name() == name.as_deref())
+        });
+        if relevant {
+            let _ = tx.send(());
+        }
+    })?;
+    debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            if gw.active().config.gateway.reload.mode == ReloadMode::Off || gw.exit_reason().is_some() {
+                continue;
+            }
+            reload(&gw, ReloadTrigger::Watcher).await;
+        }
+    });
+    Ok(debouncer)
+}

@@ -1,0 +1,66 @@
+//! The status model: one report of what the daemon is doing, built here and served unchanged by
+//! the control socket (`gatewayctl status`), the WebSocket `status` method and
+//! `GET /gateway/status`.
+
+use gateway_proto::api;
+
+use crate::core::gateway::{Gateway, Stats};
+
+/// The daemon's status now.
+pub fn report(gw: &Gateway) -> api::StatusReport {
+    let active = gw.active();
+    let stats = &gw.stats;
+    let config = &active.config;
+    api::StatusReport {
+        service: gw.profile.service_name(),
+        version: gateway_proto::VERSION.into(),
+        pid: std::process::id(),
+        profile: gw.profile.name().map(str::to_owned),
+        state: gw.phase().as_str().into(),
+        supervisor: gw.supervisor.as_str().into(),
+        started_at_ms: gw.started_at_ms,
+        uptime_ms: gw.started.elapsed().as_millis() as u64,
+        listen: api::ListenInfo {
+            bind: config.gateway.bind.to_string(),
+            addr: gw.listen_addr.to_string(),
+            port: gw.listen_addr.port(),
+        },
+        auth_mode: config.gateway.auth.mode.as_str().into(),
+        config: api::ConfigInfo {
+            path: gw.config_file().display().to_string(),
+            exists: active.file_exists,
+            generation: active.generation,
+            reload_mode: config.gateway.reload.mode.as_str().into(),
+            pending_restart: gw.pending_restart.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        },
+        last_reload: gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        heartbeat: api::HeartbeatInfo {
+            ticks: Stats::get(&stats.heartbeat_ticks),
+            interval_ms: config.gateway.heartbeat.interval_ms.get(),
+            last_tick_ms_ago: gw
+                .last_tick
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|t| t.elapsed().as_millis() as u64),
+            watchdog_usec: gw.watchdog_usec,
+        },
+        connections: api::Connections {
+            http: Stats::get(&stats.http_connections),
+            control: Stats::get(&stats.control_connections),
+            websocket: Stats::get(&stats.websocket_connections),
+        },
+        counters: api::Counters {
+            http_requests: Stats::get(&stats.http_requests),
+            auth_failures: Stats::get(&stats.auth_failures),
+            reloads_applied: Stats::get(&stats.reloads_applied),
+            reloads_unchanged: Stats::get(&stats.reloads_unchanged),
+            reloads_rejected: Stats::get(&stats.reloads_rejected),
+        },
+        paths: api::PathsInfo {
+            state_dir: gw.paths.state_dir.display().to_string(),
+            runtime_dir: gw.paths.runtime_dir.display().to_string(),
+            socket: gw.paths.socket().display().to_string(),
+            log_file: gw.logs.file_path().display().to_string(),
+        },
+    }
+}

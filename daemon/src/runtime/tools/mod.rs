@@ -1,0 +1,88 @@
+//! Tools the gateway runs for models: a small built-in set (time, session memory, sessions list,
+//! and an opt-in HTTP fetch behind an SSRF guard). Agents offer them to the model; the
+//! function-calling loop in `agent::run` calls [`invoke`]; `POST /tools/invoke` and the
+//! `tools.catalog` method expose them to operators.
+
+pub mod builtin;
+pub mod fetch;
+
+use gateway_config::Tools;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::runtime::agent::history::History;
+use crate::runtime::agent::ToolSpec;
+
+/// What a tool may touch while it runs.
+pub struct Context<'a> {
+    pub history: &'a History,
+    /// None for ephemeral runs (no stored session, so no memory).
+    pub session_key: Option<&'a str>,
+    pub config: &'a Tools,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+    /// Turned on in `[tools]`.
+    pub enabled: bool,
+    /// Refused by `POST /tools/invoke` (`tools.http_deny`).
+    pub http_denied: bool,
+    /// Needs a session (memory tools).
+    pub needs_session: bool,
+}
+
+/// Every built-in tool, enabled or not.
+pub fn catalog(config: &Tools) -> Vec<CatalogEntry> {
+    builtin::ALL
+        .iter()
+        .map(|t| CatalogEntry {
+            name: t.name.to_owned(),
+            description: t.description.to_owned(),
+            parameters: (t.parameters)(),
+            enabled: builtin::enabled(t.name, config),
+            http_denied: config.http_deny.iter().any(|d| d == t.name),
+            needs_session: t.needs_session,
+        })
+        .collect()
+}
+
+/// The tools offered to a model: the enabled ones, narrowed to `allowed` when the agent lists
+/// its tools.
+pub fn specs(config: &Tools, allowed: Option<&[String]>) -> Vec<ToolSpec> {
+    builtin::ALL
+        .iter()
+        .filter(|t| builtin::enabled(t.name, config))
+        .filter(|t| allowed.is_none_or(|a| a.iter().any(|n| n == t.name)))
+        .map(|t| ToolSpec {
+            name: t.name.to_owned(),
+            description: t.description.to_owned(),
+            parameters: (t.parameters)(),
+        })
+        .collect()
+}
+
+/// Runs the tool `name` with `arguments` (JSON text). `Err` is an error the model (or caller)
+/// is shown: the run goes on.
+pub async fn invoke(ctx: &Context<'_>, name: &str, arguments: &str) -> Result<String, String> {
+    let Some(tool) = builtin::ALL.iter().find(|t| t.name == name) else {
+        let offered: Vec<&str> =
+            builtin::ALL.iter().filter(|t| builtin::enabled(t.name, ctx.config)).map(|t| t.name).collect();
+        return Err(format!("unknown tool {name:?}: call one of the tools offered ({})", offered.join(", ")));
+    };
+    if !builtin::enabled(name, ctx.config) {
+        return Err(format!("tool {name:?} is turned off in [tools]: use another tool or answer without it"));
+    }
+    let args: Value = if arguments.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_str(arguments).map_err(|e| format!("arguments of {name} are not JSON: {e}"))?
+    };
+    if !args.is_object() {
+        return Err(format!("arguments of {name} must be a JSON object"));
+    }
+    builtin::run(tool, ctx, &args).await
+}

@@ -1,0 +1,276 @@
+//! `gatewayd run`: start-up in a fixed order (paths, state dir, instance lock, config, logging,
+//! port, control socket), then serve until told to stop, then drain and leave, or come back with
+//! a changed config.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_config::Overrides;
+use gateway_proto::api::ReloadTrigger;
+use gateway_proto::paths::{env_var, non_empty_env, PathFlags};
+use gateway_proto::{exit, Paths, Profile};
+use nix::sys::stat::{umask, Mode};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::api::{control, listener, router};
+use crate::cli::RunArgs;
+use crate::core::events::CoreEvent;
+use crate::core::gateway::{Active, ExitReason, Gateway, Phase};
+use crate::core::supervisor::Supervisor;
+use crate::core::{fsutil, heartbeat, lock, logging, port, reload};
+
+/// A reason to exit before serving, with its exit code.
+struct Fatal {
+    code: i32,
+    message: String,
+}
+
+impl Fatal {
+    fn new(code: i32, message: impl ToString) -> Self {
+        Self { code, message: message.to_string() }
+    }
+}
+
+pub fn run(args: RunArgs) -> i32 {
+    // Everything we create (state dir, token, socket, logs) is private, whatever umask we inherit.
+    umask(Mode::from_bits_truncate(0o077));
+    // Recorded now: after an upgrade, /proc/self/exe names a deleted file.
+    let exe = std::env::current_exe().ok();
+    match start(args) {
+        Ok(ExitReason::Stop) => exit::OK,
+        Ok(ExitReason::Restart) => restart(exe),
+        Err(fatal) => {
+            // Logging may not be set up yet: stderr reaches the terminal or the journal either way.
+            eprintln!("gatewayd: {}", fatal.message);
+            fatal.code
+        }
+    }
+}
+
+fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
+    let profile = Profile::new(args.profile.as_deref(), args.dev).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    let flags = PathFlags {
+        config_file: args
+            .config
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .map_err(|e| Fatal::new(exit::CONFIG, e))?,
+        state_dir: args
+            .state_dir
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .map_err(|e| Fatal::new(exit::CONFIG, e))?,
+    };
+    let mut paths = Paths::resolve(&profile, &flags).map_err(|e| Fatal::new(exit::CONFIG, e))?;
+    paths.config_file = std::path::absolute(&paths.config_file).map_err(|e| Fatal::new(exit::CONFIG, e))?;
+    fsutil::ensure_private_dir(&paths.state_dir).map_err(|e| {
+        Fatal::new(exit::FAILURE, format!("cannot use the state dir {}: {e}", paths.state_dir.display()))
+    })?;
+    let _lock =
+        lock::acquire(&paths.lock_file(), args.force).map_err(|e| Fatal::new(exit::UNAVAILABLE, e))?;
+
+    let overrides = Overrides {
+        port: args.port,
+        bind: args.bind,
+        token: non_empty_env(env_var::TOKEN),
+        password: non_empty_env(env_var::PASSWORD),
+    };
+    let prepared =
+        reload::prepare(&paths.config_file, &profile, &overrides, &paths.token_file()).map_err(|issues| {
+            let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            Fatal::new(exit::CONFIG, format!("invalid configuration:\n  {}", lines.join("\n  ")))
+        })?;
+    let logs = logging::init(logging::Setup {
+        format: args.log_format,
+        verbose: args.verbose,
+        logging: &prepared.config.logging,
+        file: paths.log_file(),
+        profile: profile.name(),
+    })
+    .map_err(|e| {
+        Fatal::new(exit::FAILURE, format!("cannot open the log file {}: {e}", paths.log_file().display()))
+    })?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(serve_until_exit(args.force, profile, paths, overrides, prepared, logs));
+    // Connections still open after the drain budget are cut here.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+async fn serve_until_exit(
+    force: bool,
+    profile: Profile,
+    paths: Paths,
+    overrides: Overrides,
+    prepared: reload::Prepared,
+    logs: logging::LogControl,
+) -> Result<ExitReason, Fatal> {
+    let tcp = port::bind(prepared.addr, force).await.map_err(|e| {
+        let code = if e.is_busy() { exit::UNAVAILABLE } else { exit::FAILURE };
+        Fatal::new(code, e)
+    })?;
+    let listen_addr = tcp.local_addr().map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let socket = paths.socket();
+    let control_listener = control::bind(&socket).map_err(|e| {
+        let code = if matches!(e, control::BindError::Live(_)) { exit::UNAVAILABLE } else { exit::FAILURE };
+        Fatal::new(code, e)
+    })?;
+
+    reload::warn_if_secret_exposed(&paths.config_file, &prepared);
+    if prepared.token_generated {
+        tracing::info!(
+            file = %paths.token_file().display(),
+            "generated a gateway token; show it with `gatewayctl token show{}`",
+            profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
+        );
+    }
+    let active = Active {
+        config: prepared.config,
+        generation: 1,
+        file_exists: prepared.file_exists,
+        token: prepared.token,
+        token_source: prepared.token_source,
+        hooks_token: prepared.hooks_token,
+    };
+    let store_path = paths.state_dir.join("gateway.db");
+    let store = crate::core::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let store = Arc::new(store);
+    let devices = crate::runtime::devices::Devices::new(store.clone());
+    let signins = crate::core::signin_store::SignIns::new(store);
+    let password_file = paths.password_file();
+    let password = crate::core::password::Password::load(&password_file, overrides.password.as_deref())
+        .map_err(|e| {
+            Fatal::new(
+                exit::FAILURE,
+                format!("cannot use the password file {}: {e}", password_file.display()),
+            )
+        })?;
+    let gw = Gateway::new(
+        profile,
+        paths,
+        overrides,
+        listen_addr,
+        Supervisor::detect(),
+        active,
+        logs,
+        devices,
+        password,
+        signins,
+    );
+
+    let http_task = tokio::spawn({
+        let gw = gw.clone();
+        let app = router::router(gw.clone());
+        async move {
+            listener::serve(gw, app, listener::Door::Http, || async {
+                let (stream, peer) = tcp.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((stream, listener::Peer::Tcp(peer)))
+            })
+            .await
+        }
+    });
+    let control_task = tokio::spawn(control::serve(gw.clone(), control_listener));
+    tokio::spawn(handle_signals(gw.clone()));
+    let _watcher = match reload::watch(gw.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = ?gw.config_file().parent(), "cannot watch the config directory; edits apply on `gatewayctl reload` or SIGHUP only");
+            None
+        }
+    };
+
+    gw.set_phase(Phase::Running);
+    // Started once running, so its first tick sees a serving daemon.
+    tokio::spawn(heartbeat::run(gw.clone()));
+    gw.notifier.ready(&gw.status_line());
+    tracing::info!(
+        event = "ready",
+        addr = %listen_addr,
+        socket = %socket.display(),
+        config = %gw.config_file().display(),
+        pid = std::process::id(),
+        "gatewayd ready"
+    );
+
+    let reason = gw.exiting().await;
+    gw.set_phase(Phase::Draining);
+    gw.agents.refuse_new();
+    let budget = Duration::from_millis(gw.active().config.gateway.shutdown.drain_timeout_ms.get());
+    gw.notifier.stopping(&format!("Draining (up to {} ms)", budget.as_millis()));
+    tracing::info!(event = "draining", reason = ?reason, budget_ms = budget.as_millis() as u64, "shutting down");
+    let _ = http_task.await;
+    let _ = control_task.await;
+    let restart_expected = (reason == ExitReason::Restart).then_some(1_000);
+    let why = match reason {
+        ExitReason::Stop => "gateway stopping",
+        ExitReason::Restart => "gateway restarting to apply a config change",
+    };
+    gw.events.publish(&CoreEvent::Shutdown { reason: why, restart_expected_ms: restart_expected });
+    let left = listener::drain(&gw, budget).await;
+    if left > 0 {
+        tracing::warn!(connections = left, "drain budget spent; closing the remaining connections");
+    }
+    // Runs still going (WebSocket runs outlive their connection) end as aborted, recorded.
+    let running = gw.agents.active_runs();
+    if running > 0 {
+        let left = gw.agents.abort_all(Duration::from_secs(2)).await;
+        tracing::info!(runs = running, unrecorded = left, "aborted the runs still going");
+    }
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!(event = "stopped", reason = ?reason, "gatewayd stopped");
+    Ok(reason)
+}
+
+async fn handle_signals(gw: Arc<Gateway>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => stop_or_give_up(&gw),
+            _ = int.recv() => stop_or_give_up(&gw),
+            _ = hup.recv() => {
+                let gw = gw.clone();
+                tokio::spawn(async move { reload::reload(&gw, ReloadTrigger::Signal).await });
+            }
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT drains; a second one, during the drain, exits at once.
+fn stop_or_give_up(gw: &Gateway) {
+    if gw.exit_reason().is_some() {
+        tracing::warn!(event = "stopped", "second stop signal during the drain: exiting now");
+        std::process::exit(exit::FAILURE);
+    }
+    gw.request_exit(ExitReason::Stop);
+}
+
+/// Comes back with the new config: a supervisor restarts us on exit code 75; on our own we
+/// replace the process image (same PID, same arguments).
+fn restart(exe: Option<PathBuf>) -> i32 {
+    if Supervisor::detect() != Supervisor::None {
+        return exit::RESTART;
+    }
+    let Some(exe) = exe.and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok()) else {
+        eprintln!("gatewayd: cannot find my own executable to restart; exiting with code 75");
+        return exit::RESTART;
+    };
+    let args: Vec<CString> =
+        std::env::args_os().filter_map(|a| CString::new(a.into_encoded_bytes()).ok()).collect();
+    let err = nix::unistd::execv(&exe, &args).unwrap_err();
+    eprintln!("gatewayd: cannot restart {}: {err}; exiting with code 75", exe.to_string_lossy());
+    exit::RESTART
+}
