@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod control_api;
 mod http;
 mod output;
 mod service;

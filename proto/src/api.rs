@@ -289,6 +289,13 @@ pub struct RevokedReport {
     pub closed_connections: usize,
 }
 
+/// `POST /v1/stop`: accepted; the daemon drains and exits 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopReport {
+    pub stopping: bool,
+    pub pid: u32,
+}
+
 /// `GET /v1/config`: the config in effect, secrets redacted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigView {

@@ -7,6 +7,7 @@ pub mod paths;
 pub mod procfs;
 pub mod time;
 pub mod ws;
+pub mod ws_methods;
 
 pub use paths::{Paths, Profile};
 

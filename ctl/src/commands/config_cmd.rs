@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use gateway_config::{check_startable, classify, load_file, Overrides};
-use gateway_proto::api::{route, ConfigIssue, ConfigView, StatusReport};
+use gateway_proto::api::{ConfigIssue, ConfigView};
 use gateway_proto::exit;
 use serde_json::Value;
 
@@ -20,12 +20,10 @@ pub fn path(ctx: &Ctx) -> Result<i32> {
 
 pub fn show(ctx: &Ctx, json: bool) -> Result<i32> {
     let client = ctx.client()?;
-    let (view, header) = match client.get::<ConfigView>(route::CONFIG) {
+    let (view, header) = match client.config() {
         Ok(view) => {
             // ConfigView has no pid; status does. Leave it out rather than fail on a race.
-            let pid = client
-                .get::<StatusReport>(route::STATUS)
-                .map_or(String::new(), |s| format!(" (pid {})", s.pid));
+            let pid = client.status().map_or(String::new(), |s| format!(" (pid {})", s.pid));
             let header =
                 format!("# in effect in gatewayd{pid}, generation {}, from {}", view.generation, view.path);
             (view, header)

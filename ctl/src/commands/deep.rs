@@ -4,13 +4,11 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use gateway_proto::api::{route, StatusReport};
 use gateway_proto::exit;
 use serde::Serialize;
 
 use super::service_cmd::{describe_failure, Service};
 use super::Ctx;
-use crate::client::DEFAULT_TIMEOUT;
 use crate::output::{duration, print_json};
 use crate::service::probe::{self, Holder, OtherGateway};
 use crate::service::systemctl::UnitState;
@@ -104,7 +102,7 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
     let paths = ctx.paths()?;
     let svc = Service::new(ctx, false);
     let service = service_view(&svc);
-    let status: Result<StatusReport, _> = ctx.client()?.call("GET", route::STATUS, DEFAULT_TIMEOUT);
+    let status = ctx.client()?.status();
     let control = ControlProbe {
         socket: paths.socket().display().to_string(),
         ok: status.is_ok(),

@@ -3,18 +3,17 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use gateway_proto::api::{route, ApproveBody, DeviceRecord, DevicesReport, PairingRequest, RevokeReport};
+use gateway_proto::api::{ApproveBody, DevicesReport};
 use gateway_proto::{exit, Profile};
 
 use super::Ctx;
-use crate::client::DEFAULT_TIMEOUT;
 use crate::output::{ago, now_ms, print_json};
 
 /// Devices are shown by the start of their id; `revoke` accepts any prefix of 8 or more.
 const SHORT_ID: usize = 12;
 
 pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
-    let report: DevicesReport = ctx.client()?.get(route::DEVICES)?;
+    let report = ctx.client()?.devices()?;
     if json {
         print_json(&report)?;
     } else {
@@ -25,8 +24,7 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
 
 pub fn approve(ctx: &Ctx, id: &str, scopes: Vec<String>) -> Result<i32> {
     let body = ApproveBody { scopes: (!scopes.is_empty()).then_some(scopes) };
-    let record: DeviceRecord =
-        ctx.client()?.call_json("POST", &route::device_action(id, "approve"), &body, DEFAULT_TIMEOUT)?;
+    let record = ctx.client()?.approve_device(id, &body)?;
     println!(
         "approved device {} ({}) as {} with scopes: {}; it gets its device token when it connects again",
         short(&record.device_id),
@@ -38,8 +36,7 @@ pub fn approve(ctx: &Ctx, id: &str, scopes: Vec<String>) -> Result<i32> {
 }
 
 pub fn reject(ctx: &Ctx, id: &str) -> Result<i32> {
-    let request: PairingRequest =
-        ctx.client()?.call("POST", &route::device_action(id, "reject"), DEFAULT_TIMEOUT)?;
+    let request = ctx.client()?.reject_device(id)?;
     println!(
         "rejected pairing request {} of device {} ({}); it may ask again when it reconnects",
         request.request_id,
@@ -50,8 +47,7 @@ pub fn reject(ctx: &Ctx, id: &str) -> Result<i32> {
 }
 
 pub fn revoke(ctx: &Ctx, id: &str) -> Result<i32> {
-    let report: RevokeReport =
-        ctx.client()?.call("POST", &route::device_action(id, "revoke"), DEFAULT_TIMEOUT)?;
+    let report = ctx.client()?.revoke_device(id)?;
     let closed = match report.closed_connections {
         0 => String::new(),
         1 => "; closed its open connection".to_owned(),
@@ -181,6 +177,8 @@ fn table<const N: usize>(out: &mut String, rows: &[[String; N]]) {
 
 #[cfg(test)]
 mod tests {
+    use gateway_proto::api::{route, DeviceRecord, PairingRequest};
+
     use super::*;
 
     const NOW: u64 = 1_800_000_000_000;

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Result;
-use gateway_proto::api::{route, StatusReport};
+use gateway_proto::api::StatusReport;
 use gateway_proto::{exit, Paths};
 use serde::Serialize;
 
 use super::service_cmd::Service;
 use super::Ctx;
-use crate::client::{Error, Silence, DEFAULT_TIMEOUT};
+use crate::client::{Error, Silence};
 use crate::output::print_json;
 use crate::service::{probe, systemctl, unit, Manager};
 
@@ -195,7 +195,7 @@ pub fn run_checks(ctx: &Ctx) -> Result<Vec<Check>> {
     let paths = ctx.paths()?;
     let svc = Service::new(ctx, false);
     let client = ctx.client()?;
-    let status: Result<StatusReport, Error> = client.call("GET", route::STATUS, DEFAULT_TIMEOUT);
+    let status: Result<StatusReport, Error> = client.status();
     let mut checks = Vec::new();
     service_checks(&svc, &paths, &mut checks);
     checks.push(config_check(&paths));

@@ -4,30 +4,22 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use gateway_proto::api::{route, ReloadOutcome, ReloadReport, StatusReport};
+use gateway_proto::api::{ReloadOutcome, StatusReport};
 use gateway_proto::exit;
-use serde::Deserialize;
 
 use super::Ctx;
-use crate::client::{Client, Error, DEFAULT_TIMEOUT};
+use crate::client::{Client, Error};
 use crate::output::{print_json, reload_summary};
 
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 const RESTART_DEADLINE: Duration = Duration::from_secs(60);
 /// A reload is synchronous; reading a file and swapping config is quick, but leave room.
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// `POST /v1/stop` answers `202 {"stopping":true,"pid":N}` (not a type in gateway_proto::api).
-#[derive(Deserialize)]
-struct Stopping {
-    pid: u32,
-}
-
 pub fn stop(ctx: &Ctx) -> Result<i32> {
     let client = ctx.client()?;
-    let Stopping { pid } = client.call("POST", route::STOP, DEFAULT_TIMEOUT)?;
+    let pid = client.stop()?.pid;
     let deadline = Instant::now() + STOP_DEADLINE;
     // It drains in-flight requests first; it is gone once the socket stops answering.
     loop {
@@ -56,8 +48,8 @@ pub fn stop(ctx: &Ctx) -> Result<i32> {
 pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
     let client = ctx.client()?;
     // What "restarted" means is judged against the daemon as it was before the request.
-    let before: Option<StatusReport> = if wait { Some(client.get(route::STATUS)?) } else { None };
-    let report: ReloadReport = client.call("POST", route::RELOAD, RELOAD_TIMEOUT)?;
+    let before = if wait { Some(client.status()?) } else { None };
+    let report = client.reload()?;
     if json {
         print_json(&report)?;
     } else if report.outcome == ReloadOutcome::Rejected {
@@ -111,5 +103,5 @@ fn wait_for_restart(client: &Client, before: &StatusReport, quiet: bool) -> Resu
 }
 
 pub fn poll_status(client: &Client) -> Result<StatusReport, Error> {
-    client.call("GET", route::STATUS, POLL_TIMEOUT)
+    client.status_within(POLL_TIMEOUT)
 }

@@ -7,7 +7,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use gateway_proto::api::{route, LogTail};
+use gateway_proto::api::LogTail;
 use gateway_proto::exit;
 
 use super::service_cmd::Service;
@@ -35,7 +35,7 @@ pub fn logs(ctx: &Ctx, follow: bool, lines: usize, json: bool, since: Option<&st
         None => lines,
     };
     let client = ctx.client()?;
-    match client.get::<LogTail>(&format!("{}?lines={lines}", route::LOGS)) {
+    match client.log_tail(lines) {
         Ok(mut tail) => {
             tail.lines = keep(std::mem::take(&mut tail.lines));
             print_lines(&tail.lines, json)?;
@@ -52,8 +52,7 @@ pub fn logs(ctx: &Ctx, follow: bool, lines: usize, json: bool, since: Option<&st
 /// Long-polls the daemon; when it goes away, carries on in the file it was serving.
 fn follow_daemon(client: &Client, mut tail: LogTail, json: bool) -> Result<()> {
     loop {
-        let path = format!("{}?cursor={}&wait_ms={WAIT_MS}", route::LOGS, tail.cursor);
-        match client.call::<LogTail>("GET", &path, FOLLOW_TIMEOUT) {
+        match client.log_after(tail.cursor, WAIT_MS, FOLLOW_TIMEOUT) {
             Ok(next) => {
                 if next.reset {
                     eprintln!("-- {} was rotated; reading it from the start --", next.file);

@@ -6,12 +6,10 @@ use std::io::{self, BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
 use gateway_config::secret::{hash_password, write_secret_file};
-use gateway_proto::api::{route, PasswordBody, RevokedReport};
 use gateway_proto::exit;
 use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
 
 use super::Ctx;
-use crate::client::DEFAULT_TIMEOUT;
 
 const MIN_LENGTH: usize = 8;
 
@@ -30,12 +28,7 @@ pub fn set(ctx: &Ctx, from_stdin: bool) -> Result<i32> {
         bail!("the password must be at least {MIN_LENGTH} characters; nothing changed");
     }
     let client = ctx.client()?;
-    match client.call_json::<RevokedReport, _>(
-        "POST",
-        route::PASSWORD,
-        &PasswordBody { password: password.clone() },
-        DEFAULT_TIMEOUT,
-    ) {
+    match client.set_password(&password) {
         Ok(report) => {
             println!(
                 "password changed; {} session(s) ended and {} connection(s) closed: clients must sign in again",

@@ -2,15 +2,13 @@
 //! mode). Not conversations: those are `/gateway/sessions` on the main port.
 
 use anyhow::Result;
-use gateway_proto::api::{route, RevokedReport, SignInsReport};
 use gateway_proto::exit;
 
 use super::Ctx;
-use crate::client::DEFAULT_TIMEOUT;
 use crate::output::{ago, now_ms, print_json};
 
 pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
-    let report: SignInsReport = ctx.client()?.get(route::SIGNINS)?;
+    let report = ctx.client()?.signins()?;
     if json {
         print_json(&report)?;
         return Ok(exit::OK);
@@ -32,8 +30,7 @@ pub fn revoke(ctx: &Ctx, id: &str) -> Result<i32> {
             "invalid sign-in session id {id:?}: give the 8 hex characters shown by `gatewayctl signins list`"
         );
     }
-    let path = route::SIGNIN_REVOKE.replace("{id}", id);
-    let report: RevokedReport = ctx.client()?.call("POST", &path, DEFAULT_TIMEOUT)?;
+    let report = ctx.client()?.revoke_signin(id)?;
     println!("sign-in session {id} ended; {} connection(s) closed", report.closed_connections);
     Ok(exit::OK)
 }

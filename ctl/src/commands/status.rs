@@ -3,15 +3,14 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use gateway_proto::api::{route, HealthReport, StatusReport};
+use gateway_proto::api::StatusReport;
 use gateway_proto::exit;
 
 use super::Ctx;
-use crate::client::DEFAULT_TIMEOUT;
 use crate::output::{ago, duration, now_ms, print_json, reload_summary};
 
 pub fn status(ctx: &Ctx, json: bool) -> Result<i32> {
-    let report: StatusReport = ctx.client()?.get(route::STATUS)?;
+    let report = ctx.client()?.status()?;
     if json {
         print_json(&report)?;
     } else {
@@ -124,12 +123,7 @@ fn trigger(t: gateway_proto::api::ReloadTrigger) -> &'static str {
 
 pub fn health(ctx: &Ctx, json: bool) -> Result<i32> {
     let client = ctx.client()?;
-    let response = client.send("GET", route::HEALTH, DEFAULT_TIMEOUT)?;
-    // 503 is an answer too: the report says which check failed.
-    if !matches!(response.status, 200 | 503) {
-        return Err(client.refused(&response).into());
-    }
-    let report: HealthReport = client.decode(&response)?;
+    let report = client.health()?;
     if json {
         print_json(&report)?;
     } else {

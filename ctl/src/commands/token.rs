@@ -2,16 +2,15 @@
 
 use anyhow::{bail, Context, Result};
 use gateway_config::secret::{generate_token, read_secret_file, write_secret_file};
-use gateway_proto::api::{route, TokenInfo};
+use gateway_proto::api::TokenInfo;
 use gateway_proto::exit;
 use gateway_proto::paths::{env_var, non_empty_env};
 
 use super::Ctx;
-use crate::client::DEFAULT_TIMEOUT;
 use crate::output::print_json;
 
 pub fn show(ctx: &Ctx, json: bool) -> Result<i32> {
-    let info = match ctx.client()?.get::<TokenInfo>(route::TOKEN) {
+    let info = match ctx.client()?.token() {
         Ok(info) => info,
         Err(e) if e.is_not_running() => {
             let file = ctx.paths()?.token_file();
@@ -41,7 +40,7 @@ pub fn show(ctx: &Ctx, json: bool) -> Result<i32> {
 pub fn rotate(ctx: &Ctx, json: bool) -> Result<i32> {
     let client = ctx.client()?;
     // A 409 (the token comes from env or config) surfaces as "gatewayd refused ...", exit 1.
-    let info = match client.call::<TokenInfo>("POST", route::TOKEN_ROTATE, DEFAULT_TIMEOUT) {
+    let info = match client.rotate_token() {
         Ok(info) => {
             if !json {
                 println!("token rotated; clients must use the new token (gatewayctl token show)");

@@ -6,7 +6,6 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gateway_proto::api::{route, StatusReport};
 use gateway_proto::paths::non_empty_env;
 use gateway_proto::Profile;
 use serde::Serialize;
@@ -100,7 +99,7 @@ pub fn other_gateways(profile: &Profile, own_runtime_dir: &Path) -> Vec<OtherGat
             }
             let other = profile_of(&name);
             let client = Client::new(dir.join("gatewayd.sock"), other.clone());
-            if let Ok(s) = client.call::<StatusReport>("GET", route::STATUS, Duration::from_secs(2)) {
+            if let Ok(s) = client.status_within(Duration::from_secs(2)) {
                 found.push(OtherGateway {
                     kind: "profile",
                     name: other.name().unwrap_or("default").to_owned(),

@@ -19,7 +19,6 @@ use gateway_proto::api::{
     self, route, ApproveBody, ConfigView, DevicesReport, ReloadTrigger, RevokeReport, TokenInfo,
 };
 use serde::Deserialize;
-use serde_json::json;
 use tokio::net::UnixListener;
 
 use crate::api::error::refuse;
@@ -135,7 +134,7 @@ async fn reload_now(State(gw): State<Arc<Gateway>>) -> Json<api::ReloadReport> {
 async fn stop(State(gw): State<Arc<Gateway>>) -> Response {
     tracing::info!("stop requested over the control socket");
     gw.request_exit(ExitReason::Stop);
-    (StatusCode::ACCEPTED, Json(json!({ "stopping": true, "pid": std::process::id() }))).into_response()
+    (StatusCode::ACCEPTED, Json(api::StopReport { stopping: true, pid: std::process::id() })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -130,9 +130,7 @@ impl GatewayError {
         };
         let mut shape =
             ErrorShape::new(code, self.message.clone()).with_details(json!({ "code": self.code }));
-        if code == ws_code::UNAVAILABLE {
-            shape.retryable = Some(true);
-        }
+        shape.retryable = Some(code == ws_code::UNAVAILABLE);
         shape
     }
 

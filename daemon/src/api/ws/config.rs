@@ -7,7 +7,7 @@ use gateway_config::secret::write_private_file;
 use gateway_config::{check_startable, parse_str, Loaded};
 use gateway_proto::api::{ReloadOutcome, ReloadTrigger};
 use gateway_proto::ws::{code, ErrorShape};
-use serde::Deserialize;
+use gateway_proto::ws_methods::ConfigWriteParams;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -45,17 +45,10 @@ pub fn get(gw: &Gateway) -> Result<Value, ErrorShape> {
     }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct WriteParams {
-    raw: String,
-    base_hash: Option<String>,
-}
-
 /// `config.apply` (`raw` is the whole file, TOML, or a JSON object) and `config.patch` (`raw` is
 /// a JSON merge patch over the file's current contents).
-pub async fn apply_rpc(gw: &Gateway, params: Value, patch: bool) -> Result<Value, ErrorShape> {
-    let params: WriteParams = super_parse(params)?;
+pub async fn apply_rpc(gw: &Gateway, params: ConfigWriteParams, patch: bool) -> Result<Value, ErrorShape> {
+    require_raw(&params)?;
     if let Err(retry) = gw.config_writes.take() {
         let mut error = ErrorShape::new(
             code::UNAVAILABLE,
@@ -100,15 +93,14 @@ pub async fn apply_rpc(gw: &Gateway, params: Value, patch: bool) -> Result<Value
     }))
 }
 
-fn super_parse(params: Value) -> Result<WriteParams, ErrorShape> {
-    let p: WriteParams = super::methods::parse_params(params)?;
+fn require_raw(p: &ConfigWriteParams) -> Result<(), ErrorShape> {
     if p.raw.trim().is_empty() {
         return Err(ErrorShape::new(
             code::INVALID_REQUEST,
             "params.raw is empty: send the new config (or the patch) as a string",
         ));
     }
-    Ok(p)
+    Ok(())
 }
 
 fn rejected(errors: Vec<gateway_proto::api::ConfigIssue>) -> ErrorShape {

@@ -7,16 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_proto::ws::{code, ErrorShape, Response};
-use serde::Deserialize;
+use gateway_proto::ws_methods::{
+    AgentParams, AgentWaitParams, ChatAbortParams, ChatAbortResult, ChatHistoryParams, ChatSendParams,
+    ChatSendResult, SessionKeyParams, SessionsCreateParams, SessionsCreateResult, SessionsListParams,
+    SessionsPreviewParams,
+};
 use serde_json::{json, Value};
 
 use super::hub::{Conn, Hub};
 use super::methods::Pending;
+use crate::api::error::GatewayError;
 use crate::core::events::{CoreEvent, SessionChange};
 use crate::core::gateway::Gateway;
+use crate::core::store::StoreError;
 use crate::runtime::agent::{
     history, Message, Observed, RunEvent, RunHandle, RunOrigin, RunOutcome, RunRequest, RunStatus,
-    StartError, StoredMessage,
+    StoredMessage,
 };
 use gateway_proto::time::now_ms;
 
@@ -38,24 +44,10 @@ pub fn tools_catalog(gw: &Gateway) -> Value {
     json!({ "tools": crate::runtime::tools::catalog(&gw.agents.tools_config()) })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SendParams {
-    session_key: String,
-    message: String,
-    idempotency_key: Option<String>,
-    #[serde(alias = "agent")]
-    agent_id: Option<String>,
-    model: Option<String>,
-    #[serde(alias = "extraSystemPrompt")]
-    instructions: Option<String>,
-}
-
 /// `chat.send`: stores the message (durable when this answers), starts the run, and streams
 /// `chat` events to every reader.
-pub fn chat_send(gw: Arc<Gateway>, params: Value) -> Pending {
+pub fn chat_send(gw: Arc<Gateway>, p: ChatSendParams) -> Pending {
     Box::pin(async move {
-        let p: SendParams = parse_params(params)?;
         let handle = start(
             &gw,
             p.session_key.clone(),
@@ -67,7 +59,8 @@ pub fn chat_send(gw: Arc<Gateway>, params: Value) -> Pending {
         )
         .await?;
         // The run's `chat` events reach every reader through the observer (`observe_runs`).
-        Ok(json!({ "runId": handle.run_id, "status": if handle.joined { "in_flight" } else { "started" } }))
+        let status = if handle.joined { "in_flight" } else { "started" };
+        Ok(payload(ChatSendResult { run_id: handle.run_id, status: status.into() }))
     })
 }
 
@@ -93,22 +86,7 @@ async fn start(
         origin: RunOrigin::Ws,
         ..RunRequest::default()
     };
-    gw.agents.start(req).await.map_err(start_error)
-}
-
-fn start_error(e: StartError) -> ErrorShape {
-    let (c, retryable) = match &e {
-        StartError::Busy(_) | StartError::Unavailable(_) => (code::UNAVAILABLE, true),
-        StartError::Store(_) => (code::UNAVAILABLE, true),
-        _ => (code::INVALID_REQUEST, false),
-    };
-    let message = match &e {
-        StartError::Store(_) => "the gateway's state database failed; see the gateway log".to_owned(),
-        other => other.to_string(),
-    };
-    let mut shape = ErrorShape::new(c, message).with_details(json!({ "code": e.code() }));
-    shape.retryable = Some(retryable);
-    shape
+    gw.agents.start(req).await.map_err(|e| GatewayError::from(e).ws_shape())
 }
 
 /// Sends `chat` events for every stateful run (whatever started it: WebSocket, HTTP, a hook) to
@@ -186,17 +164,8 @@ fn stored_json(m: &StoredMessage) -> Value {
     v
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HistoryParams {
-    #[serde(alias = "key")]
-    session_key: String,
-    limit: Option<usize>,
-}
-
-pub fn chat_history(gw: Arc<Gateway>, params: Value) -> Pending {
+pub fn chat_history(gw: Arc<Gateway>, p: ChatHistoryParams) -> Pending {
     Box::pin(async move {
-        let p: HistoryParams = parse_params(params)?;
         let limit = p.limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY);
         let key = p.session_key.clone();
         let messages = blocking(&gw, move |h| h.messages(&key, limit, None)).await?;
@@ -207,16 +176,7 @@ pub fn chat_history(gw: Arc<Gateway>, params: Value) -> Pending {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AbortParams {
-    #[serde(alias = "key")]
-    session_key: Option<String>,
-    run_id: Option<String>,
-}
-
-pub fn chat_abort(gw: &Gateway, params: Value) -> Result<Value, ErrorShape> {
-    let p: AbortParams = parse_params(params)?;
+pub fn chat_abort(gw: &Gateway, p: ChatAbortParams) -> Result<Value, ErrorShape> {
     let run_ids = match (&p.run_id, &p.session_key) {
         (Some(run), _) => {
             if gw.agents.abort(run) {
@@ -230,28 +190,14 @@ pub fn chat_abort(gw: &Gateway, params: Value) -> Result<Value, ErrorShape> {
             return Err(ErrorShape::new(code::INVALID_REQUEST, "chat.abort needs sessionKey or runId"));
         }
     };
-    Ok(json!({ "ok": true, "aborted": !run_ids.is_empty(), "runIds": run_ids }))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AgentParams {
-    message: String,
-    idempotency_key: String,
-    session_key: Option<String>,
-    #[serde(alias = "agent")]
-    agent_id: Option<String>,
-    model: Option<String>,
-    #[serde(alias = "extraSystemPrompt")]
-    instructions: Option<String>,
+    Ok(payload(ChatAbortResult { ok: true, aborted: !run_ids.is_empty(), run_ids }))
 }
 
 /// `agent`: answered twice with the request's id: `accepted` at once, then the outcome after
 /// the run's `agent` events. Without a session key the run uses `agent:<agent>:main`.
-pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, params: Value) -> Pending {
+pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, p: AgentParams) -> Pending {
     let outbox = conn.outbox.clone();
     Box::pin(async move {
-        let p: AgentParams = parse_params(params)?;
         if p.idempotency_key.trim().is_empty() {
             return Err(ErrorShape::new(code::INVALID_REQUEST, "agent needs a non-empty idempotencyKey"));
         }
@@ -323,16 +269,8 @@ pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, params: Value) -
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WaitParams {
-    run_id: String,
-    timeout_ms: Option<u64>,
-}
-
-pub fn agent_wait(gw: Arc<Gateway>, params: Value) -> Pending {
+pub fn agent_wait(gw: Arc<Gateway>, p: AgentWaitParams) -> Pending {
     Box::pin(async move {
-        let p: WaitParams = parse_params(params)?;
         let timeout = p.timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis).min(MAX_WAIT);
         Ok(match gw.agents.wait(&p.run_id, timeout).await {
             Some(outcome) => outcome_json(&outcome),
@@ -364,34 +302,16 @@ fn outcome_json(o: &RunOutcome) -> Value {
     v
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct ListParams {
-    limit: Option<usize>,
-}
-
-pub fn sessions_list(gw: Arc<Gateway>, params: Value) -> Pending {
+pub fn sessions_list(gw: Arc<Gateway>, p: SessionsListParams) -> Pending {
     Box::pin(async move {
-        let p: ListParams = parse_params(params)?;
         let limit = p.limit.unwrap_or(100).clamp(1, 10_000);
         let sessions = blocking(&gw, move |h| h.list_sessions(limit)).await?;
         Ok(json!({ "sessions": sessions }))
     })
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct CreateParams {
-    #[serde(alias = "sessionKey")]
-    key: Option<String>,
-    #[serde(alias = "agent")]
-    agent_id: Option<String>,
-    label: Option<String>,
-}
-
-pub fn sessions_create(gw: Arc<Gateway>, params: Value) -> Pending {
+pub fn sessions_create(gw: Arc<Gateway>, p: SessionsCreateParams) -> Pending {
     Box::pin(async move {
-        let p: CreateParams = parse_params(params)?;
         let key = p.key.unwrap_or_else(|| format!("session:{}", uuid::Uuid::new_v4().simple()));
         history::check_key("session key", &key).map_err(|m| ErrorShape::new(code::INVALID_REQUEST, m))?;
         let agent = p.agent_id.unwrap_or_else(|| gateway_config::DEFAULT_AGENT.to_owned());
@@ -404,20 +324,12 @@ pub fn sessions_create(gw: Arc<Gateway>, params: Value) -> Pending {
         let (k, label) = (key.clone(), p.label.clone());
         let created = blocking(&gw, move |h| h.create_session(&k, &agent, label.as_deref())).await?;
         sessions_changed(&gw, &key, SessionChange::Created);
-        Ok(json!({ "key": key, "created": created }))
+        Ok(payload(SessionsCreateResult { key, created }))
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PreviewParams {
-    keys: Vec<String>,
-    limit: Option<usize>,
-}
-
-pub fn sessions_preview(gw: Arc<Gateway>, params: Value) -> Pending {
+pub fn sessions_preview(gw: Arc<Gateway>, p: SessionsPreviewParams) -> Pending {
     Box::pin(async move {
-        let p: PreviewParams = parse_params(params)?;
         let limit = p.limit.unwrap_or(5).clamp(1, 100);
         let keys: Vec<String> = p.keys.into_iter().take(100).collect();
         let previews = blocking(&gw, move |h| {
@@ -439,25 +351,10 @@ pub fn sessions_preview(gw: Arc<Gateway>, params: Value) -> Pending {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyParams {
-    #[serde(alias = "sessionKey")]
-    key: String,
-}
-
-pub fn sessions_reset(gw: Arc<Gateway>, params: Value) -> Pending {
-    forget(gw, params, false)
-}
-
-pub fn sessions_delete(gw: Arc<Gateway>, params: Value) -> Pending {
-    forget(gw, params, true)
-}
-
-/// Aborts the session's runs, then forgets its messages (reset) or all of it (delete).
-fn forget(gw: Arc<Gateway>, params: Value, delete: bool) -> Pending {
+/// `sessions.reset` and `sessions.delete`: aborts the session's runs, then forgets its messages
+/// (reset) or all of it (delete).
+pub fn sessions_forget(gw: Arc<Gateway>, p: SessionKeyParams, delete: bool) -> Pending {
     Box::pin(async move {
-        let p: KeyParams = parse_params(params)?;
         gw.agents.abort_session(&p.key);
         let k = p.key.clone();
         let existed = blocking(&gw, move |h| if delete { h.delete(&k) } else { h.reset(&k) }).await?;
@@ -473,28 +370,18 @@ fn sessions_changed(gw: &Gateway, key: &str, change: SessionChange) {
     gw.events.publish(&CoreEvent::SessionsChanged { key: key.to_owned(), change, at_ms: now_ms() });
 }
 
-/// The params of a method; absent params are an empty object, so missing fields are named.
-fn parse_params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, ErrorShape> {
-    let params = if params.is_null() { json!({}) } else { params };
-    serde_json::from_value(params)
-        .map_err(|e| ErrorShape::new(code::INVALID_REQUEST, format!("invalid params: {e}")))
-}
-
 /// Runs a store read or write off the async workers; a failure is logged, not shown.
 async fn blocking<T: Send + 'static>(
     gw: &Gateway,
-    f: impl FnOnce(&history::History) -> Result<T, crate::core::store::StoreError> + Send + 'static,
+    f: impl FnOnce(&history::History) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ErrorShape> {
-    let h = gw.agents.history().clone();
-    match tokio::task::spawn_blocking(move || f(&h)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "session store access failed");
-            Err(ErrorShape::new(
-                code::UNAVAILABLE,
-                "the gateway's state database failed; see the gateway log",
-            ))
-        }
-        Err(e) => Err(ErrorShape::new(code::UNAVAILABLE, format!("store task failed: {e}"))),
-    }
+    gw.agents
+        .with_history(f)
+        .await
+        .map_err(|e| GatewayError::store_failed("use its session store", e).ws_shape())
+}
+
+/// Any serializable result as the payload of a response.
+fn payload<T: serde::Serialize>(result: T) -> Value {
+    serde_json::to_value(result).expect("results serialize to plain JSON")
 }

@@ -19,6 +19,7 @@ use crate::core::secrets::tokens_equal;
 use crate::runtime::devices::proof::{self, Signed};
 use crate::runtime::devices::{DeviceError, Pairing};
 use gateway_proto::time::now_ms;
+use gateway_proto::ws_methods::{Method, EVENTS};
 
 pub struct Attempt<'a> {
     pub id: &'a str,
@@ -260,10 +261,10 @@ fn accept(
         "type": "hello-ok",
         "protocol": protocol,
         "server": { "version": gateway_proto::VERSION, "connId": attempt.id },
-        "features": { "methods": methods::names(), "events": methods::EVENTS },
+        "features": { "methods": Method::names(), "events": EVENTS },
         "snapshot": {
             "presence": presence,
-            "health": methods::health_payload(&crate::core::health::report(gw), now_ms(), gw.uptime_ms()),
+            "health": methods::health_result(&crate::core::health::report(gw), now_ms(), gw.uptime_ms()),
             "stateVersion": attempt.hub.state_version(),
             "uptimeMs": gw.started.elapsed().as_millis() as u64,
             "configPath": gw.config_file().display().to_string(),

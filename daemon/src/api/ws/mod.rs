@@ -76,7 +76,9 @@ fn on_event(hub: &Hub, event: &CoreEvent, limit: usize) -> usize {
             0
         }
         CoreEvent::HealthChanged { report, at_ms, uptime_ms } => {
-            hub.health_changed(&methods::health_payload(report, *at_ms, *uptime_ms), limit);
+            let health =
+                serde_json::to_value(methods::health_result(report, *at_ms, *uptime_ms)).expect("plain JSON");
+            hub.health_changed(&health, limit);
             0
         }
         CoreEvent::Shutdown { reason, restart_expected_ms } => {

@@ -1,0 +1,98 @@
+//! The control API as typed calls, one per route (docs/control-api.md): commands ask the client
+//! for `status()` or `reload()` and never spell a route or its answer's type themselves.
+
+use std::time::Duration;
+
+use gateway_proto::api::{
+    route, ApproveBody, ConfigView, DeviceRecord, DevicesReport, HealthReport, LogTail, PairingRequest,
+    PasswordBody, ReloadReport, RevokeReport, RevokedReport, SignInsReport, StatusReport, StopReport,
+    TokenInfo,
+};
+
+use crate::client::{Client, Error, DEFAULT_TIMEOUT};
+
+/// A reload waits for the transaction, which may build new provider clients.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Client {
+    pub fn status(&self) -> Result<StatusReport, Error> {
+        self.status_within(DEFAULT_TIMEOUT)
+    }
+
+    /// `status` with its own deadline (polls, probes of other gateways).
+    pub fn status_within(&self, timeout: Duration) -> Result<StatusReport, Error> {
+        self.call("GET", route::STATUS, timeout)
+    }
+
+    /// The health checks; a 503 is an answer too (the report says which check failed).
+    pub fn health(&self) -> Result<HealthReport, Error> {
+        let response = self.send("GET", route::HEALTH, DEFAULT_TIMEOUT)?;
+        if !matches!(response.status, 200 | 503) {
+            return Err(self.refused(&response));
+        }
+        self.decode(&response)
+    }
+
+    pub fn reload(&self) -> Result<ReloadReport, Error> {
+        self.call("POST", route::RELOAD, RELOAD_TIMEOUT)
+    }
+
+    pub fn stop(&self) -> Result<StopReport, Error> {
+        self.call("POST", route::STOP, DEFAULT_TIMEOUT)
+    }
+
+    /// The last `lines` lines of the daemon's log.
+    pub fn log_tail(&self, lines: usize) -> Result<LogTail, Error> {
+        self.get(&format!("{}?lines={lines}", route::LOGS))
+    }
+
+    /// The lines after `cursor`, waiting up to `wait_ms` for one.
+    pub fn log_after(&self, cursor: u64, wait_ms: u64, timeout: Duration) -> Result<LogTail, Error> {
+        self.call("GET", &format!("{}?cursor={cursor}&wait_ms={wait_ms}", route::LOGS), timeout)
+    }
+
+    pub fn config(&self) -> Result<ConfigView, Error> {
+        self.get(route::CONFIG)
+    }
+
+    pub fn token(&self) -> Result<TokenInfo, Error> {
+        self.get(route::TOKEN)
+    }
+
+    pub fn rotate_token(&self) -> Result<TokenInfo, Error> {
+        self.call("POST", route::TOKEN_ROTATE, DEFAULT_TIMEOUT)
+    }
+
+    pub fn devices(&self) -> Result<DevicesReport, Error> {
+        self.get(route::DEVICES)
+    }
+
+    pub fn approve_device(&self, id: &str, body: &ApproveBody) -> Result<DeviceRecord, Error> {
+        self.call_json("POST", &route::device_action(id, "approve"), body, DEFAULT_TIMEOUT)
+    }
+
+    pub fn reject_device(&self, id: &str) -> Result<PairingRequest, Error> {
+        self.call("POST", &route::device_action(id, "reject"), DEFAULT_TIMEOUT)
+    }
+
+    pub fn revoke_device(&self, id: &str) -> Result<RevokeReport, Error> {
+        self.call("POST", &route::device_action(id, "revoke"), DEFAULT_TIMEOUT)
+    }
+
+    pub fn set_password(&self, password: &str) -> Result<RevokedReport, Error> {
+        self.call_json(
+            "POST",
+            route::PASSWORD,
+            &PasswordBody { password: password.to_owned() },
+            DEFAULT_TIMEOUT,
+        )
+    }
+
+    pub fn signins(&self) -> Result<SignInsReport, Error> {
+        self.get(route::SIGNINS)
+    }
+
+    pub fn revoke_signin(&self, id: &str) -> Result<RevokedReport, Error> {
+        self.call("POST", &route::SIGNIN_REVOKE.replace("{id}", id), DEFAULT_TIMEOUT)
+    }
+}
