@@ -86,10 +86,17 @@ pub enum Command {
         purge: bool,
     },
     /// Start gatewayd: through the service manager when installed, else detached in the background
+    ///
+    /// A unit that failed, or that systemd gave up on after a crash loop, is cleared first
+    /// (reset-failed). An invalid config is refused (exit 78), with each error located.
     Start,
     /// Stop gatewayd gracefully (through the service manager when installed) and wait until it has exited
     Stop,
     /// Restart gatewayd and wait until the new process is ready
+    ///
+    /// A failed unit is cleared first. With an invalid config nothing is restarted (exit 78) and
+    /// a running gatewayd keeps running. Concurrent restarts are serialized, and one that waited
+    /// for another does not restart again.
     Restart,
     /// Check the service, files, port and host for problems; --fix repairs what is safe
     Doctor {

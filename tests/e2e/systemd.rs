@@ -32,27 +32,36 @@ fn harness() -> PathBuf {
 
 #[test]
 fn user_service_under_a_real_systemd() {
+    in_user_manager("systemd::scenario_in_user_manager");
+}
+
+#[test]
+fn a_crash_loop_systemd_gave_up_on_is_reported_and_recovered() {
+    in_user_manager("systemd::crash_loops_in_user_manager");
+}
+
+/// One harness at a time: two `systemd --user` of one uid share the cgroup tree (v1 here), so
+/// one manager stopping its gatewayd.service would signal the other's too.
+static HARNESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs one ignored test of this binary under the harness's `systemd --user`.
+fn in_user_manager(test: &str) {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: the systemd harness needs root (CI runs as root)");
         return;
     }
+    let _one_at_a_time = HARNESS.lock().unwrap_or_else(|e| e.into_inner());
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("timeout")
-        .arg("240")
+        .arg("300")
         .arg(harness())
         .arg(&exe)
-        .args([
-            "--exact",
-            "systemd::scenario_in_user_manager",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
         .output()
         .expect("run the systemd harness");
     let all = text(&out);
-    assert!(out.status.success(), "the scenario under systemd failed:\n{all}");
-    assert!(all.contains("scenario complete"), "the scenario did not run to its end:\n{all}");
+    assert!(out.status.success(), "{test} under systemd failed:\n{all}");
+    assert!(all.contains("scenario complete"), "{test} did not run to its end:\n{all}");
     assert!(all.contains("1 passed"), "{all}");
 }
 
@@ -226,11 +235,17 @@ fn scenario_in_user_manager() {
     assert!(out.contains("removed"), "{out}");
     assert!(!work_config.exists() && !t.home.state_dir(Some("work")).exists());
 
-    // A broken config and a restart: exit 78, no restart loop, and status --deep says why.
+    // A broken config: gatewayctl restart refuses (gatewayd keeps running); a restart by
+    // systemd exits 78, with no restart loop, and status --deep says why.
     t.write_config(&format!("{config}\n[gateway.oops]\n"));
+    let running: u64 = t.show("MainPID").parse().unwrap();
     let out = t.ctl(&["restart"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("gateway.oops") && said.contains("not restarting gatewayd"), "{}", text(&out));
+    assert_eq!(t.show("MainPID").parse::<u64>().unwrap(), running, "still the same gatewayd");
+    let out = t.systemctl(&["restart", "gatewayd.service"]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("exit status 78"), "{}", text(&out));
     assert_eq!(t.show("ExecMainStatus"), "78");
     let restarts = t.show("NRestarts");
     std::thread::sleep(Duration::from_secs(4)); // RestartSec is 1s: a loop would show by now.
@@ -247,6 +262,8 @@ fn scenario_in_user_manager() {
     );
     let why = deep["verdict"]["problems"].to_string();
     assert!(why.contains("last exit status 78") && why.contains("config invalid"), "{why}");
+    assert_eq!(deep["failure"]["config_error"], true, "{deep}");
+    assert_eq!(deep["failure"]["gave_up"], false, "{deep}");
     // What gatewayd printed before its logging started comes from the unit's output stream,
     // which journald may store a moment later, and may not attribute to the unit (gatewayd has
     // exited by then): it carries the unit's SyslogIdentifier.
@@ -346,6 +363,155 @@ fn scenario_in_user_manager() {
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "", "{}", text(&listed));
     assert!(gateway_proto::procfs::port_holders(port).is_empty(), "nothing listens on {port}");
     assert!(!t.runtime.join("gateway/gatewayd.sock").exists());
+    println!("scenario complete");
+}
+
+impl Inside {
+    /// Kills gatewayd each time systemd brings it back, until systemd stops trying; returns the
+    /// number of kills.
+    fn crash_until_systemd_gives_up(&self) -> u32 {
+        for kills in 0..12 {
+            let pid = wait_for(LONG, "gatewayd to run (or systemd to give up)", || {
+                if self.show("ActiveState") == "failed" {
+                    return Some(None);
+                }
+                let main: i32 = self.show("MainPID").parse().ok()?;
+                (main != 0 && self.show("ActiveState") == "active").then_some(Some(main))
+            });
+            let Some(pid) = pid else { return kills };
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+                .unwrap();
+            wait_for(LONG, "systemd to see the kill", || {
+                (self.show("MainPID") != pid.to_string()).then_some(())
+            });
+        }
+        panic!("systemd kept restarting gatewayd after 12 kills");
+    }
+
+    fn main_pid(&self) -> u64 {
+        self.show("MainPID").parse().unwrap()
+    }
+}
+
+#[test]
+#[ignore = "runs inside tests/systemd/user-manager.sh, started by a_crash_loop_systemd_gave_up_on_is_reported_and_recovered"]
+fn crash_loops_in_user_manager() {
+    assert_eq!(std::env::var("SYSTEMD_HARNESS").as_deref(), Ok("1"), "run by the harness");
+    let t = Inside::new();
+    let port = free_port();
+    let config = format!("[gateway]\nport = {port}\n\n[gateway.heartbeat]\ninterval_ms = 10000\n");
+    t.write_config(&config);
+    t.ctl_ok(&["install"]);
+
+    // A crash loop until systemd gives up: status --deep says so, how it died, the last log
+    // lines, and the command that recovers it.
+    let kills = t.crash_until_systemd_gives_up();
+    assert!(kills >= 5, "systemd gave up after {kills} kills");
+    assert_eq!(t.show("ActiveState"), "failed");
+    let (code, deep) = t.deep();
+    assert_eq!(code, 1, "{deep}");
+    let failure = &deep["failure"];
+    assert_eq!(failure["gave_up"], true, "{deep}");
+    assert_eq!(failure["last_failure"], "killed by SIGKILL", "{deep}");
+    assert!(failure["restarts"].as_u64().unwrap() >= 4, "{deep}");
+    assert_eq!(failure["recover"], "gatewayctl start", "{deep}");
+    let log = failure["log"].to_string();
+    assert!(log.contains("gatewayd ready") || log.contains("status=9/KILL"), "{deep}");
+    let out = t.ctl(&["status", "--deep"]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("Failure: systemd gave up after") && shown.contains("; last: killed by SIGKILL"),
+        "{shown}"
+    );
+    assert!(shown.contains("Last log lines:") && shown.contains("Recover: gatewayctl start"), "{shown}");
+    let out = t.ctl(&["doctor"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("systemd gave up after"), "{}", text(&out));
+
+    // gatewayctl start clears the failure and brings it back.
+    let out = t.ctl_ok(&["start"]);
+    assert!(out.contains("cleared that") && out.contains("gatewayd is running"), "{out}");
+    assert_eq!(t.show("ActiveState"), "active");
+    let (code, deep) = t.deep();
+    assert_eq!((code, &deep["failure"]), (0, &Value::Null), "{deep}");
+
+    // The same with restart.
+    t.crash_until_systemd_gives_up();
+    let out = t.ctl_ok(&["restart"]);
+    assert!(out.contains("cleared that") && out.contains("gatewayd is running"), "{out}");
+    assert_eq!(t.show("ActiveState"), "active");
+
+    // And with doctor --fix.
+    t.crash_until_systemd_gives_up();
+    let out = t.ctl(&["doctor", "--fix", "--yes", "--json"]);
+    let fixed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let check = fixed["checks"].as_array().unwrap().iter().find(|c| c["id"] == "service.failed").cloned();
+    assert_eq!(check.map(|c| c["fixed"].clone()), Some(Value::Bool(true)), "{fixed}");
+    assert_eq!(t.show("ActiveState"), "active");
+    assert_eq!(t.deep().0, 0);
+
+    // A unit that exited 78 is a config error: start refuses, naming the key, until it validates.
+    t.write_config(&format!("{config}\n[gateway.oops]\n"));
+    assert!(!t.systemctl(&["restart", "gatewayd.service"]).status.success());
+    let (_, deep) = t.deep();
+    assert_eq!(
+        (deep["failure"]["config_error"].as_bool(), deep["failure"]["gave_up"].as_bool()),
+        (Some(true), Some(false)),
+        "{deep}"
+    );
+    assert!(deep["failure"]["recover"].as_str().unwrap().contains("config validate"), "{deep}");
+    let out = t.ctl(&["start"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gateway.oops"), "{}", text(&out));
+    assert_eq!(t.show("ActiveState"), "failed", "not started with a broken config");
+    let out = t.ctl(&["doctor", "--fix", "--yes", "--json"]);
+    let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check =
+        doctor["checks"].as_array().unwrap().iter().find(|c| c["id"] == "service.failed").cloned().unwrap();
+    assert_eq!((check["fixable"].as_bool(), check["fixed"].clone()), (Some(false), Value::Null), "{doctor}");
+    t.write_config(&config);
+    let out = t.ctl_ok(&["start"]);
+    assert!(out.contains("cleared that"), "{out}");
+    assert_eq!(t.show("ActiveState"), "active");
+
+    // Three restarts at once: serialized, one restart does for all, and the gatewayd they leave
+    // keeps its pid (no restart loop, no automatic restarts). The test holds the lifecycle lock
+    // while they start, so that all three wait.
+    let before = t.main_pid();
+    let restarts = t.show("NRestarts");
+    let lock_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(t.runtime.join("gateway/lifecycle.lock"))
+        .unwrap();
+    let held = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let spawn = || {
+        t.command(&bin("gatewayctl"))
+            .arg("restart")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<_> = (0..3).map(|_| spawn()).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(children.iter_mut().all(|c| c.try_wait().unwrap().is_none()), "they wait for the lock");
+    drop(held);
+    let outs: Vec<Output> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let all: String = outs.iter().map(text).collect();
+    assert!(outs.iter().all(|o| o.status.success()), "{all}");
+    assert_eq!(all.matches("waiting for ").count(), 3, "{all}");
+    assert_eq!(all.matches("gatewayd restarted: pid").count(), 1, "{all}");
+    assert_eq!(all.matches("not restarting it again").count(), 2, "{all}");
+    let after = t.main_pid();
+    assert_ne!(after, before, "{all}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((t.main_pid(), t.show("NRestarts")), (after, restarts.clone()), "{all}");
+    assert_eq!(t.show("ActiveState"), "active");
+
+    t.ctl_ok(&["uninstall"]);
     println!("scenario complete");
 }
 

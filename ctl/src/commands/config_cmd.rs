@@ -1,12 +1,12 @@
 //! `config path|show|validate|schema`: the config file, and the config in effect.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use gateway_config::{check_startable, classify, load_file, Overrides};
 use gateway_proto::api::{ConfigIssue, ConfigView};
-use gateway_proto::exit;
+use gateway_proto::{exit, Profile};
 use serde_json::Value;
 
 use super::Ctx;
@@ -95,26 +95,31 @@ pub fn validate(ctx: &Ctx, file: Option<PathBuf>) -> Result<i32> {
         Some(f) => f,
         None => ctx.paths()?.config_file,
     };
-    let loaded = match load_file(&path) {
-        Ok(loaded) => loaded,
-        Err(issues) => return Ok(report_issues(&issues)),
-    };
-    // The checks gatewayd makes before it starts: a file can parse and still be refused.
-    let gateway = &loaded.config.gateway;
-    let port = gateway.port.map_or(ctx.profile.default_port(), |p| p.port());
-    let addr = SocketAddr::new(gateway.bind.ip(), port);
-    if let Err(issues) = check_startable(&loaded.config, &loaded, &path, &Overrides::default(), addr) {
-        return Ok(report_issues(&issues));
+    match check(&ctx.profile, &path) {
+        Err(issues) => Ok(report_issues(&issues)),
+        Ok(true) => {
+            println!("{}: ok", path.display());
+            Ok(exit::OK)
+        }
+        Ok(false) => {
+            println!("{}: not present (defaults apply)", path.display());
+            Ok(exit::OK)
+        }
     }
-    if loaded.exists {
-        println!("{}: ok", path.display());
-    } else {
-        println!("{}: not present (defaults apply)", path.display());
-    }
-    Ok(exit::OK)
 }
 
-fn report_issues(issues: &[ConfigIssue]) -> i32 {
+/// The checks gatewayd makes before it starts (a file can parse and still be refused): Ok with
+/// whether the file exists, or every issue, located.
+pub fn check(profile: &Profile, path: &Path) -> Result<bool, Vec<ConfigIssue>> {
+    let loaded = load_file(path)?;
+    let gateway = &loaded.config.gateway;
+    let port = gateway.port.map_or(profile.default_port(), |p| p.port());
+    let addr = SocketAddr::new(gateway.bind.ip(), port);
+    check_startable(&loaded.config, &loaded, path, &Overrides::default(), addr)?;
+    Ok(loaded.exists)
+}
+
+pub fn report_issues(issues: &[ConfigIssue]) -> i32 {
     for issue in issues {
         eprintln!("{issue}");
     }

@@ -26,7 +26,30 @@ pub struct Deep {
     pub port_holders: Vec<Holder>,
     pub config: ConfigPaths,
     pub others: Vec<OtherGateway>,
+    /// Why the service is down, when its manager reports it failed; null otherwise.
+    pub failure: Option<Failure>,
     pub verdict: Verdict,
+}
+
+/// A failed service: what happened, the last log lines, and the command that recovers it.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    /// One line for people: `systemd gave up after 5 restarts in 120 s; last: killed by SIGKILL`.
+    pub summary: String,
+    /// The manager stopped restarting it (systemd's start limit, launchd's throttle).
+    pub gave_up: bool,
+    /// Automatic restarts since it was last started by hand.
+    pub restarts: u32,
+    /// How the last run ended: `killed by SIGKILL`, `exit status 1`, `watchdog timeout ...`.
+    pub last_failure: Option<String>,
+    /// The last run exited 78: the config is invalid.
+    pub config_error: bool,
+    /// When it went down, as the manager prints it.
+    pub since: Option<String>,
+    /// The last journal lines of the instance and of the manager about it (systemd only).
+    pub log: Vec<String>,
+    /// The one command that brings it back.
+    pub recover: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +176,7 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
         port_holders: probe::holders(port),
         config,
         others: probe::other_gateways(&ctx.profile, &paths.runtime_dir),
+        failure: None,
         verdict: Verdict {
             runtime: String::new(),
             rpc_probe: String::new(),
@@ -160,8 +184,46 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
             problems: Vec::new(),
         },
     };
+    report.failure = failure(ctx, &report, &svc);
     report.verdict = verdict(&report, &svc);
     Ok(report)
+}
+
+/// How many journal lines a failure report shows.
+const FAILURE_LOG_LINES: usize = 12;
+
+fn failure(ctx: &Ctx, r: &Deep, svc: &Service) -> Option<Failure> {
+    let unit = r.service.unit.as_ref().filter(|u| u.installed() && (u.failed() || u.gave_up()))?;
+    let flag = super::service_cmd::profile_flag(&ctx.profile);
+    let config_error = unit.config_error();
+    let last = unit.last_failure().map(|l| format!("; last: {l}")).unwrap_or_default();
+    let summary = if unit.gave_up() {
+        let who =
+            if svc.manager == Manager::Launchd { "launchd throttled its respawn" } else { "systemd gave up" };
+        format!("{who} after {}{last}", unit.restarts_summary())
+    } else if config_error {
+        "gatewayd exited with status 78: its config is invalid".to_owned()
+    } else {
+        format!("it failed{last}")
+    };
+    Some(Failure {
+        summary,
+        gave_up: unit.gave_up(),
+        restarts: unit.n_restarts,
+        last_failure: unit.last_failure(),
+        config_error,
+        since: Some(unit.inactive_enter_timestamp.clone()).filter(|t| !t.is_empty()),
+        log: if svc.manager == Manager::Systemd {
+            super::journal::recent(&ctx.profile, FAILURE_LOG_LINES)
+        } else {
+            Vec::new()
+        },
+        recover: if config_error {
+            format!("gatewayctl{flag} config validate, fix what it names, then gatewayctl{flag} start")
+        } else {
+            format!("gatewayctl{flag} start")
+        },
+    })
 }
 
 fn service_view(svc: &Service) -> ServiceView {
@@ -207,8 +269,11 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
     }
     match (r.control.ok, unit) {
         (false, Some(u)) => add(
-            format!("{} is {}", r.service.name, describe_failure(u, svc.systemctl())),
-            "gatewayctl logs -n 50; fix what it says, then gatewayctl restart".into(),
+            format!("{} is {}", r.service.name, describe_failure(u, svc.manager)),
+            match &r.failure {
+                Some(f) => f.recover.clone(),
+                None => "gatewayctl logs -n 50; fix what it says, then gatewayctl start".into(),
+            },
         ),
         (false, None) if r.service.installed => add(
             format!("{} is installed but gatewayd does not answer on {}", r.service.name, r.control.socket),
@@ -230,12 +295,6 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
             "stop the gatewayd started by hand, then gatewayctl restart".into(),
         ),
         _ => {}
-    }
-    if let Some(u) = unit.filter(|u| u.start_limit_hit()) {
-        add(
-            format!("systemd stopped restarting {} (start limit hit)", u.fragment_path),
-            format!("fix the cause (gatewayctl logs), then systemctl --user reset-failed {}", r.service.name),
-        );
     }
     if r.service.enabled == Some(false) {
         add(
@@ -326,12 +385,24 @@ fn render(r: &Deep) -> String {
             "Unit: {} ({}), main pid {}, restarts {}, last exit {last}, result {}",
             u.active_state, u.sub_state, u.main_pid, u.n_restarts, u.result
         );
-        if !u.status_text.is_empty() {
+        // What gatewayd last told systemd; once it is gone, that text is stale.
+        if !u.status_text.is_empty() && !matches!(u.active_state.as_str(), "failed" | "inactive") {
             let _ = writeln!(o, "Unit status: {}", u.status_text);
         }
     }
     if let Some(e) = &s.error {
         let _ = writeln!(o, "Service manager: {e}");
+    }
+    if let Some(f) = &r.failure {
+        let since = f.since.as_deref().map(|t| format!(" (since {t})")).unwrap_or_default();
+        let _ = writeln!(o, "Failure: {}{since}", f.summary);
+        if !f.log.is_empty() {
+            let _ = writeln!(o, "Last log lines:");
+            for line in &f.log {
+                let _ = writeln!(o, "  {line}");
+            }
+        }
+        let _ = writeln!(o, "Recover: {}", f.recover);
     }
     let c = &r.control;
     match (&c.pid, &c.error) {

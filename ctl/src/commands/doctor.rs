@@ -34,6 +34,8 @@ enum Repair {
     Chmod(std::path::PathBuf, u32),
     RemoveSocket(std::path::PathBuf),
     Restart,
+    /// Clear a failed unit (`reset-failed`) and start it.
+    Recover,
 }
 
 #[derive(Debug, Serialize)]
@@ -88,6 +90,7 @@ pub fn doctor(ctx: &Ctx, fix: bool, yes: bool, json: bool) -> Result<i32> {
     if fix && checks.iter().any(|c| c.repair.is_some()) {
         let approved = yes || confirm(&checks)?;
         if approved {
+            let _serial = crate::service::serial::Serial::acquire(ctx, "doctor --fix")?;
             apply(ctx, &mut checks);
             // Report the state after the repairs, keeping what each repair did.
             let outcome: Vec<(&'static str, Option<bool>)> = checks.iter().map(|c| (c.id, c.fixed)).collect();
@@ -176,6 +179,12 @@ fn apply(ctx: &Ctx, checks: &mut [Check]) {
                 }
                 Repair::RemoveSocket(path) => std::fs::remove_file(path)?,
                 Repair::Restart => restart = true,
+                Repair::Recover => {
+                    if let Some(what) = super::service_cmd::recover(&svc)? {
+                        eprintln!("{what}");
+                    }
+                    restart = true;
+                }
             }
             Ok(())
         })();
@@ -185,8 +194,19 @@ fn apply(ctx: &Ctx, checks: &mut [Check]) {
         }
     }
     if restart && svc.installed() {
-        if let Err(e) = svc.systemctl().run(&["restart", &svc.unit()]) {
-            eprintln!("restart after the repairs failed: {e:#}");
+        let before = ctx.client().ok().and_then(|c| c.status().ok()).map(|s| s.pid);
+        let restarted = svc
+            .systemctl()
+            .run(&["restart", &svc.unit()])
+            .and_then(|_| super::service_cmd::wait_ready(ctx, before));
+        match &restarted {
+            Ok(ready) => eprintln!("{ready}"),
+            Err(e) => eprintln!("restart after the repairs failed: {e:#}"),
+        }
+        if restarted.is_err() {
+            for c in checks.iter_mut().filter(|c| c.repair == Some(Repair::Recover)) {
+                c.fixed = Some(false);
+            }
         }
     }
 }
@@ -197,8 +217,9 @@ pub fn run_checks(ctx: &Ctx) -> Result<Vec<Check>> {
     let client = ctx.client()?;
     let status: Result<StatusReport, Error> = client.status();
     let mut checks = Vec::new();
-    service_checks(&svc, &paths, &mut checks);
-    checks.push(config_check(&paths));
+    let config = config_check(ctx, &paths);
+    service_checks(&svc, &paths, config.severity == Severity::Ok, &mut checks);
+    checks.push(config);
     checks.extend(permission_checks(&paths));
     checks.push(socket_check(&paths, &status));
     checks.extend(port_checks(ctx, &paths, &status));
@@ -211,7 +232,7 @@ pub fn run_checks(ctx: &Ctx) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
-fn service_checks(svc: &Service, paths: &Paths, checks: &mut Vec<Check>) {
+fn service_checks(svc: &Service, paths: &Paths, config_ok: bool, checks: &mut Vec<Check>) {
     if svc.manager == Manager::None {
         checks.push(Check::ok(
             "service.manager",
@@ -296,17 +317,29 @@ fn service_checks(svc: &Service, paths: &Paths, checks: &mut Vec<Check>) {
                     None,
                 ));
             }
-            if state.active_state == "failed" {
+            if state.failed() || state.start_limit_hit() {
+                let (fix, repair) = if config_ok {
+                    (
+                        "clear the failure (reset-failed) and start it: gatewayctl start".to_owned(),
+                        Some(Repair::Recover),
+                    )
+                } else {
+                    (
+                        "fix the config first (gatewayctl config validate says where), then gatewayctl start"
+                            .to_owned(),
+                        None,
+                    )
+                };
                 checks.push(Check::bad(
                     "service.failed",
                     Severity::Error,
                     format!(
-                        "{} failed: {}",
+                        "{} is {}",
                         svc.unit(),
-                        super::service_cmd::describe_failure(&state, svc.systemctl())
+                        super::service_cmd::describe_failure(&state, svc.manager)
                     ),
-                    "read `gatewayctl logs -n 50`, fix the cause, then gatewayctl restart".into(),
-                    None,
+                    fix,
+                    repair,
                 ));
             }
         }
@@ -332,19 +365,16 @@ fn service_checks(svc: &Service, paths: &Paths, checks: &mut Vec<Check>) {
     }
 }
 
-fn config_check(paths: &Paths) -> Check {
-    match gateway_config::load_file(&paths.config_file) {
-        Ok(l) if l.exists => Check::ok("config.valid", format!("{} is valid", paths.config_file.display())),
-        Ok(_) => Check::ok(
-            "config.valid",
-            format!("no config file at {}: defaults apply", paths.config_file.display()),
-        ),
+fn config_check(ctx: &Ctx, paths: &Paths) -> Check {
+    let file = paths.config_file.display();
+    match super::config_cmd::check(&ctx.profile, &paths.config_file) {
+        Ok(true) => Check::ok("config.valid", format!("{file} is valid")),
+        Ok(false) => Check::ok("config.valid", format!("no config file at {file}: defaults apply")),
         Err(issues) => Check::bad(
             "config.valid",
             Severity::Error,
             format!(
-                "{} is invalid: {}",
-                paths.config_file.display(),
+                "{file} is invalid: {}",
                 issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             ),
             "edit the file (gatewayctl config validate shows each error), then gatewayctl reload".into(),

@@ -55,6 +55,25 @@ pub fn args(
     args
 }
 
+/// The last `lines` journal lines of the instance, for a failure report: gatewayd's own
+/// entries (what it printed before it died included) and the service manager's lines about the
+/// unit (`Main process exited, code=killed, status=9/KILL`, `Start request repeated too
+/// quickly`). Empty when journalctl cannot run or finds nothing.
+pub fn recent(profile: &Profile, lines: usize) -> Vec<String> {
+    let uid = nix::unistd::getuid().as_raw();
+    let mut query = args(profile, uid, false, lines, false, None);
+    let unit = crate::service::unit_name(profile);
+    query.extend(["+".into(), format!("USER_UNIT={unit}"), format!("_UID={uid}")]);
+    match Command::new("journalctl").args(&query).output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("-- "))
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Runs journalctl with our terminal; None when journalctl cannot run (the caller falls back).
 pub fn show(
     profile: &Profile,

@@ -13,7 +13,9 @@ use gateway_proto::{exit, Paths, Profile};
 use super::lifecycle::poll_status;
 use super::Ctx;
 use crate::client::Client;
+use crate::output::now_ms;
 use crate::service::launchd::{self, Launchctl, LaunchdState};
+use crate::service::serial::Serial;
 use crate::service::systemctl::{self, Systemctl, UnitState};
 use crate::service::{detached, unit, unit_name, unit_path, Manager, Spec};
 
@@ -98,11 +100,21 @@ impl Service {
     }
 }
 
+/// launchd's view in systemd's terms: a run killed by a signal is `killed`, a non-zero exit
+/// `exited`, and a throttled respawn (launchd holding back a job that keeps failing) shows as
+/// `start-limit-hit`, systemd's giving up.
 fn from_launchd(l: &LaunchdState) -> UnitState {
-    let failed = l.state != "running" && l.last_exit_code.is_some_and(|c| c != 0);
+    let running = l.state == "running";
+    let signal = l.signal_number();
+    let failed = !running && (signal.is_some() || l.last_exit_code.is_some_and(|c| c != 0));
+    let (code, status) = match (signal, l.last_exit_code) {
+        (Some(sig), _) => ("killed", sig),
+        (None, Some(code)) => ("exited", code),
+        (None, None) => ("", 0),
+    };
     UnitState {
         load_state: "loaded".into(),
-        active_state: if l.state == "running" {
+        active_state: if running {
             "active"
         } else if failed {
             "failed"
@@ -113,12 +125,21 @@ fn from_launchd(l: &LaunchdState) -> UnitState {
         sub_state: l.state.clone(),
         main_pid: l.pid.unwrap_or_default(),
         n_restarts: l.runs.saturating_sub(1),
-        exec_main_status: l.last_exit_code.unwrap_or_default(),
-        exec_main_code: if l.last_exit_code.is_some() { "exited" } else { "" }.into(),
-        result: if failed { "exit-code" } else { "success" }.into(),
+        exec_main_status: status,
+        exec_main_code: code.into(),
+        result: if l.throttled && !running {
+            "start-limit-hit"
+        } else if signal.is_some() && failed {
+            "signal"
+        } else if failed {
+            "exit-code"
+        } else {
+            "success"
+        }
+        .into(),
         unit_file_state: "enabled".into(),
         fragment_path: l.path.clone(),
-        status_text: String::new(),
+        ..UnitState::default()
     }
 }
 
@@ -193,7 +214,7 @@ pub fn install(ctx: &Ctx, system: bool, force: bool) -> Result<i32> {
         Manager::None => unreachable!("handled above"),
     }
     if !system {
-        report_ready(ctx, None)?;
+        println!("{}", wait_ready(ctx, None)?);
     }
     if svc.manager == Manager::Systemd && !system {
         let user = systemctl::current_user();
@@ -214,44 +235,44 @@ fn install_systemd(svc: &Service, changed: bool) -> Result<()> {
     let was_active = sc.show(&unit)?.active_state == "active";
     if let Err(e) = sc.run(&["enable", "--now", &unit]) {
         let state = sc.show(&unit)?;
-        bail!("{e:#}\n{unit} is {}", describe_failure(&state, sc));
+        bail!("{e:#}\n{unit} is {}", describe_failure(&state, svc.manager));
     }
     if changed && was_active {
         sc.run(&["restart", &unit])?;
     }
     let state = sc.show(&unit)?;
     if state.active_state != "active" {
-        bail!("{unit} did not start: {}", describe_failure(&state, sc));
+        bail!("{unit} did not start: {}", describe_failure(&state, svc.manager));
     }
     println!("enabled and started {unit} ({}, pid {})", state.sub_state, state.main_pid);
     Ok(())
 }
 
 /// Why a unit is not running, and where to look.
-pub fn describe_failure(state: &UnitState, sc: Systemctl) -> String {
+pub fn describe_failure(state: &UnitState, manager: Manager) -> String {
     let mut why = format!("{} ({})", state.active_state, state.sub_state);
-    if !state.result.is_empty() && state.result != "success" {
-        why.push_str(&format!(", result {}", state.result));
-    }
-    if state.exec_main_code == "exited" && state.exec_main_status != 0 {
-        why.push_str(&format!(", last exit status {}", state.exec_main_status));
-        if state.exec_main_status == exit::CONFIG {
-            why.push_str(" (config invalid: `gatewayctl config validate` says where)");
+    if state.gave_up() {
+        let who =
+            if manager == Manager::Launchd { "launchd throttled its respawn" } else { "systemd gave up" };
+        why.push_str(&format!(": {who} after {}", state.restarts_summary()));
+        if let Some(last) = state.last_failure() {
+            why.push_str(&format!("; last: {last}"));
+        }
+    } else {
+        if !state.result.is_empty() && state.result != "success" {
+            why.push_str(&format!(", result {}", state.result));
+        }
+        if state.config_error() {
+            why.push_str(&format!(
+                ", last exit status {} (config invalid: `gatewayctl config validate` says where; it is not \
+                 restarted until the config validates)",
+                state.exec_main_status
+            ));
+        } else if let Some(last) = state.last_failure() {
+            why.push_str(&format!(", last: {last}"));
         }
     }
-    if state.start_limit_hit() {
-        why.push_str(&format!(
-            "; it failed too often and systemd stopped trying: fix the cause, then `{}`",
-            sc.display(&["reset-failed", &state_unit_hint(state)])
-        ));
-    }
     format!("{why}; see `gatewayctl logs -n 50`")
-}
-
-fn state_unit_hint(state: &UnitState) -> String {
-    Path::new(&state.fragment_path)
-        .file_name()
-        .map_or("gatewayd.service".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 pub fn uninstall(ctx: &Ctx, system: bool, purge: bool) -> Result<i32> {
@@ -331,16 +352,37 @@ fn remove(file: &Path) -> Result<()> {
 }
 
 pub fn start(ctx: &Ctx) -> Result<i32> {
+    let _serial = Serial::acquire(ctx, "start")?;
     let svc = Service::new(ctx, false);
-    if svc.installed() {
-        return through_manager(ctx, &svc, None);
-    }
     let client = ctx.client()?;
     if let Ok(s) = poll_status(&client) {
         println!("gatewayd is already running (pid {}, {})", s.pid, s.listen.addr);
         return Ok(exit::OK);
     }
+    if let Some(code) = refuse_invalid_config(ctx, "not starting gatewayd")? {
+        return Ok(code);
+    }
+    if svc.installed() {
+        return through_manager(ctx, &svc, None);
+    }
     start_detached(ctx, &client)
+}
+
+/// With an invalid config gatewayd would exit 78 at once: say where the config is wrong instead
+/// (and exit 78 too), leaving a running gatewayd as it is.
+fn refuse_invalid_config(ctx: &Ctx, what: &str) -> Result<Option<i32>> {
+    let file = ctx.paths()?.config_file;
+    match super::config_cmd::check(&ctx.profile, &file) {
+        Ok(_) => Ok(None),
+        Err(issues) => {
+            let code = super::config_cmd::report_issues(&issues);
+            eprintln!(
+                "{what}: {} is invalid (above); fix it, then run this again (`gatewayctl config validate` checks it)",
+                file.display()
+            );
+            Ok(Some(code))
+        }
+    }
 }
 
 fn start_detached(ctx: &Ctx, client: &Client) -> Result<i32> {
@@ -386,6 +428,7 @@ fn start_detached(ctx: &Ctx, client: &Client) -> Result<i32> {
 /// `stop` through the manager; false when the manager does not run this instance (a gatewayd
 /// started by hand is stopped over the control socket instead).
 pub fn stop_service(ctx: &Ctx) -> Result<bool> {
+    let _serial = Serial::acquire(ctx, "stop")?;
     let svc = Service::new(ctx, false);
     if !svc.installed() {
         return Ok(false);
@@ -408,9 +451,26 @@ pub fn stop_service(ctx: &Ctx) -> Result<bool> {
 }
 
 pub fn restart(ctx: &Ctx) -> Result<i32> {
+    let asked_at_ms = now_ms();
+    let serial = Serial::acquire(ctx, "restart")?;
     let svc = Service::new(ctx, false);
     let client = ctx.client()?;
-    let before = poll_status(&client).ok().map(|s| s.pid);
+    let running = poll_status(&client).ok();
+    // A restart finished after this command was given (another gatewayctl's, which this one
+    // waited for): that gatewayd read its config after the request, which is all a restart
+    // promises, so a second restart would only drop its connections again.
+    if let Some(s) = running.as_ref().filter(|s| s.state == "running" && s.started_at_ms >= asked_at_ms) {
+        let by = serial.waited_for.as_ref().map_or("another command".to_owned(), |(who, _)| who.clone());
+        println!(
+            "gatewayd was restarted by {by} after this command was given (pid {}, listening on {}): not restarting it again",
+            s.pid, s.listen.addr
+        );
+        return Ok(exit::OK);
+    }
+    if let Some(code) = refuse_invalid_config(ctx, "not restarting gatewayd (it keeps running as it is)")? {
+        return Ok(code);
+    }
+    let before = running.map(|s| s.pid);
     if svc.installed() {
         return through_manager(ctx, &svc, before);
     }
@@ -421,39 +481,73 @@ pub fn restart(ctx: &Ctx) -> Result<i32> {
 }
 
 /// `start` (no `before`) or `restart` (the pid `before` it) through the manager, then waits
-/// for readiness.
+/// for readiness. A unit the manager gave up on, or that failed, is cleared first: otherwise
+/// systemd refuses the start (or starts it only to give up again at once).
 fn through_manager(ctx: &Ctx, svc: &Service, before: Option<u32>) -> Result<i32> {
     let restart = before.is_some();
     match svc.manager {
         Manager::Systemd => {
             let sc = svc.systemctl();
+            let unit = svc.unit();
+            if let Some(what) = recover(svc)? {
+                println!("{what}");
+            }
             let verb = if restart { "restart" } else { "start" };
-            if let Err(e) = sc.run(&[verb, &svc.unit()]) {
-                let state = sc.show(&svc.unit())?;
-                bail!("{e:#}\n{} is {}", svc.unit(), describe_failure(&state, sc));
+            if let Err(e) = sc.run(&[verb, &unit]) {
+                let state = sc.show(&unit)?;
+                bail!("{e:#}\n{unit} is {}", describe_failure(&state, svc.manager));
             }
         }
-        _ => launchctl(&svc.launchctl().kickstart(restart))?,
+        _ => {
+            let l = svc.launchctl();
+            if let Some(Ok(state)) = svc.unit_state() {
+                if state.load_state == "not-loaded" {
+                    launchctl(&l.bootstrap(&svc.file()?))?;
+                } else if state.failed() || state.gave_up() {
+                    println!("{} was {}; starting it again", l.label, describe_failure(&state, svc.manager));
+                }
+            }
+            // A disabled agent does not start; a throttled one waits out its penalty unless kicked.
+            launchctl(&l.enable())?;
+            launchctl(&l.kickstart(true))?;
+        }
     }
-    report_ready(ctx, before)?;
+    println!("{}", wait_ready(ctx, before)?);
     Ok(exit::OK)
 }
 
-/// Waits until gatewayd answers as running (and, after a restart, is not the pid `before`).
-fn report_ready(ctx: &Ctx, before: Option<u32>) -> Result<()> {
+/// Clears a failed (or given-up) systemd unit; returns what it was, for people, or None when
+/// there was nothing to clear.
+pub fn recover(svc: &Service) -> Result<Option<String>> {
+    let sc = svc.systemctl();
+    let unit = svc.unit();
+    let state = sc.show(&unit)?;
+    if !state.failed() && !state.start_limit_hit() {
+        return Ok(None);
+    }
+    sc.run(&["reset-failed", &unit])?;
+    Ok(Some(format!(
+        "{unit} was {}\ncleared that (`{}`); starting it again",
+        describe_failure(&state, svc.manager).trim_end_matches("; see `gatewayctl logs -n 50`"),
+        sc.display(&["reset-failed", &unit])
+    )))
+}
+
+/// Waits until gatewayd answers as running (and, after a restart, is not the pid `before`);
+/// returns the line that says so.
+pub fn wait_ready(ctx: &Ctx, before: Option<u32>) -> Result<String> {
     let client = ctx.client()?;
     let deadline = Instant::now() + READY_DEADLINE;
     loop {
         let last = poll_status(&client);
         if let Ok(s) = &last {
             if s.state == "running" && Some(s.pid) != before {
-                match before {
+                return Ok(match before {
                     Some(old) => {
-                        println!("gatewayd restarted: pid {old} -> {}, listening on {}", s.pid, s.listen.addr)
+                        format!("gatewayd restarted: pid {old} -> {}, listening on {}", s.pid, s.listen.addr)
                     }
-                    None => println!("gatewayd is running: pid {}, listening on {}", s.pid, s.listen.addr),
-                }
-                return Ok(());
+                    None => format!("gatewayd is running: pid {}, listening on {}", s.pid, s.listen.addr),
+                });
             }
         }
         if Instant::now() >= deadline {
@@ -472,4 +566,49 @@ fn report_ready(ctx: &Ctx, before: Option<u32>) -> Result<()> {
 
 pub fn profile_flag(profile: &Profile) -> String {
     profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_launchd_agent_reads_as_given_up_with_its_signal() {
+        let text = "gui/501/ai.gateway.gatewayd = {\n\tpath = /Users/a/Library/LaunchAgents/ai.gateway.gatewayd.plist\n\tstate = spawn scheduled\n\truns = 7\n\tlast terminating signal = Killed: 9\n}\n";
+        let state = from_launchd(&LaunchdState::parse(text));
+        assert!(state.failed() && state.gave_up(), "{state:?}");
+        assert_eq!(state.last_failure().as_deref(), Some("killed by SIGKILL"));
+        assert_eq!(
+            describe_failure(&state, Manager::Launchd),
+            "failed (spawn scheduled): launchd throttled its respawn after 6 restarts; last: killed by SIGKILL; \
+             see `gatewayctl logs -n 50`"
+        );
+        let stopped =
+            from_launchd(&LaunchdState::parse("x = {\n\tstate = not running\n\tlast exit code = 0\n}\n"));
+        assert!(!stopped.failed() && !stopped.gave_up(), "{stopped:?}");
+        let config = from_launchd(&LaunchdState::parse(
+            "x = {\n\tstate = not running\n\tlast exit code = 78: EX_CONFIG\n}\n",
+        ));
+        assert!(config.failed() && config.config_error() && !config.gave_up(), "{config:?}");
+    }
+
+    #[test]
+    fn a_crash_loop_systemd_gave_up_on_is_described_with_how_it_ended() {
+        let state = UnitState {
+            load_state: "loaded".into(),
+            active_state: "failed".into(),
+            sub_state: "failed".into(),
+            n_restarts: 5,
+            exec_main_code: "killed".into(),
+            exec_main_status: 9,
+            result: "signal".into(),
+            start_limit_burst: 5,
+            start_limit_interval_usec: 120_000_000,
+            ..UnitState::default()
+        };
+        assert_eq!(
+            describe_failure(&state, Manager::Systemd),
+            "failed (failed): systemd gave up after 5 restarts in 120 s; last: killed by SIGKILL; see `gatewayctl logs -n 50`"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod detached;
 pub mod probe;
+pub mod serial;
 pub mod systemctl;
 
 pub use gatewayctl::units::{

@@ -15,7 +15,8 @@ pub struct Systemctl {
 
 /// The properties of a unit that `status --deep` and `doctor` use, as `systemctl show` prints them.
 pub const SHOW_PROPERTIES: &str = "LoadState,ActiveState,SubState,MainPID,NRestarts,ExecMainStatus,\
-ExecMainCode,Result,UnitFileState,FragmentPath,StatusText";
+ExecMainCode,Result,UnitFileState,FragmentPath,StatusText,StartLimitBurst,StartLimitIntervalUSec,\
+InactiveEnterTimestamp";
 
 /// What systemd says about a unit.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -38,6 +39,11 @@ pub struct UnitState {
     pub unit_file_state: String,
     pub fragment_path: String,
     pub status_text: String,
+    /// At most this many starts within `start_limit_interval_usec`, then systemd gives up.
+    pub start_limit_burst: u32,
+    pub start_limit_interval_usec: u64,
+    /// When the unit last stopped or failed, as systemd prints it (empty if never).
+    pub inactive_enter_timestamp: String,
 }
 
 impl UnitState {
@@ -47,6 +53,53 @@ impl UnitState {
 
     pub fn start_limit_hit(&self) -> bool {
         self.result == "start-limit-hit"
+    }
+
+    pub fn failed(&self) -> bool {
+        self.active_state == "failed"
+    }
+
+    /// The last run exited 78 (EX_CONFIG): its config is invalid, and the unit does not restart.
+    pub fn config_error(&self) -> bool {
+        self.exec_main_code == "exited" && self.exec_main_status == gateway_proto::exit::CONFIG
+    }
+
+    /// systemd stopped restarting the unit. It shows as `Result=start-limit-hit` when a start
+    /// was refused; after a crash loop the unit is only `failed` with the last crash's result
+    /// (`signal`, `exit-code`, `watchdog`) and as many restarts as the start limit allows.
+    pub fn gave_up(&self) -> bool {
+        self.start_limit_hit()
+            || (self.failed()
+                && !self.config_error()
+                && self.start_limit_burst > 0
+                && self.n_restarts >= self.start_limit_burst)
+    }
+
+    /// How the last run ended, for people: `killed by SIGKILL`, `exit status 1`, `watchdog timeout`.
+    pub fn last_failure(&self) -> Option<String> {
+        if self.result == "watchdog" {
+            return Some("watchdog timeout (gatewayd stopped answering systemd's watchdog)".into());
+        }
+        let signal = || {
+            nix::sys::signal::Signal::try_from(self.exec_main_status)
+                .map_or_else(|_| format!("signal {}", self.exec_main_status), |s| s.as_str().to_owned())
+        };
+        match self.exec_main_code.as_str() {
+            "killed" => Some(format!("killed by {}", signal())),
+            "dumped" => Some(format!("crashed with {} (core dumped)", signal())),
+            "exited" if self.exec_main_status != 0 => Some(format!("exit status {}", self.exec_main_status)),
+            _ => None,
+        }
+    }
+
+    /// `N restarts in M s` for a unit that gave up.
+    pub fn restarts_summary(&self) -> String {
+        let window = self.start_limit_interval_usec / 1_000_000;
+        if window > 0 {
+            format!("{} restarts in {window} s", self.n_restarts)
+        } else {
+            format!("{} restarts", self.n_restarts)
+        }
     }
 
     fn from_show(text: &str) -> Self {
@@ -73,8 +126,35 @@ impl UnitState {
             unit_file_state: s("UnitFileState"),
             fragment_path: s("FragmentPath"),
             status_text: s("StatusText"),
+            start_limit_burst: n("StartLimitBurst") as u32,
+            start_limit_interval_usec: timespan_usec(&s("StartLimitIntervalUSec")),
+            inactive_enter_timestamp: s("InactiveEnterTimestamp"),
         }
     }
+}
+
+/// A systemd time span as `systemctl show` prints it (`2min`, `1min 30s`, `500ms`, `120000000`
+/// in older versions), in microseconds; 0 for `infinity` or what does not parse.
+fn timespan_usec(text: &str) -> u64 {
+    if let Ok(usec) = text.parse::<u64>() {
+        return usec;
+    }
+    let mut total = 0u64;
+    for part in text.split_whitespace() {
+        let split = part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len());
+        let (Ok(n), unit) = (part[..split].parse::<u64>(), &part[split..]) else { return 0 };
+        let scale = match unit {
+            "us" => 1,
+            "ms" => 1_000,
+            "s" | "" => 1_000_000,
+            "min" => 60_000_000,
+            "h" => 3_600_000_000,
+            "d" => 86_400_000_000,
+            _ => return 0,
+        };
+        total += n * scale;
+    }
+    total
 }
 
 impl Systemctl {
@@ -153,6 +233,31 @@ mod tests {
         assert_eq!(state.n_restarts, 3);
         assert_eq!(state.status_text, "stopping: config error");
         assert!(!state.start_limit_hit());
+        assert!(state.config_error() && !state.gave_up(), "an exit 78 is a config error, not a crash loop");
+    }
+
+    #[test]
+    fn a_crash_loop_that_systemd_gave_up_on_is_recognised() {
+        // What systemd 252 shows after 6 kills 1.3 s apart: failed, result signal, no start-limit-hit.
+        let looped = UnitState::from_show(
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nMainPID=0\nNRestarts=5\n\
+             ExecMainStatus=9\nExecMainCode=2\nResult=signal\nStartLimitBurst=5\n\
+             StartLimitIntervalUSec=2min\nInactiveEnterTimestamp=Fri 2026-12-04 16:01:02 UTC\n",
+        );
+        assert!(looped.gave_up());
+        assert_eq!(looped.last_failure().as_deref(), Some("killed by SIGKILL"));
+        let hit = UnitState { result: "start-limit-hit".into(), ..UnitState::default() };
+        assert!(hit.gave_up());
+        assert_eq!(looped.restarts_summary(), "5 restarts in 120 s");
+        assert_eq!(timespan_usec("1min 30s"), 90_000_000);
+        assert_eq!(timespan_usec("500ms"), 500_000);
+        assert_eq!(timespan_usec("infinity"), 0);
+        let once = UnitState { n_restarts: 1, ..looped.clone() };
+        assert!(!once.gave_up(), "one crash is not a give-up");
+        let watchdog = UnitState { result: "watchdog".into(), ..looped.clone() };
+        assert!(watchdog.last_failure().unwrap().starts_with("watchdog timeout"));
+        let exited = UnitState { exec_main_code: "exited".into(), exec_main_status: 1, ..looped };
+        assert_eq!(exited.last_failure().as_deref(), Some("exit status 1"));
     }
 
     #[test]

@@ -133,7 +133,19 @@ pub struct LaunchdState {
     /// How many times launchd started it since it was loaded.
     pub runs: u32,
     pub last_exit_code: Option<i32>,
+    /// The signal that ended the last run, as launchd names it (`Killed: 9`).
+    pub last_signal: Option<String>,
+    /// launchd holds back its respawn: the job exits faster than its `ThrottleInterval` (it is
+    /// `spawn scheduled`, or in the `penalty box`).
+    pub throttled: bool,
     pub path: String,
+}
+
+impl LaunchdState {
+    /// The number of the signal that ended the last run (`Killed: 9` is 9).
+    pub fn signal_number(&self) -> Option<i32> {
+        self.last_signal.as_deref()?.rsplit(' ').next()?.parse().ok()
+    }
 }
 
 impl LaunchdState {
@@ -141,6 +153,7 @@ impl LaunchdState {
     pub fn parse(text: &str) -> Self {
         let mut out = Self::default();
         let mut depth = 0usize;
+        let mut throttled_state = false;
         for line in text.lines() {
             let line = line.trim();
             if line.ends_with('{') {
@@ -156,16 +169,22 @@ impl LaunchdState {
             }
             let Some((key, value)) = line.split_once(" = ") else { continue };
             match key {
-                "state" => out.state = value.to_owned(),
+                "state" => {
+                    out.state = value.to_owned();
+                    throttled_state = value == "spawn scheduled";
+                }
                 "pid" => out.pid = value.parse().ok(),
                 "runs" => out.runs = value.parse().unwrap_or_default(),
                 "last exit code" => {
                     out.last_exit_code = value.split([':', ' ']).next().and_then(|v| v.parse().ok())
                 }
+                "last terminating signal" => out.last_signal = Some(value.to_owned()),
                 "path" => out.path = value.to_owned(),
+                "properties" if value.contains("penalty box") => out.throttled = true,
                 _ => {}
             }
         }
+        out.throttled |= throttled_state;
         out
     }
 }
@@ -260,5 +279,18 @@ mod tests {
         assert_eq!(s.state, "running");
         assert_eq!((s.pid, s.runs, s.last_exit_code), (Some(812), 3, Some(78)));
         assert_eq!(s.path, "/Users/a/Library/LaunchAgents/ai.gateway.gatewayd.plist");
+        assert!(!s.throttled && s.last_signal.is_none());
+    }
+
+    #[test]
+    fn a_throttled_agent_killed_by_a_signal_is_read() {
+        let text = "gui/501/ai.gateway.gatewayd = {\n\tactive count = 0\n\tpath = /Users/a/Library/LaunchAgents/ai.gateway.gatewayd.plist\n\tstate = spawn scheduled\n\truns = 9\n\tlast exit code = (never exited)\n\tlast terminating signal = Killed: 9\n\tproperties = keepalive | runatload | inferred program\n}\n";
+        let s = LaunchdState::parse(text);
+        assert_eq!((s.state.as_str(), s.pid, s.runs), ("spawn scheduled", None, 9));
+        assert_eq!((s.last_exit_code, s.signal_number()), (None, Some(9)));
+        assert!(s.throttled);
+        let boxed =
+            LaunchdState::parse("x = {\n\tstate = not running\n\tproperties = keepalive | penalty box\n}\n");
+        assert!(boxed.throttled);
     }
 }
