@@ -14,7 +14,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gateway_config::secret::{generate_token, write_secret_file};
 use gateway_proto::api::{
     self, route, ApproveBody, ConfigView, DevicesReport, ReloadTrigger, RevokeReport, TokenInfo,
 };
@@ -25,9 +24,9 @@ use crate::api::error::refuse;
 use crate::api::listener::{Door, Peer};
 use crate::core::events::{CoreEvent, Credential};
 use crate::core::gateway::{Active, ExitReason, Gateway, TokenSource};
+use crate::core::secrets::RotateError;
 use crate::core::{fsutil, health, logtail, reload};
 use crate::runtime::devices::{DeviceError, Devices};
-use gateway_proto::time::now_ms;
 
 /// Binds the control socket. A socket file left by a dead daemon is replaced; one that answers
 /// belongs to a live daemon and is never touched.
@@ -201,42 +200,13 @@ async fn token(State(gw): State<Arc<Gateway>>) -> Json<TokenInfo> {
 
 /// Replaces a generated token; one from the environment or the config is changed there instead.
 async fn rotate_token(State(gw): State<Arc<Gateway>>) -> Response {
-    let _serial = gw.reload_lock.lock().await;
-    let active = gw.active();
-    match active.token_source {
-        TokenSource::File => {}
-        TokenSource::Env => {
-            return refuse(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the token comes from GATEWAY_TOKEN: change it in the environment of gatewayd and restart it",
-            )
+    match crate::core::secrets::rotate_token(&gw).await {
+        Ok(()) => Json(token_info(&gw, &gw.active())).into_response(),
+        Err(e @ RotateError::Write(..)) => {
+            refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         }
-        TokenSource::Config => {
-            return refuse(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!(
-                    "the token comes from gateway.auth.token in {}: change it there",
-                    gw.config_file().display()
-                ),
-            )
-        }
+        Err(e) => refuse(StatusCode::CONFLICT, "conflict", e.to_string()),
     }
-    let token = generate_token();
-    let file = gw.paths.token_file();
-    if let Err(e) = write_secret_file(&file, &token) {
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("cannot write {}: {e}; the old token stays valid", file.display()),
-        );
-    }
-    let mut next = (*active).clone();
-    next.token = token;
-    gw.swap_active(next);
-    tracing::info!(file = %file.display(), at_ms = now_ms(), "gateway token rotated");
-    Json(token_info(&gw, &gw.active())).into_response()
 }
 
 /// Runs a registry call off the async threads (a commit waits for an fsync) and answers its

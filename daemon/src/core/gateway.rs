@@ -112,13 +112,13 @@ pub struct Gateway {
     pub paths: Paths,
     pub overrides: Overrides,
     /// The config the process started with: restart-required keys are compared against it.
-    pub booted_with: Config,
+    pub(in crate::core) booted_with: Config,
     pub listen_addr: SocketAddr,
-    pub supervisor: Supervisor,
-    pub watchdog_usec: Option<u64>,
-    pub started: Instant,
+    pub(in crate::core) supervisor: Supervisor,
+    pub(in crate::core) watchdog_usec: Option<u64>,
+    pub(in crate::core) started: Instant,
     pub started_at_ms: u64,
-    pub active: ArcSwap<Active>,
+    pub(in crate::core) active: ArcSwap<Active>,
     pub stats: Stats,
     pub notifier: Notifier,
     /// Where the core and the doors tell the doors what happened.
@@ -135,13 +135,13 @@ pub struct Gateway {
     pub config_write_lock: tokio::sync::Mutex<()>,
     pub logs: LogControl,
     /// Serializes reload transactions and token rotations.
-    pub reload_lock: tokio::sync::Mutex<()>,
-    pub last_reload: Mutex<Option<ReloadReport>>,
+    pub(in crate::core) reload_lock: tokio::sync::Mutex<()>,
+    pub(in crate::core) last_reload: Mutex<Option<ReloadReport>>,
     /// Restart-required keys changed in the file but not in effect (reload mode `hot`).
-    pub pending_restart: Mutex<Vec<String>>,
-    pub last_tick: Mutex<Option<Instant>>,
+    pub(in crate::core) pending_restart: Mutex<Vec<String>>,
+    pub(in crate::core) last_tick: Mutex<Option<Instant>>,
     /// The heartbeat's last probe of the state dir.
-    pub state_dir_writable: Mutex<Result<(), String>>,
+    pub(in crate::core) state_dir_writable: Mutex<Result<(), String>>,
     phase: watch::Sender<Phase>,
     exit: watch::Sender<Option<ExitReason>>,
     /// The generation in effect; subsystems that cache config values wait on it.
@@ -231,6 +231,11 @@ impl Gateway {
         Stats::get(&self.stats.http_connections)
             + Stats::get(&self.stats.control_connections)
             + Stats::get(&self.stats.websocket_connections)
+    }
+
+    /// How long ago the heartbeat last ticked; None before its first tick.
+    pub fn last_tick_age(&self) -> Option<std::time::Duration> {
+        self.last_tick.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())
     }
 
     /// Milliseconds since the daemon started.

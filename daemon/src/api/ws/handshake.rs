@@ -266,7 +266,7 @@ fn accept(
             "presence": presence,
             "health": methods::health_result(&crate::core::health::report(gw), now_ms(), gw.uptime_ms()),
             "stateVersion": attempt.hub.state_version(),
-            "uptimeMs": gw.started.elapsed().as_millis() as u64,
+            "uptimeMs": gw.uptime_ms(),
             "configPath": gw.config_file().display().to_string(),
             "stateDir": gw.paths.state_dir.display().to_string(),
             "authMode": active.config.gateway.auth.mode.as_str(),

@@ -127,8 +127,7 @@ pub fn health_result(report: &HealthReport, at_ms: u64, uptime_ms: u64) -> Healt
 }
 
 fn last_heartbeat(gw: &Gateway) -> LastHeartbeatResult {
-    let last = *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner());
-    let age = last.map(|t| t.elapsed().as_millis() as u64);
+    let age = gw.last_tick_age().map(|a| a.as_millis() as u64);
     LastHeartbeatResult {
         ts: age.map(|a| now_ms().saturating_sub(a)),
         age_ms: age,
