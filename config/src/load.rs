@@ -1,5 +1,6 @@
 //! Reading a config file into a [`Config`], with every problem located by file, line and key.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::ops::Range;
@@ -27,10 +28,36 @@ impl Loaded {
     }
 }
 
-/// Reads `path`; a missing file means the defaults.
+impl Loaded {
+    /// The dotted keys the file sets: its leaf values, and arrays of tables as a whole
+    /// (`hooks.mappings`). A key absent here has its built-in default.
+    pub fn set_keys(&self) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        if let Ok(table) = self.text.parse::<toml::Table>() {
+            collect_keys("", &table, &mut keys);
+        }
+        keys
+    }
+}
+
+fn collect_keys(prefix: &str, table: &toml::Table, keys: &mut BTreeSet<String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => collect_keys(&key, t, keys),
+            _ => {
+                keys.insert(key);
+            }
+        }
+    }
+}
+
+/// Reads `path`; a missing file means the defaults. The text must be UTF-8 (a leading byte
+/// order mark is allowed); the first bad byte is located by line and column.
 pub fn load_file(path: &Path) -> Result<Loaded, Vec<ConfigIssue>> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
+    match fs::read(path) {
+        Ok(bytes) => {
+            let text = decode(&bytes, path)?;
             let config = parse_str(&text, path)?;
             Ok(Loaded { config, exists: true, text })
         }
@@ -38,6 +65,28 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<ConfigIssue>> {
             Ok(Loaded { config: Config::default(), exists: false, text: String::new() })
         }
         Err(e) => Err(vec![ConfigIssue::new(path, None, format!("cannot read the config file: {e}"))]),
+    }
+}
+
+/// The file's bytes as text, or where its first byte that is not UTF-8 is.
+fn decode(bytes: &[u8], file: &Path) -> Result<String, Vec<ConfigIssue>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(e) => {
+            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("valid up to there");
+            let (line, column) = line_col(good, good.len());
+            let mut issue = ConfigIssue::new(
+                file,
+                None,
+                format!(
+                    "byte 0x{:02X} is not UTF-8: the file must be saved as UTF-8 (fix the character at this line and column)",
+                    bytes[e.valid_up_to()]
+                ),
+            );
+            (issue.line, issue.column) = (Some(line), Some(column));
+            Err(vec![issue])
+        }
     }
 }
 
@@ -70,9 +119,10 @@ fn located(
     issue
 }
 
-/// toml's messages span several lines with a source excerpt; keep the first sentence.
+/// toml's messages span several lines with a source excerpt; keep the first sentence, and of
+/// a value it quotes only the beginning (a 4 MB string must not make a 4 MB message).
 fn tidy(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_owned()
+    gateway_proto::quote::shorten_quoted(message.lines().next().unwrap_or(message).trim())
 }
 
 /// 1-based line and column of a byte offset.
@@ -109,6 +159,37 @@ mod tests {
 
     fn err(text: &str) -> ConfigIssue {
         parse_str(text, Path::new("/etc/g.toml")).unwrap_err().remove(0)
+    }
+
+    #[test]
+    fn bad_utf8_is_located_and_a_bom_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, b"[gateway]\nport = 1\nbind = \"lo\xFFopback\"\n").unwrap();
+        let issue = load_file(&path).unwrap_err().remove(0);
+        assert_eq!((issue.line, issue.column), (Some(3), Some(11)), "{issue}");
+        assert!(issue.message.contains("0xFF") && issue.message.contains("UTF-8"), "{issue}");
+        std::fs::write(&path, b"\xEF\xBB\xBF[gateway]\nport = 19999\n").unwrap();
+        assert_eq!(load_file(&path).unwrap().config.gateway.port.map(|p| p.port()), Some(19999));
+    }
+
+    #[test]
+    fn a_huge_value_is_quoted_short() {
+        let text = format!("[gateway.heartbeat]\ninterval_ms = \"{}\"\n", "9".repeat(4_000_000));
+        let issue = err(&text);
+        assert!(issue.message.len() < 300, "{} bytes: {}", issue.message.len(), &issue.message[..300]);
+        assert_eq!(issue.key.as_deref(), Some("gateway.heartbeat.interval_ms"));
+    }
+
+    #[test]
+    fn the_keys_a_file_sets_are_listed() {
+        let loaded = Loaded {
+            config: Config::default(),
+            exists: true,
+            text: "[gateway]\nport = 1\n[gateway.heartbeat]\ninterval_ms = 9000\n[[hooks.mappings]]\nname = \"a\"\n".into(),
+        };
+        let keys: Vec<String> = loaded.set_keys().into_iter().collect();
+        assert_eq!(keys, ["gateway.heartbeat.interval_ms", "gateway.port", "hooks.mappings"]);
     }
 
     #[test]

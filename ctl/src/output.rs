@@ -46,7 +46,19 @@ pub fn reload_summary(r: &ReloadReport) -> String {
             } else {
                 format!("; restart to apply {}", r.restart_keys.join(", "))
             };
-            format!("applied: generation {} (changed: {}{pending})", r.generation, r.changed_keys.join(", "))
+            let defaulted = if r.defaulted_keys.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nwarning: back to their defaults because the file no longer sets them: {}",
+                    r.defaulted_keys.join(", ")
+                )
+            };
+            format!(
+                "applied: generation {} (changed: {}{pending}){defaulted}",
+                r.generation,
+                r.changed_keys.join(", ")
+            )
         }
         ReloadOutcome::Unchanged => format!("unchanged: generation {}", r.generation),
         ReloadOutcome::Rejected if r.message.is_empty() => {
@@ -162,10 +174,17 @@ mod tests {
             at_ms: 0,
             changed_keys: vec!["logging.level".into()],
             restart_keys: vec![],
+            defaulted_keys: vec![],
             errors: vec![],
             message: String::new(),
         };
         assert_eq!(reload_summary(&r), "applied: generation 3 (changed: logging.level)");
+        r.defaulted_keys = vec!["logging.level".into()];
+        assert_eq!(
+            reload_summary(&r),
+            "applied: generation 3 (changed: logging.level)\nwarning: back to their defaults because the file no longer sets them: logging.level"
+        );
+        r.defaulted_keys.clear();
         r.changed_keys.push("gateway.port".into());
         r.restart_keys = vec!["gateway.port".into()];
         assert_eq!(

@@ -139,6 +139,7 @@ async fn serve_until_exit(
         token: prepared.token,
         token_source: prepared.token_source,
         hooks_token: prepared.hooks_token,
+        file_keys: prepared.file_keys,
     };
     let store_path = paths.state_dir.join("gateway.db");
     let store = crate::core::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;

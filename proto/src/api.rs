@@ -180,6 +180,10 @@ pub struct ReloadReport {
     pub changed_keys: Vec<String>,
     /// Of those, the keys that need a restart to take effect.
     pub restart_keys: Vec<String>,
+    /// Of the changed keys, those that went back to their built-in default because they
+    /// vanished from the file (a line deleted, a file cut short).
+    #[serde(default)]
+    pub defaulted_keys: Vec<String>,
     pub errors: Vec<ConfigIssue>,
     /// One line for people.
     pub message: String,

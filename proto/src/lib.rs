@@ -5,6 +5,7 @@ pub mod api;
 pub mod exit;
 pub mod paths;
 pub mod procfs;
+pub mod quote;
 pub mod time;
 pub mod ws;
 pub mod ws_methods;

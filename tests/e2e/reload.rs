@@ -175,3 +175,87 @@ fn token_rotation_takes_effect_at_once() {
     assert_eq!(get(&old), 401, "the old token stops working at once");
     drop(d);
 }
+
+/// A program that rewrites the file in place (truncate, then write) must never have its
+/// in-between states applied: not an empty file, not the defaults, and never a self-restart
+/// from a transient read.
+#[test]
+fn a_file_rewritten_in_place_is_read_only_once_it_has_settled() {
+    let home = Home::new();
+    let port = free_port();
+    // runs.max_concurrent needs a restart: applying the defaults in between would restart the daemon.
+    let text = "[runs]\nmax_concurrent = 3\n\n[gateway.heartbeat]\ninterval_ms = 20000\n".to_owned();
+    home.write_config(None, &text);
+    let d = home.start(&["--port", &port.to_string()]);
+    let pid = status(&home)["pid"].clone();
+    let path = home.config_file(None);
+
+    // Emptied and left empty for a while: the watcher refuses it with a clear message.
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+    let s = wait_outcome(&home, "rejected", 1);
+    assert!(s["last_reload"]["errors"][0]["message"].as_str().unwrap().contains("empty"), "{s}");
+    assert_eq!((s["config"]["generation"].clone(), s["pid"].clone()), (Value::from(1), pid.clone()));
+
+    // The same text rewritten in place, truncate then write, 100 times at 40-70 ms: nothing applies.
+    for i in 0..100u64 {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(1 + i % 4));
+        f.write_all(text.as_bytes()).unwrap();
+        drop(f);
+        std::thread::sleep(Duration::from_millis(40 + (i * 7) % 31));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let s = status(&home);
+    assert_eq!(s["pid"], pid, "no self-restart: {s}");
+    assert_eq!(s["config"]["generation"], 1, "nothing applied: {s}");
+    assert_eq!(s["counters"]["reloads_applied"], 0, "{s}");
+    assert_eq!(d.get("/healthz", &[]).0, 200);
+}
+
+/// Keys that vanish from the file go back to their defaults: the report names them, the log
+/// warns, and `reload --wait` prints them.
+#[test]
+fn keys_that_vanish_from_the_file_are_named_as_back_to_their_defaults() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.heartbeat]\ninterval_ms = 20000\n\n[logging]\nlevel = \"debug\"\n\n[gateway.reload]\nmode = \"off\"\n");
+    let _d = home.start(&["--port", &free_port().to_string()]);
+    // A file cut short after its third line: interval_ms and level are gone.
+    home.write_config(None, "[gateway.heartbeat]\n\n[gateway.reload]\nmode = \"off\"\n");
+    let out = home.ctl(&["reload", "--wait"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        said.contains("back to their defaults because the file no longer sets them: gateway.heartbeat.interval_ms, logging.level"),
+        "{said}"
+    );
+    let s = status(&home);
+    let defaulted: Vec<&str> =
+        s["last_reload"]["defaulted_keys"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(defaulted, ["gateway.heartbeat.interval_ms", "logging.level"], "{s}");
+    let log = wait_for(Duration::from_secs(5), "the warning in the log", || {
+        let log = std::fs::read_to_string(home.state_dir(None).join("logs/gatewayd.jsonl")).ok()?;
+        log.contains("reload_defaults").then_some(log)
+    });
+    assert!(log.contains("no longer sets gateway.heartbeat.interval_ms, logging.level"), "{log}");
+}
+
+/// Invalid UTF-8 is located; a huge wrong value is quoted short, in the report and the log.
+#[test]
+fn bad_bytes_and_huge_values_get_short_located_errors() {
+    let home = Home::new();
+    home.write_config(None, "[logging]\nlevel = \"info\"\n");
+    let _d = home.start(&["--port", &free_port().to_string()]);
+    std::fs::write(home.config_file(None), b"[logging]\nlevel = \"in\xFFfo\"\n").unwrap();
+    let s = wait_outcome(&home, "rejected", 1);
+    let e = &s["last_reload"]["errors"][0];
+    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(2), Some(12)), "{s}");
+    let huge = format!("[gateway.heartbeat]\ninterval_ms = \"{}\"\n", "7".repeat(4_000_000));
+    home.write_config(None, &huge);
+    let s = wait_outcome(&home, "rejected", 2);
+    let report = s["last_reload"].to_string();
+    assert!(report.len() < 2_000, "a {} byte report", report.len());
+    assert!(report.contains("4000000 bytes"), "{report}");
+    let log = std::fs::read_to_string(home.state_dir(None).join("logs/gatewayd.jsonl")).unwrap();
+    assert!(log.len() < 100_000, "the log took the whole value: {} bytes", log.len());
+}

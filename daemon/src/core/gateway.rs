@@ -2,6 +2,7 @@
 //! and the heartbeat. The config in effect is an immutable snapshot swapped atomically, so a
 //! request sees one whole config, old or new, never a mix.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,8 @@ pub struct Active {
     pub token_source: TokenSource,
     /// The webhook token (`hooks.token`) while webhooks are on.
     pub hooks_token: Option<String>,
+    /// The dotted keys the file set (the rest had their defaults).
+    pub file_keys: BTreeSet<String>,
 }
 
 /// Where the gateway token comes from; only a generated one can be rotated by the daemon.

@@ -2,6 +2,7 @@
 //! start, then swap the snapshot. Any failure before the swap leaves the old config serving.
 //! The same transaction serves the file watcher, SIGHUP and `gatewayctl reload`.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use gateway_proto::api::{ConfigIssue, ReloadOutcome, ReloadReport, ReloadTrigger
 use gateway_proto::Profile;
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use sha2::Digest;
 
 use crate::core::events::CoreEvent;
 use crate::core::gateway::{Active, ExitReason, Gateway, Stats, TokenSource};
@@ -27,6 +29,8 @@ pub struct Prepared {
     pub token_generated: bool,
     pub hooks_token: Option<String>,
     pub addr: SocketAddr,
+    /// The dotted keys the file sets.
+    pub file_keys: BTreeSet<String>,
 }
 
 /// Loads and checks the config file under the overrides; the one path for startup and reload.
@@ -57,6 +61,7 @@ pub fn prepare(
     let hooks_token = crate::core::webhooks::prepare(&config, &token)
         .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
     Ok(Prepared {
+        file_keys: loaded.set_keys(),
         config,
         file_exists: loaded.exists,
         token,
@@ -168,6 +173,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             at_ms: now_ms(),
             changed_keys: changed,
             restart_keys: restart,
+            defaulted_keys: Vec::new(),
             errors,
             message,
         }
@@ -187,6 +193,15 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             None,
             "the config file was removed; restore it, or run `gatewayctl reload` to run on the defaults"
                 .into(),
+        )]);
+    }
+    // A program rewriting the file in place (truncate, then write) can be caught in between:
+    // the watcher never trades a config that set keys for an empty one.
+    if trigger == ReloadTrigger::Watcher && next.file_keys.is_empty() && !current.file_keys.is_empty() {
+        return reject(vec![ConfigIssue::new(
+            file,
+            None,
+            "the config file is empty now (or holds only comments): if a program is rewriting it, this passes; to run on the defaults, run `gatewayctl reload`".into(),
         )]);
     }
     let mut changes = diff(&current.config, &next.config);
@@ -222,6 +237,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             message,
         );
     }
+    let defaulted = back_to_default(&changes.changed, &current.file_keys, &next.file_keys);
     warn_if_secret_exposed(file, &next);
     let generation = current.generation + 1;
     let pending = diff(&gw.booted_with, &next.config).restart;
@@ -237,8 +253,33 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         token: next.token,
         token_source: next.token_source,
         hooks_token: next.hooks_token,
+        file_keys: next.file_keys,
     });
-    report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message)
+    if !defaulted.is_empty() {
+        tracing::warn!(
+            event = "reload_defaults",
+            keys = %defaulted.join(","),
+            "the config file no longer sets {}: back to the built-in defaults (if that was not meant, restore them)",
+            defaulted.join(", ")
+        );
+    }
+    let mut applied =
+        report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message);
+    applied.defaulted_keys = defaulted;
+    applied
+}
+
+/// The changed keys that the old file set and the new one does not: they went back to their
+/// defaults. A key covers its sub-keys (`hooks.mappings` covers `hooks.mappings[0].name`).
+fn back_to_default(changed: &[String], before: &BTreeSet<String>, after: &BTreeSet<String>) -> Vec<String> {
+    let covers = |set: &BTreeSet<String>, key: &str| {
+        set.iter().any(|k| {
+            k == key
+                || key.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with(['.', '[']))
+                || k.strip_prefix(key).is_some_and(|r| r.starts_with('.'))
+        })
+    };
+    changed.iter().filter(|k| covers(before, k) && !covers(after, k)).cloned().collect()
 }
 
 /// Keeps the file watch alive while held.
@@ -276,8 +317,62 @@ pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
             if gw.active().config.gateway.reload.mode == ReloadMode::Off || gw.exit_reason().is_some() {
                 continue;
             }
+            if !settled(gw.config_file(), &mut rx).await {
+                // Still changing after the settle budget: its next change brings us back.
+                continue;
+            }
             reload(&gw, ReloadTrigger::Watcher).await;
         }
     });
     Ok(debouncer)
+}
+
+/// How long the file must stay the same before the watcher reads it for a reload.
+const SETTLE: Duration = Duration::from_millis(50);
+/// How long a file that keeps changing is waited for before the watcher leaves it.
+const SETTLE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Waits until two looks at the file `SETTLE` apart agree (size, mtime and content), so that
+/// a file being written is not read half-way; re-armed while it keeps changing. Watcher events
+/// that arrive meanwhile are for this same change. False when it did not settle in the budget.
+async fn settled(file: &Path, events: &mut tokio::sync::mpsc::UnboundedReceiver<()>) -> bool {
+    let look = || async {
+        let meta = tokio::fs::metadata(file).await.ok();
+        let bytes = tokio::fs::read(file).await.ok();
+        (meta.map(|m| (m.len(), m.modified().ok())), bytes.map(|b| sha2::Sha256::digest(&b)))
+    };
+    let deadline = tokio::time::Instant::now() + SETTLE_BUDGET;
+    let mut last = look().await;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(SETTLE).await;
+        while events.try_recv().is_ok() {}
+        let now = look().await;
+        if now == last {
+            return true;
+        }
+        last = now;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_vanished_from_the_file_are_the_ones_back_at_their_defaults() {
+        let set = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect::<BTreeSet<String>>();
+        let before =
+            set(&["gateway.port", "gateway.heartbeat.interval_ms", "logging.level", "hooks.mappings"]);
+        let after = set(&["gateway.port"]);
+        let changed: Vec<String> =
+            ["gateway.heartbeat.interval_ms", "logging.level", "hooks.mappings[0].name", "gateway.bind"]
+                .map(String::from)
+                .to_vec();
+        assert_eq!(
+            back_to_default(&changed, &before, &after),
+            ["gateway.heartbeat.interval_ms", "logging.level", "hooks.mappings[0].name"]
+        );
+        assert!(back_to_default(&changed, &before, &before).is_empty(), "still set: changed, not defaulted");
+    }
 }
