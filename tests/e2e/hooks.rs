@@ -150,9 +150,12 @@ fn refusals() {
             401
         );
     }
-    let r = hook(&d, "/hooks/agent", &[BEARER], body);
+    let r = hook(&d, "/hooks/wake", &[("x-gateway-hooks-token", "wrong-wrong-wrong-wrong")], "");
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(r.header("retry-after").is_some());
+    // The lockout holds back guessing, not the sender that has the token.
+    let r = hook(&d, "/hooks/agent", &[BEARER], body);
+    assert_eq!(r.status, 202, "{}", r.body);
 }
 
 #[test]

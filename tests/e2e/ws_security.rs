@@ -41,6 +41,28 @@ fn credentials_in_the_url_are_refused() {
     let (status, body) = http(d.port, "GET", &format!("/gateway/status?token={tok}"), &[]);
     assert_eq!(status, 400);
     assert!(body.contains("credentials in the URL"));
+    // Any spelling of a credential's name, percent-encoded or not, and any parameter whose
+    // value is one of the gateway's secrets.
+    for query in [
+        "api-key=x",
+        "apiKey=x",
+        "%74oken=x",
+        "Authorization=x",
+        "client_secret=x",
+        "x-api-key=x",
+        "bearer=x",
+    ] {
+        let (status, body) = http(d.port, "GET", &format!("/v1/models?{query}"), &[]);
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains("credentials_in_url"), "{query}: {body}");
+    }
+    let (status, body) = http(d.port, "GET", &format!("/gateway/sessions?limit=1&q={tok}"), &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("holds one of the gateway's secrets") && !body.contains(&tok), "{body}");
+    assert_eq!(
+        http(d.port, "GET", "/gateway/sessions?limit=1", &[("Authorization", &format!("Bearer {tok}"))]).0,
+        200
+    );
     let refused =
         Client::open(d.port, &Connect { path: "/?token=x", ..Default::default() }).err().expect("refused");
     assert_eq!(refused.status, 400);
@@ -65,9 +87,8 @@ fn brute_force_is_rate_limited_on_every_path() {
         }
     }
     assert_eq!(limited, 15, "after 5 failures every attempt gets 429");
-    // The WebSocket path shares the lockout, even with the right token...
-    let tok = home.token();
-    let (mut c, res) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
+    // The WebSocket path shares the lockout...
+    let (mut c, res) = Client::connect(d.port, &Connect { token: Some("wrong-again"), ..Default::default() });
     assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED", "{res}");
     assert!(res["error"]["retryAfterMs"].as_u64().unwrap() > 0);
     assert_eq!(c.closed().0, 1008);
@@ -76,9 +97,108 @@ fn brute_force_is_rate_limited_on_every_path() {
         d.port,
         "GET",
         "/gateway/status",
-        &[("Authorization", &format!("Bearer {tok}")), ("X-Forwarded-For", "203.0.113.9")],
+        &[("Authorization", "Bearer wrong-spoofed"), ("X-Forwarded-For", "203.0.113.9")],
     );
     assert_eq!(status, 429);
+    // The lockout holds back guessing, not the owner: the right token still works, over HTTP
+    // and WebSocket.
+    let tok = home.token();
+    assert_eq!(http(d.port, "GET", "/gateway/status", &[("Authorization", &format!("Bearer {tok}"))]).0, 200);
+    let (_c, res) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
+    assert_eq!(res["ok"], true, "{res}");
+}
+
+/// What any web page can make a browser send (an `<img>` with no credential, a cross-site
+/// request) is refused without counting, so it can never lock the owner out.
+#[test]
+fn credential_less_and_cross_site_requests_never_lock_out_the_owner() {
+    let home = Home::new();
+    let d = home.start_with("[gateway.auth.rate_limit]\nmax_failures = 5\n");
+    for _ in 0..20 {
+        assert_eq!(http(d.port, "GET", "/gateway/status", &[]).0, 401, "no credential: 401, never 429");
+        assert_eq!(http(d.port, "GET", "/v1/models", &[]).0, 401);
+    }
+    for headers in [
+        [("Sec-Fetch-Site", "cross-site"), ("Authorization", "Bearer wrong")],
+        [("Referer", "https://evil.example/page"), ("Authorization", "Bearer wrong")],
+        [("Origin", "https://evil.example"), ("Authorization", "Bearer wrong")],
+    ] {
+        for _ in 0..10 {
+            let (status, body) = http(d.port, "GET", "/gateway/status", &headers);
+            assert_eq!(status, 403, "{headers:?}: {body}");
+        }
+    }
+    let (status, body) = http(d.port, "GET", "/gateway/status", &[("Sec-Fetch-Site", "cross-site")]);
+    assert!(status == 403 && body.contains("another web site"), "{status} {body}");
+    // None of that counted: a wrong token now gets 401, not 429, and the right one works.
+    assert_eq!(http(d.port, "GET", "/gateway/status", &[("Authorization", "Bearer wrong")]).0, 401);
+    let tok = home.token();
+    assert_eq!(http(d.port, "GET", "/gateway/status", &[("Authorization", &format!("Bearer {tok}"))]).0, 200);
+    // A same-origin page's request (its own Referer) is fine.
+    let own = format!("http://127.0.0.1:{}/ui", d.port);
+    assert_eq!(
+        http(
+            d.port,
+            "GET",
+            "/gateway/status",
+            &[("Referer", &own), ("Authorization", &format!("Bearer {tok}"))]
+        )
+        .0,
+        200
+    );
+    let status: serde_json::Value = control(&home.socket(None), "GET", "/v1/status");
+    assert_eq!(status["counters"]["auth_failures"], 1, "{status}");
+}
+
+/// The Host header names this gateway, once; an absolute-form target names the same host.
+#[test]
+fn ambiguous_hosts_are_refused() {
+    let home = Home::new();
+    let d = home.start_with("");
+    let tok = format!("Bearer {}", home.token());
+    let (status, body) = http(
+        d.port,
+        "GET",
+        "/gateway/status",
+        &[("Host", "localhost"), ("Host", "evil.example"), ("Authorization", &tok)],
+    );
+    assert!(status == 400 && body.contains("2 Host headers"), "{status} {body}");
+    let (status, body) = http(d.port, "GET", "/gateway/status", &[("Host", ""), ("Authorization", &tok)]);
+    assert!(status == 400 && body.contains("empty"), "{status} {body}");
+    let (status, body) = http(
+        d.port,
+        "GET",
+        "http://evil.example/gateway/status",
+        &[("Host", "localhost"), ("Authorization", &tok)],
+    );
+    assert!(status == 400 && body.contains("must agree"), "{status} {body}");
+    let absolute = format!("http://127.0.0.1:{}/gateway/status", d.port);
+    let host = format!("127.0.0.1:{}", d.port);
+    assert_eq!(http(d.port, "GET", &absolute, &[("Host", &host), ("Authorization", &tok)]).0, 200);
+}
+
+/// Rejections the router makes itself (a path or query it cannot parse, a method a route does
+/// not serve) come in the documented JSON shapes, never as plain text.
+#[test]
+fn router_rejections_come_in_the_documented_shapes() {
+    let home = Home::new();
+    let d = home.start_with("");
+    let tok = format!("Bearer {}", home.token());
+    let auth = [("Authorization", tok.as_str())];
+    let (status, body) = http(d.port, "GET", "/v1/responses/%ff%fe", &auth);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{body}");
+    let (status, body) = http(d.port, "GET", "/gateway/sessions?limit=-1", &auth);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+    let (status, body) = http(d.port, "DELETE", "/gateway/status", &auth);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!((status, v["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("Allow header"), "{body}");
+    let (status, body) = unix_http(&home.socket(None), "GET", "/v1/logs?lines=many", &[]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
 }
 
 #[test]

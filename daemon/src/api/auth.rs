@@ -25,15 +25,46 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// True when the request may pass: auth is off, it carries the gateway token (token mode) or a
-/// live session token (password mode), or it comes from a trusted proxy naming a user.
-pub fn authorized(gw: &Gateway, active: &Active, peer: &Peer, headers: &HeaderMap) -> bool {
-    match active.config.gateway.auth.mode {
-        AuthMode::None => true,
-        AuthMode::Token => bearer(headers).is_some_and(|t| tokens_equal(t, &active.token)),
-        AuthMode::Password => bearer(headers).is_some_and(|t| gw.signins.verify(t).is_some()),
-        AuthMode::TrustedProxy => proxy_user(active, peer, headers).is_some(),
+/// What a request's credential turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    Valid,
+    /// A credential was presented and is wrong: it counts toward the lockout.
+    Invalid,
+    /// None was presented (what an `<img>` tag on any web page sends): refused, never counted.
+    Missing,
+}
+
+impl Checked {
+    /// `Valid` when `given` (if any) equals `expected`, in constant time.
+    pub fn secret(given: Option<&str>, expected: &str) -> Self {
+        match given {
+            None => Self::Missing,
+            Some(g) if tokens_equal(g, expected) => Self::Valid,
+            Some(_) => Self::Invalid,
+        }
     }
+}
+
+/// The gateway's own auth for a request: auth off, the gateway token (token mode), a live
+/// sign-in session token (password mode), or a trusted proxy naming a user.
+pub fn check_gateway_auth(gw: &Gateway, active: &Active, peer: &Peer, headers: &HeaderMap) -> Checked {
+    match active.config.gateway.auth.mode {
+        AuthMode::None => Checked::Valid,
+        AuthMode::Token => Checked::secret(bearer(headers), &active.token),
+        AuthMode::Password => match bearer(headers) {
+            None => Checked::Missing,
+            Some(t) if gw.signins.verify(t).is_some() => Checked::Valid,
+            Some(_) => Checked::Invalid,
+        },
+        AuthMode::TrustedProxy if proxy_user(active, peer, headers).is_some() => Checked::Valid,
+        AuthMode::TrustedProxy => Checked::Missing,
+    }
+}
+
+/// True when the request may pass the gateway's auth.
+pub fn authorized(gw: &Gateway, active: &Active, peer: &Peer, headers: &HeaderMap) -> bool {
+    check_gateway_auth(gw, active, peer, headers) == Checked::Valid
 }
 
 /// The user a trusted proxy names; `None` from anyone else, or without the header.
@@ -81,31 +112,39 @@ pub const UNAUTHORIZED_HINT: &str =
     "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token: `gatewayctl token show`)";
 
 /// The port's authentication for a request: `check` decides (the gateway's auth by default,
-/// the hooks token for webhooks); failures count toward the per-address lockout.
+/// the hooks token for webhooks). Only a wrong credential counts toward the per-address lockout:
+/// a request that presents none does not. And the lockout holds back guessing, never the owner:
+/// while an address is locked out, a correct credential (a long random token, which cannot be
+/// guessed) still passes, and everything else gets 429.
 pub fn authenticate(
     gw: &Gateway,
     req: &Request,
-    check: impl FnOnce(&Active, &Peer, &HeaderMap) -> bool,
+    check: impl FnOnce(&Active, &Peer, &HeaderMap) -> Checked,
 ) -> Result<(), Refusal> {
     let active = gw.active();
     let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
     let ip = client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
-    if let Err(retry) = gw.limiter.check(ip) {
-        return Err(Refusal::RateLimited(ip, retry));
+    let locked = gw.limiter.check(ip).err();
+    match (check(&active, &peer, req.headers()), locked) {
+        (Checked::Valid, None) => {
+            gw.limiter.success(ip);
+            Ok(())
+        }
+        (Checked::Valid, Some(_)) => Ok(()),
+        (_, Some(retry)) => Err(Refusal::RateLimited(ip, retry)),
+        (Checked::Invalid, None) => {
+            gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
+            Stats::bump(&gw.stats.auth_failures);
+            Err(Refusal::Unauthorized)
+        }
+        (Checked::Missing, None) => Err(Refusal::Unauthorized),
     }
-    if check(&active, &peer, req.headers()) {
-        gw.limiter.success(ip);
-        return Ok(());
-    }
-    gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
-    Stats::bump(&gw.stats.auth_failures);
-    Err(Refusal::Unauthorized)
 }
 
 /// Middleware: lets a request pass with the gateway's credential (or with auth off); otherwise
 /// a 401 that says what to send (with `WWW-Authenticate: Bearer`), or a 429 in lockout.
 pub async fn require_gateway_auth(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    match authenticate(&gw, &req, |active, peer, headers| authorized(&gw, active, peer, headers)) {
+    match authenticate(&gw, &req, |active, peer, headers| check_gateway_auth(&gw, active, peer, headers)) {
         Ok(()) => next.run(req).await,
         Err(refusal) => {
             let challenge = matches!(refusal, Refusal::Unauthorized);

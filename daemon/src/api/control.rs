@@ -20,11 +20,12 @@ use gateway_proto::api::{
 use serde::Deserialize;
 use tokio::net::UnixListener;
 
-use crate::api::error::refuse;
+use crate::api::error::{refuse, GatewayError};
 use crate::api::listener::{Door, Peer};
 use crate::core::events::{CoreEvent, Credential};
 use crate::core::gateway::{Active, ExitReason, Gateway, TokenSource};
 use crate::core::secrets::RotateError;
+use crate::core::store::{off_workers, CallError};
 use crate::core::{fsutil, health, logtail, reload};
 use crate::runtime::devices::{DeviceError, Devices};
 
@@ -91,6 +92,7 @@ fn router(gw: Arc<Gateway>) -> Router {
                 format!("no control route {} {}", req.method(), req.uri().path()),
             )
         })
+        .layer(middleware::from_fn(crate::api::error::uniform_errors))
         .layer(middleware::from_fn(guard))
         .with_state(gw)
 }
@@ -215,15 +217,12 @@ async fn registry<T: serde::Serialize + Send + 'static>(
     gw: &Gateway,
     call: impl FnOnce(&Devices) -> Result<T, DeviceError> + Send + 'static,
 ) -> Result<T, Response> {
-    let devices = gw.devices.clone();
-    match tokio::task::spawn_blocking(move || call(&devices)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(device_error(&e)),
-        Err(e) => Err(refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("the device registry failed: {e}"),
-        )),
+    match off_workers(gw.devices.clone(), call).await {
+        Ok(value) => Ok(value),
+        Err(CallError::Failed(e)) => Err(device_error(&e)),
+        Err(e @ CallError::Task(_)) => {
+            Err(GatewayError::store_failed("use its device registry", e).into_response())
+        }
     }
 }
 

@@ -172,6 +172,59 @@ pub fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>
     GatewayError::new(status, code, message).into_response()
 }
 
+/// Middleware for every door: an error answer that is not one of ours (axum's rejection of a
+/// path or query it cannot parse, its bare 405, a body cut off at the limit) becomes a
+/// `GatewayError` in the documented shape, saying what was refused and what to do.
+pub async fn uniform_errors(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let response = next.run(req).await;
+    let status = response.status();
+    let ours = response.extensions().get::<GatewayError>().is_some();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if ours || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let said = gateway_proto::quote::shorten_quoted(String::from_utf8_lossy(&body).trim());
+    let path = gateway_proto::quote::short(&path);
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            // axum adds the Allow header further out, when there is one.
+            let allowed = allow.as_ref().and_then(|a| a.to_str().ok()).map_or_else(
+                || "the Allow header lists the methods it takes".to_owned(),
+                |a| format!("use {a}"),
+            );
+            GatewayError::new(
+                status,
+                "method_not_allowed",
+                format!("{method} is not served on {path}: {allowed}"),
+            )
+        }
+        StatusCode::NOT_FOUND => {
+            GatewayError::not_found("not_found", format!("no route for {method} {path}"))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            GatewayError::new(status, "body_too_large", format!("{said}: send less"))
+        }
+        s if s.is_client_error() => GatewayError::new(
+            status,
+            "bad_request",
+            format!("{method} {path} was refused: {said}; see docs/api.md for what it takes"),
+        ),
+        _ => GatewayError::internal(format!("{method} {path} failed: {said}; see the gateway log")),
+    };
+    let mut response = error.into_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
 /// Middleware for the OpenAI-compatible paths: any `GatewayError` answer goes out in the OpenAI
 /// shape, whichever layer refused the request.
 pub async fn openai_shape(req: Request, next: Next) -> Response {

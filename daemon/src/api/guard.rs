@@ -7,50 +7,33 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use axum::middleware::Next;
 use axum::response::Response;
+use gateway_proto::quote;
 
 use crate::api::error::refuse;
-use crate::core::gateway::Gateway;
+use crate::core::gateway::{Active, Gateway};
+use crate::core::secrets::tokens_equal;
 
-/// Query parameters that carry credentials: refused, since URLs end up in logs and histories.
-const CREDENTIAL_PARAMS: [&str; 6] = ["token", "access_token", "password", "auth", "api_key", "apikey"];
+/// Query parameter names (lower-case, without `-`, `_` and `.`) that carry credentials; names
+/// ending in `token`, `secret`, `password` or `apikey` count too.
+const CREDENTIAL_PARAMS: &[&str] =
+    &["token", "key", "apikey", "auth", "authorization", "bearer", "password", "passwd", "pwd", "secret"];
+const CREDENTIAL_SUFFIXES: &[&str] = &["token", "secret", "password", "apikey"];
 
 pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let active = gw.active();
     let http = &active.config.gateway.http;
     let path = req.uri().path();
-    if let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
-        if !host_allowed(host, &http.allowed_hosts) {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "host_not_allowed",
-                format!("Host {host:?} is not allowed: add it to gateway.http.allowed_hosts if clients use that name"),
-            );
-        }
+    if let Some(refusal) = host_refusal(&req, &http.allowed_hosts) {
+        return refusal;
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|h| h.to_str().ok()) {
-        if !origin_allowed(origin, gw.listen_addr, &http.allowed_origins) {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                format!("Origin {origin:?} is not allowed: add it to gateway.http.allowed_origins to let that site call the gateway"),
-            );
-        }
+    if let Some(refusal) = cross_site_refusal(req.headers(), gw.listen_addr, &http.allowed_origins) {
+        return refusal;
     }
-    if let Some(query) = req.uri().query() {
-        let named = query
-            .split('&')
-            .filter_map(|kv| kv.split('=').next())
-            .find(|k| CREDENTIAL_PARAMS.iter().any(|c| k.eq_ignore_ascii_case(c)));
-        if let Some(name) = named {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "credentials_in_url",
-                format!("credentials in the URL ({name}=) are refused: send them in the Authorization header or the connect frame"),
-            );
-        }
+    if let Some(refusal) = req.uri().query().and_then(|q| query_refusal(q, &active)) {
+        return refusal;
     }
     let max_body = http.max_body_bytes.get() as usize;
     let declared =
@@ -64,6 +47,148 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
     // A body without a declared length is cut off at the limit as it streams.
     let req = req.map(|body| Body::new(http_body_util::Limited::new(body, max_body)));
     next.run(req).await
+}
+
+/// One `Host` that names this gateway (DNS rebinding), and, for an absolute-form request target
+/// (`GET http://host/path`), the same host in both.
+fn host_refusal(req: &Request, allowed: &[String]) -> Option<Response> {
+    let hosts: Vec<&HeaderValue> = req.headers().get_all(header::HOST).iter().collect();
+    let bad = |message: String| Some(refuse(StatusCode::BAD_REQUEST, "bad_host", message));
+    let host = match hosts.as_slice() {
+        [] if req.version() == Version::HTTP_11 => {
+            return bad("a request needs a Host header (HTTP/1.1)".into());
+        }
+        [] => return None,
+        [one] => one.to_str().unwrap_or("").trim(),
+        _ => return bad(format!("{} Host headers: a request has exactly one", hosts.len())),
+    };
+    if host.is_empty() {
+        return bad("the Host header is empty: name the gateway's address".into());
+    }
+    if let Some(target) = req.uri().authority() {
+        if !target.as_str().eq_ignore_ascii_case(host) {
+            return bad(format!(
+                "the request target names {} but the Host header {}: they must agree",
+                quote::short(target.as_str()),
+                quote::short(host)
+            ));
+        }
+    }
+    if !host_allowed(host, allowed) {
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            format!(
+                "Host {} is not allowed: add it to gateway.http.allowed_hosts if clients use that name",
+                quote::short(host)
+            ),
+        ));
+    }
+    None
+}
+
+/// A browser's request from another site: a foreign `Origin`; or, without one, a cross-site
+/// `Sec-Fetch-Site` or a foreign `Referer` (what an `<img>` or a form on any web page sends).
+/// Refused before authentication, so it never counts toward a lockout.
+fn cross_site_refusal(headers: &HeaderMap, listen: SocketAddr, allowed: &[String]) -> Option<Response> {
+    let value = |name| headers.get(name).and_then(|h| h.to_str().ok());
+    if let Some(origin) = value(header::ORIGIN) {
+        if origin_allowed(origin, listen, allowed) {
+            return None;
+        }
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!(
+                "Origin {} is not allowed: add it to gateway.http.allowed_origins to let that site call the gateway",
+                quote::short(origin)
+            ),
+        ));
+    }
+    let cross_site = value(HeaderName::from_static("sec-fetch-site"))
+        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
+    let foreign_referer =
+        value(header::REFERER).map(referer_origin).is_some_and(|o| !origin_allowed(&o, listen, allowed));
+    (cross_site || foreign_referer).then(|| {
+        refuse(
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            "a request from another web site is refused: call the gateway from its own pages, or list that site in gateway.http.allowed_origins",
+        )
+    })
+}
+
+/// `scheme://host[:port]` of a Referer URL.
+fn referer_origin(referer: &str) -> String {
+    let Some((scheme, rest)) = referer.split_once("://") else { return referer.to_owned() };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    format!("{scheme}://{authority}")
+}
+
+/// Credentials in the query string: a parameter named like one, or any value that is one of the
+/// gateway's secrets. URLs end up in logs, histories and Referer headers.
+fn query_refusal(query: &str, active: &Active) -> Option<Response> {
+    let secrets: Vec<&str> =
+        std::iter::once(active.token.as_str()).chain(active.hooks_token.as_deref()).collect();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(raw_name);
+        if credential_name(&name) {
+            return Some(refuse(
+                StatusCode::BAD_REQUEST,
+                "credentials_in_url",
+                format!(
+                    "credentials in the URL ({}=) are refused: send them in the Authorization header or the connect frame",
+                    quote::short(&name)
+                ),
+            ));
+        }
+        let value = percent_decode(raw_value);
+        if !value.is_empty() && secrets.iter().any(|s| tokens_equal(&value, s)) {
+            return Some(refuse(
+                StatusCode::BAD_REQUEST,
+                "credentials_in_url",
+                format!(
+                    "the query parameter {} holds one of the gateway's secrets: never put it in a URL (rotate it if this URL was shared), send it in the Authorization header",
+                    quote::short(&name)
+                ),
+            ));
+        }
+    }
+    None
+}
+
+fn credential_name(name: &str) -> bool {
+    let normal: String =
+        name.chars().filter(|c| !matches!(c, '-' | '_' | '.' | ' ')).flat_map(char::to_lowercase).collect();
+    CREDENTIAL_PARAMS.contains(&normal.as_str()) || CREDENTIAL_SUFFIXES.iter().any(|s| normal.ends_with(s))
+}
+
+/// `application/x-www-form-urlencoded` decoding: `%XX` and `+`; bytes that are not UTF-8 are
+/// replaced.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if let Some(b) = hex {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// IP literals and loopback names are always fine (DNS rebinding needs a name); other names
@@ -114,6 +239,33 @@ mod tests {
             assert!(!host_allowed(bad, &[]), "{bad}");
         }
         assert!(host_allowed("gw.lan:18789", &["gw.lan".into()]));
+    }
+
+    #[test]
+    fn credential_names_in_any_spelling() {
+        for name in [
+            "token",
+            "TOKEN",
+            "api-key",
+            "api_key",
+            "apiKey",
+            "key",
+            "authorization",
+            "Bearer",
+            "password",
+            "client_secret",
+            "access_token",
+            "hooks.token",
+            "x-api-key",
+        ] {
+            assert!(credential_name(name), "{name}");
+        }
+        for name in ["limit", "cursor", "keys", "monkey_business", "session"] {
+            assert!(!credential_name(name), "{name}");
+        }
+        assert_eq!(percent_decode("%74%6Fken"), "token");
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
+        assert_eq!(referer_origin("https://evil.example:8443/page?x=1"), "https://evil.example:8443");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .merge(hooks::router(gw.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state((gw.clone(), hub), websocket_upgrades))
+        .layer(middleware::from_fn(error::uniform_errors))
         .layer(middleware::from_fn_with_state(gw.clone(), guard::check))
         .layer(middleware::from_fn(error::openai_shape))
         .layer(middleware::from_fn_with_state(gw.clone(), count_requests))

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::auth::{bearer, rate_limited};
-use crate::api::error::refuse;
+use crate::api::error::{refuse, GatewayError};
 use crate::api::listener::{client_ip, Peer};
 use crate::core::events::{CoreEvent, Credential};
 use crate::core::gateway::{Gateway, Stats};
@@ -66,21 +66,13 @@ async fn create_session(State(gw): State<Arc<Gateway>>, req: Request) -> Respons
     let ttl = active.config.gateway.auth.session_ttl_ms.get();
     let sessions = gw.signins.clone();
     let client = format!("{ip} {agent}").trim().to_owned();
-    match tokio::task::spawn_blocking(move || sessions.create(ttl, &client)).await {
-        Ok(Ok((info, token))) => {
+    match crate::core::store::off_workers(sessions, move |s| s.create(ttl, &client)).await {
+        Ok((info, token)) => {
             tracing::info!(event = "session_created", session = %info.id, "password session created");
             let body = json!({ "token": token, "id": info.id, "expiresAtMs": info.expires_at_ms });
             (StatusCode::CREATED, Json(body)).into_response()
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot record a session");
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the gateway cannot record the session right now; try again",
-            )
-        }
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("session task failed: {e}")),
+        Err(e) => GatewayError::store_failed("record the sign-in session", e).into_response(),
     }
 }
 

@@ -57,7 +57,7 @@ async fn require_hooks_token(State(gw): State<Arc<Gateway>>, req: Request, next:
             "webhooks take no query string (URLs end up in logs): send the token as `Authorization: Bearer <hooks token>` or in x-gateway-hooks-token",
         );
     }
-    match authenticate(&gw, &req, |_, _, headers| token::presented(headers, &expected)) {
+    match authenticate(&gw, &req, |_, _, headers| token::check(headers, &expected)) {
         Ok(()) => next.run(req).await,
         Err(refusal) => refusal.into_error(HOOKS_UNAUTHORIZED_HINT).into_response(),
     }

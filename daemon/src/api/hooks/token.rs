@@ -3,15 +3,22 @@
 
 use axum::http::HeaderMap;
 
+use crate::api::auth::Checked;
+
 /// The header a webhook sender may use instead of `Authorization: Bearer`.
 pub const TOKEN_HEADER: &str = "x-gateway-hooks-token";
 /// Whether the request carries the hooks token (bearer or header; compared in constant time).
-pub fn presented(headers: &HeaderMap, expected: &str) -> bool {
+pub fn check(headers: &HeaderMap, expected: &str) -> Checked {
     let from_header = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
-    crate::api::auth::bearer(headers)
-        .into_iter()
-        .chain(from_header)
-        .any(|given| crate::core::secrets::tokens_equal(given, expected))
+    let given: Vec<&str> = crate::api::auth::bearer(headers).into_iter().chain(from_header).collect();
+    if given.is_empty() {
+        return Checked::Missing;
+    }
+    if given.iter().any(|g| Checked::secret(Some(g), expected) == Checked::Valid) {
+        Checked::Valid
+    } else {
+        Checked::Invalid
+    }
 }
 
 #[cfg(test)]
@@ -21,12 +28,12 @@ mod tests {
     #[test]
     fn presentation() {
         let mut h = HeaderMap::new();
-        assert!(!presented(&h, "secret-secret-secret"));
+        assert_eq!(check(&h, "secret-secret-secret"), Checked::Missing);
         h.insert("authorization", "Bearer secret-secret-secret".parse().unwrap());
-        assert!(presented(&h, "secret-secret-secret"));
+        assert_eq!(check(&h, "secret-secret-secret"), Checked::Valid);
         let mut h = HeaderMap::new();
         h.insert(TOKEN_HEADER, "secret-secret-secret".parse().unwrap());
-        assert!(presented(&h, "secret-secret-secret"));
-        assert!(!presented(&h, "other-other-other-other"));
+        assert_eq!(check(&h, "secret-secret-secret"), Checked::Valid);
+        assert_eq!(check(&h, "other-other-other-other"), Checked::Invalid);
     }
 }

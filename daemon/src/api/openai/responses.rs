@@ -53,15 +53,7 @@ async fn with_history<T: Send + 'static>(
     doing: &'static str,
     f: impl FnOnce(&History) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, GatewayError> {
-    let history = gw.agents.history().clone();
-    match tokio::task::spawn_blocking(move || f(&history)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "the gateway cannot {doing}");
-            Err(GatewayError::internal(format!("the gateway cannot {doing} right now; try again")))
-        }
-        Err(e) => Err(GatewayError::internal(format!("the store task to {doing} failed: {e}"))),
-    }
+    gw.agents.with_history(f).await.map_err(|e| GatewayError::store_failed(doing, e))
 }
 
 fn not_found(id: &str) -> GatewayError {
@@ -105,14 +97,12 @@ impl Keep {
     /// Saves the response as it stands; a failure is logged, not fatal to the answer.
     async fn save(&self, body: Value) {
         let keep = self.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            keep.history.put_response(&keep.id, keep.session_key.as_deref(), &body.to_string())
+        let stored = crate::core::store::off_workers(keep.history.clone(), move |h| {
+            h.put_response(&keep.id, keep.session_key.as_deref(), &body.to_string())
         })
         .await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot store a response"),
-            Err(e) => tracing::error!(error = %e, "response store task failed"),
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store a response");
         }
     }
 }

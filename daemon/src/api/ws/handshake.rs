@@ -87,9 +87,12 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
     }
 
     // 3. Origin was checked before the upgrade (guard). 4. Shared auth, rate limited.
+    // A lockout holds back guessing, never the owner: while this address is locked out, a
+    // password is not even tried, but a correct token (long and random: not guessable) passes.
     let active = gw.active();
     let ip = attempt.context.client_ip;
-    if let Err(retry) = gw.limiter.check(ip) {
+    let locked = gw.limiter.check(ip).err();
+    let rate_limited = |retry: std::time::Duration| {
         let mut error = ErrorShape::new(
             code::INVALID_REQUEST,
             "too many failed authentication attempts from this address",
@@ -97,10 +100,14 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
         .with_details(json!({ "code": auth_code::RATE_LIMITED }));
         error.retryable = Some(true);
         error.retry_after_ms = Some(retry.as_millis() as u64);
-        return Err(Refusal::new(error, close::POLICY));
-    }
+        Refusal::new(error, close::POLICY)
+    };
     let auth = params.auth.clone().unwrap_or_default();
     let presented = auth.token.clone().or(auth.device_token.clone()).unwrap_or_default();
+    let password_given = auth.password.as_deref().is_some_and(|p| !p.is_empty());
+    if let Some(retry) = locked.filter(|_| password_given || presented.is_empty()) {
+        return Err(rate_limited(retry));
+    }
     let device = params.device.as_ref();
     let verified = match active.config.gateway.auth.mode {
         AuthMode::None => Ok(AuthKind::None),
@@ -122,8 +129,14 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
     let auth_kind = match verified {
         Ok(kind) => kind,
         Err(refusal) => {
-            gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
-            crate::core::gateway::Stats::bump(&gw.stats.auth_failures);
+            if let Some(retry) = locked {
+                return Err(rate_limited(retry));
+            }
+            // Only a wrong credential counts; a connect that presents none does not.
+            if password_given || !presented.is_empty() {
+                gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);
+                crate::core::gateway::Stats::bump(&gw.stats.auth_failures);
+            }
             return Err(refusal);
         }
     };
@@ -157,11 +170,14 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
                     role.clone(),
                     params.scopes.clone(),
                 );
-                tokio::task::spawn_blocking(move || {
-                    devices.pair(&id, &key, &client, &role, &scopes, loopback)
+                crate::core::store::off_workers(devices, move |d| {
+                    d.pair(&id, &key, &client, &role, &scopes, loopback)
                 })
                 .await
-                .unwrap_or_else(|e| Err(DeviceError::Invalid(format!("pairing task failed: {e}"))))
+                .map_err(|e| match e {
+                    crate::core::store::CallError::Failed(e) => e,
+                    task => DeviceError::Invalid(task.to_string()),
+                })
             };
             match pairing {
                 Ok(Pairing::Paired { scopes, device_token, issued_at_ms }) => {
@@ -202,7 +218,7 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
             }
         }
     };
-    if !matches!(auth_kind, AuthKind::None) {
+    if !matches!(auth_kind, AuthKind::None) && locked.is_none() {
         gw.limiter.success(ip);
     }
     // A client without a device identity gets no scopes: it can ask for `health` only.
