@@ -20,6 +20,7 @@ use crate::core::events::CoreEvent;
 use crate::core::gateway::{Active, ExitReason, Gateway, Phase};
 use crate::core::supervisor::Supervisor;
 use crate::core::{fsutil, heartbeat, lock, logging, port, reload};
+use crate::runtime::agent::RunOrigin;
 
 /// A reason to exit before serving, with its exit code.
 struct Fatal {
@@ -210,6 +211,13 @@ async fn serve_until_exit(
     tracing::info!(event = "draining", reason = ?reason, budget_ms = budget.as_millis() as u64, "shutting down");
     let _ = http_task.await;
     let _ = control_task.await;
+    // WebSocket runs belong to no request that the drain waits for, and their clients are
+    // about to be closed: abort them first, so each client gets its run's `aborted` event
+    // before the `shutdown` event and the close.
+    let ws_runs = gw.agents.abort_where(|origin| origin == RunOrigin::Ws, Duration::from_secs(2)).await;
+    if ws_runs > 0 {
+        tracing::warn!(runs = ws_runs, "WebSocket runs did not record their end in time");
+    }
     let restart_expected = (reason == ExitReason::Restart).then_some(1_000);
     let why = match reason {
         ExitReason::Stop => "gateway stopping",

@@ -222,3 +222,39 @@ fn reading_needs_read_scope_and_running_needs_write() {
     let res = writer.request("chat.send", json!({ "sessionKey": "s", "message": "" }));
     assert!(res["error"]["message"].as_str().unwrap().contains("empty"), "{res}");
 }
+
+/// On SIGTERM a client whose run is still going gets that run's `aborted` `chat` event, then
+/// `shutdown`, then close 1012, in that order.
+#[test]
+fn a_run_in_progress_at_shutdown_ends_aborted_before_the_close() {
+    let up = gateway_tests::upstream::Upstream::start();
+    let config = gateway_tests::upstream::upstream_provider(&up, &["stall-after-1"]);
+    let home = Home::new();
+    let mut d = home.start_with(&config);
+    let tok = home.token();
+    let (mut c, _) = Client::paired(d.port, &tok, &Device::new(11));
+    let res = c.request(
+        "chat.send",
+        json!({ "sessionKey": "s-stop", "message": "hello", "model": "up/stall-after-1", "idempotencyKey": "stop-1" }),
+    );
+    assert_eq!(res["ok"], true, "{res}");
+    let first = c.event_where("chat", WAIT, |e| e["payload"]["runId"] == "stop-1");
+    assert_eq!(first["payload"]["state"], "delta", "{first}");
+    d.signal(Signal::SIGTERM);
+    let (code, _) = c.closed();
+    assert_eq!(code, 1012);
+    let order: Vec<String> = c
+        .events
+        .iter()
+        .filter_map(|e| match e["event"].as_str()? {
+            "chat" if e["payload"]["runId"] == "stop-1" => {
+                Some(format!("chat:{}", e["payload"]["state"].as_str()?))
+            }
+            "shutdown" => Some("shutdown".to_owned()),
+            _ => None,
+        })
+        .filter(|s| s != "chat:delta")
+        .collect();
+    assert_eq!(order, ["chat:aborted", "shutdown"], "{:?}", c.events);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}

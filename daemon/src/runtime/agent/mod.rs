@@ -78,6 +78,8 @@ struct SessionQueue {
 /// A run in this process: its subscribers, its abort switch and, once ended, its outcome.
 struct Run {
     id: String,
+    /// Who started it: a WebSocket run is not tied to a request, so a drain aborts it at once.
+    origin: RunOrigin,
     session_key: Option<String>,
     model: String,
     idempotency_key: Option<String>,
@@ -218,6 +220,7 @@ impl Agents {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let run = Arc::new(Run {
             id: run_id.clone(),
+            origin: req.origin,
             session_key: req.session_key.clone(),
             model: resolved.model_id.clone(),
             idempotency_key: req.idempotency_key.clone(),
@@ -399,7 +402,18 @@ impl Agents {
     /// Aborts every run still going and waits up to `timeout` for them to record how they
     /// ended. Returns how many did not in time.
     pub async fn abort_all(&self, timeout: Duration) -> usize {
-        let runs: Vec<Arc<Run>> = lock(&self.inner.runs).values().cloned().collect();
+        self.abort_where(|_| true, timeout).await
+    }
+
+    /// Aborts the runs going that `started_by` selects by origin, and waits up to `timeout` for
+    /// them to record how they ended (their `Aborted` event is out by then). Returns how many
+    /// did not in time.
+    pub async fn abort_where(&self, started_by: impl Fn(RunOrigin) -> bool, timeout: Duration) -> usize {
+        let runs: Vec<Arc<Run>> = lock(&self.inner.runs)
+            .values()
+            .filter(|r| started_by(r.origin) && r.outcome.borrow().is_none())
+            .cloned()
+            .collect();
         for run in &runs {
             run.abort.send_replace(true);
         }
