@@ -82,6 +82,14 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
     };
     let prepared =
         reload::prepare(&paths.config_file, &profile, &overrides, &paths.token_file()).map_err(|issues| {
+            // Writing a first token fails on a full disk: that is no config error.
+            let token_write = issues.iter().any(|i| i.key.as_deref() == Some("gateway.auth.token"));
+            if let Some(full) = disk_full(&paths.state_dir).filter(|_| token_write) {
+                return Fatal::new(
+                    exit::DISK_FULL,
+                    format!("cannot write to the state dir {}: {full}; free some space, then start gatewayd again", paths.state_dir.display()),
+                );
+            }
             let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
             Fatal::new(exit::CONFIG, format!("invalid configuration:\n  {}", lines.join("\n  ")))
         })?;
@@ -143,7 +151,17 @@ async fn serve_until_exit(
         file_keys: prepared.file_keys,
     };
     let store_path = paths.state_dir.join("gateway.db");
-    let store = crate::core::store::Store::open(&store_path).map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let store = crate::core::store::Store::open(&store_path).map_err(|e| match disk_full(&paths.state_dir) {
+        Some(full) => Fatal::new(
+            exit::DISK_FULL,
+            format!(
+                "cannot open the state database {}: {full}. Free some space there, then start gatewayd again; \
+                 the database is not damaged and nothing needs moving (exit 74: the unit does not restart on it)",
+                store_path.display()
+            ),
+        ),
+        None => Fatal::new(exit::FAILURE, e),
+    })?;
     let store = Arc::new(store);
     let devices = crate::runtime::devices::Devices::new(store.clone());
     let signins = crate::core::signin_store::SignIns::new(store);
@@ -237,6 +255,11 @@ async fn serve_until_exit(
     let _ = std::fs::remove_file(&socket);
     tracing::info!(event = "stopped", reason = ?reason, "gatewayd stopped");
     Ok(reason)
+}
+
+/// `disk full on /x (12 KB free)` when the filesystem holding `dir` has (almost) no space left.
+fn disk_full(dir: &std::path::Path) -> Option<String> {
+    gateway_proto::disk::Space::of(dir).ok().filter(|s| s.full()).map(|s| s.describe())
 }
 
 async fn handle_signals(gw: Arc<Gateway>) {

@@ -10,6 +10,9 @@ pub const USAGE: i32 = 2;
 pub const NOT_RUNNING: i32 = 3;
 /// A resource is held by someone else: the port, or the instance lock of the state dir.
 pub const UNAVAILABLE: i32 = 69;
+/// `gatewayd`: the disk holding the state dir is full (EX_IOERR). The units list it in
+/// `RestartPreventExitStatus=`: restarting cannot free space, so it is not a loop to spin in.
+pub const DISK_FULL: i32 = 74;
 /// `gatewayd`: exiting so that the supervisor starts it again with a changed config
 /// (a restart-required key changed while supervised). The unit restarts on it.
 pub const RESTART: i32 = 75;

@@ -6,6 +6,7 @@ mod chat_durability;
 mod chat_ws;
 mod control;
 mod devices;
+mod disk_full;
 mod hooks;
 mod lifecycle;
 mod llama;

@@ -295,11 +295,12 @@ fn scenario_in_user_manager() {
     t.write_config(&config);
 
     // A hand-edited unit: doctor finds it, --fix restores it (keeping the edit) and restarts.
-    let edited = unit.replace("RestartPreventExitStatus=78\n", "").replace("WatchdogSec=", "#WatchdogSec=");
+    let edited =
+        unit.replace("RestartPreventExitStatus=78 74\n", "").replace("WatchdogSec=", "#WatchdogSec=");
     std::fs::write(t.unit_file(), &edited).unwrap();
     let out = t.ctl(&["doctor"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("RestartPreventExitStatus=78"), "{}", text(&out));
+    assert!(text(&out).contains("RestartPreventExitStatus=78 74"), "{}", text(&out));
     let out = t.ctl(&["doctor", "--fix", "--yes", "--json"]);
     let fixed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     let unit_check =
@@ -576,7 +577,7 @@ fn the_system_unit_is_hardened() {
             "StateDirectory=",
             "RuntimeDirectory=",
             "ConfigurationDirectory=",
-            "RestartPreventExitStatus=78",
+            "RestartPreventExitStatus=78 74",
         ] {
             assert!(unit_text.contains(key), "{key}");
         }
@@ -597,7 +598,7 @@ fn the_shipped_templates_verify_as_they_are() {
         verify(&bins, name, user);
     }
     for needle in [
-        "RestartPreventExitStatus=78",
+        "RestartPreventExitStatus=78 74",
         "Type=notify",
         "WatchdogSec=",
         "ExecReload=/usr/bin/gatewayctl reload --wait",

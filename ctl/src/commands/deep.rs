@@ -28,7 +28,40 @@ pub struct Deep {
     pub others: Vec<OtherGateway>,
     /// Why the service is down, when its manager reports it failed; null otherwise.
     pub failure: Option<Failure>,
+    /// The filesystem holding the state dir; null when it cannot be looked at.
+    pub disk: Option<Disk>,
     pub verdict: Verdict,
+}
+
+/// The filesystem holding the state dir.
+#[derive(Debug, Serialize)]
+pub struct Disk {
+    pub mount: String,
+    pub free_bytes: u64,
+    /// Under 1 MB free: SQLite cannot commit.
+    pub full: bool,
+    /// `disk full on /var (12 KB free)`, or how much is free.
+    pub summary: String,
+}
+
+impl Disk {
+    pub fn of(dir: &std::path::Path) -> Option<Self> {
+        let space = gateway_proto::disk::Space::of(dir).ok()?;
+        Some(Self {
+            mount: space.mount.display().to_string(),
+            free_bytes: space.free_bytes,
+            full: space.full(),
+            summary: if space.full() {
+                space.describe()
+            } else {
+                format!(
+                    "{} free on {}",
+                    gateway_proto::disk::human_bytes(space.free_bytes),
+                    space.mount.display()
+                )
+            },
+        })
+    }
 }
 
 /// A failed service: what happened, the last log lines, and the command that recovers it.
@@ -177,6 +210,8 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
         config,
         others: probe::other_gateways(&ctx.profile, &paths.runtime_dir),
         failure: None,
+        // The state dir may not exist yet: then its nearest existing parent's filesystem.
+        disk: paths.state_dir.ancestors().find(|p| p.exists()).and_then(Disk::of),
         verdict: Verdict {
             runtime: String::new(),
             rpc_probe: String::new(),
@@ -332,6 +367,12 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
             "stop that program, or set gateway.port to a free port".into(),
         );
     }
+    if let Some(space) = &r.disk.as_ref().filter(|s| s.full) {
+        add(
+            format!("{} (the state dir is there): gatewayd cannot keep what it is given", space.summary),
+            format!("free some space on {}; gatewayd recovers by itself once writes work", space.mount),
+        );
+    }
     if r.config.same == Some(false) {
         add(
             format!(
@@ -451,6 +492,9 @@ fn render(r: &Deep) -> String {
         None => {
             let _ = writeln!(o, "Config: {} (as gatewayctl resolves it)", r.config.cli);
         }
+    }
+    if let Some(disk) = &r.disk {
+        let _ = writeln!(o, "Disk: {}", disk.summary);
     }
     if r.others.is_empty() {
         let _ = writeln!(o, "Other gateways: none");

@@ -221,6 +221,7 @@ pub fn run_checks(ctx: &Ctx) -> Result<Vec<Check>> {
     service_checks(&svc, &paths, config.severity == Severity::Ok, &mut checks);
     checks.push(config);
     checks.extend(permission_checks(&paths));
+    checks.extend(disk_check(&paths));
     checks.push(socket_check(&paths, &status));
     checks.extend(port_checks(ctx, &paths, &status));
     if svc.manager == Manager::Systemd {
@@ -381,6 +382,21 @@ fn config_check(ctx: &Ctx, paths: &Paths) -> Check {
             None,
         ),
     }
+}
+
+fn disk_check(paths: &Paths) -> Option<Check> {
+    let disk = super::deep::Disk::of(paths.state_dir.ancestors().find(|p| p.exists())?)?;
+    Some(if disk.full {
+        Check::bad(
+            "disk.space",
+            Severity::Error,
+            format!("{}: the state dir {} takes no writes", disk.summary, paths.state_dir.display()),
+            format!("free some space on {}; gatewayd recovers by itself once writes work", disk.mount),
+            None,
+        )
+    } else {
+        Check::ok("disk.space", disk.summary)
+    })
 }
 
 fn permission_checks(paths: &Paths) -> Vec<Check> {

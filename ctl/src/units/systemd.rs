@@ -144,7 +144,7 @@ mod tests {
         for line in [
             "Type=notify",
             "Restart=on-failure",
-            "RestartPreventExitStatus=78",
+            "RestartPreventExitStatus=78 74",
             "WatchdogSec=30s",
             "TimeoutStopSec=30s",
             "SyslogIdentifier=gatewayd",
@@ -206,10 +206,14 @@ mod tests {
         let expected = render(&spec(None, false));
         let commented = format!("# a note\n{expected}");
         assert!(drift(&commented, &expected).is_empty());
-        let edited =
-            expected.replace("RestartPreventExitStatus=78\n", "").replace("WatchdogSec=30s", "WatchdogSec=0");
+        let edited = expected
+            .replace("RestartPreventExitStatus=78 74\n", "")
+            .replace("WatchdogSec=30s", "WatchdogSec=0");
         let d = drift(&edited, &expected);
-        assert!(d.contains(&"missing or changed: Service.RestartPreventExitStatus=78".to_owned()), "{d:?}");
+        assert!(
+            d.contains(&"missing or changed: Service.RestartPreventExitStatus=78 74".to_owned()),
+            "{d:?}"
+        );
         assert!(d.contains(&"not expected: Service.WatchdogSec=0".to_owned()), "{d:?}");
     }
 

@@ -29,14 +29,17 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "ok": true, "status": "live" }))
 }
 
-/// Readiness: 200 while serving, 503 while starting or draining (load balancers stop sending).
+/// Readiness: 200 while serving, 503 while starting, draining, or degraded (the state dir takes
+/// no writes, e.g. a full disk: what it is given could not be kept), so load balancers stop
+/// sending. It clears by itself once writes work again.
 async fn readyz(
     State(gw): State<Arc<Gateway>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
     let phase = gw.phase();
-    let ready = phase == Phase::Running;
+    let degraded = gw.degraded();
+    let ready = phase == Phase::Running && degraded.is_none();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let active = gw.active();
     let local = matches!(peer, Peer::Tcp(addr) if addr.ip().is_loopback());
@@ -50,6 +53,7 @@ async fn readyz(
         "pid": std::process::id(),
         "uptime_ms": now_ms().saturating_sub(gw.started_at_ms),
         "generation": active.generation,
+        "degraded": degraded,
     });
     (status, Json(body)).into_response()
 }

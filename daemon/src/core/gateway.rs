@@ -236,6 +236,20 @@ impl Gateway {
             + Stats::get(&self.stats.websocket_connections)
     }
 
+    /// Why the gateway cannot keep what it is given, if it cannot: the state dir does not take
+    /// writes (the heartbeat's probe), or the database refused a write for want of space.
+    pub fn degraded(&self) -> Option<String> {
+        let probe = self.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match probe {
+            Err(why) => Some(why),
+            Ok(()) if self.devices.store().full() => Some(crate::core::health::describe_write_error(
+                &self.paths.state_dir,
+                &std::io::Error::from_raw_os_error(nix::libc::ENOSPC),
+            )),
+            Ok(()) => None,
+        }
+    }
+
     /// How long ago the heartbeat last ticked; None before its first tick.
     pub fn last_tick_age(&self) -> Option<std::time::Duration> {
         self.last_tick.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())

@@ -42,7 +42,7 @@ pub fn report(gw: &Gateway) -> HealthReport {
     check("config", true, config_detail);
 
     // Probed by the heartbeat, not per call: a health check must not touch the disk.
-    let state_dir = gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let state_dir = gw.degraded().map_or(Ok(()), Err);
     check(
         "state_dir",
         state_dir.is_ok(),
@@ -56,10 +56,25 @@ pub fn report(gw: &Gateway) -> HealthReport {
     HealthReport { ok, checks }
 }
 
-/// Whether the state dir takes a write: a file created, synced and removed. Run by the heartbeat.
+/// Whether the state dir takes a write: 4 KiB written, synced and removed (creating an empty
+/// file works on a full disk too). A full disk is said as such, with its free space. Run by the
+/// heartbeat.
 pub fn probe_state_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::io::Write;
     let probe = dir.join(format!(".health-probe.{}", std::process::id()));
-    let result = std::fs::File::create(&probe).and_then(|f| f.sync_all());
+    let result = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    });
     let _ = std::fs::remove_file(&probe);
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| describe_write_error(dir, &e))
+}
+
+/// A failed write in `dir`: `disk full on /var (12 KB free)` when it is that.
+pub fn describe_write_error(dir: &std::path::Path, e: &std::io::Error) -> String {
+    let space = gateway_proto::disk::Space::of(dir).ok();
+    match space {
+        Some(space) if gateway_proto::disk::is_full(e) || space.full() => space.describe(),
+        _ => e.to_string(),
+    }
 }

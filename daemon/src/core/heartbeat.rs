@@ -68,8 +68,14 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>) {
     // Disk work off the async workers: the state dir's write probe, expired sessions.
     let gw = gw.clone();
     tokio::task::spawn_blocking(move || {
-        *gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()) =
-            crate::core::health::probe_state_dir(&gw.paths.state_dir);
+        let probe = crate::core::health::probe_state_dir(&gw.paths.state_dir);
+        if probe.is_ok() {
+            gw.devices.store().space_returned();
+            if let Err(e) = gw.devices.store().checkpoint() {
+                tracing::warn!(error = %e, "cannot checkpoint the state database's WAL");
+            }
+        }
+        *gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()) = probe;
         if let Err(e) = gw.signins.prune() {
             tracing::warn!(error = %e, "cannot forget expired sessions");
         }

@@ -9,10 +9,11 @@ use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 /// The database's name in the state dir.
 pub const FILE_NAME: &str = "gateway.db";
@@ -126,13 +127,30 @@ pub const MIGRATIONS: &[&str] = &[
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Set when a write failed for want of space; the heartbeat clears it once a write works.
+    full: AtomicBool,
 }
+
+/// What to do about a database that does not open: move it aside only when SQLite says it is
+/// damaged; a full disk or a permission is fixed where it is.
+fn open_hint(source: &rusqlite::Error) -> &'static str {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            "it is damaged: stop gatewayd, move the file aside and start again (paired devices must then pair again)"
+        }
+        Some(ErrorCode::DiskFull) => "the disk is full: free some space, then start gatewayd again",
+        _ => "check that the state dir is writable by this user and its disk has free space",
+    }
+}
+
+/// At most this much WAL stays on disk after a checkpoint (SQLite truncates it to this).
+const WAL_KEEP_BYTES: i64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the state database {file}: {source}; check that the state dir is writable by this user")]
     Create { file: String, source: io::Error },
-    #[error("cannot open the state database {file}: {source}; if it is damaged, stop gatewayd and move it aside (paired devices must then pair again)")]
+    #[error("cannot open the state database {file}: {source}; {}", open_hint(source))]
     Open { file: String, source: rusqlite::Error },
     #[error("the state database {file} has schema version {found}, but this gatewayd knows only versions up to {known}: it was written by a newer gatewayd; run that version, or restore a backup of the file")]
     TooNew { file: String, found: i64, known: usize },
@@ -173,9 +191,13 @@ impl Store {
             ))));
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(open)?;
+        // The WAL is checkpointed every 1000 pages (SQLite's default, set here so it is ours)
+        // and by the heartbeat; after a checkpoint it shrinks back to WAL_KEEP_BYTES.
+        conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(open)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES).map_err(open)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open)?;
         migrate(&mut conn, &file)?;
-        Ok(Store { path: path.to_owned(), conn: Mutex::new(conn) })
+        Ok(Store { path: path.to_owned(), conn: Mutex::new(conn), full: AtomicBool::new(false) })
     }
 
     pub fn path(&self) -> &Path {
@@ -208,9 +230,29 @@ impl Store {
         Ok(value)
     }
 
-    /// The error for a failed statement, naming the file.
+    /// The error for a failed statement, naming the file. A write refused for want of space
+    /// marks the store full, which health and readiness report until a write works again.
     pub fn sql_error(&self, source: rusqlite::Error) -> StoreError {
+        if source.sqlite_error_code() == Some(ErrorCode::DiskFull) {
+            self.full.store(true, Ordering::Relaxed);
+        }
         StoreError::Sql { file: self.path.display().to_string(), source }
+    }
+
+    /// Whether the last writes failed for want of space (and no probe has written since).
+    pub fn full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// Called by the heartbeat after its own write to the state dir worked.
+    pub fn space_returned(&self) {
+        self.full.store(false, Ordering::Relaxed);
+    }
+
+    /// Moves the WAL's pages into the database and truncates the WAL (the heartbeat does it, off
+    /// the async workers), so the WAL alone never fills a small disk.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -283,6 +325,26 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
+    fn the_wal_stays_bounded_and_the_heartbeat_checkpoint_empties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let store = Store::open(&path).unwrap();
+        store.with(|c| c.execute_batch("CREATE TABLE t (x BLOB)")).unwrap();
+        let wal = dir.path().join(format!("{FILE_NAME}-wal"));
+        let mut largest = 0;
+        // About 20 MB of acknowledged writes, one commit each.
+        for _ in 0..2_500 {
+            store.with(|c| c.execute("INSERT INTO t VALUES (zeroblob(8000))", [])).unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        assert!(largest < 6 * 1024 * 1024, "the WAL grew to {largest} bytes");
+        store.checkpoint().unwrap();
+        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0, "TRUNCATE empties it");
+        let limit: i64 = store.with(|c| c.query_row("PRAGMA journal_size_limit", [], |r| r.get(0))).unwrap();
+        assert_eq!(limit, WAL_KEEP_BYTES);
+    }
+
+    #[test]
     fn opens_private_with_the_schema_and_reopens_idempotently() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
@@ -348,7 +410,7 @@ mod tests {
         let path = dir.path().join(FILE_NAME);
         std::fs::write(&path, vec![b'x'; 4096]).unwrap();
         let text = Store::open(&path).err().expect("refused").to_string();
-        assert!(text.contains("move it aside"), "{text}");
+        assert!(text.contains("it is damaged") && text.contains("move the file aside"), "{text}");
     }
 
     #[test]
