@@ -52,6 +52,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.http.trusted_proxies", KeyClass::Hot),
     key("gateway.http.max_body_bytes", KeyClass::Hot),
     key("gateway.http.header_read_timeout_ms", KeyClass::Hot),
+    key("gateway.http.listen_backlog", KeyClass::Restart),
     key("gateway.ws.max_payload_bytes", KeyClass::Hot),
     key("gateway.ws.max_buffered_bytes", KeyClass::Hot),
     key("gateway.ws.handshake_timeout_ms", KeyClass::Hot),

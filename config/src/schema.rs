@@ -131,6 +131,9 @@ pub struct Http {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub max_body_bytes: Bounded<1_024, 268_435_456>,
     pub header_read_timeout_ms: Bounded<100, 120_000>,
+    /// Connections the kernel queues before gatewayd accepts them (`listen(2)`'s backlog; the
+    /// kernel caps it at `net.core.somaxconn`).
+    pub listen_backlog: Bounded<16, 65_535>,
 }
 
 impl Default for Http {
@@ -141,6 +144,7 @@ impl Default for Http {
             trusted_proxies: Vec::new(),
             max_body_bytes: Bounded(1_048_576),
             header_read_timeout_ms: Bounded(10_000),
+            listen_backlog: Bounded(1_024),
         }
     }
 }

@@ -122,7 +122,8 @@ async fn serve_until_exit(
     prepared: reload::Prepared,
     logs: logging::LogControl,
 ) -> Result<ExitReason, Fatal> {
-    let tcp = port::bind(prepared.addr, force).await.map_err(|e| {
+    let backlog = prepared.config.gateway.http.listen_backlog.get() as u32;
+    let tcp = port::bind(prepared.addr, backlog, force).await.map_err(|e| {
         let code = if e.is_busy() { exit::UNAVAILABLE } else { exit::FAILURE };
         Fatal::new(code, e)
     })?;

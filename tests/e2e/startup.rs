@@ -236,3 +236,29 @@ fn a_second_stop_signal_during_the_drain_exits_at_once() {
     d.signal(nix::sys::signal::Signal::SIGINT);
     assert_eq!(d.wait_exit(Duration::from_secs(3)).code(), Some(1));
 }
+
+/// The listen queue is `gateway.http.listen_backlog` (1024 by default, not the standard
+/// library's 128), as the kernel reports it for the listening socket (`ss`: Send-Q).
+#[test]
+fn the_listen_backlog_is_the_configured_one() {
+    let Ok(somaxconn) = std::fs::read_to_string("/proc/sys/net/core/somaxconn") else { return };
+    let cap: u32 = somaxconn.trim().parse().unwrap();
+    for (config, want) in [("", 1024u32), ("[gateway.http]\nlisten_backlog = 777\n", 777)] {
+        let home = Home::new();
+        let d = home.start_with(config);
+        let out = match std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{}", d.port)])
+            .output()
+        {
+            Ok(out) if out.status.success() => out,
+            _ => {
+                eprintln!("skipped: ss (iproute2) is not installed");
+                return;
+            }
+        };
+        let line = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_owned();
+        let send_q: u32 =
+            line.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
+        assert_eq!(send_q, want.min(cap), "{line}");
+    }
+}

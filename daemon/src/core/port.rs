@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gateway_proto::procfs::{port_holders, PortHolder};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -25,6 +25,14 @@ impl ListenError {
     }
 }
 
+/// `bind` + `listen(backlog)`, with `SO_REUSEADDR` as the standard library sets it.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 fn holder_note(holder: &Option<PortHolder>) -> String {
     match holder {
         Some(h) => match &h.exe {
@@ -35,13 +43,13 @@ fn holder_note(holder: &Option<PortHolder>) -> String {
     }
 }
 
-/// Binds `addr`. With `force`, a gatewayd holding the port is asked to stop (SIGTERM) and we wait
-/// for the port; any other program is left alone.
-pub async fn bind(addr: SocketAddr, force: bool) -> Result<TcpListener, ListenError> {
+/// Binds `addr` with a listen queue of `backlog`. With `force`, a gatewayd holding the port is
+/// asked to stop (SIGTERM) and we wait for the port; any other program is left alone.
+pub async fn bind(addr: SocketAddr, backlog: u32, force: bool) -> Result<TcpListener, ListenError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut asked_to_stop = false;
     loop {
-        match TcpListener::bind(addr).await {
+        match listen(addr, backlog) {
             Ok(listener) => return Ok(listener),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                 let holder = port_holders(addr.port()).into_iter().next();
