@@ -419,3 +419,37 @@ fn a_password_session_token_is_a_bearer_too() {
     // The generated gateway token is no credential in password mode.
     assert_eq!(call(&d, "GET", "/v1/models", &home.token(), None).status, 401);
 }
+
+/// A client's huge wrong value is quoted short in the answer, whatever the route.
+#[test]
+fn huge_values_are_quoted_short_in_errors() {
+    let (_home, d, token) = start_gateway("[gateway.http]\nmax_body_bytes = 4194304\n");
+    let huge = "m".repeat(1_000_000);
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({ "model": huge, "messages": [{"role": "user", "content": "hi"}] }),
+    );
+    assert_eq!(r.status, 404, "{}", &r.body[..r.body.len().min(300)]);
+    assert!(
+        r.body.len() < 1_000 && r.body.contains("1000000 bytes"),
+        "{} bytes: {}",
+        r.body.len(),
+        &r.body[..300.min(r.body.len())]
+    );
+    let r = post(
+        &d,
+        "/v1/chat/completions",
+        &token,
+        &json!({ "model": "echo/echo", "messages": [{"role": huge, "content": "hi"}] }),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1_000, "{} bytes", r.body.len());
+    let r = post(&d, "/v1/chat/completions", &token, &json!({ "model": "echo/echo", "messages": huge }));
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1_000, "{} bytes", r.body.len());
+    let r = call(&d, "GET", &format!("/gateway/sessions/{}", "k".repeat(5_000)), &token, None);
+    assert_eq!(r.status, 400);
+    assert!(r.body.len() < 1_000, "{} bytes", r.body.len());
+}

@@ -56,7 +56,7 @@ fn check_keys(keys: &[(&str, &str)]) -> Result<(), GatewayError> {
 fn no_session(key: &str) -> GatewayError {
     GatewayError::not_found(
         "session_not_found",
-        format!("no session {key:?}: GET /gateway/sessions lists them"),
+        format!("no session {}: GET /gateway/sessions lists them", gateway_proto::quote::short(key)),
     )
 }
 
@@ -159,7 +159,11 @@ async fn delete_note(State(gw): State<Arc<Gateway>>, Path((key, name)): Path<(St
     if !history(&gw, "delete the memory note", move |h| h.delete_note(&k, &n)).await? {
         return Err(GatewayError::not_found(
             "note_not_found",
-            format!("session {key:?} has no note {name:?}"),
+            format!(
+                "session {} has no note {}",
+                gateway_proto::quote::short(&key),
+                gateway_proto::quote::short(&name)
+            ),
         ));
     }
     Ok(Json(json!({ "ok": true })).into_response())

@@ -324,7 +324,7 @@ async fn revoke_signin(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<Stri
         Ok(false) => refuse(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no sign-in session {id:?}: see `gatewayctl signins list`"),
+            format!("no sign-in session {}: see `gatewayctl signins list`", gateway_proto::quote::short(&id)),
         ),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }

@@ -54,21 +54,21 @@ async fn invoke(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         return error(
             StatusCode::NOT_FOUND,
             "tool_not_found",
-            format!("no tool {:?}: the tools are {}", req.tool, names.join(", ")),
+            format!("no tool {}: the tools are {}", gateway_proto::quote::short(&req.tool), names.join(", ")),
         );
     };
     if entry.http_denied {
         return error(
             StatusCode::FORBIDDEN,
             "tool_denied",
-            format!("tool {:?} is denied over HTTP by tools.http_deny", req.tool),
+            format!("tool {} is denied over HTTP by tools.http_deny", gateway_proto::quote::short(&req.tool)),
         );
     }
     if !entry.enabled {
         return error(
             StatusCode::NOT_FOUND,
             "tool_disabled",
-            format!("tool {:?} is turned off: enable it in [tools]", req.tool),
+            format!("tool {} is turned off: enable it in [tools]", gateway_proto::quote::short(&req.tool)),
         );
     }
     if let Some(key) = &req.session_key {
@@ -80,7 +80,10 @@ async fn invoke(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("tool {:?} works on a session: give \"sessionKey\"", req.tool),
+            format!(
+                "tool {} works on a session: give \"sessionKey\"",
+                gateway_proto::quote::short(&req.tool)
+            ),
         );
     }
     if req.dry_run {

@@ -194,7 +194,10 @@ async fn mapped(
         return refuse(
             StatusCode::NOT_FOUND,
             "hook_not_found",
-            format!("no webhook {name:?}: add a [[hooks.mappings]] entry with name = {name:?}"),
+            format!(
+                "no webhook {0}: add a [[hooks.mappings]] entry with name = {0}",
+                gateway_proto::quote::short(&name)
+            ),
         );
     };
     let bytes = match read(&gw, body).await {

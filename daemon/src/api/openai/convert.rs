@@ -18,7 +18,8 @@ fn role(name: &str, field: &str) -> Result<Role, GatewayError> {
         "assistant" => Ok(Role::Assistant),
         "tool" => Ok(Role::Tool),
         other => Err(GatewayError::bad_request(format!(
-            "{field}: unknown role {other:?}; use system, developer, user, assistant or tool"
+            "{field}: unknown role {}; use system, developer, user, assistant or tool",
+            gateway_proto::quote::short(other)
         ))
         .with_param(field)),
     }

@@ -36,7 +36,10 @@ pub async fn get(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Resp
         Some(m) => Json(model_json(m, created(&gw))).into_response(),
         None => GatewayError::not_found(
             "model_not_found",
-            format!("no model {id:?}: GET /v1/models lists the ids this gateway offers"),
+            format!(
+                "no model {}: GET /v1/models lists the ids this gateway offers",
+                gateway_proto::quote::short(&id)
+            ),
         )
         .with_param("model")
         .into_response(),

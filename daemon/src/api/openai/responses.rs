@@ -59,7 +59,10 @@ async fn with_history<T: Send + 'static>(
 fn not_found(id: &str) -> GatewayError {
     GatewayError::not_found(
         "response_not_found",
-        format!("no stored response {id:?} (responses created with \"store\": false are not kept)"),
+        format!(
+            "no stored response {} (responses created with \"store\": false are not kept)",
+            gateway_proto::quote::short(id)
+        ),
     )
 }
 

@@ -26,8 +26,9 @@ pub fn parse<T: DeserializeOwned>(body: &[u8], honoured: &[&str]) -> Result<Pars
     };
     let ignored = ignored_fields(&object, honoured);
     let request = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
+        let path = gateway_proto::quote::shorten_quoted(&e.path().to_string());
+        // serde quotes the value it rejects: a huge string must not make a huge message.
+        let message = gateway_proto::quote::shorten_quoted(&e.inner().to_string());
         if path != "." {
             return GatewayError::bad_request(format!("{path}: {message}")).with_param(&path);
         }

@@ -217,7 +217,10 @@ impl Connection {
                 Err(e) => self.bad_frame(&id, format!("invalid request frame: {e}")),
             },
             Some("cancel") if self.conn.is_some() => self.on_cancel(&id),
-            Some(other) => self.bad_frame(&id, format!("invalid frame: unknown type {other:?}")),
+            Some(other) => self.bad_frame(
+                &id,
+                format!("invalid frame: unknown type {}", gateway_proto::quote::short(other)),
+            ),
             None => self.bad_frame(&id, "invalid frame: no type".into()),
         }
     }

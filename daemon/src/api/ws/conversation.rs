@@ -318,7 +318,7 @@ pub fn sessions_create(gw: Arc<Gateway>, p: SessionsCreateParams) -> Pending {
         if !gw.agents.has_agent(&agent) {
             return Err(ErrorShape::new(
                 code::INVALID_REQUEST,
-                format!("unknown agent {agent:?}: see agents.list"),
+                format!("unknown agent {}: see agents.list", gateway_proto::quote::short(&agent)),
             ));
         }
         let (k, label) = (key.clone(), p.label.clone());

@@ -81,7 +81,10 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
     if role != "operator" {
         let error = ErrorShape::new(
             code::INVALID_REQUEST,
-            format!("role {role:?} is not served here: connect as \"operator\""),
+            format!(
+                "role {} is not served here: connect as \"operator\"",
+                gateway_proto::quote::short(&role)
+            ),
         );
         return Err(Refusal::new(error, close::POLICY));
     }

@@ -54,7 +54,10 @@ fn answer_later<P: DeserializeOwned>(params: Value, handle: impl FnOnce(P) -> Pe
 /// then its handler. The `match` is exhaustive: every method `hello-ok` advertises is served.
 pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, params: Value) -> Reply {
     let Some(method) = Method::from_name(method) else {
-        return Reply::Now(Err(ErrorShape::new(code::INVALID_REQUEST, format!("unknown method: {method}"))));
+        return Reply::Now(Err(ErrorShape::new(
+            code::INVALID_REQUEST,
+            format!("unknown method: {}", gateway_proto::quote::short(method)),
+        )));
     };
     if let Err(e) = allowed(&conn.scopes, method.need()) {
         return Reply::Now(Err(e));

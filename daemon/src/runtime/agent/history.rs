@@ -48,7 +48,8 @@ pub struct MemoryNote {
 pub fn check_key(what: &str, key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
         return Err(format!(
-            "invalid {what} {key:?}: use 1-{MAX_KEY_LEN} characters without control characters"
+            "invalid {what} {}: use 1-{MAX_KEY_LEN} characters without control characters",
+            gateway_proto::quote::short(key)
         ));
     }
     Ok(())

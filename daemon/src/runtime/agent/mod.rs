@@ -529,7 +529,8 @@ impl Agents {
             .or_insert_with(|| SessionQueue { order: VecDeque::new(), moved: Arc::new(Notify::new()) });
         if queue.order.len() > max_queued {
             return Err(StartError::Busy(format!(
-                "session {key:?} has {} runs waiting (runs.max_queued_per_session = {max_queued}): retry later",
+                "session {} has {} runs waiting (runs.max_queued_per_session = {max_queued}): retry later",
+                gateway_proto::quote::short(key),
                 queue.order.len() - 1
             )));
         }
@@ -639,7 +640,8 @@ fn resolve(config: &Config, agent: Option<&str>, model: Option<&str>) -> Result<
         None if agent_id == DEFAULT_AGENT => gateway_config::Agent::default(),
         None => {
             return Err(StartError::UnknownAgent(format!(
-                "unknown agent {agent_id:?}: known agents are {}",
+                "unknown agent {}: known agents are {}",
+                gateway_proto::quote::short(agent_id),
                 agent_ids(config).join(", ")
             )))
         }
@@ -671,11 +673,13 @@ fn canonical_model(config: &Config, requested: &str) -> Result<String, StartErro
     match offering.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(StartError::UnknownModel(format!(
-            "unknown model {requested:?}: use an id from models.list (GET /v1/models), e.g. {:?}",
+            "unknown model {}: use an id from models.list (GET /v1/models), e.g. {:?}",
+            gateway_proto::quote::short(requested),
             config.models.default
         ))),
         many => Err(StartError::UnknownModel(format!(
-            "model {requested:?} is offered by several providers: name one of {}",
+            "model {} is offered by several providers: name one of {}",
+            gateway_proto::quote::short(requested),
             many.join(", ")
         ))),
     }

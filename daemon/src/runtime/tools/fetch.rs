@@ -18,7 +18,8 @@ pub async fn get(url: &str, config: &Fetch) -> Result<Value, String> {
 }
 
 async fn follow(url: &str, config: &Fetch) -> Result<Value, String> {
-    let mut url = Url::parse(url).map_err(|e| format!("fetch: {url:?} is not a URL: {e}"))?;
+    let mut url = Url::parse(url)
+        .map_err(|e| format!("fetch: {} is not a URL: {e}", gateway_proto::quote::short(url)))?;
     let mut redirects = 0;
     loop {
         let (host, addr) = check(&url, config).await?;

@@ -71,10 +71,17 @@ pub async fn invoke(ctx: &Context<'_>, name: &str, arguments: &str) -> Result<St
     let Some(tool) = builtin::ALL.iter().find(|t| t.name == name) else {
         let offered: Vec<&str> =
             builtin::ALL.iter().filter(|t| builtin::enabled(t.name, ctx.config)).map(|t| t.name).collect();
-        return Err(format!("unknown tool {name:?}: call one of the tools offered ({})", offered.join(", ")));
+        return Err(format!(
+            "unknown tool {}: call one of the tools offered ({})",
+            gateway_proto::quote::short(name),
+            offered.join(", ")
+        ));
     };
     if !builtin::enabled(name, ctx.config) {
-        return Err(format!("tool {name:?} is turned off in [tools]: use another tool or answer without it"));
+        return Err(format!(
+            "tool {} is turned off in [tools]: use another tool or answer without it",
+            gateway_proto::quote::short(name)
+        ));
     }
     let args: Value = if arguments.trim().is_empty() {
         Value::Object(Default::default())
