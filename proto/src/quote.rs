@@ -14,6 +14,16 @@ pub fn short(value: &str) -> String {
     format!("{:?}… ({} bytes)", head, value.len())
 }
 
+/// `value` unquoted, cut like [`short`] (for messages whose wire text other clients match on,
+/// such as `unknown method: NAME`).
+pub fn cut(value: &str) -> String {
+    if value.chars().count() <= MAX_QUOTED_CHARS {
+        return value.to_owned();
+    }
+    let head: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+    format!("{head}… ({} bytes)", value.len())
+}
+
 /// Shortens every double-quoted run in `message` longer than [`MAX_QUOTED_CHARS`] (as parsers
 /// print the values they reject), and the message itself to a few lines' worth.
 pub fn shorten_quoted(message: &str) -> String {
@@ -67,6 +77,8 @@ mod tests {
         let quoted = short(&long);
         assert!(quoted.starts_with('"') && quoted.ends_with("… (200 bytes)"), "{quoted}");
         assert_eq!(quoted.chars().filter(|c| *c == 'é').count(), MAX_QUOTED_CHARS);
+        assert_eq!(cut("no.such.method"), "no.such.method");
+        assert!(cut(&long).ends_with("… (200 bytes)"));
     }
 
     #[test]

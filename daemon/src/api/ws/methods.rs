@@ -56,7 +56,7 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
     let Some(method) = Method::from_name(method) else {
         return Reply::Now(Err(ErrorShape::new(
             code::INVALID_REQUEST,
-            format!("unknown method: {}", gateway_proto::quote::short(method)),
+            format!("unknown method: {}", gateway_proto::quote::cut(method)),
         )));
     };
     if let Err(e) = allowed(&conn.scopes, method.need()) {
