@@ -120,6 +120,19 @@ pub struct LogsTailParams {
     pub max_bytes: Option<u64>,
 }
 
+/// What a run takes besides its message, in `chat.send` and `agent`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOptions {
+    #[serde(alias = "agent")]
+    pub agent_id: Option<String>,
+    /// A model other than the agent's.
+    pub model: Option<String>,
+    /// Instructions added to the agent's system prompt for this run.
+    #[serde(alias = "extraSystemPrompt")]
+    pub instructions: Option<String>,
+}
+
 /// `chat.send`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -127,11 +140,8 @@ pub struct ChatSendParams {
     pub session_key: String,
     pub message: String,
     pub idempotency_key: Option<String>,
-    #[serde(alias = "agent")]
-    pub agent_id: Option<String>,
-    pub model: Option<String>,
-    #[serde(alias = "extraSystemPrompt")]
-    pub instructions: Option<String>,
+    #[serde(flatten)]
+    pub run: RunOptions,
 }
 
 /// `chat.send`: the run, new or joined (the same idempotency key).
@@ -177,11 +187,8 @@ pub struct AgentParams {
     pub message: String,
     pub idempotency_key: String,
     pub session_key: Option<String>,
-    #[serde(alias = "agent")]
-    pub agent_id: Option<String>,
-    pub model: Option<String>,
-    #[serde(alias = "extraSystemPrompt")]
-    pub instructions: Option<String>,
+    #[serde(flatten)]
+    pub run: RunOptions,
 }
 
 /// `agent.wait`.
@@ -282,6 +289,11 @@ mod tests {
     fn params_name_what_is_missing_and_take_the_aliases() {
         let e = parse_params::<ChatSendParams>(Value::Null).unwrap_err();
         assert!(e.message.contains("missing field `sessionKey`"), "{}", e.message);
+        let p: ChatSendParams = parse_params(
+            json!({ "sessionKey": "s", "message": "m", "agent": "a", "extraSystemPrompt": "x" }),
+        )
+        .unwrap();
+        assert_eq!((p.run.agent_id.as_deref(), p.run.instructions.as_deref()), (Some("a"), Some("x")));
         let p: ChatAbortParams = parse_params(json!({ "key": "main" })).unwrap();
         assert_eq!(p.session_key.as_deref(), Some("main"));
         let p: ConfigWriteParams = parse_params(Value::Null).unwrap();

@@ -9,8 +9,8 @@ use std::time::Duration;
 use gateway_proto::ws::{code, ErrorShape, Response};
 use gateway_proto::ws_methods::{
     AgentParams, AgentWaitParams, ChatAbortParams, ChatAbortResult, ChatHistoryParams, ChatSendParams,
-    ChatSendResult, SessionKeyParams, SessionsCreateParams, SessionsCreateResult, SessionsListParams,
-    SessionsPreviewParams,
+    ChatSendResult, RunOptions, SessionKeyParams, SessionsCreateParams, SessionsCreateResult,
+    SessionsListParams, SessionsPreviewParams,
 };
 use serde_json::{json, Value};
 
@@ -48,16 +48,7 @@ pub fn tools_catalog(gw: &Gateway) -> Value {
 /// `chat` events to every reader.
 pub fn chat_send(gw: Arc<Gateway>, p: ChatSendParams) -> Pending {
     Box::pin(async move {
-        let handle = start(
-            &gw,
-            p.session_key.clone(),
-            p.message,
-            p.idempotency_key,
-            p.agent_id,
-            p.model,
-            p.instructions,
-        )
-        .await?;
+        let handle = start(&gw, p.session_key.clone(), p.message, p.idempotency_key, p.run).await?;
         // The run's `chat` events reach every reader through the observer (`observe_runs`).
         let status = if handle.joined { "in_flight" } else { "started" };
         Ok(payload(ChatSendResult { run_id: handle.run_id, status: status.into() }))
@@ -69,19 +60,17 @@ async fn start(
     session_key: String,
     message: String,
     idempotency_key: Option<String>,
-    agent: Option<String>,
-    model: Option<String>,
-    instructions: Option<String>,
+    run: RunOptions,
 ) -> Result<RunHandle, ErrorShape> {
     if message.trim().is_empty() {
         return Err(ErrorShape::new(code::INVALID_REQUEST, "message is empty: send the text of the message"));
     }
     let req = RunRequest {
         session_key: Some(session_key),
-        agent,
-        model,
+        agent: run.agent_id,
+        model: run.model,
         input: vec![Message::user(message)],
-        instructions,
+        instructions: run.instructions,
         idempotency_key,
         origin: RunOrigin::Ws,
         ..RunRequest::default()
@@ -201,11 +190,9 @@ pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, p: AgentParams) 
         if p.idempotency_key.trim().is_empty() {
             return Err(ErrorShape::new(code::INVALID_REQUEST, "agent needs a non-empty idempotencyKey"));
         }
-        let agent_id = p.agent_id.clone().unwrap_or_else(|| gateway_config::DEFAULT_AGENT.to_owned());
+        let agent_id = p.run.agent_id.clone().unwrap_or_else(|| gateway_config::DEFAULT_AGENT.to_owned());
         let session_key = p.session_key.unwrap_or_else(|| format!("agent:{agent_id}:main"));
-        let mut handle =
-            start(&gw, session_key, p.message, Some(p.idempotency_key), p.agent_id, p.model, p.instructions)
-                .await?;
+        let mut handle = start(&gw, session_key, p.message, Some(p.idempotency_key), p.run).await?;
         let accepted = json!({ "runId": handle.run_id, "status": "accepted", "acceptedAt": now_ms() });
         let limit = gw.ws_buffer_limit();
         let bytes = serde_json::to_vec(&Response::ok(&request_id, accepted)).expect("plain JSON");

@@ -87,6 +87,8 @@ struct Run {
     subscribers: Mutex<Vec<mpsc::Sender<RunEvent>>>,
     started: AtomicBool,
     outcome: watch::Sender<Option<RunOutcome>>,
+    /// True once the run's last event has been observed and sent (after `outcome` is set).
+    ended: watch::Sender<bool>,
     ended_at: Mutex<Option<Instant>>,
 }
 
@@ -228,6 +230,7 @@ impl Agents {
             subscribers: Mutex::new(vec![tx.clone()]),
             started: AtomicBool::new(false),
             outcome: watch::channel(None).0,
+            ended: watch::channel(false).0,
             ended_at: Mutex::new(None),
         });
         // Claimed at once with the key, so a concurrent retry joins this run.
@@ -406,8 +409,8 @@ impl Agents {
     }
 
     /// Aborts the runs going that `started_by` selects by origin, and waits up to `timeout` for
-    /// them to record how they ended (their `Aborted` event is out by then). Returns how many
-    /// did not in time.
+    /// them to record how they ended and to send their last event (observers included). Returns
+    /// how many did not in time.
     pub async fn abort_where(&self, started_by: impl Fn(RunOrigin) -> bool, timeout: Duration) -> usize {
         let runs: Vec<Arc<Run>> = lock(&self.inner.runs)
             .values()
@@ -420,8 +423,8 @@ impl Agents {
         let deadline = Instant::now() + timeout;
         let mut left = 0;
         for run in runs {
-            let mut rx = run.outcome.subscribe();
-            if tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await.is_err() {
+            let mut rx = run.ended.subscribe();
+            if tokio::time::timeout_at(deadline, rx.wait_for(|ended| *ended)).await.is_err() {
                 left += 1;
             }
         }

@@ -106,6 +106,7 @@ impl Job {
         self.run.outcome.send_replace(Some(outcome.clone()));
         self.emit(super::outcome_event(&outcome)).await;
         lock(&self.run.subscribers).clear();
+        self.run.ended.send_replace(true);
         if let Some(key) = &self.req.session_key {
             self.agents.leave_session(key, &self.run.id);
         }
