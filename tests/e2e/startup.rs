@@ -246,13 +246,12 @@ fn the_listen_backlog_is_the_configured_one() {
     for (config, want) in [("", 1024u32), ("[gateway.http]\nlisten_backlog = 777\n", 777)] {
         let home = Home::new();
         let d = home.start_with(config);
-        let out = match std::process::Command::new("ss")
-            .args(["-ltnH", &format!("sport = :{}", d.port)])
-            .output()
-        {
-            Ok(out) if out.status.success() => out,
-            _ => {
-                eprintln!("skipped: ss (iproute2) is not installed");
+        let out = match ss(&format!("sport = :{}", d.port)) {
+            Some(out) => out,
+            None => {
+                eprintln!(
+                    "skipped: ss (iproute2) is not installed and cannot be installed here (needs root)"
+                );
                 return;
             }
         };
@@ -261,4 +260,29 @@ fn the_listen_backlog_is_the_configured_one() {
             line.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
         assert_eq!(send_q, want.min(cap), "{line}");
     }
+}
+
+/// `ss -ltnH FILTER`, installing iproute2 first when `ss` is missing and we are root (as CI is).
+fn ss(filter: &str) -> Option<std::process::Output> {
+    let run = || {
+        std::process::Command::new("ss").args(["-ltnH", filter]).output().ok().filter(|o| o.status.success())
+    };
+    if let Some(out) = run() {
+        return Some(out);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let apt = |args: &[&str]| {
+        std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !apt(&["install", "-y", "-qq", "iproute2"]) {
+        apt(&["update", "-qq"]);
+        apt(&["install", "-y", "-qq", "iproute2"]);
+    }
+    run()
 }
