@@ -242,10 +242,12 @@ impl Gateway {
         let probe = self.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match probe {
             Err(why) => Some(why),
-            Ok(()) if self.devices.store().full() => Some(crate::core::health::describe_write_error(
-                &self.paths.state_dir,
-                &std::io::Error::from_raw_os_error(nix::libc::ENOSPC),
-            )),
+            Ok(()) if self.devices.store().full() => {
+                Some(gateway_proto::disk::Space::of(&self.paths.state_dir).map_or_else(
+                    |_| "the disk is full: the state database refused a write".to_owned(),
+                    |s| s.describe(),
+                ))
+            }
             Ok(()) => None,
         }
     }
