@@ -7,21 +7,24 @@ pub const MAX_QUOTED_CHARS: usize = 80;
 /// `value` as a Rust-style quoted string, cut to [`MAX_QUOTED_CHARS`] characters with its full
 /// length after it when longer: `"aaaa…" (4000000 bytes)`.
 pub fn short(value: &str) -> String {
-    if value.chars().count() <= MAX_QUOTED_CHARS {
-        return format!("{value:?}");
+    match head(value) {
+        None => format!("{value:?}"),
+        Some(head) => format!("{head:?}… ({} bytes)", value.len()),
     }
-    let head: String = value.chars().take(MAX_QUOTED_CHARS).collect();
-    format!("{:?}… ({} bytes)", head, value.len())
 }
 
 /// `value` unquoted, cut like [`short`] (for messages whose wire text other clients match on,
 /// such as `unknown method: NAME`).
 pub fn cut(value: &str) -> String {
-    if value.chars().count() <= MAX_QUOTED_CHARS {
-        return value.to_owned();
+    match head(value) {
+        None => value.to_owned(),
+        Some(head) => format!("{head}… ({} bytes)", value.len()),
     }
-    let head: String = value.chars().take(MAX_QUOTED_CHARS).collect();
-    format!("{head}… ({} bytes)", value.len())
+}
+
+/// The first [`MAX_QUOTED_CHARS`] characters of a value longer than that; None when it is not.
+fn head(value: &str) -> Option<String> {
+    (value.chars().count() > MAX_QUOTED_CHARS).then(|| value.chars().take(MAX_QUOTED_CHARS).collect())
 }
 
 /// Shortens every double-quoted run in `message` longer than [`MAX_QUOTED_CHARS`] (as parsers

@@ -48,12 +48,6 @@ impl GatewayError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// A refusal by the listener before any route runs: a Host or Origin that is not allowed
-    /// (403), credentials in the URL (400). `code` is the listener's own.
-    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(status, code, message)
-    }
-
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
     }
