@@ -243,7 +243,18 @@ async fn serve_until_exit(
         ExitReason::Restart => "gateway restarting to apply a config change",
     };
     gw.events.publish(&CoreEvent::Shutdown { reason: why, restart_expected_ms: restart_expected });
-    let left = listener::drain(&gw, budget).await;
+    // Requests in flight get most of the budget to finish. A run still streaming after that (a
+    // stalled upstream, a long answer) is aborted, so its client gets the documented
+    // `run_aborted` end of its stream rather than a connection cut when the budget runs out.
+    let margin = (budget / 4).min(Duration::from_secs(1));
+    let mut left = listener::drain(&gw, budget - margin).await;
+    if left > 0 {
+        let unrecorded = gw.agents.abort_where(|origin| origin != RunOrigin::Ws, margin / 2).await;
+        if unrecorded > 0 {
+            tracing::warn!(runs = unrecorded, "HTTP runs did not record their end in time");
+        }
+        left = listener::drain(&gw, margin / 2).await;
+    }
     if left > 0 {
         tracing::warn!(connections = left, "drain budget spent; closing the remaining connections");
     }

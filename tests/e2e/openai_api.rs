@@ -453,3 +453,28 @@ fn huge_values_are_quoted_short_in_errors() {
     assert_eq!(r.status, 400);
     assert!(r.body.len() < 1_000, "{} bytes", r.body.len());
 }
+
+#[test]
+fn a_stream_still_going_at_stop_ends_with_run_aborted() {
+    let up = Upstream::start();
+    let config = format!(
+        "{}\n[gateway.shutdown]\ndrain_timeout_ms = 2000\n",
+        upstream_provider(&up, &["stall-after-1"])
+    );
+    let (_home, mut d, token) = start_gateway(&config);
+    let body = json!({"model": "up/stall-after-1", "stream": true,
+        "messages": [{"role": "user", "content": "alpha beta gamma"}]});
+    let (_, mut reader) = stream_until(d.port, "/v1/chat/completions", &token, &body, |data| {
+        data.contains("\"content\":\"alpha")
+    });
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    // The rest of the stream: the run's end, then the connection closes, within the budget.
+    let mut rest = String::new();
+    use std::io::Read;
+    reader.read_to_string(&mut rest).expect("the stream ends cleanly, not reset");
+    let errors: Vec<&str> = rest.lines().filter(|l| l.starts_with("data: {\"error\"")).collect();
+    assert_eq!(errors.len(), 1, "{rest}");
+    assert!(errors[0].contains("run_aborted"), "{rest}");
+    assert!(rest.contains("data: [DONE]") || rest.ends_with("0\r\n\r\n"), "{rest}");
+    assert!(d.wait_exit(Duration::from_secs(5)).success(), "{}", d.stderr());
+}
