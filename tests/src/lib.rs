@@ -18,6 +18,7 @@ use serde_json::Value;
 pub mod api;
 pub mod benchutil;
 pub mod http1;
+pub mod idle;
 pub mod process;
 pub mod upstream;
 pub mod ws;

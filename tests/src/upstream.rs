@@ -19,6 +19,7 @@
 //! | `fault-<status>` | every request fails with HTTP `<status>` and the API's error body (`retry-after: 0` on 429 and 503) |
 //! | `fault-<status>-then-ok` | the first request for this model name fails so, later ones succeed |
 //! | `hangup` | the connection is closed without any response |
+//! | `garbage` | HTTP 200 with a body in no API's shape: an HTML page where JSON belongs; streamed, event-stream lines that are not JSON |
 //! | `slow-first-byte-<ms>` | waits `<ms>` before the response head |
 //! | `chunk-delay-<ms>` | waits `<ms>` before each streamed event |
 //! | `stall-after-<n>` | streams the opening event(s) and `<n>` content events, then sends nothing more and keeps the connection open until the client leaves; not streamed: the head, then nothing |
@@ -319,6 +320,7 @@ struct Behaviour {
     fault: Option<u16>,
     fault_then_ok: bool,
     hangup: bool,
+    garbage: bool,
     first_byte_delay: Duration,
     chunk_delay: Duration,
     cut: Option<(usize, Cut)>,
@@ -336,6 +338,8 @@ impl Behaviour {
         for d in model.split('+') {
             if d == "hangup" {
                 b.hangup = true;
+            } else if d == "garbage" {
+                b.garbage = true;
             } else if let Some(rest) = d.strip_prefix("fault-") {
                 let (status, then_ok) =
                     rest.strip_suffix("-then-ok").map_or((rest, false), |status| (status, true));
@@ -431,8 +435,19 @@ async fn respond(state: &Arc<State>, req: &Recorded) -> io::Result<Response<Out>
             return Ok(error(api, status, &format!("injected fault: HTTP {status} for model {model}")));
         }
     }
-    let reply = Reply::build(state, api, &req.body, &behaviour);
     let stream = req.body["stream"].as_bool().unwrap_or(false);
+    if behaviour.garbage {
+        let (content_type, body) = if stream {
+            ("text/event-stream", "data: {\"id\": chatcmpl garbage\n\ndata: \u{1}\u{2} not an event\n\n")
+        } else {
+            ("application/json", "<html><body>502 Bad Gateway</body></html>")
+        };
+        return Ok(Response::builder()
+            .header("content-type", content_type)
+            .body(Out::full(body.to_owned()))
+            .expect("valid response"));
+    }
+    let reply = Reply::build(state, api, &req.body, &behaviour);
     if !stream && behaviour.cut.is_none() {
         return Ok(json_response(StatusCode::OK, reply.whole(api, model)));
     }

@@ -23,6 +23,13 @@ impl Device {
         Self { key: SigningKey::from_bytes(&[seed; 32]) }
     }
 
+    /// One of many distinct identities (for more than `new`'s 256).
+    pub fn numbered(n: u64) -> Self {
+        let mut seed = [0xA5; 32];
+        seed[..8].copy_from_slice(&n.to_le_bytes());
+        Self { key: SigningKey::from_bytes(&seed) }
+    }
+
     pub fn id(&self) -> String {
         Sha256::digest(self.key.verifying_key().to_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -99,6 +106,13 @@ pub struct Client {
     taken: usize,
 }
 
+/// Why opening failed: refused with an HTTP status, or anything else.
+#[derive(Debug)]
+pub enum Failed {
+    Refused(Refused),
+    Other(String),
+}
+
 /// Why an upgrade failed: the HTTP status and body.
 #[derive(Debug)]
 pub struct Refused {
@@ -109,17 +123,26 @@ pub struct Refused {
 impl Client {
     /// Opens the socket and reads the challenge; does not send `connect`.
     pub fn open(port: u16, options: &Connect<'_>) -> Result<Self, Refused> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the port");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Self::try_open(port, options).map_err(|e| match e {
+            Failed::Refused(r) => r,
+            Failed::Other(e) => panic!("{e}"),
+        })
+    }
+
+    /// `open`, with every failure returned (for callers that expect the gateway to die).
+    pub fn try_open(port: u16, options: &Connect<'_>) -> Result<Self, Failed> {
+        let other = |what: &str, e: &dyn std::fmt::Display| Failed::Other(format!("{what}: {e}"));
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| other("connect to the port", &e))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| other("set a timeout", &e))?;
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
             "ws://127.0.0.1:{port}{}",
             options.path
         ))
-        .unwrap();
+        .map_err(|e| other("the request", &e))?;
         for (name, value) in &options.headers {
             request.headers_mut().insert(
-                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                value.parse().expect("a header value"),
             );
         }
         let (ws, _) = match tungstenite::client::client(request, stream) {
@@ -128,14 +151,17 @@ impl Client {
                 let status = response.status().as_u16();
                 let body =
                     String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
-                return Err(Refused { status, body });
+                return Err(Failed::Refused(Refused { status, body }));
             }
-            Err(e) => panic!("WebSocket handshake failed: {e}"),
+            Err(e) => return Err(other("WebSocket handshake failed", &e)),
         };
         let mut client = Self { ws, nonce: String::new(), next_id: 0, events: Vec::new(), taken: 0 };
-        let challenge = client.next_frame().expect("a challenge");
-        assert_eq!(challenge["event"], "connect.challenge", "{challenge}");
-        client.nonce = challenge["payload"]["nonce"].as_str().unwrap().to_owned();
+        let challenge = client.next_frame().map_err(|e| other("no challenge", &e))?;
+        client.nonce = challenge["payload"]["nonce"]
+            .as_str()
+            .filter(|_| challenge["event"] == "connect.challenge")
+            .ok_or_else(|| other("not a challenge", &challenge))?
+            .to_owned();
         Ok(client)
     }
 
@@ -182,10 +208,31 @@ impl Client {
 
     /// Sends a request and waits for its response (events meanwhile are kept in `events`).
     pub fn request(&mut self, method: &str, params: Value) -> Value {
+        self.try_request(method, params).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `request`, with a failed send or read returned.
+    pub fn try_request(&mut self, method: &str, params: Value) -> Result<Value, String> {
         self.next_id += 1;
         let id = format!("r{}", self.next_id);
-        self.send(&json!({ "type": "req", "id": id, "method": method, "params": params }));
-        self.response(&id)
+        let frame = json!({ "type": "req", "id": id, "method": method, "params": params });
+        self.ws.send(Message::text(frame.to_string())).map_err(|e| format!("send {method}: {e}"))?;
+        loop {
+            let frame = self.next_frame().map_err(|e| format!("no response to {method}: {e}"))?;
+            if frame["type"] == "res" && frame["id"] == id {
+                return Ok(frame);
+            }
+            self.events.push(frame);
+        }
+    }
+
+    /// Connects with the gateway token and a device, like `paired`, with failures returned.
+    pub fn try_paired(port: u16, token: &str, device: &Device) -> Result<(Self, Value), String> {
+        let options = Connect { token: Some(token), device: Some(device), ..Default::default() };
+        let mut client = Self::try_open(port, &options).map_err(|e| format!("{e:?}"))?;
+        let params = client.connect_params(&options);
+        let hello = client.try_request("connect", params)?;
+        Ok((client, hello))
     }
 
     pub fn send(&mut self, frame: &Value) {

@@ -20,7 +20,6 @@
 //! if it takes far longer than it should. Errors are returned rather than panicked so that the
 //! children's handles drop (the release profile aborts on panic).
 
-use std::io;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +31,7 @@ use gateway_tests::benchutil::{
     arg_num, die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, to_json, to_table, Row, Stats,
     Target,
 };
+use gateway_tests::idle::hold;
 use gateway_tests::ws::Device;
 use gateway_tests::wsraw::{AsyncClient, SyncClient};
 use gateway_tests::{bin, free_port, try_http, Daemon, Home};
@@ -513,7 +513,8 @@ async fn idle_memory(
         };
         match done.context("a connecting task failed")? {
             Ok(c) => {
-                holders.spawn(hold(c.into_stream(), received.clone()));
+                let received = received.clone();
+                holders.spawn(async move { hold(c.into_stream(), &received).await });
             }
             Err(e) => {
                 stopped.get_or_insert(format!("a handshake failed: {e:#}"));
@@ -534,7 +535,8 @@ async fn idle_memory(
     // that completed the handshake.
     while let Some(done) = connecting.join_next().await {
         if let Ok(Ok(c)) = done {
-            holders.spawn(hold(c.into_stream(), received.clone()));
+            let received = received.clone();
+            holders.spawn(async move { hold(c.into_stream(), &received).await });
         }
     }
     let connect_secs = t0.elapsed().as_secs_f64();
@@ -553,33 +555,6 @@ async fn idle_memory(
     holders.abort_all();
     while holders.join_next().await.is_some() {}
     Ok(IdleResult { target: k, reached, base_mb, after_mb, hwm_mb, connect_secs, received_mb, stopped })
-}
-
-/// Holds an idle client's socket, reading and discarding what arrives, until the server closes.
-async fn hold(stream: tokio::net::TcpStream, received: Arc<AtomicU64>) {
-    loop {
-        if stream.readable().await.is_err() || !discard_available(&stream, &received) {
-            return;
-        }
-    }
-}
-
-fn discard_available(stream: &tokio::net::TcpStream, received: &AtomicU64) -> bool {
-    let mut buf = [0u8; 65536];
-    loop {
-        match stream.try_read(&mut buf) {
-            Ok(0) => return false,
-            Ok(n) => {
-                received.fetch_add(n as u64, Ordering::Relaxed);
-                if n < buf.len() {
-                    return true;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
