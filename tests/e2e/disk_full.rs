@@ -2,52 +2,12 @@
 //! clear 503, health and readiness say `disk full on ...` with the free space, it clears by
 //! itself when space returns, and a start on a full disk exits 74 with the right diagnosis.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use gateway_tests::api::chat_on_session;
+use gateway_tests::disk::{fill, Tmpfs};
 use gateway_tests::*;
 use serde_json::{json, Value};
-
-/// A tmpfs of `size` mounted on a temp dir, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("mount");
-        assert!(out.status.success(), "mount tmpfs: {out:?}");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
-/// Fills the filesystem holding `dir` until a write fails; returns the file that did it.
-fn fill(dir: &Path) -> PathBuf {
-    let file = dir.join("filler");
-    let mut f = std::fs::File::create(&file).unwrap();
-    let chunk = vec![7u8; 64 * 1024];
-    while f.write_all(&chunk).is_ok() {}
-    let _ = f.sync_all();
-    file
-}
 
 fn health(home: &Home) -> (u16, Value) {
     let (status, body) = unix_http(&home.socket(None), "GET", "/v1/health", &[]).expect("control socket");
@@ -60,7 +20,7 @@ fn a_full_disk_is_reported_refused_clearly_and_clears_by_itself() {
         eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
         return;
     }
-    let disk = Tmpfs::mount("8m");
+    let disk = Tmpfs::mount("8m").unwrap();
     let state = disk.path().join("state");
     let home = Home::new();
     home.write_config(None, "[gateway.heartbeat]\ninterval_ms = 200\n");
@@ -75,7 +35,7 @@ fn a_full_disk_is_reported_refused_clearly_and_clears_by_itself() {
     assert_eq!(chat_on_session(&d, &token, "before", json!([{"role": "user", "content": "hi"}])).status, 200);
 
     // The disk fills up: health and readiness say so, with the free space; writes get 503.
-    let filler = fill(disk.path());
+    let filler = fill(disk.path()).unwrap();
     let (status, report) = wait_for(Duration::from_secs(10), "health to see the full disk", || {
         let (status, report) = health(&home);
         (status == 503).then_some((status, report))
@@ -92,7 +52,7 @@ fn a_full_disk_is_reported_refused_clearly_and_clears_by_itself() {
     let r = http1::request(port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.header("retry-after").is_some(), "{}", r.body);
-    assert!(r.body.contains("try again"), "{}", r.body);
+    assert!(r.body.contains("disk holding its state is full") && r.body.contains("try again"), "{}", r.body);
     let out = home.ctl(&["health"]);
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("disk full on"),
@@ -111,7 +71,7 @@ fn a_full_disk_is_reported_refused_clearly_and_clears_by_itself() {
 
     // Starting on a full disk: exit 74 (the unit does not restart on it), saying the disk is
     // full and never that the database should be moved.
-    let filler = fill(disk.path());
+    let filler = fill(disk.path()).unwrap();
     let mut again = home.spawn(&["--port", &free_port().to_string()], |c| {
         c.env("GATEWAY_STATE_DIR", &state);
     });

@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 
 use crate::wsraw::AsyncClient;
 
-/// Handshakes in flight at once while connecting.
-const CONCURRENCY: usize = 64;
+/// Handshakes in flight at once while connecting (the gateway admits 32 per address).
+const CONCURRENCY: usize = 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct IdleClients {

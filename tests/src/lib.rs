@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub mod api;
 pub mod benchutil;
+pub mod disk;
 pub mod http1;
 pub mod idle;
 pub mod process;

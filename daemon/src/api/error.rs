@@ -81,9 +81,18 @@ impl GatewayError {
 
     /// A store call that failed (logged here, with its error): 503 with `Retry-After`, since the
     /// cause (a full disk, a locked database) usually passes.
+    /// The cause stays in the log (it names files on this host), except that a full disk is
+    /// said, since the caller can do something about it.
     pub fn store_failed(doing: &str, error: impl Display) -> Self {
-        tracing::error!(error = %error, "the gateway cannot {doing}");
-        let mut e = Self::unavailable(format!("the gateway cannot {doing} right now; try again"));
+        let cause = error.to_string();
+        tracing::error!(error = %cause, "the gateway cannot {doing}");
+        // SQLite's words for SQLITE_FULL, whichever error type carried them here.
+        let message = if cause.contains("database or disk is full") {
+            format!("the gateway cannot {doing}: the disk holding its state is full; free some space, then try again")
+        } else {
+            format!("the gateway cannot {doing} right now; try again")
+        };
+        let mut e = Self::unavailable(message);
         e.retry_after_secs = Some(1);
         e
     }
@@ -259,5 +268,8 @@ mod tests {
         );
         assert!(!e.message.contains("disk I/O"), "the cause stays in the log: {}", e.message);
         assert_eq!(e.openai_type(), "server_error");
+        let full = GatewayError::store_failed("save the note", "database or disk is full");
+        assert_eq!(full.retry_after_secs, Some(1));
+        assert!(full.message.contains("disk holding its state is full"), "{}", full.message);
     }
 }

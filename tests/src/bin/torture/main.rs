@@ -23,6 +23,9 @@ use gateway_tests::benchutil::{machine, Row, Stats, Target};
 mod auth;
 mod configs;
 mod crashes;
+mod full_disk;
+mod idle_clients;
+mod reloads;
 mod slow_clients;
 mod stop;
 mod upstream_faults;
@@ -55,13 +58,16 @@ fn main() -> Result<()> {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     type Scenario = fn(usize, &mut Vec<Row>, &mut Vec<String>) -> Result<()>;
-    let scenarios: [(&str, usize, Scenario); 6] = [
+    let scenarios: [(&str, usize, Scenario); 9] = [
+        ("R1", 10_000, idle_clients::run),
+        ("R4", 100, reloads::run),
         ("R15", 1_000, auth::run),
         ("R12", 500, slow_clients::run),
         ("R5", 1_000, configs::run),
         ("R16", 50, upstream_faults::run),
         ("R7", 100, stop::run),
         ("R8", 1_000, crashes::run),
+        ("R10", 1_000, full_disk::run),
     ];
     for (id, count, scenario) in scenarios {
         if wanted(id) {
