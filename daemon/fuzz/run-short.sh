@@ -5,6 +5,7 @@
 #   daemon/fuzz/run-short.sh            # 25 s per target
 #   FUZZ_SECONDS=600 daemon/fuzz/run-short.sh
 #   FUZZ_TARGETS="ws_frames" daemon/fuzz/run-short.sh
+#   FUZZ_RUNS=1000000 daemon/fuzz/run-short.sh   # this many inputs per target instead of a time
 #
 # cargo-fuzz needs nightly compiler flags (-Zsanitizer, sanitizer coverage); on a stable
 # toolchain RUSTC_BOOTSTRAP=1 unlocks them. cargo-fuzz is installed from crates.io if missing.
@@ -16,7 +17,12 @@ set -u
 cd "$(dirname "$0")/.." || exit 2 # daemon/
 export RUSTC_BOOTSTRAP=1
 seconds=${FUZZ_SECONDS:-25}
-targets=${FUZZ_TARGETS:-"ws_frames connect_params config_loader"}
+targets=${FUZZ_TARGETS:-"ws_frames connect_params config_loader http_routes control_api"}
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    budget="-runs=$FUZZ_RUNS"
+else
+    budget="-max_total_time=$seconds"
+fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz..."
@@ -35,10 +41,10 @@ for t in $targets; do
             grep -E "panicked|ERROR|SUMMARY" "fuzz/$t.replay.log" | head -n 5
         fi
     done
-    echo "=== $t: ${seconds}s"
+    echo "=== $t: ${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${seconds}s}"
     mkdir -p "fuzz/corpus/$t"
     if ! cargo fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-        -max_total_time="$seconds" -dict="fuzz/dicts/$t.dict" -print_final_stats=1 \
+        "$budget" -dict="fuzz/dicts/$t.dict" -print_final_stats=1 \
         2>"fuzz/$t.log"; then
         failed="$failed $t"
         grep -E "panicked|ERROR|SUMMARY|Failing input|fuzz/artifacts/" "fuzz/$t.log" | head -n 10
@@ -49,4 +55,4 @@ if [ -n "$failed" ]; then
     echo "FAILED:$failed (inputs in daemon/fuzz/artifacts/ and daemon/fuzz/regressions/)"
     exit 1
 fi
-echo "all fuzz targets ran ${seconds}s without a crash"
+echo "all fuzz targets ran ${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${seconds}s} without a crash"

@@ -142,50 +142,7 @@ async fn serve_until_exit(
             profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
         );
     }
-    let active = Active {
-        config: prepared.config,
-        generation: 1,
-        file_exists: prepared.file_exists,
-        token: prepared.token,
-        token_source: prepared.token_source,
-        hooks_token: prepared.hooks_token,
-        file_keys: prepared.file_keys,
-    };
-    let store_path = paths.state_dir.join("gateway.db");
-    let store = crate::core::store::Store::open(&store_path).map_err(|e| match disk_full(&paths.state_dir) {
-        Some(full) => Fatal::new(
-            exit::DISK_FULL,
-            format!(
-                "cannot open the state database {}: {full}. Free some space there, then start gatewayd again; \
-                 the database is not damaged and nothing needs moving (exit 74: the unit does not restart on it)",
-                store_path.display()
-            ),
-        ),
-        None => Fatal::new(exit::FAILURE, e),
-    })?;
-    let store = Arc::new(store);
-    let devices = crate::runtime::devices::Devices::new(store.clone());
-    let signins = crate::core::signin_store::SignIns::new(store);
-    let password_file = paths.password_file();
-    let password = crate::core::password::Password::load(&password_file, overrides.password.as_deref())
-        .map_err(|e| {
-            Fatal::new(
-                exit::FAILURE,
-                format!("cannot use the password file {}: {e}", password_file.display()),
-            )
-        })?;
-    let gw = Gateway::new(
-        profile,
-        paths,
-        overrides,
-        listen_addr,
-        Supervisor::detect(),
-        active,
-        logs,
-        devices,
-        password,
-        signins,
-    );
+    let gw = assemble(profile, paths, overrides, prepared, logs, listen_addr)?;
 
     let http_task = tokio::spawn({
         let gw = gw.clone();
@@ -267,6 +224,106 @@ async fn serve_until_exit(
     let _ = std::fs::remove_file(&socket);
     tracing::info!(event = "stopped", reason = ?reason, "gatewayd stopped");
     Ok(reason)
+}
+
+/// Builds the gateway from a prepared config: its store, device registry, sign-ins and password.
+fn assemble(
+    profile: Profile,
+    paths: Paths,
+    overrides: Overrides,
+    prepared: reload::Prepared,
+    logs: logging::LogControl,
+    listen_addr: std::net::SocketAddr,
+) -> Result<Arc<Gateway>, Fatal> {
+    let active = Active {
+        config: prepared.config,
+        generation: 1,
+        file_exists: prepared.file_exists,
+        token: prepared.token,
+        token_source: prepared.token_source,
+        hooks_token: prepared.hooks_token,
+        file_keys: prepared.file_keys,
+    };
+    let store_path = paths.state_dir.join("gateway.db");
+    let store = crate::core::store::Store::open(&store_path).map_err(|e| match disk_full(&paths.state_dir) {
+        Some(full) => Fatal::new(
+            exit::DISK_FULL,
+            format!(
+                "cannot open the state database {}: {full}. Free some space there, then start gatewayd again; \
+                 the database is not damaged and nothing needs moving (exit 74: the unit does not restart on it)",
+                store_path.display()
+            ),
+        ),
+        None => Fatal::new(exit::FAILURE, e),
+    })?;
+    let store = Arc::new(store);
+    let devices = crate::runtime::devices::Devices::new(store.clone());
+    let signins = crate::core::signin_store::SignIns::new(store);
+    let password_file = paths.password_file();
+    let password = crate::core::password::Password::load(&password_file, overrides.password.as_deref())
+        .map_err(|e| {
+            Fatal::new(
+                exit::FAILURE,
+                format!("cannot use the password file {}: {e}", password_file.display()),
+            )
+        })?;
+    Ok(Gateway::new(
+        profile,
+        paths,
+        overrides,
+        listen_addr,
+        Supervisor::detect(),
+        active,
+        logs,
+        devices,
+        password,
+        signins,
+    ))
+}
+
+/// A gateway assembled as `run` assembles it, in `dir`, from the config text `config`, that
+/// serves no port and no control socket: the fuzz targets (daemon/fuzz) drive its two routers
+/// in process. Call it once per process (it installs the global log subscriber), inside a
+/// tokio runtime.
+pub fn embedded(dir: &std::path::Path, config: &str) -> Result<Embedded, String> {
+    let paths = Paths {
+        config_file: dir.join("gateway.toml"),
+        state_dir: dir.join("state"),
+        runtime_dir: dir.join("run"),
+    };
+    fsutil::ensure_private_dir(&paths.state_dir).map_err(|e| e.to_string())?;
+    std::fs::write(&paths.config_file, config).map_err(|e| e.to_string())?;
+    let profile = Profile::new(None, false).map_err(|e| e.to_string())?;
+    let overrides = Overrides::default();
+    let prepared = reload::prepare(&paths.config_file, &profile, &overrides, &paths.token_file())
+        .map_err(|issues| format!("invalid configuration: {issues:?}"))?;
+    let logs = logging::init(logging::Setup {
+        format: logging::LogFormat::Text,
+        verbose: false,
+        logging: &prepared.config.logging,
+        file: paths.log_file(),
+        profile: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let addr = prepared.addr;
+    let gw = assemble(profile, paths, overrides, prepared, logs, addr).map_err(|f| f.message)?;
+    gw.set_phase(Phase::Running);
+    Ok(Embedded {
+        http: router::router(gw.clone()),
+        control: control::router(gw.clone()),
+        token: gw.active().token.clone(),
+        gateway: gw,
+    })
+}
+
+/// What [`embedded`] returns.
+pub struct Embedded {
+    pub gateway: Arc<Gateway>,
+    /// The main port's router.
+    pub http: axum::Router,
+    /// The control socket's router.
+    pub control: axum::Router,
+    pub token: String,
 }
 
 /// `disk full on /x (12 KB free)` when the filesystem holding `dir` has (almost) no space left.

@@ -163,6 +163,9 @@ impl Home {
         let log = self.path().join(format!("gatewayd-{}.stderr", unique()));
         let mut cmd = self.command(&bin("gatewayd"));
         cmd.arg("run").args(args).stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
+        // Killed with the thread that spawned it, should that thread's process abort before
+        // the handle's drop runs (the release profile of gateway-torture aborts on a panic).
+        benchutil::die_with_parent(&mut cmd);
         adjust(&mut cmd);
         let port = args
             .iter()

@@ -24,15 +24,9 @@ fuzz_target!(|text: &str| {
             let lines = text.split('\n').count() as u32;
             for issue in issues {
                 assert_eq!(issue.file, "fuzz.toml");
-                assert!(
-                    !issue.message.trim().is_empty(),
-                    "an issue without a message: {issue:?}"
-                );
+                assert!(!issue.message.trim().is_empty(), "an issue without a message: {issue:?}");
                 if let Some(line) = issue.line {
-                    assert!(
-                        line >= 1 && line <= lines,
-                        "line {line} of {lines}: {issue:?}"
-                    );
+                    assert!(line >= 1 && line <= lines, "line {line} of {lines}: {issue:?}");
                     assert!(issue.column.is_some_and(|c| c >= 1), "{issue:?}");
                 }
             }

@@ -42,10 +42,7 @@ fuzz_target!(|data: &[u8]| {
         (nonce.as_ref(), now_ms),
         (device.nonce.as_str(), now_ms),
         (device.nonce.as_str(), device.signed_at),
-        (
-            device.nonce.as_str(),
-            device.signed_at.wrapping_add(proof::MAX_SKEW_MS),
-        ),
+        (device.nonce.as_str(), device.signed_at.wrapping_add(proof::MAX_SKEW_MS)),
     ];
     for (challenge, now_ms) in clocks {
         let signed = Signed {

@@ -94,7 +94,6 @@ fn check_error(e: &CodecError) {
     assert!(gatewayd::api::ws::codec::close(e.close_code(), &e.reason()).len() <= 2 + MAX_CONTROL);
 }
 
-
 /// Reads the frame description: an op byte, then lengths and payload bytes taken from the input.
 struct Script<'a> {
     bytes: &'a [u8],
@@ -174,11 +173,8 @@ fn frames(mut chunks: Chunks, bytes: &[u8]) {
             }
             _ => {
                 let code = u16::from_be_bytes([op, script.byte().unwrap_or(0)]);
-                let reason: String = script
-                    .take(len.min(MAX_CONTROL - 2))
-                    .iter()
-                    .map(|b| char::from(b'a' + b % 26))
-                    .collect();
+                let reason: String =
+                    script.take(len.min(MAX_CONTROL - 2)).iter().map(|b| char::from(b'a' + b % 26)).collect();
                 let mut payload = code.to_be_bytes().to_vec();
                 payload.extend_from_slice(reason.as_bytes());
                 let mask = script.mask();
@@ -196,9 +192,8 @@ fn frames(mut chunks: Chunks, bytes: &[u8]) {
         let (chunk, tail) = rest.split_at(chunks.next().min(rest.len()));
         rest = tail;
         decoder.feed(chunk);
-        while let Some(message) = decoder
-            .next(limit)
-            .unwrap_or_else(|e| panic!("valid frames refused: {e:?}"))
+        while let Some(message) =
+            decoder.next(limit).unwrap_or_else(|e| panic!("valid frames refused: {e:?}"))
         {
             got.push(message);
         }

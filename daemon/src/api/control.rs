@@ -66,7 +66,8 @@ pub async fn serve(gw: Arc<Gateway>, listener: UnixListener) {
     .await;
 }
 
-fn router(gw: Arc<Gateway>) -> Router {
+/// The control API's routes (served on the Unix socket; in process by the fuzz targets).
+pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route(route::STATUS, get(status))
         .route(route::HEALTH, get(health_check))

@@ -27,6 +27,12 @@ use crate::runtime::providers::upstream::Clients;
 const EVENT_BUFFER: usize = 256;
 /// How often ended runs are looked at for forgetting.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an ended run recorded in the store stays in memory too: after that `wait` and
+/// an idempotent retry answer from the store.
+const STORED_RUN_GRACE: Duration = Duration::from_secs(5);
+/// At most this many ended runs are remembered in memory; past it the oldest are forgotten
+/// first, whatever the idempotency window (which bounds them in time, not in number).
+const MAX_ENDED_RUNS: usize = 10_000;
 /// How long the record of an ended run is kept in the store (its messages stay with the
 /// session), and how often old records are deleted.
 const RUN_RECORD_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
@@ -241,7 +247,8 @@ impl Agents {
             return Ok(self.subscribe(&existing));
         }
         // Ephemeral runs store nothing (they are remembered in memory for the idempotency
-        // window); stateful ones are recorded with their input in one transaction.
+        // window, within `MAX_ENDED_RUNS`); stateful ones are recorded with their input in one
+        // transaction.
         let stored = match req.session_key.clone() {
             None => Ok(None),
             Some(key) => {
@@ -572,8 +579,10 @@ impl Agents {
         }
     }
 
-    /// Forgets ended runs (and their idempotency keys) older than the idempotency window; at
-    /// most once a second, so a busy gateway does not scan its runs on every start.
+    /// Forgets ended runs (and their idempotency keys): a run the store can answer for after
+    /// `STORED_RUN_GRACE`, any other after the idempotency window, and
+    /// the oldest first when more than `MAX_ENDED_RUNS` have ended. At most once a second, so a
+    /// busy gateway does not scan its runs on every start.
     fn prune(&self, config: &Config) {
         {
             let mut last = lock(&self.inner.last_prune);
@@ -587,12 +596,21 @@ impl Agents {
         // Lock order everywhere: idempotency keys, then runs.
         let mut keys = lock(&self.inner.idempotency);
         let mut runs = lock(&self.inner.runs);
-        let expired: Vec<Arc<Run>> =
-            runs.values().filter(|r| lock(&r.ended_at).is_some_and(|t| t.elapsed() > ttl)).cloned().collect();
-        if expired.is_empty() {
-            return;
-        }
-        for run in expired {
+        let mut ended: Vec<(Instant, Arc<Run>)> =
+            runs.values().filter_map(|r| lock(&r.ended_at).map(|t| (t, r.clone()))).collect();
+        ended.sort_by_key(|(t, _)| *t);
+        // The store answers for a recorded run: `wait` by its id, and a retry with its key when
+        // the key is its id (WebSocket runs); other keys are only known here.
+        let ages: Vec<(Duration, bool)> = ended
+            .iter()
+            .map(|(t, r)| {
+                let replayable =
+                    r.session_key.is_some() && r.idempotency_key.as_ref().is_none_or(|k| *k == r.id);
+                (t.elapsed(), replayable)
+            })
+            .collect();
+        for i in to_forget(&ages, ttl) {
+            let run = &ended[i].1;
             runs.remove(&run.id);
             if let Some(k) = &run.idempotency_key {
                 if keys.get(k) == Some(&run.id) {
@@ -601,6 +619,22 @@ impl Agents {
             }
         }
     }
+}
+
+/// Which ended runs to forget, given each one's (age, whether the store answers for it), oldest
+/// first: the replayable ones after `STORED_RUN_GRACE`, the others after the idempotency window
+/// `ttl`, and the oldest beyond `MAX_ENDED_RUNS` whatever their age.
+fn to_forget(ended: &[(Duration, bool)], ttl: Duration) -> Vec<usize> {
+    let over = ended.len().saturating_sub(MAX_ENDED_RUNS);
+    ended
+        .iter()
+        .enumerate()
+        .filter(|(i, (age, replayable))| {
+            let keep_for = if *replayable { STORED_RUN_GRACE.min(ttl) } else { ttl };
+            *i < over || *age > keep_for
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 impl Agents {
@@ -718,6 +752,21 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
+
+    #[test]
+    fn ended_runs_are_forgotten_by_kind_and_beyond_the_cap() {
+        let ttl = Duration::from_secs(600);
+        let s = Duration::from_secs;
+        // Oldest first: an in-memory-only run past the window, one within it, a replayable run
+        // past its grace, and one within it.
+        let ended = [(s(700), false), (s(300), false), (s(6), true), (s(4), true)];
+        assert_eq!(to_forget(&ended, ttl), [0, 2]);
+        // Past the cap, the oldest go whatever their age.
+        let many = vec![(s(1), false); MAX_ENDED_RUNS + 3];
+        assert_eq!(to_forget(&many, ttl), [0, 1, 2]);
+        // A window shorter than the grace bounds the replayable ones too.
+        assert_eq!(to_forget(&[(s(3), true)], s(2)), [0]);
+    }
 
     /// An upstream that takes requests and never answers; reports each connection's close.
     async fn silent_upstream() -> (String, mpsc::Receiver<&'static str>) {

@@ -1,21 +1,26 @@
 //! gateway-torture: reliability scenarios against the release `gatewayd`, each as a figure beside
-//! its target in `../shared/design/targets.md`'s R-list (docs/reliability.md). The rows so far:
+//! its target in the R-list of the project's targets (docs/reliability.md says what each row
+//! measures). One module per scenario:
 //!
-//! - R15: wrong credentials from one address on every auth path (HTTP bearer, password sign-in,
-//!   WebSocket `connect`, hooks token): the share answered 429, and that the owner, and requests
-//!   without a credential, are never locked out.
-//! - R12: slow-header and silent connections: when the gateway closes them, against the header
-//!   read timeout, and a normal client's latency meanwhile.
-//! - R5: mutated, truncated, half-written config files (byte flips, cuts at any offset, wrong
-//!   types, unknown keys, huge values, duplicate tables, invalid UTF-8, a BOM, an empty file),
-//!   each reloaded: rejected with a located message, or applied with the keys that went back to
-//!   their defaults named; the old config keeps serving; no restart.
+//! - `auth` R15: wrong credentials on every auth path; the owner never locked out.
+//! - `slow_clients` R12: slow-header and silent connections.
+//! - `configs` R5: mutated, truncated, half-written config files, each reloaded.
+//! - `upstream_faults` R16: refused, hanging, garbage and stalling upstreams; clients leaving.
+//! - `stop` R7: SIGTERM with SSE and WebSocket clients mid-run.
+//! - `crashes` R8: kill -9 during writes; nothing acknowledged lost, integrity_check.
+//! - `full_disk` R10: the state's disk filling under writers (root: it mounts a tmpfs).
+//! - `idle_clients` R1: many idle authenticated WebSocket clients.
+//! - `reloads` R4: config reloads under chat load and open sockets.
+//! - `soak` R20: moderate mixed load for an hour; RSS, fds and p99 sampled.
+//! - `fuzzing` R11: every fuzz target for 10^6 inputs (full mode only; it needs cargo-fuzz).
 //!
 //! Run from the workspace root:
-//!   cargo build --release --workspace --bins && ./target/release/gateway-torture [--short]
+//!   cargo build --release --workspace --bins && ./target/release/gateway-torture [--short] [--only R8,R16]
 //!
-//! `--short` uses a tenth of the counts (seconds in all). Daemons run in throwaway homes and are
-//! killed when their handles drop; errors are returned rather than panicked so the drops run.
+//! `--short` runs smaller counts and a 2-minute soak (under 3 minutes in all); the full run
+//! takes a little over an hour. Daemons run in throwaway homes and are killed when their
+//! handles drop; errors are returned rather than panicked so the drops run (the release
+//! profile aborts on a panic). It exits 1 when a row misses its target.
 
 use anyhow::{bail, ensure, Context, Result};
 use gateway_tests::benchutil::{machine, Row, Stats, Target};
@@ -24,19 +29,22 @@ mod auth;
 mod configs;
 mod crashes;
 mod full_disk;
+mod fuzzing;
 mod idle_clients;
 mod reloads;
 mod slow_clients;
+mod soak;
 mod stop;
 mod upstream_faults;
 
 const PEER: &str = "-";
 
-const USAGE: &str = "usage: gateway-torture [--short] [--only R1,R16,...]";
+const USAGE: &str = "usage: gateway-torture [--short] [--only R1,R16,...] [--soak-minutes M]";
 
 fn main() -> Result<()> {
     let mut short = false;
     let mut only: Option<Vec<String>> = None;
+    let mut soak_minutes: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -45,6 +53,7 @@ fn main() -> Result<()> {
                 let list = args.next().with_context(|| format!("--only needs a list of rows ({USAGE})"))?;
                 only = Some(list.split(',').map(|r| r.trim().to_uppercase()).collect());
             }
+            "--soak-minutes" => soak_minutes = Some(gateway_tests::benchutil::arg_num(&arg, args.next())?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -52,27 +61,40 @@ fn main() -> Result<()> {
             other => bail!("unknown argument {other:?} ({USAGE})"),
         }
     }
-    let scale = if short { 10 } else { 1 };
     let wanted = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == id));
     let m = machine();
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     type Scenario = fn(usize, &mut Vec<Row>, &mut Vec<String>) -> Result<()>;
-    let scenarios: [(&str, usize, Scenario); 9] = [
-        ("R1", 10_000, idle_clients::run),
-        ("R4", 100, reloads::run),
-        ("R15", 1_000, auth::run),
-        ("R12", 500, slow_clients::run),
-        ("R5", 1_000, configs::run),
-        ("R16", 50, upstream_faults::run),
-        ("R7", 100, stop::run),
-        ("R8", 1_000, crashes::run),
-        ("R10", 1_000, full_disk::run),
+    // Each row's count in the full and the short mode (R20's is seconds).
+    let scenarios: [(&str, usize, usize, Scenario); 11] = [
+        ("R15", 1_000, 100, auth::run),
+        ("R12", 500, 50, slow_clients::run),
+        ("R5", 1_000, 100, configs::run),
+        ("R16", 50, 5, upstream_faults::run),
+        ("R7", 100, 20, stop::run),
+        ("R8", 1_000, 50, crashes::run),
+        ("R10", 1_000, 100, full_disk::run),
+        ("R1", 10_000, 1_000, idle_clients::run),
+        ("R4", 100, 10, reloads::run),
+        ("R20", 3_600, 120, soak::run),
+        ("R11", 1_000_000, 0, fuzzing::run),
     ];
-    for (id, count, scenario) in scenarios {
+    for (id, full, short_count, scenario) in scenarios {
+        if short && short_count == 0 {
+            if wanted(id) {
+                notes.push(format!("{id}: full mode only (.ci/run runs the fuzz targets for 15 s each)"));
+            }
+            continue;
+        }
         if wanted(id) {
             eprintln!("{id}...");
-            scenario(count / scale, &mut rows, &mut notes).with_context(|| format!("scenario {id}"))?;
+            let count = match (id, soak_minutes) {
+                ("R20", Some(m)) => m * 60,
+                _ if short => short_count,
+                _ => full,
+            };
+            scenario(count, &mut rows, &mut notes).with_context(|| format!("scenario {id}"))?;
         }
     }
     println!("{}", gateway_tests::benchutil::to_table(&m, PEER, &rows, &notes));
