@@ -94,3 +94,45 @@ write("ws_frames", "raw-long", bytes([0x04, 0x03, 0x01]) + client_frame(True, 2,
       + client_frame(True, 1, "é".encode() * 40000, M))
 write("ws_frames", "frames", bytes([0x80, 0x04, 0x09]) + bytes([0x0C, 40]) + bytes(range(40)) + bytes([128, 64])
       + M * 8 + bytes([0x02, 5]) + b"hello" + M + bytes([0x04, 0x10]) + b"reason" + M)
+
+# http_routes: route index (ROUTES in fuzz_targets/http_routes.rs), flags (4: a path parameter
+# follows, length-prefixed), then the body.
+HTTP_ROUTES = [
+    ("POST", "/v1/chat/completions", {"model": "echo/echo", "messages": [{"role": "user", "content": "hi"}], "stream": True}),
+    ("POST", "/v1/completions", {"model": "echo/echo", "prompt": "hello", "max_tokens": 3}),
+    ("GET", "/v1/models", None),
+    ("GET", "/v1/models/{}", None),
+    ("POST", "/v1/responses", {"model": "echo/echo", "input": "hello", "store": True}),
+    ("GET", "/v1/responses/{}", None),
+    ("DELETE", "/v1/responses/{}", None),
+    ("POST", "/v1/{}", {}),
+    ("GET", "/gateway/status", None),
+    ("POST", "/gateway/auth/session", {"password": "x"}),
+    ("DELETE", "/gateway/auth/session", None),
+    ("GET", "/gateway/sessions", None),
+    ("GET", "/gateway/sessions/{}", None),
+    ("DELETE", "/gateway/sessions/{}", None),
+    ("POST", "/gateway/sessions/{}/reset", None),
+    ("GET", "/gateway/memory/{}", None),
+    ("PUT", "/gateway/memory/fuzz/{}", {"value": "tea"}),
+    ("DELETE", "/gateway/memory/fuzz/{}", None),
+    ("POST", "/hooks/wake", {"text": "wake up", "mode": "now"}),
+    ("POST", "/hooks/agent", {"message": "hello", "sessionKey": "hook:fuzz", "model": "echo/echo"}),
+    ("POST", "/hooks/{}", {}),
+    ("POST", "/tools/invoke", {"tool": "sessions_list", "args": {}}),
+]
+for i, (method, path, body) in enumerate(HTTP_ROUTES):
+    raw = b"" if body is None else json.dumps(body).encode()
+    param = (bytes([4]) + b"desk") if "{}" in path else b""
+    name = "%02d%s" % (i, (method + path).replace("/", "_").replace("{}", "P"))
+    write("http_routes", name, bytes([i, 4 if param else 0]) + param + raw)
+
+# control_api: route index (ROUTES in fuzz_targets/control_api.rs), path parameter length, the
+# parameter, then the body.
+CONTROL_ROUTES = ["v1_status", "v1_reload", "v1_logs", "v1_config", "v1_token", "v1_token_rotate",
+                  "v1_devices", "approve", "reject", "revoke", "v1_signins", "srevoke", "v1_sessions",
+                  "osrevoke", "get", "post"]
+for i, name in enumerate(CONTROL_ROUTES):
+    param = b"0123abcd" if i in (7, 8, 9, 11, 13, 14, 15) else b""
+    raw = json.dumps({"scopes": ["operator.read"]}).encode() if i == 7 else b""
+    write("control_api", "%02d-%s" % (i, name), bytes([i, len(param)]) + param + raw)
