@@ -51,8 +51,10 @@ pub fn run(kills: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Result
             } else {
                 kill.checked_sub(1).into_iter().collect()
             };
+            // The paired devices, read once per restart (the list holds every round's).
+            let paired = paired_devices(&home)?;
             for round in check {
-                let missing = missing(&d, &home, &token, &owner, round, &rounds[round])?;
+                let missing = missing(&d, &token, &owner, &paired, round, &rounds[round])?;
                 if !missing.is_empty() {
                     lost += missing.len();
                     first_lost.get_or_insert_with(|| format!("after kill {kill}: {}", missing.join(", ")));
@@ -211,6 +213,9 @@ fn write(
                     Ok((_c, hello)) if hello["ok"] == true => {}
                     _ => return,
                 }
+                // Paced: the registry lists every device ever paired, and it is read after each
+                // restart.
+                thread::sleep(Duration::from_millis(10));
                 acked.lock().unwrap().devices.insert(device.id());
             }
         }
@@ -225,9 +230,9 @@ fn keys(kill: usize) -> (String, String, String) {
 /// The acknowledged writes of round `kill` that the restarted gateway does not have.
 fn missing(
     d: &Daemon,
-    home: &Home,
     token: &str,
     owner: &Device,
+    paired: &BTreeSet<String>,
     kill: usize,
     acked: &Acked,
 ) -> Result<Vec<String>> {
@@ -263,11 +268,21 @@ fn missing(
     let (mut c, _) = Client::paired(d.port, token, owner);
     let history = c.request("chat.history", json!({ "sessionKey": ws_session, "limit": 10000 }));
     check("chat.send", &acked.ws, strings(&users_only(&history["payload"]["messages"]), "text"));
+    check("paired device", &acked.devices, paired.clone());
+    Ok(gone)
+}
+
+/// The ids of the devices paired, from the control API.
+fn paired_devices(home: &Home) -> Result<BTreeSet<String>> {
     let (code, body) = gateway_tests::unix_http(&home.socket(None), "GET", "/v1/devices", &[])?;
     ensure!(code == 200, "GET /v1/devices: {code}");
     let devices: Value = serde_json::from_str(&body)?;
-    check("paired device", &acked.devices, strings(&devices["devices"], "device_id"));
-    Ok(gone)
+    Ok(devices["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["device_id"].as_str().map(str::to_owned))
+        .collect())
 }
 
 /// `PRAGMA integrity_check` on the database a killed gatewayd left.
