@@ -242,6 +242,7 @@ fn assemble(
         token: prepared.token,
         token_source: prepared.token_source,
         hooks_token: prepared.hooks_token,
+        provider_keys: prepared.provider_keys,
         file_keys: prepared.file_keys,
     };
     let store_path = paths.state_dir.join("gateway.db");

@@ -36,7 +36,11 @@ fn unknown_host_names_are_refused() {
 #[test]
 fn credentials_in_the_url_are_refused() {
     let home = Home::new();
-    let d = home.start_with("");
+    // A provider's API key is one of the secrets too.
+    let provider_key = "sk-provider-key-0123456789";
+    let d = home.start_with(&format!(
+        "[models.providers.up]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key = \"{provider_key}\"\nmodels = [\"m\"]\n"
+    ));
     let tok = home.token();
     let (status, body) = http(d.port, "GET", &format!("/gateway/status?token={tok}"), &[]);
     assert_eq!(status, 400);
@@ -56,9 +60,11 @@ fn credentials_in_the_url_are_refused() {
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains("credentials_in_url"), "{query}: {body}");
     }
-    let (status, body) = http(d.port, "GET", &format!("/gateway/sessions?limit=1&q={tok}"), &[]);
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("holds one of the gateway's secrets") && !body.contains(&tok), "{body}");
+    for secret in [tok.as_str(), provider_key] {
+        let (status, body) = http(d.port, "GET", &format!("/gateway/sessions?limit=1&q={secret}"), &[]);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("holds one of the gateway's secrets") && !body.contains(secret), "{body}");
+    }
     assert_eq!(
         http(d.port, "GET", "/gateway/sessions?limit=1", &[("Authorization", &format!("Bearer {tok}"))]).0,
         200

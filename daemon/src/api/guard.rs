@@ -128,8 +128,10 @@ fn referer_origin(referer: &str) -> String {
 /// Credentials in the query string: a parameter named like one, or any value that is one of the
 /// gateway's secrets. URLs end up in logs, histories and Referer headers.
 fn query_refusal(query: &str, active: &Active) -> Option<Response> {
-    let secrets: Vec<&str> =
-        std::iter::once(active.token.as_str()).chain(active.hooks_token.as_deref()).collect();
+    let secrets: Vec<&str> = std::iter::once(active.token.as_str())
+        .chain(active.hooks_token.as_deref())
+        .chain(active.provider_keys.iter().map(String::as_str))
+        .collect();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = percent_decode(raw_name);

@@ -39,6 +39,9 @@ pub struct Active {
     pub token_source: TokenSource,
     /// The webhook token (`hooks.token`) while webhooks are on.
     pub hooks_token: Option<String>,
+    /// The providers' API keys that could be read when this was loaded: never accepted in a
+    /// URL's query (the providers read theirs again for each request).
+    pub provider_keys: Vec<String>,
     /// The dotted keys the file set (the rest had their defaults).
     pub file_keys: BTreeSet<String>,
 }

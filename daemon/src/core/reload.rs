@@ -28,6 +28,7 @@ pub struct Prepared {
     pub token_source: TokenSource,
     pub token_generated: bool,
     pub hooks_token: Option<String>,
+    pub provider_keys: Vec<String>,
     pub addr: SocketAddr,
     /// The dotted keys the file sets.
     pub file_keys: BTreeSet<String>,
@@ -60,7 +61,17 @@ pub fn prepare(
             .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.token", e.to_string())])?;
     let hooks_token = crate::core::webhooks::prepare(&config, &token)
         .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
+    // A key that cannot be read is the provider's error to report, on its first request. A
+    // short placeholder (`none`, for a local server) is no secret worth refusing URLs over.
+    let provider_keys = config
+        .models
+        .providers
+        .values()
+        .filter_map(|p| p.api_key.as_ref()?.resolve().ok())
+        .filter(|k| k.len() >= 8)
+        .collect();
     Ok(Prepared {
+        provider_keys,
         file_keys: loaded.set_keys(),
         config,
         file_exists: loaded.exists,
@@ -253,6 +264,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         token: next.token,
         token_source: next.token_source,
         hooks_token: next.hooks_token,
+        provider_keys: next.provider_keys,
         file_keys: next.file_keys,
     });
     if !defaulted.is_empty() {
