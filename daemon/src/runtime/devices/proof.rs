@@ -53,12 +53,7 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
     let signature =
         Signature::from_slice(&sig_bytes).map_err(|_| "device.signature is not 64 bytes".to_owned())?;
     let v2 = payload_v2(proof, signed);
-    let v3 = format!(
-        "{}|{}|{}",
-        v2.replacen("v2|", "v3|", 1),
-        signed.client.platform,
-        signed.client.device_family.as_deref().unwrap_or("")
-    );
+    let v3 = payload_v3(&v2, signed);
     if key.verify(v2.as_bytes(), &signature).is_ok() || key.verify(v3.as_bytes(), &signature).is_ok() {
         Ok(())
     } else {
@@ -80,6 +75,22 @@ pub fn payload_v2(proof: &DeviceProof, signed: &Signed<'_>) -> String {
         &proof.nonce,
     ]
     .join("|")
+}
+
+/// `v3|…v2's fields…|platform|deviceFamily`, the two metadata fields normalised as the
+/// reference clients sign them: trimmed, ASCII letters lower-cased, anything else kept (a client
+/// sends `"Linux"` and signs `linux`).
+pub fn payload_v3(v2: &str, signed: &Signed<'_>) -> String {
+    format!(
+        "{}|{}|{}",
+        v2.replacen("v2|", "v3|", 1),
+        normalized_metadata(&signed.client.platform),
+        normalized_metadata(signed.client.device_family.as_deref().unwrap_or(""))
+    )
+}
+
+fn normalized_metadata(value: &str) -> String {
+    value.trim().to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -113,6 +124,54 @@ mod tests {
         }
         proof.signature = URL_SAFE_NO_PAD.encode(key.sign(text.as_bytes()).to_bytes());
         proof
+    }
+
+    #[test]
+    fn v3_metadata_is_normalised_as_the_reference_signs_it() {
+        // The reference's own vectors (openclaw src/gateway/device-auth.test.ts).
+        assert_eq!(normalized_metadata("  IOS  "), "ios");
+        assert_eq!(normalized_metadata("  MAC  "), "mac");
+        assert_eq!(normalized_metadata("  \u{130}OS  "), "\u{130}os");
+        assert_eq!(normalized_metadata(""), "");
+        let client = ClientInfo {
+            id: "openclaw-macos".into(),
+            mode: "ui".into(),
+            platform: "  IOS  ".into(),
+            device_family: Some("  iPhone  ".into()),
+            ..setup().1
+        };
+        let scopes = vec!["operator.admin".to_owned(), "operator.read".to_owned()];
+        let signed = Signed {
+            client: &client,
+            role: "operator",
+            scopes: &scopes,
+            token: "tok-123",
+            challenge: "nonce-abc",
+            now_ms: 1_700_000_000_000,
+        };
+        let vector = DeviceProof {
+            id: "dev-1".into(),
+            public_key: String::new(),
+            signature: String::new(),
+            signed_at: 1_700_000_000_000,
+            nonce: "nonce-abc".into(),
+        };
+        assert_eq!(
+            payload_v3(&payload_v2(&vector, &signed), &signed),
+            "v3|dev-1|openclaw-macos|ui|operator|operator.admin,operator.read|1700000000000|tok-123|nonce-abc|ios|iphone"
+        );
+        // A client that says "Linux" and signs "linux" (as the OpenClaw CLI does) verifies.
+        let (key, mut client, scopes) = setup();
+        client.platform = "Linux".into();
+        let signed = Signed {
+            client: &client,
+            role: "operator",
+            scopes: &scopes,
+            token: "t",
+            challenge: "n",
+            now_ms: 1_700_000_000_000,
+        };
+        assert_eq!(verify(&proof(&key, &signed, "v3"), &signed), Ok(()));
     }
 
     #[test]
