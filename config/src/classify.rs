@@ -43,6 +43,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.auth.mode", KeyClass::Hot),
     KeyInfo { key: "gateway.auth.token", class: KeyClass::Hot, secret: true },
     key("gateway.auth.session_ttl_ms", KeyClass::Hot),
+    key("gateway.auth.local_shared_secret_scopes", KeyClass::Hot),
     key("gateway.auth.trusted_proxy.user_header", KeyClass::Hot),
     key("gateway.auth.rate_limit.max_failures", KeyClass::Hot),
     key("gateway.auth.rate_limit.window_ms", KeyClass::Hot),

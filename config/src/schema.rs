@@ -54,6 +54,9 @@ pub struct Auth {
     pub token: Option<SecretRef>,
     /// How long a session token from `POST /gateway/auth/session` stays valid.
     pub session_ttl_ms: Bounded<60_000, 2_592_000_000>,
+    /// A WebSocket client on this host (loopback, no proxy) that proves the gateway token or
+    /// password keeps the operator scopes it asks for without a paired device.
+    pub local_shared_secret_scopes: bool,
     pub trusted_proxy: TrustedProxy,
     pub rate_limit: RateLimit,
 }
@@ -64,6 +67,7 @@ impl Default for Auth {
             mode: AuthMode::default(),
             token: None,
             session_ttl_ms: Bounded(86_400_000),
+            local_shared_secret_scopes: true,
             trusted_proxy: TrustedProxy::default(),
             rate_limit: RateLimit::default(),
         }

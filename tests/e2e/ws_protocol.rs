@@ -98,13 +98,51 @@ fn handshake_refusals_say_why_and_close() {
     assert_eq!(c.closed().0, 1008);
 }
 
+/// A client on this host that proves the gateway token keeps the operator scopes it asks for
+/// without a device, as the OpenClaw CLI expects; not through a proxy, not when turned off.
+#[test]
+fn a_local_client_with_the_shared_secret_keeps_its_scopes() {
+    let home = Home::new();
+    let d = home.start_with("");
+    let tok = home.token();
+    let asked = Connect {
+        token: Some(&tok),
+        scopes: &["operator.read", "operator.write", "node.invoke", "operator.read"],
+        client_id: "cli",
+        mode: "cli",
+        ..Default::default()
+    };
+    let (mut c, res) = Client::connect(d.port, &asked);
+    assert_eq!(res["payload"]["auth"]["scopes"], json!(["operator.read", "operator.write"]), "{res}");
+    assert_eq!(c.request("status", json!({}))["ok"], true);
+    assert_eq!(c.request("config.get", json!({}))["error"]["details"]["missingScope"], "operator.admin");
+    // Through a proxy the same connect gets none.
+    for (name, value) in
+        [("X-Forwarded-For", "127.0.0.1"), ("Forwarded", "for=127.0.0.1"), ("X-Real-IP", "127.0.0.1")]
+    {
+        let (_c, res) =
+            Client::connect(d.port, &Connect { headers: vec![(name, value.into())], ..asked.clone() });
+        assert_eq!(res["payload"]["auth"]["scopes"], json!([]), "{name}: {res}");
+    }
+    // Nor with the choice turned off.
+    home.write_config(None, "[gateway.auth]\nlocal_shared_secret_scopes = false\n");
+    assert!(home.ctl(&["reload"]).status.success());
+    let (_c, res) = Client::connect(d.port, &asked);
+    assert_eq!(res["payload"]["auth"]["scopes"], json!([]), "{res}");
+}
+
 #[test]
 fn scopes_are_enforced_per_method() {
     let home = Home::new();
     let d = home.start_with("");
     let tok = home.token();
-    // A shared token without a device: no scopes, health only.
-    let (mut c, res) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
+    // A shared token without a device, through a proxy: no scopes, health only.
+    let proxied = Connect {
+        token: Some(&tok),
+        headers: vec![("X-Forwarded-For", "203.0.113.9".into())],
+        ..Default::default()
+    };
+    let (mut c, res) = Client::connect(d.port, &proxied);
     assert_eq!(res["payload"]["auth"]["scopes"], json!([]));
     assert_eq!(c.request("health", json!({}))["ok"], true);
     let res = c.request("status", json!({}));

@@ -31,6 +31,9 @@ pub struct Context {
     pub client_ip: IpAddr,
     /// The identity a trusted proxy asserted, if any.
     pub proxy_user: Option<String>,
+    /// A client on this host straight to the port: a loopback peer that is no trusted proxy,
+    /// no forwarding header, a loopback Host.
+    pub direct_local: bool,
 }
 
 /// How long a closing connection may take to flush its last frames.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use gateway_config::AuthMode;
 use gateway_proto::ws::{
-    auth_code, close, code, ConnectParams, ErrorShape, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    auth_code, close, code, scope, ConnectParams, ErrorShape, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -224,7 +224,21 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
     if !matches!(auth_kind, AuthKind::None) && locked.is_none() {
         gw.limiter.success(ip);
     }
-    // A client without a device identity gets no scopes: it can ask for `health` only.
+    // A client without a device identity gets no scopes (it can ask for `health` only), unless
+    // it is on this host and proved the shared secret: then it keeps the known operator scopes
+    // it asked for, as the reference gateway does for its CLI (gateway.auth.local_shared_secret_scopes).
+    let local_secret = matches!(auth_kind, AuthKind::SharedToken | AuthKind::Password)
+        && attempt.context.direct_local
+        && active.config.gateway.auth.local_shared_secret_scopes;
+    let scopes = if device.is_none() && local_secret {
+        let mut asked: Vec<String> =
+            params.scopes.iter().filter(|s| scope::ALL.contains(&s.as_str())).cloned().collect();
+        asked.sort();
+        asked.dedup();
+        asked
+    } else {
+        scopes
+    };
     Ok(accept(gw, &attempt, &params, protocol, role, scopes, auth_kind, None))
 }
 

@@ -84,7 +84,8 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
         .flatten()
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let context = Context { peer: peer_addr, client_ip: ip, proxy_user };
+    let direct_local = direct_local(peer_addr.ip(), headers, trusted);
+    let context = Context { peer: peer_addr, client_ip: ip, proxy_user, direct_local };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -106,4 +107,28 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
         ],
     )
         .into_response()
+}
+
+/// Headers a proxy adds: with any of them, a loopback peer may be a proxy for someone else.
+const FORWARDING_HEADERS: [&str; 5] =
+    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
+
+/// A client on this host talking straight to the port (the reference gateway's "local direct"
+/// rule): a loopback peer that is not a trusted proxy, no forwarding header, and a Host naming
+/// loopback.
+fn direct_local(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    peer.is_loopback()
+        && !trusted.contains(&peer)
+        && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+        && (name.eq_ignore_ascii_case("localhost")
+            || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
 }
