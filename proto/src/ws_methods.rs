@@ -19,6 +19,8 @@ pub enum Need {
     Read,
     /// Runs and session changes: operator.write (or admin).
     Write,
+    /// Device pairing: operator.pairing (or admin).
+    Pairing,
     /// operator.admin.
     Admin,
 }
@@ -72,6 +74,10 @@ methods! {
     SessionsReset = "sessions.reset", Write;
     SessionsDelete = "sessions.delete", Write;
     ChannelsStatus = "channels.status", Read;
+    DevicePairList = "device.pair.list", Pairing;
+    DevicePairApprove = "device.pair.approve", Pairing;
+    DevicePairReject = "device.pair.reject", Pairing;
+    DevicePairRemove = "device.pair.remove", Pairing;
     ConfigGet = "config.get", Admin;
     ConfigSchema = "config.schema", Admin;
     ConfigPatch = "config.patch", Admin;
@@ -189,6 +195,20 @@ pub struct AgentParams {
     pub session_key: Option<String>,
     #[serde(flatten)]
     pub run: RunOptions,
+}
+
+/// `device.pair.approve`, `device.pair.reject`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairRequestParams {
+    pub request_id: String,
+}
+
+/// `device.pair.remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairRemoveParams {
+    pub device_id: String,
 }
 
 /// `agent.wait`.

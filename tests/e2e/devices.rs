@@ -120,3 +120,65 @@ fn rejected_and_unknown_requests() {
     request_id(&res);
     assert_eq!(listing(&home)["pending"].as_array().unwrap().len(), 1);
 }
+
+/// The same pairing over the WebSocket's `device.pair.*` methods, as the OpenClaw CLI and UI
+/// call them; they need operator.pairing (or admin).
+#[test]
+fn device_pair_methods_list_approve_reject_and_remove() {
+    let home = Home::new();
+    home.write_config(None, BEHIND_PROXY);
+    let d = home.start(&["--port", &free_port().to_string()]);
+    let tok = token(&home);
+    let (mut owner, _) = Client::paired(d.port, &tok, &Device::new(30));
+    let waiting = Device::new(31);
+    let rid = request_id(&Client::connect(d.port, &remote(&tok, &waiting)).1);
+    let other = Device::new(32);
+    let other_rid = request_id(&Client::connect(d.port, &remote(&tok, &other)).1);
+
+    let list = owner.request("device.pair.list", json!({}));
+    assert_eq!(list["ok"], true, "{list}");
+    let pending = list["payload"]["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 2, "{list}");
+    let first = pending.iter().find(|p| p["requestId"] == rid.as_str()).expect("the request listed");
+    assert_eq!(first["deviceId"], waiting.id());
+    assert_eq!(first["role"], "operator");
+    assert!(first["ts"].is_u64(), "{first}");
+    assert!(list["payload"]["paired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["deviceId"] == Device::new(30).id()));
+
+    let approved = owner.request("device.pair.approve", json!({ "requestId": rid }));
+    assert_eq!(approved["payload"]["requestId"], rid.as_str(), "{approved}");
+    assert_eq!(approved["payload"]["device"]["deviceId"], waiting.id());
+    let (_c, hello) = Client::connect(d.port, &remote(&tok, &waiting));
+    assert_eq!(hello["ok"], true, "{hello}");
+
+    let rejected = owner.request("device.pair.reject", json!({ "requestId": other_rid }));
+    assert_eq!(rejected["payload"]["deviceId"], other.id(), "{rejected}");
+    let unknown = owner.request("device.pair.reject", json!({ "requestId": other_rid }));
+    assert_eq!(unknown["error"]["code"], "INVALID_REQUEST", "{unknown}");
+
+    let removed = owner.request("device.pair.remove", json!({ "deviceId": waiting.id() }));
+    assert_eq!(removed["payload"]["deviceId"], waiting.id(), "{removed}");
+    let list = owner.request("device.pair.list", json!({}));
+    assert!(
+        !list["payload"]["paired"].as_array().unwrap().iter().any(|p| p["deviceId"] == waiting.id()),
+        "{list}"
+    );
+    assert_eq!(list["payload"]["pending"], json!([]), "{list}");
+
+    // A reader may not manage pairing.
+    let (mut reader, _) = Client::connect(
+        d.port,
+        &Connect {
+            token: Some(&tok),
+            device: Some(&Device::new(33)),
+            scopes: &["operator.read"],
+            ..Default::default()
+        },
+    );
+    let denied = reader.request("device.pair.list", json!({}));
+    assert_eq!(denied["error"]["details"]["missingScope"], "operator.pairing", "{denied}");
+}

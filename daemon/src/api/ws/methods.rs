@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::config;
 use super::conversation;
+use super::devices;
 use super::hub::{Conn, Hub};
 use crate::core::gateway::Gateway;
 use crate::core::{health, logtail, reload};
@@ -87,6 +88,10 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
         Method::SessionsReset => answer_later(params, |p| conversation::sessions_forget(gw, p, false)),
         Method::SessionsDelete => answer_later(params, |p| conversation::sessions_forget(gw, p, true)),
         Method::ChannelsStatus => Reply::Now(Ok(json!({ "channels": {} }))),
+        Method::DevicePairList => Reply::Later(devices::list(gw)),
+        Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw, p)),
+        Method::DevicePairReject => answer_later(params, |p| devices::reject(gw, p)),
+        Method::DevicePairRemove => answer_later(params, |p| devices::remove(gw, p)),
         Method::ConfigGet => Reply::Now(config::get(&gw)),
         Method::ConfigSchema => Reply::Now(Ok(gateway_config::json_schema())),
         Method::ConfigApply => {
@@ -111,6 +116,7 @@ fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
             &[scope::READ, scope::WRITE, scope::ADMIN],
         ),
         Need::Write => (has(scope::WRITE) || has(scope::ADMIN), &[scope::WRITE, scope::ADMIN]),
+        Need::Pairing => (has(scope::PAIRING) || has(scope::ADMIN), &[scope::PAIRING, scope::ADMIN]),
         Need::Admin => (has(scope::ADMIN), &[scope::ADMIN]),
     };
     if ok {

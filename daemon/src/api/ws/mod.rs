@@ -7,6 +7,7 @@ pub mod codec;
 pub mod config;
 mod conn;
 pub mod conversation;
+pub mod devices;
 pub mod handshake;
 pub mod hub;
 pub mod methods;
