@@ -71,33 +71,45 @@ pub fn reload_summary(r: &ReloadReport) -> String {
     }
 }
 
-/// A tracing-subscriber JSON line as `2026-11-21T06:01:02.123Z INFO  message k=v (target)`.
-/// Lines that are not such JSON are shown as they are.
+/// A daemon JSON log line as `2026-11-21T06:01:02.123Z INFO  message k=v (subsystem)`: flat lines
+/// (`time`, `level`, `subsystem`, `message`, then the fields) and the nested lines of older
+/// versions (`timestamp`, `target`, `fields`). Lines that are not such JSON are shown as they are.
 pub fn log_line(raw: &str) -> String {
     let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(raw) else {
         return raw.to_owned();
     };
-    let (Some(ts), Some(level)) =
-        (obj.get("timestamp").and_then(Value::as_str), obj.get("level").and_then(Value::as_str))
-    else {
+    let text = |key: &str| obj.get(key).and_then(Value::as_str);
+    let (Some(ts), Some(level)) = (text("time").or(text("timestamp")), text("level")) else {
         return raw.to_owned();
     };
-    let mut line = format!("{} {level:<5}", millis(ts));
-    let fields = obj.get("fields").and_then(Value::as_object);
-    if let Some(message) = fields.and_then(|f| f.get("message")) {
-        line.push(' ');
-        match message {
-            Value::String(s) => line.push_str(s),
-            other => line.push_str(&other.to_string()),
+    let nested = obj.get("fields").and_then(Value::as_object);
+    let (message, fields): (Option<&Value>, Vec<(&String, &Value)>) = match nested {
+        Some(fields) => (fields.get("message"), fields.iter().filter(|(k, _)| *k != "message").collect()),
+        None => (
+            obj.get("message"),
+            obj.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "time" | "level" | "subsystem" | "message"))
+                .collect(),
+        ),
+    };
+    let mut line = format!("{} {:<5}", millis(ts), level.to_ascii_uppercase());
+    match message {
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::String(s)) => {
+            line.push(' ');
+            line.push_str(s);
         }
-    }
-    for (key, value) in fields.into_iter().flatten() {
-        if key != "message" {
-            line.push_str(&format!(" {key}={}", field_value(value)));
+        Some(other) => {
+            line.push(' ');
+            line.push_str(&other.to_string());
         }
+        None => {}
     }
-    if let Some(target) = obj.get("target").and_then(Value::as_str) {
-        line.push_str(&format!(" ({target})"));
+    for (key, value) in fields {
+        line.push_str(&format!(" {key}={}", field_value(value)));
+    }
+    if let Some(subsystem) = text("subsystem").or(text("target")) {
+        line.push_str(&format!(" ({subsystem})"));
     }
     line
 }
@@ -143,6 +155,12 @@ mod tests {
 
     #[test]
     fn log_lines_are_readable() {
+        let flat = r#"{"time":"2026-11-21T06:01:02.123Z","level":"info","subsystem":"gatewayd::reload","message":"reload applied","generation":2,"keys":"logging.level","why":"file changed"}"#;
+        assert_eq!(
+            log_line(flat),
+            r#"2026-11-21T06:01:02.123Z INFO  reload applied generation=2 keys=logging.level why="file changed" (gatewayd::reload)"#
+        );
+        // Lines written by older versions, still in a log file after an upgrade.
         let raw = r#"{"timestamp":"2026-11-21T06:01:02.123456Z","level":"INFO","fields":{"message":"reload applied","generation":2,"keys":"logging.level","why":"file changed"},"target":"gatewayd::reload"}"#;
         assert_eq!(
             log_line(raw),

@@ -69,6 +69,8 @@ methods! {
     Agent = "agent", Write;
     AgentWait = "agent.wait", Read;
     SessionsList = "sessions.list", Read;
+    SessionsSubscribe = "sessions.subscribe", Read;
+    SessionsUnsubscribe = "sessions.unsubscribe", Read;
     SessionsPreview = "sessions.preview", Read;
     SessionsCreate = "sessions.create", Write;
     SessionsReset = "sessions.reset", Write;
@@ -78,8 +80,8 @@ methods! {
     DevicePairApprove = "device.pair.approve", Pairing;
     DevicePairReject = "device.pair.reject", Pairing;
     DevicePairRemove = "device.pair.remove", Pairing;
-    ConfigGet = "config.get", Admin;
-    ConfigSchema = "config.schema", Admin;
+    ConfigGet = "config.get", Read;
+    ConfigSchema = "config.schema", Read;
     ConfigPatch = "config.patch", Admin;
     ConfigApply = "config.apply", Admin;
     SecretsReload = "secrets.reload", Admin;
@@ -95,6 +97,11 @@ impl Method {
         Self::ALL.iter().map(|m| m.name()).collect()
     }
 }
+
+/// What the server supports beyond its method list (`hello-ok.features.capabilities`), in the
+/// reference's names; clients check them before calling. `published-model-catalog`: `models.list`
+/// takes `view`, `provider`, `agentId`, `includeDetails` and `refresh`.
+pub const CAPABILITIES: &[&str] = &["published-model-catalog"];
 
 /// Events a client may receive (`hello-ok.features.events`).
 pub const EVENTS: &[&str] = &[
@@ -115,6 +122,20 @@ pub fn parse_params<T: DeserializeOwned>(params: Value) -> Result<T, ErrorShape>
     let params = if params.is_null() { json!({}) } else { params };
     serde_json::from_value(params)
         .map_err(|e| ErrorShape::new(code::INVALID_REQUEST, format!("invalid params: {e}")))
+}
+
+/// `models.list`: the published catalog view. `provider` keeps one provider's models; `view`
+/// (`default` or `all`), `agentId`, `includeDetails` and `refresh` are accepted and change nothing
+/// here: every configured model is in the catalog, with its details, and there is nothing to
+/// discover.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ModelsListParams {
+    pub provider: Option<String>,
+    pub view: Option<String>,
+    pub agent_id: Option<String>,
+    pub include_details: Option<bool>,
+    pub refresh: Option<bool>,
 }
 
 /// `logs.tail`.
@@ -275,6 +296,9 @@ pub struct ConfigWriteParams {
 pub struct HealthResult {
     pub ok: bool,
     pub ts: u64,
+    /// How long the checks took, in the `health` method's answer (clients show it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     pub uptime_ms: u64,
     pub checks: Vec<crate::api::HealthCheck>,
 }

@@ -177,10 +177,18 @@ fn sessions_can_be_created_listed_previewed_reset_and_deleted() {
     assert_eq!(previews[0]["messages"].as_array().unwrap().len(), 1);
     assert_eq!(previews[1]["found"], false);
 
+    // sessions.changed comes only after sessions.subscribe, in the reference's names too.
+    assert!(!c.events.iter().any(|e| e["event"] == "sessions.changed"), "{:?}", c.events);
+    assert_eq!(c.request("sessions.subscribe", json!({}))["payload"]["subscribed"], true);
     assert_eq!(c.request("sessions.reset", json!({ "key": "work" }))["payload"]["reset"], true);
     let history = c.request("chat.history", json!({ "sessionKey": "work" }));
     assert!(history["payload"]["messages"].as_array().unwrap().is_empty(), "{history}");
-    c.event_where("sessions.changed", WAIT, |e| e["payload"]["change"] == "reset");
+    let changed = c.event_where("sessions.changed", WAIT, |e| e["payload"]["change"] == "reset");
+    assert_eq!(
+        (&changed["payload"]["sessionKey"], &changed["payload"]["reason"]),
+        (&json!("work"), &json!("reset"))
+    );
+    assert_eq!(c.request("sessions.unsubscribe", json!({}))["payload"]["subscribed"], false);
     assert_eq!(c.request("sessions.delete", json!({ "key": "work" }))["payload"]["deleted"], true);
     assert_eq!(c.request("sessions.delete", json!({ "key": "work" }))["payload"]["deleted"], false);
 }

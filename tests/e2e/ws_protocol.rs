@@ -115,7 +115,10 @@ fn a_local_client_with_the_shared_secret_keeps_its_scopes() {
     let (mut c, res) = Client::connect(d.port, &asked);
     assert_eq!(res["payload"]["auth"]["scopes"], json!(["operator.read", "operator.write"]), "{res}");
     assert_eq!(c.request("status", json!({}))["ok"], true);
-    assert_eq!(c.request("config.get", json!({}))["error"]["details"]["missingScope"], "operator.admin");
+    assert_eq!(
+        c.request("config.apply", json!({ "raw": "" }))["error"]["details"]["missingScope"],
+        "operator.admin"
+    );
     // Through a proxy the same connect gets none.
     for (name, value) in
         [("X-Forwarded-For", "127.0.0.1"), ("Forwarded", "for=127.0.0.1"), ("X-Real-IP", "127.0.0.1")]
@@ -161,7 +164,12 @@ fn scopes_are_enforced_per_method() {
         },
     );
     assert_eq!(c.request("status", json!({}))["ok"], true);
+    // A reader sees the config in effect, secrets redacted, but not the file as written.
     let res = c.request("config.get", json!({}));
+    assert_eq!(res["ok"], true, "{res}");
+    assert!(res["payload"]["config"].is_object() && res["payload"].get("raw").is_none(), "{res}");
+    assert!(res["payload"].get("hash").is_none(), "{res}");
+    let res = c.request("config.patch", json!({ "raw": {} }));
     assert_eq!(res["error"]["details"]["missingScope"], "operator.admin", "{res}");
     // Asking for more later does not widen what it was granted.
     let (_c, res) = Client::connect(
@@ -188,7 +196,10 @@ fn bad_frames_get_errors_not_crashes() {
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
     assert!(res["error"]["message"].as_str().unwrap().contains("not JSON"));
     let res = c.request("no.such.method", json!({}));
-    assert_eq!(res["error"]["message"], "unknown method: no.such.method");
+    assert_eq!(
+        res["error"]["message"],
+        "unknown method: no.such.method: this gateway does not serve it (hello-ok features.methods lists what it serves)"
+    );
     let res = c.request("connect", json!({}));
     assert_eq!(res["error"]["message"], "connect is only valid as the first request");
     let res = c.request("logs.tail", json!({ "limit": "many" }));
@@ -205,6 +216,9 @@ fn events_tick_presence_and_sequence() {
     let (mut first, hello) = Client::paired(d.port, &tok, &a);
     assert_eq!(hello["payload"]["policy"]["tickIntervalMs"], 200);
     first.event("tick", Duration::from_secs(3));
+    // Responses take no seq: the events around them stay contiguous.
+    assert_eq!(first.request("health", json!({}))["ok"], true);
+    assert_eq!(first.request("status", json!({}))["ok"], true);
     first.event("tick", Duration::from_secs(3));
     // Every event so far, in arrival order: seq grows by exactly one each time.
     let seqs: Vec<u64> = first.events.iter().filter_map(|e| e["seq"].as_u64()).collect();

@@ -122,10 +122,13 @@ pub fn cutoff(since: &str) -> Result<String> {
     Ok(since.replacen(' ', "T", 1))
 }
 
-/// Whether a JSON log line's `timestamp` is at or after `cutoff` (lines without one are kept).
+/// Whether a JSON log line's `time` (`timestamp` in older lines) is at or after `cutoff` (lines
+/// without one are kept).
 pub fn at_or_after(line: &str, cutoff: &str) -> bool {
     match serde_json::from_str::<serde_json::Value>(line) {
-        Ok(v) => v.get("timestamp").and_then(|t| t.as_str()).is_none_or(|t| t >= cutoff),
+        Ok(v) => {
+            v.get("time").or_else(|| v.get("timestamp")).and_then(|t| t.as_str()).is_none_or(|t| t >= cutoff)
+        }
         Err(_) => true,
     }
 }
@@ -172,6 +175,8 @@ mod tests {
         assert!(cutoff("yesterday").is_err());
         assert!(cutoff("2026-1-2").is_err());
         let recent = cutoff("5m").unwrap();
+        assert!(at_or_after(r#"{"time":"2999-01-01T00:00:00Z"}"#, &recent));
+        assert!(!at_or_after(r#"{"time":"2000-01-01T00:00:00Z"}"#, &recent));
         assert!(at_or_after(r#"{"timestamp":"2999-01-01T00:00:00Z"}"#, &recent));
         assert!(!at_or_after(r#"{"timestamp":"2000-01-01T00:00:00Z"}"#, &recent));
         assert!(at_or_after("not json", &recent));

@@ -1,6 +1,7 @@
 //! Logging: journald with structured fields when systemd connected our stderr to the journal,
 //! otherwise text (or JSON) on stderr; always also a size-bounded JSONL file in the state dir,
-//! which `gatewayctl logs` reads when there is no journal. Secrets are never logged.
+//! which `gatewayctl logs` reads when there is no journal (lines: `json_log`). Secrets are never
+//! logged.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -10,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gateway_config::{LogLevel, Logging};
+
+use super::json_log::JsonLine;
 use tokio::sync::Notify;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -87,16 +90,11 @@ pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
         (None, LogFormat::Text) => {
             layers.push(Box::new(tracing_subscriber::fmt::layer().with_writer(io::stderr).with_target(false)))
         }
-        (None, LogFormat::Json) => layers.push(Box::new(
-            tracing_subscriber::fmt::layer().json().with_writer(io::stderr).with_current_span(false),
-        )),
+        (None, LogFormat::Json) => layers
+            .push(Box::new(tracing_subscriber::fmt::layer().event_format(JsonLine).with_writer(io::stderr))),
     }
     layers.push(Box::new(
-        tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_writer(FileWriter(file.clone())),
+        tracing_subscriber::fmt::layer().event_format(JsonLine).with_writer(FileWriter(file.clone())),
     ));
     tracing_subscriber::registry().with(filter).with(layers).init();
     Ok(LogControl { filter: handle, verbose: setup.verbose, file })

@@ -5,6 +5,7 @@ pub mod fsutil;
 pub mod gateway;
 pub mod health;
 pub mod heartbeat;
+pub mod json_log;
 pub mod limiter;
 pub mod lock;
 pub mod logging;

@@ -30,19 +30,25 @@ fn read_file(gw: &Gateway) -> Result<Option<String>, ErrorShape> {
     }
 }
 
-/// `config.get`: the file as written (raw TOML) and its hash, and the config in effect.
-pub fn get(gw: &Gateway) -> Result<Value, ErrorShape> {
+/// `config.get`: the config in effect, secrets redacted; for an admin (who may change the file),
+/// also the file as written (raw TOML, which may hold literal secrets) and its hash for
+/// `config.patch`/`config.apply`.
+pub fn get(gw: &Gateway, admin: bool) -> Result<Value, ErrorShape> {
     let raw = read_file(gw)?;
     let active = gw.active();
-    Ok(json!({
+    let mut reply = json!({
         "path": gw.config_file().display().to_string(),
         "exists": raw.is_some(),
-        "raw": raw.clone().unwrap_or_default(),
-        "hash": sha256_hex(raw.unwrap_or_default().as_bytes()),
         "format": "toml",
         "generation": active.generation,
         "config": gateway_config::classify::redacted(&active.config),
-    }))
+    });
+    if admin {
+        let raw = raw.unwrap_or_default();
+        reply["hash"] = sha256_hex(raw.as_bytes()).into();
+        reply["raw"] = raw.into();
+    }
+    Ok(reply)
 }
 
 /// `config.apply` (`raw` is the whole file, TOML, or a JSON object) and `config.patch` (`raw` is

@@ -9,8 +9,8 @@ use std::time::Duration;
 use gateway_proto::ws::{code, ErrorShape, Response};
 use gateway_proto::ws_methods::{
     AgentParams, AgentWaitParams, ChatAbortParams, ChatAbortResult, ChatHistoryParams, ChatSendParams,
-    ChatSendResult, RunOptions, SessionKeyParams, SessionsCreateParams, SessionsCreateResult,
-    SessionsListParams, SessionsPreviewParams,
+    ChatSendResult, ModelsListParams, RunOptions, SessionKeyParams, SessionsCreateParams,
+    SessionsCreateResult, SessionsListParams, SessionsPreviewParams,
 };
 use serde_json::{json, Value};
 
@@ -32,8 +32,25 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_HISTORY: usize = 200;
 const MAX_HISTORY: usize = 10_000;
 
-pub fn models_list(gw: &Gateway) -> Value {
-    json!({ "models": gw.agents.models() })
+/// `models.list`: every configured model, or one provider's (`provider`).
+pub fn models_list(gw: &Gateway, p: ModelsListParams) -> Result<Value, ErrorShape> {
+    if let Some(view) = p.view.as_deref().filter(|v| !matches!(*v, "default" | "all")) {
+        return Err(ErrorShape::new(
+            code::INVALID_REQUEST,
+            format!("invalid params: view {} is not default or all", gateway_proto::quote::short(view)),
+        ));
+    }
+    if let Some(agent) = p.agent_id.as_deref().filter(|a| !gw.agents.has_agent(a)) {
+        return Err(ErrorShape::new(
+            code::INVALID_REQUEST,
+            format!("unknown agent {}: see agents.list", gateway_proto::quote::short(agent)),
+        ));
+    }
+    let mut models = gw.agents.models();
+    if let Some(provider) = p.provider.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        models.retain(|m| m.provider.eq_ignore_ascii_case(provider));
+    }
+    Ok(json!({ "models": models }))
 }
 
 pub fn agents_list(gw: &Gateway) -> Value {
@@ -233,7 +250,12 @@ pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, p: AgentParams) 
                         "runId": handle.run_id,
                         "status": "ok",
                         "summary": message.content,
-                        "result": { "message": message, "usage": usage, "stopReason": finish_reason.as_str() },
+                        "result": {
+                            "payloads": payloads(&message),
+                            "message": message,
+                            "usage": usage,
+                            "stopReason": finish_reason.as_str(),
+                        },
                     }));
                 }
                 RunEvent::Error { code: c, message } => {
@@ -266,6 +288,16 @@ pub fn agent_wait(gw: Arc<Gateway>, p: AgentWaitParams) -> Pending {
     })
 }
 
+/// The reply as the reference's `result.payloads` (what the OpenClaw CLI prints): one text payload,
+/// none for an empty reply.
+fn payloads(message: &Message) -> Value {
+    if message.content.is_empty() {
+        json!([])
+    } else {
+        json!([{ "text": message.content }])
+    }
+}
+
 fn outcome_json(o: &RunOutcome) -> Value {
     let mut v = json!({
         "runId": o.run_id,
@@ -278,7 +310,11 @@ fn outcome_json(o: &RunOutcome) -> Value {
     });
     if let Some(m) = &o.message {
         v["summary"] = m.content.clone().into();
-        v["result"] = json!({ "message": m, "stopReason": o.finish_reason.map(|f| f.as_str()) });
+        v["result"] = json!({
+            "payloads": payloads(m),
+            "message": m,
+            "stopReason": o.finish_reason.map(|f| f.as_str()),
+        });
     }
     if let Some(e) = &o.error {
         v["error"] = json!(e);

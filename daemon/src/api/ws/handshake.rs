@@ -19,7 +19,7 @@ use crate::core::secrets::tokens_equal;
 use crate::runtime::devices::proof::{self, Signed};
 use crate::runtime::devices::{DeviceError, Pairing};
 use gateway_proto::time::now_ms;
-use gateway_proto::ws_methods::{Method, EVENTS};
+use gateway_proto::ws_methods::{Method, CAPABILITIES, EVENTS};
 
 pub struct Attempt<'a> {
     pub id: &'a str,
@@ -274,6 +274,7 @@ fn accept(
         auth,
         connected_at_ms: now_ms(),
         outbox: attempt.outbox.clone(),
+        sessions_subscribed: Default::default(),
     });
     let mut auth_block = json!({ "role": role, "scopes": scopes });
     if let Some((_, token, issued)) = &device {
@@ -294,7 +295,7 @@ fn accept(
         "type": "hello-ok",
         "protocol": protocol,
         "server": { "version": gateway_proto::VERSION, "connId": attempt.id },
-        "features": { "methods": Method::names(), "events": EVENTS },
+        "features": { "methods": Method::names(), "events": EVENTS, "capabilities": CAPABILITIES },
         "snapshot": {
             "presence": presence,
             "health": methods::health_result(&crate::core::health::report(gw), now_ms(), gw.uptime_ms()),

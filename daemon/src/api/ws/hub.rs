@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gateway_proto::ws::{close, scope, StateVersion};
@@ -38,12 +38,19 @@ pub struct Conn {
     pub auth: AuthKind,
     pub connected_at_ms: u64,
     pub outbox: Arc<Outbox>,
+    /// Whether it asked for `sessions.changed` events (`sessions.subscribe`).
+    pub sessions_subscribed: AtomicBool,
 }
 
 impl Conn {
     /// Presence is state about other clients: only readers get it.
     pub fn sees_presence(&self) -> bool {
         self.scopes.iter().any(|s| [scope::READ, scope::WRITE, scope::ADMIN].contains(&s.as_str()))
+    }
+
+    /// `sessions.changed` goes to readers that subscribed, as in the reference.
+    pub fn sees_session_changes(&self) -> bool {
+        self.sees_presence() && self.sessions_subscribed.load(Ordering::Relaxed)
     }
 
     pub fn presence(&self) -> Value {

@@ -18,6 +18,7 @@ use super::config;
 use super::conversation;
 use super::devices;
 use super::hub::{Conn, Hub};
+use super::summary;
 use crate::core::gateway::Gateway;
 use crate::core::{health, logtail, reload};
 use gateway_proto::time::now_ms;
@@ -57,7 +58,10 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
     let Some(method) = Method::from_name(method) else {
         return Reply::Now(Err(ErrorShape::new(
             code::INVALID_REQUEST,
-            format!("unknown method: {}", gateway_proto::quote::cut(method)),
+            format!(
+                "unknown method: {}: this gateway does not serve it (hello-ok features.methods lists what it serves)",
+                gateway_proto::quote::cut(method)
+            ),
         )));
     };
     if let Err(e) = allowed(&conn.scopes, method.need()) {
@@ -66,15 +70,18 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
     let gw = gw.clone();
     match method {
         Method::Health => {
-            Reply::Now(Ok(payload(health_result(&health::report(&gw), now_ms(), gw.uptime_ms()))))
+            let started = std::time::Instant::now();
+            let mut result = health_result(&health::report(&gw), now_ms(), gw.uptime_ms());
+            result.duration_ms = Some(started.elapsed().as_millis() as u64);
+            Reply::Now(Ok(payload(result)))
         }
-        Method::Status => Reply::Now(Ok(payload(crate::core::status::report(&gw)))),
+        Method::Status => Reply::Later(summary::status(gw)),
         Method::SystemPresence => {
             Reply::Now(Ok(json!({ "presence": hub.presence(), "stateVersion": hub.state_version() })))
         }
         Method::LastHeartbeat => Reply::Now(Ok(payload(last_heartbeat(&gw)))),
         Method::LogsTail => answer_now(params, |p| logs_tail(&gw, p)),
-        Method::ModelsList => Reply::Now(Ok(conversation::models_list(&gw))),
+        Method::ModelsList => answer_now(params, |p| conversation::models_list(&gw, p)),
         Method::AgentsList => Reply::Now(Ok(conversation::agents_list(&gw))),
         Method::ToolsCatalog => Reply::Now(Ok(conversation::tools_catalog(&gw))),
         Method::ChatSend => answer_later(params, |p| conversation::chat_send(gw, p)),
@@ -83,6 +90,11 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
         Method::Agent => answer_later(params, |p| conversation::agent(gw, conn, id.to_owned(), p)),
         Method::AgentWait => answer_later(params, |p| conversation::agent_wait(gw, p)),
         Method::SessionsList => answer_later(params, |p| conversation::sessions_list(gw, p)),
+        Method::SessionsSubscribe | Method::SessionsUnsubscribe => {
+            let on = method == Method::SessionsSubscribe;
+            conn.sessions_subscribed.store(on, std::sync::atomic::Ordering::Relaxed);
+            Reply::Now(Ok(json!({ "subscribed": on })))
+        }
         Method::SessionsPreview => answer_later(params, |p| conversation::sessions_preview(gw, p)),
         Method::SessionsCreate => answer_later(params, |p| conversation::sessions_create(gw, p)),
         Method::SessionsReset => answer_later(params, |p| conversation::sessions_forget(gw, p, false)),
@@ -92,7 +104,7 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
         Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw, p)),
         Method::DevicePairReject => answer_later(params, |p| devices::reject(gw, p)),
         Method::DevicePairRemove => answer_later(params, |p| devices::remove(gw, p)),
-        Method::ConfigGet => Reply::Now(config::get(&gw)),
+        Method::ConfigGet => Reply::Now(config::get(&gw, has_scope(&conn.scopes, scope::ADMIN))),
         Method::ConfigSchema => Reply::Now(Ok(gateway_config::json_schema())),
         Method::ConfigApply => {
             answer_later(params, |p| Box::pin(async move { config::apply_rpc(&gw, p, false).await }))
@@ -106,9 +118,13 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
     }
 }
 
+fn has_scope(scopes: &[String], wanted: &str) -> bool {
+    scopes.iter().any(|s| s == wanted)
+}
+
 /// operator.admin allows everything; operator.write allows reads.
 fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
-    let has = |s: &str| scopes.iter().any(|x| x == s);
+    let has = |s: &str| has_scope(scopes, s);
     let (ok, required): (bool, &[&str]) = match need {
         Need::Nothing => (true, &[]),
         Need::Read => (
@@ -132,7 +148,7 @@ fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
 
 /// The health snapshot clients see (`health` method and event, hello-ok snapshot).
 pub fn health_result(report: &HealthReport, at_ms: u64, uptime_ms: u64) -> HealthResult {
-    HealthResult { ok: report.ok, ts: at_ms, uptime_ms, checks: report.checks.clone() }
+    HealthResult { ok: report.ok, ts: at_ms, duration_ms: None, uptime_ms, checks: report.checks.clone() }
 }
 
 fn last_heartbeat(gw: &Gateway) -> LastHeartbeatResult {

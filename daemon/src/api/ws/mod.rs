@@ -13,6 +13,7 @@ pub mod hub;
 pub mod methods;
 pub mod outbox;
 pub mod password_auth;
+mod summary;
 pub mod upgrade;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use gateway_proto::ws::close;
 use serde_json::json;
 
-use crate::core::events::{CoreEvent, Credential};
+use crate::core::events::{CoreEvent, Credential, SessionChange};
 use crate::core::gateway::Gateway;
 use hub::AuthKind;
 pub use hub::Hub;
@@ -68,8 +69,16 @@ fn on_event(hub: &Hub, event: &CoreEvent, limit: usize) -> usize {
             "the gateway password changed: sign in again",
         ),
         CoreEvent::SessionsChanged { key, change, at_ms } => {
-            let payload = json!({ "key": key, "change": change.as_str(), "ts": at_ms });
-            hub.send("sessions.changed", &payload, true, limit, hub::Conn::sees_presence);
+            // `sessionKey` and `reason` are the reference's names (`new`, `reset`, `delete`).
+            let reason = match change {
+                SessionChange::Created => "new",
+                SessionChange::Reset => "reset",
+                SessionChange::Deleted => "delete",
+            };
+            let payload = json!({
+                "key": key, "change": change.as_str(), "ts": at_ms, "sessionKey": key, "reason": reason,
+            });
+            hub.send("sessions.changed", &payload, true, limit, hub::Conn::sees_session_changes);
             0
         }
         CoreEvent::Tick { at_ms } => {

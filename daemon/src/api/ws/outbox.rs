@@ -40,23 +40,26 @@ pub enum Refused {
 impl Outbox {
     /// Queues a text frame. Over `limit` queued bytes, droppable frames are skipped and any other
     /// closes the connection with 1008.
+    /// Responses do not take a `seq`: only events count.
     pub fn push_text(&self, json: &[u8], droppable: bool, limit: usize) -> Result<(), Refused> {
-        self.push_with(|_| json.to_vec(), droppable, limit)
+        self.push_with(|_| json.to_vec(), false, droppable, limit)
     }
 
-    /// Queues an event; `build` receives the connection's next `seq` and returns the JSON.
+    /// Queues an event; `build` receives the connection's next `seq` and returns the JSON. A
+    /// droppable event skipped for a slow reader still takes its `seq`, so the client sees the gap.
     pub fn push_event(
         &self,
         build: impl FnOnce(u64) -> Vec<u8>,
         droppable: bool,
         limit: usize,
     ) -> Result<(), Refused> {
-        self.push_with(build, droppable, limit)
+        self.push_with(build, true, droppable, limit)
     }
 
     fn push_with(
         &self,
         build: impl FnOnce(u64) -> Vec<u8>,
+        event: bool,
         droppable: bool,
         limit: usize,
     ) -> Result<(), Refused> {
@@ -66,15 +69,15 @@ impl Outbox {
         }
         if state.queued_bytes > limit {
             if droppable {
+                state.next_seq += u64::from(event);
                 return Err(Refused::Dropped);
             }
             drop(state);
             self.close(gateway_proto::ws::close::POLICY, "slow consumer: too many unsent bytes");
             return Err(Refused::SlowConsumer);
         }
-        state.next_seq += 1;
-        let seq = state.next_seq;
-        let frame = codec::text(&build(seq));
+        state.next_seq += u64::from(event);
+        let frame = codec::text(&build(state.next_seq));
         state.queued_bytes += frame.len();
         state.frames.push_back(Bytes::from(frame));
         drop(state);

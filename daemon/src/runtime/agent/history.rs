@@ -99,6 +99,16 @@ impl History {
         })
     }
 
+    /// How many sessions there are, by agent.
+    pub fn count_sessions(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.store.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT agent, COUNT(*) FROM chat_sessions GROUP BY agent ORDER BY agent")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+
     /// Stores the input of a run in one transaction (the session is created if needed) and
     /// returns the run's turn: its place in the session's history.
     pub fn begin_turn(
