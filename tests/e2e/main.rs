@@ -13,6 +13,7 @@ mod llama;
 mod notify;
 mod openai_api;
 mod openai_sdk;
+mod openclaw_cli;
 mod openclaw_node;
 mod packaging;
 mod providers;
