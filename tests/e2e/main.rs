@@ -19,6 +19,7 @@ mod packaging;
 mod providers;
 mod reload;
 mod responses_api;
+mod responses_items;
 mod startup;
 mod supervision;
 mod systemd;

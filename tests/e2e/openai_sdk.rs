@@ -1,5 +1,6 @@
 //! The official `openai` Python SDK against the real daemon: chat completions and responses,
-//! streamed and not, `previous_response_id` included (tests/python/openai_sdk.py), with the built-in
+//! streamed and not, `previous_response_id` included, and a conversation replayed by
+//! `item_reference` with every input item type (tests/python/openai_sdk.py), with the built-in
 //! echo model and with a provider at the fake upstream.
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,19 @@ fn the_openai_python_sdk_chats_and_responds_through_the_gateway() {
         "tests/python/openai_sdk.py",
     );
     assert!(out.contains("all checks passed"), "{out}");
-    // The upstream model really ran: 2 chat completions and 4 responses.
-    assert_eq!(up.requests_to("/chat/completions").len(), 6, "{out}");
+    // The upstream model really ran: 2 chat completions and 7 responses.
+    let sent = up.requests_to("/chat/completions");
+    assert_eq!(sent.len(), 9, "{out}");
+    // The replayed answer reached the model as the assistant's turn.
+    let turns = |body: &serde_json::Value| -> Vec<(String, String)> {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["role"].as_str().unwrap().to_owned(), m["content"].as_str().unwrap_or("").to_owned()))
+            .collect()
+    };
+    let replay = [("user", "my name is Ada"), ("assistant", "my name is Ada"), ("user", "what is my name?")]
+        .map(|(r, c)| (r.to_owned(), c.to_owned()));
+    assert!(sent.iter().any(|r| turns(&r.body) == replay), "no request with the replayed turns");
 }

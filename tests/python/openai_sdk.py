@@ -1,5 +1,7 @@
-"""Drives the gateway with the official `openai` Python SDK: chat completions (streamed and not)
-and responses (streamed and not, then continued with `previous_response_id`) for each model given.
+"""Drives the gateway with the official `openai` Python SDK: chat completions (streamed and not),
+responses (streamed and not, then continued with `previous_response_id`), and a conversation the
+client keeps itself, replaying earlier output by `item_reference`, with each input item type and
+the stored input items listed page by page, for each model given.
 
     python openai_sdk.py BASE_URL MODEL [MODEL...]     (the API key is read from OPENAI_API_KEY)
 
@@ -76,6 +78,49 @@ def responses(client, model):
     check(text == "raw stream", f"{model}: raw streamed deltas", text)
 
 
+def replayed_items(client, model):
+    first = client.responses.create(model=model, input="my name is Ada")
+    answer = first.output[0]
+    second = client.responses.create(model=model, input=[
+        {"role": "user", "content": "my name is Ada"},
+        {"type": "item_reference", "id": answer.id},
+        {"role": "user", "content": "what is my name?"},
+    ])
+    check(second.output_text == "what is my name?", f"{model}: replayed output_text", second.output_text)
+
+    # The SDK's auto-paging iterator, one item a page, oldest first.
+    items = list(client.responses.input_items.list(second.id, order="asc", limit=1))
+    check(len(items) == 3, f"{model}: input items", items)
+    check(items[1].id == answer.id, f"{model}: the referenced item in input_items", items[1])
+    check(items[1].content[0].text == "my name is Ada", f"{model}: the referenced item's text", items[1])
+    check(items[2].content[0].text == "what is my name?", f"{model}: the last input item", items[2])
+    newest = client.responses.input_items.list(second.id, limit=1)
+    check(newest.data[0].id == items[2].id and newest.has_more, f"{model}: newest first", newest)
+
+    # Every input item type a client replays.
+    third = client.responses.create(model=model, input=[
+        {"type": "message", "role": "developer", "content": "answer briefly"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "may I?"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot"}]},
+        {"type": "reasoning", "id": "rs_replayed", "summary": [{"type": "summary_text", "text": "hm"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+        {"role": "user", "content": "and now?"},
+    ])
+    check(third.output_text == "and now?", f"{model}: every item type", third.output_text)
+
+    for bad, says in [
+        ([{"role": "user", "content": [{"type": "input_image", "image_url": "https://example.invalid/a.png"}]}],
+         "text only"),
+        ([{"type": "item_reference", "id": "msg_from_elsewhere"}], "msg_from_elsewhere"),
+    ]:
+        try:
+            client.responses.create(model=model, input=bad)
+            check(False, f"{model}: refused input {bad}", "a response")
+        except openai.BadRequestError as e:
+            check(says in str(e), f"{model}: the refusal names {says}", str(e))
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -84,6 +129,7 @@ def main():
     for model in sys.argv[2:]:
         chat(client, model)
         responses(client, model)
+        replayed_items(client, model)
         print(f"ok: {model}")
     print(f"openai {openai.__version__}: all checks passed")
 

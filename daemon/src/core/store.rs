@@ -121,6 +121,20 @@ pub const MIGRATIONS: &[&str] = &[
         body          TEXT NOT NULL                -- the Response object, JSON
     ) STRICT;
     "#,
+    // 4: the items of stored responses (see `agent::history`): the input as it ran (references
+    // resolved) and the output, so `item_reference` finds them by id and
+    // `GET /v1/responses/{id}/input_items` lists them.
+    r#"
+    CREATE TABLE response_items (
+        response_id   TEXT NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+        side          TEXT NOT NULL,               -- 'input' or 'output'
+        position      INTEGER NOT NULL,            -- order within its side
+        item_id       TEXT NOT NULL,               -- the item's own id (a replayed item keeps it)
+        body          TEXT NOT NULL,               -- the item, JSON
+        PRIMARY KEY (response_id, side, position)
+    ) STRICT;
+    CREATE INDEX response_items_by_item ON response_items(item_id);
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

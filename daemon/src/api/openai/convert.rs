@@ -130,10 +130,13 @@ pub fn responses_tools_json(tools: &[ToolSpec]) -> Vec<Value> {
 }
 
 /// Responses input items as messages: `function_call` items join the assistant message
-/// before them (or start one), `function_call_output` items are tool messages.
-pub fn input_messages(items: Vec<InputItem>) -> Result<Vec<Message>, GatewayError> {
+/// before them (or start one), `function_call_output` items are tool messages, `reasoning`
+/// items are dropped. `item_reference`s must have been resolved.
+pub fn input_messages<'a>(
+    items: impl IntoIterator<Item = &'a InputItem>,
+) -> Result<Vec<Message>, GatewayError> {
     let mut out: Vec<Message> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.into_iter().cloned().enumerate() {
         match item {
             InputItem::Message(m) => {
                 let field = format!("input[{i}]");
@@ -156,10 +159,21 @@ pub fn input_messages(items: Vec<InputItem>) -> Result<Vec<Message>, GatewayErro
             InputItem::FunctionCallOutput { call_id, output } => {
                 out.push(Message::tool_result(&call_id, output.text(&format!("input[{i}].output"))?));
             }
+            InputItem::Reasoning {} => {}
+            InputItem::ItemReference { id } => {
+                return Err(GatewayError::bad_request(format!(
+                    "input[{i}]: item_reference {} was not resolved",
+                    gateway_proto::quote::short(&id)
+                ))
+                .with_param("input"))
+            }
         }
     }
     if out.is_empty() {
-        return Err(GatewayError::bad_request("input: send at least one item").with_param("input"));
+        return Err(GatewayError::bad_request(
+            "input: send at least one message or function call (reasoning items alone are dropped)",
+        )
+        .with_param("input"));
     }
     Ok(out)
 }
@@ -208,7 +222,7 @@ mod tests {
             {"type": "function_call_output", "call_id": "c1", "output": "1"},
         ]))
         .unwrap();
-        let m = input_messages(items).unwrap();
+        let m = input_messages(items.iter().map(|i| &i.item)).unwrap();
         assert_eq!(m.len(), 3);
         assert_eq!(m[1].role, Role::Assistant);
         assert_eq!(m[1].tool_calls.len(), 2);

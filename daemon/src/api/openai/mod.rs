@@ -41,6 +41,7 @@ pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/v1/models/{*id}", get(models::get))
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
+        .route("/v1/responses/{id}/input_items", get(responses::input_items))
         .route("/v1/{*rest}", any(unknown))
         .route_layer(middleware::from_fn_with_state(gw, require_gateway_auth))
 }

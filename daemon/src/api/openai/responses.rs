@@ -1,12 +1,13 @@
-//! `POST /v1/responses` and `GET /v1/responses/{id}` (OpenResponses). A response with
-//! `store` (the default) is kept, and starts a session of its own that every response
-//! continuing it with `previous_response_id` runs on; `store: false` runs without history
-//! and keeps nothing.
+//! `POST /v1/responses`, `GET /v1/responses/{id}` and its `input_items` (OpenResponses). A
+//! response with `store` (the default) is kept with its input and output items, and starts a
+//! session of its own that every response continuing it with `previous_response_id` runs on;
+//! `store: false` runs without history and keeps nothing. An `item_reference` in the input
+//! names an item of a stored response, which takes its place.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,13 +16,13 @@ use serde_json::{Map, Value};
 use super::event_stream::{Frames, SseBody, Written};
 use super::response_objects::{new_id, Call, Ending, ResponseBuilder, ResponseInit};
 use super::run_outcome::{self, now_secs, Finished, Step};
-use super::wire::{self, Parsed, ResponsesRequest};
+use super::wire::{self, InputItem, Item, Parsed, ResponsesRequest};
 use super::{convert, with_run_headers};
 use crate::api::body::read_body;
 use crate::api::error::GatewayError;
 use crate::core::gateway::Gateway;
 use crate::core::store::StoreError;
-use crate::runtime::agent::{FinishReason, History, RunEvent, RunOrigin, RunRequest};
+use crate::runtime::agent::{FinishReason, History, Role, RunEvent, RunOrigin, RunRequest};
 
 pub async fn create(State(gw): State<Arc<Gateway>>, _headers: HeaderMap, body: Body) -> Response {
     respond(gw, body).await.unwrap_or_else(IntoResponse::into_response)
@@ -44,6 +45,96 @@ pub async fn delete(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> R
         Ok(false) => not_found(&id).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `GET /v1/responses/{id}/input_items`: the items the response ran on, references resolved.
+#[derive(Debug, serde::Deserialize)]
+pub struct InputItemsQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+    order: Option<String>,
+}
+
+/// Items a page holds by default and at most.
+const INPUT_ITEMS_PAGE: usize = 20;
+const INPUT_ITEMS_PAGE_MAX: usize = 100;
+
+pub async fn input_items(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    Query(q): Query<InputItemsQuery>,
+) -> Response {
+    list_input_items(&gw, id, q).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn list_input_items(gw: &Gateway, id: String, q: InputItemsQuery) -> Result<Response, GatewayError> {
+    let limit = q.limit.unwrap_or(INPUT_ITEMS_PAGE);
+    if !(1..=INPUT_ITEMS_PAGE_MAX).contains(&limit) {
+        return Err(GatewayError::bad_request(format!(
+            "limit: {limit} is not between 1 and {INPUT_ITEMS_PAGE_MAX}"
+        ))
+        .with_param("limit"));
+    }
+    let descending = match q.order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => {
+            return Err(GatewayError::bad_request(format!(
+                "order: {} is not asc or desc",
+                gateway_proto::quote::short(other)
+            ))
+            .with_param("order"))
+        }
+    };
+    let key = id.clone();
+    let stored = with_history(gw, "read stored responses", move |h| h.response_input_items(&key)).await?;
+    let mut items: Vec<Value> =
+        stored.ok_or_else(|| not_found(&id))?.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
+    if descending {
+        items.reverse();
+    }
+    if let Some(after) = &q.after {
+        let at = items.iter().position(|i| i["id"].as_str() == Some(after.as_str())).ok_or_else(|| {
+            GatewayError::bad_request(format!(
+                "after: {} is not an input item of {}",
+                gateway_proto::quote::short(after),
+                gateway_proto::quote::short(&id)
+            ))
+            .with_param("after")
+        })?;
+        items.drain(..=at);
+    }
+    let has_more = items.len() > limit;
+    items.truncate(limit);
+    let first_id = items.first().map(|i| i["id"].clone()).unwrap_or(Value::Null);
+    let last_id = items.last().map(|i| i["id"].clone()).unwrap_or(Value::Null);
+    Ok(Json(serde_json::json!({
+        "object": "list", "data": items, "first_id": first_id, "last_id": last_id, "has_more": has_more,
+    }))
+    .into_response())
+}
+
+/// The input as it runs: each `item_reference` replaced by the stored item it names, and an id
+/// for each item that came without one.
+async fn resolve_input(gw: &Gateway, items: Vec<Item>) -> Result<Vec<Item>, GatewayError> {
+    let mut resolved = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let InputItem::ItemReference { id } = &item.item else {
+            resolved.push(item.with_id(new_id));
+            continue;
+        };
+        let key = id.clone();
+        let stored = with_history(gw, "read stored responses", move |h| h.response_item(&key)).await?;
+        let json: Value = stored.and_then(|body| serde_json::from_str(&body).ok()).ok_or_else(|| {
+            GatewayError::bad_request(format!(
+                "input[{index}]: item_reference {}: no stored response has an item with this id (only items of responses this gateway stored can be referenced; responses created with \"store\": false are not kept)",
+                gateway_proto::quote::short(id)
+            ))
+            .with_param("input")
+        })?;
+        resolved.push(Item::parse(index, json)?);
+    }
+    Ok(resolved)
 }
 
 /// Runs a store call off the async workers. A failure is logged in full; the caller learns
@@ -88,20 +179,28 @@ async fn chain_history(gw: &Gateway, key: &str) -> Result<Vec<crate::runtime::ag
     Ok(stored.into_iter().map(|m| m.message).collect())
 }
 
-/// Where a stored response is kept: the history, its id and its session.
+/// Where a stored response is kept: the history, its id, its session and its input items.
 #[derive(Clone)]
 struct Keep {
     history: History,
     id: String,
     session_key: Option<String>,
+    input: Arc<Vec<(String, String)>>,
+}
+
+/// Items as stored: (id, JSON).
+fn keyed(items: &[Value]) -> Vec<(String, String)> {
+    items.iter().map(|i| (i["id"].as_str().unwrap_or_default().to_owned(), i.to_string())).collect()
 }
 
 impl Keep {
-    /// Saves the response as it stands; a failure is logged, not fatal to the answer.
+    /// Saves the response as it stands, with its items; a failure is logged, not fatal to the
+    /// answer.
     async fn save(&self, body: Value) {
         let keep = self.clone();
+        let output = keyed(body["output"].as_array().map_or(&[][..], Vec::as_slice));
         let stored = crate::core::store::off_workers(keep.history.clone(), move |h| {
-            h.put_response(&keep.id, keep.session_key.as_deref(), &body.to_string())
+            h.put_response(&keep.id, keep.session_key.as_deref(), &body.to_string(), &keep.input, &output)
         })
         .await;
         if let Err(e) = stored {
@@ -114,7 +213,23 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
     let limit = gw.active().config.gateway.http.max_body_bytes.get() as usize;
     let bytes = read_body(body, limit).await?;
     let Parsed { request: r, ignored } = wire::parse::<ResponsesRequest>(&bytes, wire::RESPONSES_HONOURED)?;
-    let input = convert::input_messages(wire::input_items(&r.input)?)?;
+    let items = resolve_input(&gw, wire::input_items(&r.input)?).await?;
+    // System and developer messages join the instructions: the engine takes them there.
+    let (system, input): (Vec<_>, Vec<_>) = convert::input_messages(items.iter().map(|i| &i.item))?
+        .into_iter()
+        .partition(|m| m.role == Role::System);
+    let instructions = r
+        .instructions
+        .iter()
+        .cloned()
+        .chain(system.into_iter().map(|m| m.content))
+        .reduce(|a, b| format!("{a}\n\n{b}"));
+    if input.is_empty() {
+        return Err(GatewayError::bad_request(
+            "input: send a message besides the system and developer ones (they join the instructions)",
+        )
+        .with_param("input"));
+    }
     let tools = convert::responses_tools(&r.tools)?;
     let id = new_id("resp");
     // The session of the chain this continues, if any.
@@ -138,7 +253,7 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
         session_key: session_key.clone(),
         model: r.model.clone(),
         input,
-        instructions: r.instructions.clone(),
+        instructions: instructions.clone(),
         client_tools: if tools_off { Vec::new() } else { tools.clone() },
         max_output_tokens: r.max_output_tokens,
         temperature: r.temperature,
@@ -165,8 +280,12 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
         metadata: r.metadata.clone().unwrap_or_else(Map::new),
         user: r.user.clone(),
     });
-    let keep =
-        r.store.then(|| Keep { history: gw.agents.history().clone(), id, session_key: session_key.clone() });
+    let keep = r.store.then(|| Keep {
+        history: gw.agents.history().clone(),
+        id,
+        session_key: session_key.clone(),
+        input: Arc::new(keyed(&items.iter().map(|i| i.json.clone()).collect::<Vec<_>>())),
+    });
     // A streaming client knows the id from `response.created` on, so the response is
     // retrievable (and continuable) from then; a non-streamed one learns it at the end.
     if let Some(keep) = keep.as_ref().filter(|_| r.stream) {

@@ -60,22 +60,34 @@ pub struct ContentPart {
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
+    /// A `refusal` part's text.
+    #[serde(default)]
+    pub refusal: Option<String>,
 }
 
 impl Content {
-    /// The text of the content; parts that are not text (images, files) are an error, since
-    /// no provider here takes them.
+    /// The text of the content. A `refusal` part (an assistant's earlier refusal, replayed)
+    /// counts as its text. Images, files and audio are an error: no provider here takes them.
     pub fn text(&self, field: &str) -> Result<String, GatewayError> {
         match self {
             Self::Text(t) => Ok(t.clone()),
             Self::Parts(parts) => {
                 let mut out = String::new();
                 for (i, p) in parts.iter().enumerate() {
-                    match (p.kind.as_str(), &p.text) {
-                        ("text" | "input_text" | "output_text", Some(t)) => out.push_str(t),
-                        (kind, _) => {
+                    match (p.kind.as_str(), &p.text, &p.refusal) {
+                        ("text" | "input_text" | "output_text", Some(t), _) | ("refusal", _, Some(t)) => {
+                            out.push_str(t)
+                        }
+                        (kind @ ("input_image" | "image_url" | "image" | "input_file" | "file" | "input_audio"), ..) => {
                             return Err(GatewayError::bad_request(format!(
-                                "{field}[{i}]: content parts of type {kind:?} are not supported; send text"
+                                "{field}[{i}]: a content part of type {kind:?} cannot be sent: the models here take text only; send text"
+                            ))
+                            .with_param(field))
+                        }
+                        (kind, ..) => {
+                            return Err(GatewayError::bad_request(format!(
+                                "{field}[{i}]: content parts of type {} are not supported; send text (input_text, output_text, refusal)",
+                                gateway_proto::quote::short(kind)
                             ))
                             .with_param(field))
                         }
@@ -276,13 +288,30 @@ fn yes() -> bool {
     true
 }
 
+/// The input item types of the OpenResponses spec accepted here.
+pub const INPUT_ITEM_TYPES: &str = "message, function_call, function_call_output, reasoning, item_reference";
+
 /// An input item. A message may omit `type` (the SDKs' shorthand).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum InputItem {
     Message(InputMessage),
-    FunctionCall { call_id: String, name: String, arguments: String },
-    FunctionCallOutput { call_id: String, output: Content },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    FunctionCallOutput {
+        call_id: String,
+        output: Content,
+    },
+    /// A model's reasoning from an earlier turn: accepted and dropped (no provider here takes
+    /// reasoning back; docs/api.md).
+    Reasoning {},
+    /// An item of a stored response, by its id: replaced by that item before the run.
+    ItemReference {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,31 +320,79 @@ pub struct InputMessage {
     pub content: Content,
 }
 
-/// `input`: a string (one user message) or a list of items; errors name the item.
-pub fn input_items(input: &Value) -> Result<Vec<InputItem>, GatewayError> {
-    match input {
-        Value::String(text) => Ok(vec![InputItem::Message(InputMessage {
-            role: "user".into(),
-            content: Content::Text(text.clone()),
-        })]),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let mut item = item.clone();
-                if let Value::Object(o) = &mut item {
-                    if !o.contains_key("type") && o.contains_key("role") {
-                        o.insert("type".into(), Value::String("message".into()));
-                    }
+/// An input item as parsed, and as it is kept (`GET /v1/responses/{id}/input_items`): the
+/// item's JSON with its `type` made explicit and a string `content` as one text part.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub item: InputItem,
+    pub json: Value,
+}
+
+impl Item {
+    /// Parses `input[index]`; errors name the item and list the accepted types.
+    pub fn parse(index: usize, mut json: Value) -> Result<Self, GatewayError> {
+        if let Value::Object(o) = &mut json {
+            if !o.contains_key("type") && o.contains_key("role") {
+                o.insert("type".into(), Value::String("message".into()));
+            }
+            if o.get("type").and_then(Value::as_str) == Some("message") {
+                if let Some(Value::String(text)) = o.get("content") {
+                    let part = if o.get("role").and_then(Value::as_str) == Some("assistant") {
+                        "output_text"
+                    } else {
+                        "input_text"
+                    };
+                    let parts = serde_json::json!([{ "type": part, "text": text }]);
+                    o.insert("content".into(), parts);
                 }
-                InputItem::deserialize(item).map_err(|e| {
-                    GatewayError::bad_request(format!(
-                        "input[{i}]: {e}; supported items: message, function_call, function_call_output"
-                    ))
-                    .with_param("input")
-                })
-            })
-            .collect(),
+            }
+        }
+        let kind = json.get("type").and_then(Value::as_str);
+        if let Some(kind) = kind.filter(|k| !INPUT_ITEM_TYPES.split(", ").any(|t| t == *k)) {
+            return Err(GatewayError::bad_request(format!(
+                "input[{index}]: items of type {} are not accepted here; the accepted types: {INPUT_ITEM_TYPES}",
+                gateway_proto::quote::short(kind)
+            ))
+            .with_param("input"));
+        }
+        let item = InputItem::deserialize(&json)
+            .map_err(|e| GatewayError::bad_request(format!("input[{index}]: {e}")).with_param("input"))?;
+        Ok(Self { item, json })
+    }
+
+    /// The item's id, as sent or kept.
+    pub fn id(&self) -> Option<&str> {
+        self.json.get("id").and_then(Value::as_str)
+    }
+
+    /// Gives the item an id if it has none, with the prefix of its type.
+    pub fn with_id(mut self, new_id: impl FnOnce(&str) -> String) -> Self {
+        if self.id().is_none() {
+            let prefix = match self.item {
+                InputItem::Message(_) => "msg",
+                InputItem::FunctionCall { .. } => "fc",
+                InputItem::FunctionCallOutput { .. } => "fco",
+                InputItem::Reasoning {} => "rs",
+                InputItem::ItemReference { .. } => "ref",
+            };
+            if let Value::Object(o) = &mut self.json {
+                o.insert("id".into(), Value::String(new_id(prefix)));
+            }
+        }
+        self
+    }
+}
+
+/// `input`: a string (one user message) or a list of items; errors name the item.
+pub fn input_items(input: &Value) -> Result<Vec<Item>, GatewayError> {
+    match input {
+        Value::String(text) => Ok(vec![Item::parse(
+            0,
+            serde_json::json!({ "type": "message", "role": "user", "content": text }),
+        )?]),
+        Value::Array(items) => {
+            items.iter().enumerate().map(|(i, item)| Item::parse(i, item.clone())).collect()
+        }
         _ => Err(GatewayError::bad_request("input: send a string or a list of items").with_param("input")),
     }
 }
@@ -366,6 +443,8 @@ mod tests {
         assert_eq!(c.text("content").unwrap(), "ab");
         let c: Content = serde_json::from_str(r#"[{"type":"image_url","image_url":{}}]"#).unwrap();
         assert!(c.text("content").unwrap_err().message.contains("image_url"));
+        let c: Content = serde_json::from_str(r#"[{"type":"input_file","file_id":"f"}]"#).unwrap();
+        assert!(c.text("content").unwrap_err().message.contains("text only"));
     }
 
     #[test]
@@ -373,17 +452,37 @@ mod tests {
         let p: Parsed<ResponsesRequest> =
             parse(br#"{"model":"m","input":"hello"}"#, RESPONSES_HONOURED).unwrap();
         let items = input_items(&p.request.input).unwrap();
-        assert!(matches!(&items[0], InputItem::Message(m) if m.role == "user"));
+        assert!(matches!(&items[0].item, InputItem::Message(m) if m.role == "user"));
+        assert_eq!(items[0].json["content"], serde_json::json!([{"type": "input_text", "text": "hello"}]));
         assert!(p.request.store);
         let body = br#"{"input":[{"role":"user","content":"q"},
             {"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},
             {"type":"function_call_output","call_id":"c1","output":"42"}]}"#;
         let p: Parsed<ResponsesRequest> = parse(body, RESPONSES_HONOURED).unwrap();
         let items = input_items(&p.request.input).unwrap();
-        assert!(matches!(&items[0], InputItem::Message(m) if m.role == "user"));
-        assert!(matches!(&items[2], InputItem::FunctionCallOutput { call_id, .. } if call_id == "c1"));
-        let e = input_items(&serde_json::json!([{"type": "item_reference", "id": "x"}])).unwrap_err();
+        assert!(matches!(&items[0].item, InputItem::Message(m) if m.role == "user"));
+        assert!(matches!(&items[2].item, InputItem::FunctionCallOutput { call_id, .. } if call_id == "c1"));
+        let items = input_items(&serde_json::json!([
+            {"type": "item_reference", "id": "msg_1"},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "hm"}]},
+            {"type": "message", "role": "assistant", "id": "msg_2", "status": "completed",
+             "content": [{"type": "refusal", "refusal": "no"}]},
+        ]))
+        .unwrap();
+        assert!(matches!(&items[0].item, InputItem::ItemReference { id } if id == "msg_1"));
+        assert!(matches!(items[1].item, InputItem::Reasoning {}));
+        let InputItem::Message(m) = &items[2].item else { panic!("a message") };
+        assert_eq!(m.content.text("c").unwrap(), "no");
+        let given = items[2].clone().with_id(|_| unreachable!("it has an id"));
+        assert_eq!(given.id(), Some("msg_2"));
+        let e = input_items(&serde_json::json!(["x", {"type": "web_search_call", "id": "x"}])).unwrap_err();
         assert!(e.message.starts_with("input[0]"), "{}", e.message);
+        let e = input_items(&serde_json::json!([{"type": "web_search_call", "id": "x"}])).unwrap_err();
+        assert!(
+            e.message.contains("web_search_call") && e.message.contains(INPUT_ITEM_TYPES),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -308,14 +308,64 @@ impl History {
     }
 
     /// Stores a Response object of the OpenResponses API.
-    pub fn put_response(&self, id: &str, session_key: Option<&str>, body: &str) -> Result<(), StoreError> {
+    /// Stores a Response object and its items (input and output, each `(item id, JSON)`),
+    /// replacing what was stored under its id; one transaction.
+    pub fn put_response(
+        &self,
+        id: &str,
+        session_key: Option<&str>,
+        body: &str,
+        input: &[(String, String)],
+        output: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.store.transaction(|c| {
+            let put = || -> rusqlite::Result<()> {
+                c.execute(
+                    "INSERT INTO responses (id, session_key, created_at_ms, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                    params![id, session_key, now_ms() as i64, body],
+                )?;
+                c.execute("DELETE FROM response_items WHERE response_id = ?1", [id])?;
+                let mut insert = c.prepare(
+                    "INSERT INTO response_items (response_id, side, position, item_id, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (side, items) in [("input", input), ("output", output)] {
+                    for (position, (item_id, item)) in items.iter().enumerate() {
+                        insert.execute(params![id, side, position as i64, item_id, item])?;
+                    }
+                }
+                Ok(())
+            };
+            put().map_err(|e| self.store.sql_error(e))
+        })
+    }
+
+    /// An item of a stored response by its id (an output item first, the newest first), JSON.
+    pub fn response_item(&self, item_id: &str) -> Result<Option<String>, StoreError> {
         self.store.with(|c| {
-            c.execute(
-                "INSERT INTO responses (id, session_key, created_at_ms, body) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                params![id, session_key, now_ms() as i64, body],
+            c.query_row(
+                "SELECT body FROM response_items WHERE item_id = ?1
+                 ORDER BY side = 'output' DESC, rowid DESC LIMIT 1",
+                [item_id],
+                |r| r.get(0),
             )
-            .map(|_| ())
+            .optional()
+        })
+    }
+
+    /// The input items of a stored response, in order (JSON); None if it is not stored.
+    pub fn response_input_items(&self, id: &str) -> Result<Option<Vec<String>>, StoreError> {
+        self.store.with(|c| {
+            let exists = c.query_row("SELECT 1 FROM responses WHERE id = ?1", [id], |_| Ok(())).optional()?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let mut stmt = c.prepare(
+                "SELECT body FROM response_items WHERE response_id = ?1 AND side = 'input' ORDER BY position",
+            )?;
+            let rows = stmt.query_map([id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map(Some)
         })
     }
 
