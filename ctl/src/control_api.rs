@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use gateway_proto::api::{
     route, ApproveBody, ConfigView, DeviceRecord, DevicesReport, HealthReport, LogTail, PairingRequest,
-    PasswordBody, ReloadReport, RevokeReport, RevokedReport, SignInsReport, StatusReport, StopReport,
-    TokenInfo,
+    PasswordBody, ReloadReport, RestartReport, RevokeReport, RevokedReport, SignInsReport, StatusReport,
+    StopReport, TokenInfo,
 };
 
 use crate::client::{Client, Error, DEFAULT_TIMEOUT};
@@ -39,6 +39,10 @@ impl Client {
 
     pub fn stop(&self) -> Result<StopReport, Error> {
         self.call("POST", route::STOP, DEFAULT_TIMEOUT)
+    }
+
+    pub fn restart(&self) -> Result<RestartReport, Error> {
+        self.call("POST", route::RESTART, DEFAULT_TIMEOUT)
     }
 
     /// The last `lines` lines of the daemon's log.

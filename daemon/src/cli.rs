@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use gateway_config::Bind;
 use gateway_proto::exit;
 
@@ -14,12 +14,16 @@ use crate::core::logging::LogFormat;
     version,
     about = "The gateway daemon: one port for the gateway's APIs, a control socket for gatewayctl",
     after_help = "Exit codes: 0 stopped cleanly; 1 runtime failure; 2 usage; 69 port or state dir held \
-                  by another process; 75 restarting to apply a config change (supervised); \
+                  by another process; 75 restarting (a restart-required config change or `gatewayctl restart`; supervised); \
                   78 configuration error.\nSee docs/runbook.md."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Flags without a command run the gateway: `gatewayd --port 18790` is `gatewayd run --port 18790`.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +63,43 @@ pub struct RunArgs {
     pub verbose: bool,
 }
 
+impl RunArgs {
+    /// The arguments (from `run` on) that start this instance again as it runs now: the flags
+    /// given, the environment variables clap read into them, paths absolute; never `--force`.
+    pub fn relaunch_args(&self, paths: &gateway_proto::Paths) -> Vec<String> {
+        let mut args = vec!["run".to_owned()];
+        let mut flag = |name: &str, value: Option<String>| {
+            args.push(name.to_owned());
+            args.extend(value);
+        };
+        if self.dev {
+            flag("--dev", None);
+        } else if let Some(profile) = &self.profile {
+            flag("--profile", Some(profile.clone()));
+        }
+        use gateway_proto::paths::{env_var, non_empty_env};
+        if self.config.is_some() || non_empty_env(env_var::CONFIG_PATH).is_some() {
+            flag("--config", Some(paths.config_file.display().to_string()));
+        }
+        if self.state_dir.is_some() || non_empty_env(env_var::STATE_DIR).is_some() {
+            flag("--state-dir", Some(paths.state_dir.display().to_string()));
+        }
+        if let Some(port) = self.port {
+            flag("--port", Some(port.to_string()));
+        }
+        if let Some(bind) = &self.bind {
+            flag("--bind", Some(bind.to_string()));
+        }
+        if self.log_format == LogFormat::Json {
+            flag("--log-format", Some("json".to_owned()));
+        }
+        if self.verbose {
+            flag("--verbose", None);
+        }
+        args
+    }
+}
+
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -68,6 +109,58 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => crate::startup::run(args),
+        Some(Command::Run(args)) => crate::startup::run(args),
+        // Bare `gatewayd` asks what it does; flags alone mean `run`.
+        None if std::env::args_os().len() <= 1 => {
+            let _ = Cli::command().print_help();
+            exit::USAGE
+        }
+        None => crate::startup::run(cli.run),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_without_a_command_mean_run() {
+        let cli = Cli::try_parse_from(["gatewayd", "--port", "18790", "--verbose"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!((cli.run.port, cli.run.verbose), (Some(18790), true));
+        let cli = Cli::try_parse_from(["gatewayd", "run", "--port", "18790"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Run(RunArgs { port: Some(18790), .. }))));
+        let typo = Cli::try_parse_from(["gatewayd", "--prot", "18790"]).unwrap_err().to_string();
+        assert!(typo.contains("a similar argument exists: '--port'"), "{typo}");
+    }
+
+    #[test]
+    fn relaunch_args_bring_back_the_flags_that_matter() {
+        let cli = Cli::try_parse_from([
+            "gatewayd",
+            "--profile",
+            "work",
+            "--port",
+            "45649",
+            "--bind",
+            "127.0.0.1",
+            "--force",
+            "-v",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let paths = gateway_proto::Paths::resolve(
+            &gateway_proto::Profile::new(Some("work"), false).unwrap(),
+            &gateway_proto::paths::PathFlags {
+                config_file: Some("/etc/g.toml".into()),
+                state_dir: Some("/var/lib/g".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            cli.run.relaunch_args(&paths).join(" "),
+            "run --profile work --port 45649 --bind 127.0.0.1 --log-format json --verbose"
+        );
     }
 }

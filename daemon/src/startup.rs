@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_config::Overrides;
-use gateway_proto::api::ReloadTrigger;
+use gateway_proto::api::{self, ReloadTrigger};
 use gateway_proto::paths::{env_var, non_empty_env, PathFlags};
 use gateway_proto::{exit, Paths, Profile};
 use nix::sys::stat::{umask, Mode};
@@ -108,7 +108,9 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
         .enable_all()
         .build()
         .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(serve_until_exit(args.force, profile, paths, overrides, prepared, logs));
+    let launch = api::LaunchRecord { args: args.relaunch_args(&paths), pid: std::process::id() };
+    let result =
+        runtime.block_on(serve_until_exit(args.force, profile, paths, overrides, prepared, logs, launch));
     // Connections still open after the drain budget are cut here.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
@@ -121,6 +123,7 @@ async fn serve_until_exit(
     overrides: Overrides,
     prepared: reload::Prepared,
     logs: logging::LogControl,
+    launch: api::LaunchRecord,
 ) -> Result<ExitReason, Fatal> {
     let backlog = prepared.config.gateway.http.listen_backlog.get() as u32;
     let tcp = port::bind(prepared.addr, backlog, force).await.map_err(|e| {
@@ -166,6 +169,7 @@ async fn serve_until_exit(
         }
     };
 
+    record_launch(&gw.paths.state_dir, &launch);
     gw.set_phase(Phase::Running);
     // Started once running, so its first tick sees a serving daemon.
     tokio::spawn(heartbeat::run(gw.clone()));
@@ -197,7 +201,7 @@ async fn serve_until_exit(
     let restart_expected = (reason == ExitReason::Restart).then_some(1_000);
     let why = match reason {
         ExitReason::Stop => "gateway stopping",
-        ExitReason::Restart => "gateway restarting to apply a config change",
+        ExitReason::Restart => "gateway restarting",
     };
     gw.events.publish(&CoreEvent::Shutdown { reason: why, restart_expected_ms: restart_expected });
     // Requests in flight get most of the budget to finish. A run still streaming after that (a
@@ -325,6 +329,21 @@ pub struct Embedded {
     /// The control socket's router.
     pub control: axum::Router,
     pub token: String,
+}
+
+/// Writes `STATE_DIR/launch.json` (see [`api::LaunchRecord`]); a failure costs only that
+/// `gatewayctl start` after a stop starts with the config's settings, so it is logged, not fatal.
+fn record_launch(state_dir: &std::path::Path, launch: &api::LaunchRecord) {
+    let file = state_dir.join(api::LaunchRecord::FILE);
+    let tmp = file.with_extension("json.tmp");
+    let written = serde_json::to_vec_pretty(launch)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&tmp, json))
+        .and_then(|()| fsutil::make_private(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = written {
+        tracing::warn!(file = %file.display(), error = %e, "cannot record this launch's flags; `gatewayctl start` after a stop will not reuse them");
+    }
 }
 
 /// `disk full on /x (12 KB free)` when the filesystem holding `dir` has (almost) no space left.

@@ -11,6 +11,8 @@ pub mod route {
     pub const HEALTH: &str = "/v1/health";
     pub const RELOAD: &str = "/v1/reload";
     pub const STOP: &str = "/v1/stop";
+    /// Restart in place: the daemon drains and comes back with the same command line.
+    pub const RESTART: &str = "/v1/restart";
     pub const LOGS: &str = "/v1/logs";
     pub const CONFIG: &str = "/v1/config";
     pub const TOKEN: &str = "/v1/token";
@@ -298,6 +300,36 @@ pub struct RevokedReport {
 pub struct StopReport {
     pub stopping: bool,
     pub pid: u32,
+}
+
+/// `POST /v1/restart`: the daemon drains, then comes back with the command line it was started
+/// with: in place (the same pid) when it runs on its own, through its supervisor (exit 75) when
+/// one runs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestartReport {
+    pub restarting: bool,
+    pub pid: u32,
+    /// The supervisor that brings it back, or "none" (it re-executes itself).
+    pub supervisor: String,
+}
+
+/// `STATE_DIR/launch.json`, written by each gatewayd once it serves: the `gatewayd` arguments
+/// that bring this instance back as it runs (flags and the environment variables they stand
+/// for, paths made absolute), so that `gatewayctl start` after a `stop` starts the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchRecord {
+    /// Arguments after the program name, starting with `run`.
+    pub args: Vec<String>,
+    pub pid: u32,
+}
+
+impl LaunchRecord {
+    pub const FILE: &'static str = "launch.json";
+
+    /// The flags after `run`, for people (`--port 45649 --verbose`); empty when there are none.
+    pub fn flags(&self) -> String {
+        self.args.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// `GET /v1/config`: the config in effect, secrets redacted.

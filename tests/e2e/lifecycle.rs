@@ -1,5 +1,6 @@
 //! Stopping: SIGTERM and `gatewayctl stop` drain in-flight requests, then exit 0.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gateway_tests::*;
@@ -43,4 +44,31 @@ fn gatewayctl_stop_stops_it() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"), "{out:?}");
     assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+}
+
+/// Colour on a terminal only, and not with NO_COLOR: gatewayd under `script` (a pseudo-terminal)
+/// for two seconds, then interrupted.
+#[test]
+fn log_colour_only_on_a_terminal_without_no_color() {
+    let on_terminal = |no_color: bool| {
+        let home = Home::new();
+        let gatewayd = bin("gatewayd");
+        let line = format!("timeout -s INT 2 {} --port {}", gatewayd.display(), free_port());
+        let mut cmd = home.command(Path::new("script"));
+        cmd.args(["-qec", &line, "/dev/null"]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("script (bsdutils) runs");
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(screen.contains("gatewayd ready"), "{screen}");
+        screen
+    };
+    let (coloured, plain) = std::thread::scope(|s| {
+        let coloured = s.spawn(|| on_terminal(false));
+        let plain = s.spawn(|| on_terminal(true));
+        (coloured.join().unwrap(), plain.join().unwrap())
+    });
+    assert!(coloured.contains("\x1b["), "{coloured}");
+    assert!(!plain.contains('\x1b'), "{plain}");
 }

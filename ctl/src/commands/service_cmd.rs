@@ -8,6 +8,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use gateway_proto::api::{LaunchRecord, StatusReport};
 use gateway_proto::{exit, Paths, Profile};
 
 use super::lifecycle::poll_status;
@@ -389,7 +390,8 @@ fn start_detached(ctx: &Ctx, client: &Client) -> Result<i32> {
     let paths = ctx.private_state_dir()?;
     let spec_gatewayd = Spec::current(&ctx.profile, &paths, false)?.gatewayd;
     let output = detached::output_file(&paths.state_dir);
-    let pid = detached::spawn(&spec_gatewayd, &ctx.profile, &output)?;
+    let (args, record) = detached::launch_args(&ctx.profile, &paths.state_dir);
+    let pid = detached::spawn(&spec_gatewayd, &args, &output)?;
     let deadline = Instant::now() + READY_DEADLINE;
     loop {
         if let Ok(s) = poll_status(client) {
@@ -399,6 +401,9 @@ fn start_detached(ctx: &Ctx, client: &Client) -> Result<i32> {
                     s.listen.addr,
                     output.display()
                 );
+                if let Some(flags) = record.as_ref().map(LaunchRecord::flags).filter(|f| !f.is_empty()) {
+                    println!("with the flags of its last run: {flags}");
+                }
                 if Manager::detect() != Manager::None {
                     println!("it is not a service: `gatewayctl install` makes the service manager run it");
                 }
@@ -470,14 +475,41 @@ pub fn restart(ctx: &Ctx) -> Result<i32> {
     if let Some(code) = refuse_invalid_config(ctx, "not restarting gatewayd (it keeps running as it is)")? {
         return Ok(code);
     }
-    let before = running.map(|s| s.pid);
     if svc.installed() {
-        return through_manager(ctx, &svc, before);
+        return through_manager(ctx, &svc, running.map(|s| s.pid));
     }
-    if before.is_some() {
-        super::lifecycle::stop(ctx)?;
+    match running {
+        Some(before) => restart_in_place(ctx, &client, &before),
+        None => start_detached(ctx, &client),
     }
-    start_detached(ctx, &client)
+}
+
+/// A gatewayd no service manager of ours runs (started by hand, or by `gatewayctl start`) is
+/// asked to restart itself: it drains and re-executes its own command line, keeping its pid,
+/// flags, terminal and output. A supervisor we did not install brings it back instead (75).
+fn restart_in_place(ctx: &Ctx, client: &Client, before: &StatusReport) -> Result<i32> {
+    let report = client.restart()?;
+    let paths = ctx.paths()?;
+    let restarted = super::lifecycle::wait_for_restart(client, before, report.supervisor == "none").map_err(|e| {
+        let output = detached::output_file(&paths.state_dir);
+        let hint = if report.supervisor == "none" {
+            format!(
+                "it re-executes itself, so its error went where its output goes: the terminal it runs in, or {} for one `gatewayctl start` started",
+                output.display()
+            )
+        } else {
+            format!("{} restarts it: see `gatewayctl logs -n 50`", report.supervisor)
+        };
+        e.context(format!("gatewayd (pid {}) did not come back from the restart; {hint}", before.pid))
+    })?;
+    let flags =
+        detached::launch_args(&ctx.profile, &paths.state_dir).1.map(|r| r.flags()).unwrap_or_default();
+    let with = if flags.is_empty() { String::new() } else { format!(", flags: {flags}") };
+    println!(
+        "gatewayd restarted: pid {} -> {}, listening on {}{with}",
+        before.pid, restarted.pid, restarted.listen.addr
+    );
+    Ok(exit::OK)
 }
 
 /// `start` (no `before`) or `restart` (the pid `before` it) through the manager, then waits

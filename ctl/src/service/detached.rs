@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
+use gateway_proto::api::LaunchRecord;
 use gateway_proto::Profile;
 
 /// Where a detached gatewayd's stdout and stderr go (its structured log is `logs/gatewayd.jsonl`).
@@ -15,8 +16,28 @@ pub fn output_file(state_dir: &Path) -> PathBuf {
     state_dir.join("logs").join("gatewayd.out")
 }
 
-/// Spawns `gatewayd run [--profile NAME]` in its own session; returns its pid.
-pub fn spawn(gatewayd: &Path, profile: &Profile, output: &Path) -> Result<u32> {
+/// The arguments that start this profile's gatewayd: those its last run recorded in the state
+/// dir (its flags; see [`LaunchRecord`]), else `run [--profile NAME]`. The record, if used, is
+/// returned too, to say so.
+pub fn launch_args(profile: &Profile, state_dir: &Path) -> (Vec<String>, Option<LaunchRecord>) {
+    let record = std::fs::read(state_dir.join(LaunchRecord::FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<LaunchRecord>(&bytes).ok())
+        .filter(|r| r.args.first().map(String::as_str) == Some("run"));
+    match record {
+        Some(r) => (r.args.clone(), Some(r)),
+        None => {
+            let mut args = vec!["run".to_owned()];
+            if let Some(name) = profile.name() {
+                args.extend(["--profile".to_owned(), name.to_owned()]);
+            }
+            (args, None)
+        }
+    }
+}
+
+/// Spawns `gatewayd ARGS` in its own session; returns its pid.
+pub fn spawn(gatewayd: &Path, args: &[String], output: &Path) -> Result<u32> {
     if let Some(dir) = output.parent() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -32,10 +53,7 @@ pub fn spawn(gatewayd: &Path, profile: &Profile, output: &Path) -> Result<u32> {
         .open(output)
         .with_context(|| format!("cannot open {}", output.display()))?;
     let mut cmd = Command::new(gatewayd);
-    cmd.arg("run");
-    if let Some(name) = profile.name() {
-        cmd.args(["--profile", name]);
-    }
+    cmd.args(args);
     cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
     // SAFETY: setsid is async-signal-safe; it detaches from our terminal and process group so a
     // Ctrl-C or hangup of this shell does not reach gatewayd.

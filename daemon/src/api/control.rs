@@ -26,6 +26,7 @@ use crate::core::events::{CoreEvent, Credential};
 use crate::core::gateway::{Active, ExitReason, Gateway, TokenSource};
 use crate::core::secrets::RotateError;
 use crate::core::store::{off_workers, CallError};
+use crate::core::supervisor::Supervisor;
 use crate::core::{fsutil, health, logtail, reload};
 use crate::runtime::devices::{DeviceError, Devices};
 
@@ -73,6 +74,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(route::HEALTH, get(health_check))
         .route(route::RELOAD, post(reload_now))
         .route(route::STOP, post(stop))
+        .route(route::RESTART, post(restart))
         .route(route::LOGS, get(logs))
         .route(route::CONFIG, get(config))
         .route(route::TOKEN, get(token))
@@ -137,6 +139,18 @@ async fn stop(State(gw): State<Arc<Gateway>>) -> Response {
     tracing::info!("stop requested over the control socket");
     gw.request_exit(ExitReason::Stop);
     (StatusCode::ACCEPTED, Json(api::StopReport { stopping: true, pid: std::process::id() })).into_response()
+}
+
+async fn restart(State(gw): State<Arc<Gateway>>) -> Response {
+    let supervisor = Supervisor::detect();
+    tracing::info!(supervisor = supervisor.as_str(), "restart requested over the control socket");
+    gw.request_exit(ExitReason::Restart);
+    let report = api::RestartReport {
+        restarting: true,
+        pid: std::process::id(),
+        supervisor: supervisor.as_str().into(),
+    };
+    (StatusCode::ACCEPTED, Json(report)).into_response()
 }
 
 #[derive(Deserialize)]

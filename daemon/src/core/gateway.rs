@@ -86,7 +86,8 @@ impl Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
     Stop,
-    /// A restart-required change: come back with the new config.
+    /// A restart-required change or `gatewayctl restart`: come back with the same command line
+    /// and the config as it is on disk.
     Restart,
 }
 

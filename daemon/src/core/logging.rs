@@ -87,9 +87,12 @@ pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
     });
     match (journald, setup.format) {
         (Some(j), _) => layers.push(Box::new(j)),
-        (None, LogFormat::Text) => {
-            layers.push(Box::new(tracing_subscriber::fmt::layer().with_writer(io::stderr).with_target(false)))
-        }
+        (None, LogFormat::Text) => layers.push(Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_writer(io::stderr)
+                .with_target(false)
+                .with_ansi(stderr_wants_colour()),
+        )),
         (None, LogFormat::Json) => layers
             .push(Box::new(tracing_subscriber::fmt::layer().event_format(JsonLine).with_writer(io::stderr))),
     }
@@ -98,6 +101,13 @@ pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
     ));
     tracing_subscriber::registry().with(filter).with(layers).init();
     Ok(LogControl { filter: handle, verbose: setup.verbose, file })
+}
+
+/// Colour only for a person at a terminal: a file or pipe (`gatewayctl start`'s gatewayd.out, a
+/// shell redirect) gets plain text, and `NO_COLOR` (any non-empty value, no-color.org) turns it off.
+fn stderr_wants_colour() -> bool {
+    use std::io::IsTerminal;
+    gateway_proto::paths::non_empty_env("NO_COLOR").is_none() && io::stderr().is_terminal()
 }
 
 /// systemd sets `JOURNAL_STREAM=dev:inode` for a stderr connected to the journal; it is only ours
