@@ -81,16 +81,7 @@ impl fmt::Display for Error {
                     Silence::TimedOut(t) => write!(f, "gatewayd does not answer: no answer on {socket} within {} (it may be stuck).", duration(t.as_millis() as u64))?,
                     Silence::Io(e) => write!(f, "gatewayd is not running: no answer on {socket} ({e}).")?,
                 }
-                let unit = profile.service_name();
-                let run_flag = match profile.name() {
-                    None => String::new(),
-                    Some(gateway_proto::paths::DEV_PROFILE) => " --dev".to_owned(),
-                    Some(name) => format!(" --profile {name}"),
-                };
-                write!(
-                    f,
-                    "\nCheck the service: systemctl --user status {unit}   (logs: journalctl --user -u {unit} -n 50)\nor start it in the foreground: gatewayd run{run_flag}"
-                )
+                write!(f, "\n{}", crate::service::not_running_hint(profile))
             }
             Self::PermissionDenied { socket } => {
                 write!(f, "permission denied on {}", socket.display())?;
@@ -289,7 +280,6 @@ mod tests {
         assert_eq!(err.exit_code(), exit::NOT_RUNNING);
         let text = err.to_string();
         assert!(text.contains("(no such socket)"), "{text}");
-        assert!(text.contains("systemctl --user status gatewayd-work"), "{text}");
-        assert!(text.ends_with("gatewayd run --profile work"), "{text}");
+        assert!(text.contains("gatewayctl start --profile work"), "{text}");
     }
 }
