@@ -140,8 +140,45 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let restart = changed.iter().filter(|k| class_of(k) == KeyClass::Restart).cloned().collect();
-    ConfigDiff { changed, restart }
+    let restart: Vec<String> = changed.iter().filter(|k| class_of(k) == KeyClass::Restart).cloned().collect();
+    ConfigDiff { changed: collapse(&changed, &old, &new), restart: collapse(&restart, &old, &new) }
+}
+
+/// The map entry (`models.providers.NAME`, `agents.NAME`) a key belongs to, if any.
+fn entry_of(key: &str) -> Option<&str> {
+    let depth = match key.split('.').collect::<Vec<_>>().as_slice() {
+        ["models", "providers", _, _, ..] => 3,
+        ["agents", _, _, ..] => 2,
+        _ => return None,
+    };
+    key.match_indices('.').nth(depth - 1).map(|(i, _)| &key[..i])
+}
+
+/// Names a map entry once instead of each of its keys when it was added or removed, or when more
+/// than three of its keys changed: a new provider is `models.providers.local`, not its dozen
+/// settings.
+fn collapse(keys: &[String], old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>) -> Vec<String> {
+    let has = |map: &BTreeMap<String, Value>, entry: &str| {
+        map.range(format!("{entry}.")..).next().is_some_and(|(k, _)| k.starts_with(&format!("{entry}.")))
+    };
+    let mut out: Vec<String> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let shown = match entry_of(key) {
+            Some(entry) => {
+                let changed_here = keys.iter().filter(|k| entry_of(k) == Some(entry)).count();
+                if changed_here > 3 || !has(old, entry) || !has(new, entry) {
+                    entry.to_owned()
+                } else {
+                    key.clone()
+                }
+            }
+            None => key.clone(),
+        };
+        if out.last() != Some(&shown) {
+            out.push(shown);
+        }
+    }
+    out
 }
 
 /// The config as JSON with secrets redacted: what people may see.
@@ -234,6 +271,27 @@ mod tests {
         let d = diff(&old, &new);
         assert_eq!(d.changed, ["gateway.port", "logging.level"]);
         assert_eq!(d.restart, ["gateway.port"]);
+    }
+
+    #[test]
+    fn a_new_or_reworked_provider_is_named_once() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.models.providers.insert("local".into(), Provider::default());
+        new.agents.insert("helper".into(), Agent::default());
+        assert_eq!(diff(&old, &new).changed, ["agents.helper", "models.providers.local"]);
+        assert_eq!(diff(&new, &old).changed, ["agents.helper", "models.providers.local"]);
+        // One or a few keys of an existing entry are named each.
+        let mut one = new.clone();
+        one.models.providers.get_mut("local").unwrap().max_retries = Bounded::new(7).unwrap();
+        assert_eq!(diff(&new, &one).changed, ["models.providers.local.max_retries"]);
+        let mut many = one.clone();
+        let p = many.models.providers.get_mut("local").unwrap();
+        p.base_url = Some("http://127.0.0.1:9/v1".into());
+        p.max_retries = Bounded::new(1).unwrap();
+        p.stream = !p.stream;
+        p.retry_backoff_ms = Bounded::new(50).unwrap();
+        assert_eq!(diff(&one, &many).changed, ["models.providers.local"]);
     }
 
     #[test]

@@ -198,6 +198,20 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_port_asks_for_a_port_number() {
+        let e = err("[gateway]\nport = \"18790\"\n");
+        assert_eq!(e.key.as_deref(), Some("gateway.port"), "{e}");
+        assert_eq!(
+            e.message,
+            "expected a port number 1-65535, not the string \"18790\": write 18790 without quotes"
+        );
+        let e = err("[gateway]\nport = 0\n");
+        assert_eq!(e.message, "0 is out of range: use a port number 1-65535");
+        let e = err("[gateway.heartbeat]\ninterval_ms = 1.5\n");
+        assert!(e.message.contains("expected a whole number from"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let e = err("[gateway]\nport = 1234\nprot = 5\n");
         assert_eq!(e.line, Some(3), "{e}");
@@ -212,7 +226,7 @@ mod tests {
         assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("gateway.reload.mode")), "{e}");
         let e = err("[gateway]\nport = 0\n");
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("gateway.port")), "{e}");
-        assert!(e.message.contains("from 1 to 65535"), "{e}");
+        assert!(e.message.contains("a port number 1-65535"), "{e}");
         let e = err("[gateway]\nbind = \"moon\"\n");
         assert_eq!(e.key.as_deref(), Some("gateway.bind"), "{e}");
         assert!(e.message.contains("loopback"), "{e}");

@@ -360,12 +360,48 @@ impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
     }
 }
 
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    /// What a value must be, for errors: ports are called ports.
+    fn wanted() -> String {
+        if (MIN, MAX) == (1, 65_535) {
+            "a port number 1-65535".to_owned()
+        } else {
+            format!("a whole number from {MIN} to {MAX}")
+        }
+    }
+}
+
 impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = i64::deserialize(d)?;
-        u64::try_from(value).ok().and_then(Self::new).ok_or_else(|| {
-            de::Error::custom(format!("{value} is out of range: use a whole number from {MIN} to {MAX}"))
-        })
+        struct Visitor<const MIN: u64, const MAX: u64>;
+        impl<const MIN: u64, const MAX: u64> de::Visitor<'_> for Visitor<MIN, MAX> {
+            type Value = Bounded<MIN, MAX>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(&Bounded::<MIN, MAX>::wanted())
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                u64::try_from(value).ok().and_then(Bounded::new).ok_or_else(|| {
+                    E::custom(format!("{value} is out of range: use {}", Bounded::<MIN, MAX>::wanted()))
+                })
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                Bounded::new(value).ok_or_else(|| {
+                    E::custom(format!("{value} is out of range: use {}", Bounded::<MIN, MAX>::wanted()))
+                })
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                // The loader shortens a long value in the message.
+                let hint = match value.trim().parse::<u64>() {
+                    Ok(n) => format!(": write {n} without quotes"),
+                    Err(_) => String::new(),
+                };
+                Err(E::custom(format!(
+                    "expected {}, not the string {value:?}{hint}",
+                    Bounded::<MIN, MAX>::wanted()
+                )))
+            }
+        }
+        d.deserialize_any(Visitor::<MIN, MAX>)
     }
 }
 

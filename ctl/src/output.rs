@@ -34,6 +34,15 @@ pub fn ago(at_ms: u64, now_ms: u64) -> String {
 }
 
 /// One line saying how a reload ended, e.g. `applied: generation 3 (changed: logging.level)`.
+/// `1 tick`, `2 ticks`.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 pub fn reload_summary(r: &ReloadReport) -> String {
     match r.outcome {
         ReloadOutcome::Applied if r.changed_keys.is_empty() => {

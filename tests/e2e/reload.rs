@@ -156,6 +156,48 @@ fn hot_mode_defers_restart_keys() {
     assert_eq!(s["config"]["pending_restart"][0], "gateway.port");
     assert_eq!(s["listen"]["port"], port, "still on the old port until restarted");
     assert!(s["last_reload"]["message"].as_str().unwrap().contains("restart to apply gateway.port"));
+
+    // Reverted: nothing is pending any more, and nothing says "restart to apply".
+    home.write_config(None, &format!("[gateway]\nport = {port}\n[gateway.reload]\nmode = \"hot\"\n"));
+    let s = wait_generation(&home, 3);
+    assert_eq!(s["config"]["pending_restart"], serde_json::json!([]), "{s}");
+    assert_eq!(s["last_reload"]["restart_keys"], serde_json::json!([]), "{s}");
+    let out = home.ctl(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("restart to apply") && !text.contains("pending restart"), "{text}");
+
+    // An unrelated edit that also turns restarts on does not restart: what runs has that port.
+    home.write_config(
+        None,
+        &format!(
+            "[gateway]\nport = {port}\n[gateway.reload]\nmode = \"hybrid\"\n[logging]\nlevel = \"warn\"\n"
+        ),
+    );
+    let after = wait_generation(&home, 4);
+    assert_eq!(after["last_reload"]["outcome"], "applied", "{after}");
+    assert_eq!((&after["pid"], &after["started_at_ms"]), (&s["pid"], &s["started_at_ms"]), "{after}");
+}
+
+/// Reload reports people read: a new provider is named once, not by each of its settings; a
+/// rejected reload does not say "rejected" twice.
+#[test]
+fn reload_reports_name_a_new_provider_once_and_rejections_plainly() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n");
+    let _d = home.start(&["--port", &free_port().to_string()]);
+    home.write_config(
+        None,
+        "[gateway.reload]\nmode = \"off\"\n[models.providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [\"m\"]\n",
+    );
+    let out = home.ctl(&["reload"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("applied: generation 2 (changed: models.providers.local)"), "{text}");
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\nbogus = 1\n");
+    let out = home.ctl(&["reload"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(text.starts_with("rejected: generation 2 keeps serving\n"), "{text}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use gateway_proto::api::StatusReport;
 use gateway_proto::exit;
 
 use super::Ctx;
-use crate::output::{ago, duration, now_ms, print_json, reload_summary};
+use crate::output::{ago, duration, now_ms, plural, print_json, reload_summary};
 
 pub fn status(ctx: &Ctx, json: bool) -> Result<i32> {
     let report = ctx.client()?.status()?;
@@ -87,7 +87,7 @@ fn render(r: &StatusReport, now: u64) -> String {
         h.watchdog_usec.map_or("watchdog off".to_owned(), |us| format!("watchdog {}", duration(us / 1000)));
     b.row(
         "heartbeat",
-        format!("{} ticks every {}, {last_tick}, {watchdog}", h.ticks, duration(h.interval_ms)),
+        format!("{} every {}, {last_tick}, {watchdog}", plural(h.ticks, "tick"), duration(h.interval_ms)),
     );
     b.row(
         "connections",
@@ -97,7 +97,7 @@ fn render(r: &StatusReport, now: u64) -> String {
         ),
     );
     let c = &r.counters;
-    b.row("requests", format!("{} http, {} auth failures", c.http_requests, c.auth_failures));
+    b.row("requests", format!("{} http, {}", c.http_requests, plural(c.auth_failures, "auth failure")));
     b.row(
         "reloads",
         format!(
@@ -175,6 +175,10 @@ mod tests {
         ), "{text}");
         assert!(text.contains("pending restart: gateway.port"));
         assert!(text.contains("heartbeat:       7 ticks every 30s, last 2s ago, watchdog off"));
+        assert!(text.contains("requests:        10 http, 1 auth failure\n"), "{text}");
+        let mut one = report();
+        one.heartbeat.ticks = 1;
+        assert!(render(&one, 102_000).contains("heartbeat:       1 tick every 30s"));
         assert!(text.ends_with("socket:          /r/gatewayd.sock\n"));
     }
 }

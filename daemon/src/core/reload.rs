@@ -190,7 +190,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         }
     };
     let reject = |errors: Vec<ConfigIssue>| {
-        let message = format!("rejected; generation {} keeps serving", current.generation);
+        let message = format!("generation {} keeps serving", current.generation);
         report(ReloadOutcome::Rejected, current.generation, vec![], vec![], errors, message)
     };
     let file = gw.config_file();
@@ -224,6 +224,10 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         let message = format!("unchanged; generation {} stays in effect", current.generation);
         return report(ReloadOutcome::Unchanged, current.generation, vec![], vec![], vec![], message);
     }
+    // Restart-required keys are judged against what runs (the config this process started
+    // with), not the last generation: reload mode `hot` keeps such edits pending, and reverting
+    // one, or an unrelated edit after it, needs no restart.
+    changes.restart = diff(&gw.booted_with, &next.config).restart;
     let mode = next.config.gateway.reload.mode;
     let restart = match mode {
         ReloadMode::Restart => true,
@@ -251,7 +255,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
     let defaulted = back_to_default(&changes.changed, &current.file_keys, &next.file_keys);
     warn_if_secret_exposed(file, &next);
     let generation = current.generation + 1;
-    let pending = diff(&gw.booted_with, &next.config).restart;
+    let pending = changes.restart.clone();
     let mut message = format!("applied; generation {generation} in effect");
     if !pending.is_empty() {
         message.push_str(&format!("; restart to apply {}", pending.join(", ")));
