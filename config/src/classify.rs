@@ -62,6 +62,8 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.reload.debounce_ms", KeyClass::Restart),
     key("gateway.heartbeat.interval_ms", KeyClass::Hot),
     key("gateway.shutdown.drain_timeout_ms", KeyClass::Hot),
+    key("gateway.admin.allow_session_write", KeyClass::Hot),
+    key("gateway.admin.allow_memory_write", KeyClass::Hot),
     key("logging.level", KeyClass::Hot),
     key("logging.file_max_bytes", KeyClass::Hot),
     key("models.default", KeyClass::Hot),

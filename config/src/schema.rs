@@ -36,6 +36,7 @@ pub struct Gateway {
     pub reload: Reload,
     pub heartbeat: Heartbeat,
     pub shutdown: Shutdown,
+    pub admin: Admin,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -236,6 +237,21 @@ pub struct Shutdown {
 impl Default for Shutdown {
     fn default() -> Self {
         Self { drain_timeout_ms: Bounded(10_000) }
+    }
+}
+
+/// Policy gates of the admin routes (`/gateway/sessions…`, `/gateway/memory…`): writes through
+/// them can be turned off whatever the caller's credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    pub allow_session_write: bool,
+    pub allow_memory_write: bool,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self { allow_session_write: true, allow_memory_write: true }
     }
 }
 

@@ -1,15 +1,19 @@
 //! Admin routes for conversations under `/gateway/` (behind the gateway's auth): sessions
-//! (list, one with its history and notes, reset, delete) and memory notes (list, put,
-//! delete). The same store functions serve the WebSocket `sessions.*` methods.
+//! (list, one with its history and notes, append, reset, delete) and memory notes (the session's
+//! memory document, list, put, delete). The same store functions serve the WebSocket
+//! `sessions.*` methods. Writes pass the policy gates of `gateway.admin`; the Tau-shaped routes
+//! (append, the memory document) also want the gate named in their body.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use gateway_config::DEFAULT_AGENT;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,6 +22,7 @@ use crate::api::error::GatewayError;
 use crate::core::gateway::Gateway;
 use crate::core::store::StoreError;
 use crate::runtime::agent::history::{check_key, MAX_NOTE_BYTES};
+use crate::runtime::agent::types::{Message, Role};
 use crate::runtime::agent::History;
 
 /// Sessions listed, messages shown, when the caller gives no `limit`.
@@ -29,7 +34,8 @@ pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/gateway/sessions", get(list_sessions))
         .route("/gateway/sessions/{key}", get(session).delete(delete_session))
         .route("/gateway/sessions/{key}/reset", post(reset_session))
-        .route("/gateway/memory/{key}", get(list_notes))
+        .route("/gateway/sessions/{key}/append", post(append_message))
+        .route("/gateway/memory/{key}", get(memory).put(put_memory))
         .route("/gateway/memory/{key}/{name}", put(put_note).delete(delete_note))
         .route_layer(middleware::from_fn_with_state(gw, require_gateway_auth))
 }
@@ -91,14 +97,82 @@ async fn session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>, Query(
     Ok(Json(json!({ "session": info, "messages": messages, "notes": notes })).into_response())
 }
 
-/// Forgets the conversation (runs on it are aborted); the session and its notes stay.
-async fn reset_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Answer {
+/// Forgets the conversation (runs on it are aborted); the session and its notes stay. A body,
+/// if sent, is `{"policy_gate": "allow_session_write"}`.
+async fn reset_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>, body: Bytes) -> Answer {
+    let gate = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(parse_body::<GateBody>(&body, r#"{"policy_gate": "allow_session_write"}"#)?.policy_gate)
+    };
+    Gate::SessionWrite.check(&gw, gate.as_ref().map(|g| g.as_deref()))?;
     clear_session(&gw, key, History::reset).await
 }
 
 /// Deletes the session, its messages and its notes (runs on it are aborted).
 async fn delete_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Answer {
+    Gate::SessionWrite.check(&gw, None)?;
     clear_session(&gw, key, History::delete).await
+}
+
+#[derive(Deserialize)]
+struct GateBody {
+    policy_gate: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AppendBody {
+    role: String,
+    content: String,
+    policy_gate: Option<String>,
+}
+
+/// Appends one message to the session's history (creating the session for the default agent if
+/// it has none), as its own turn: `{"role", "content", "policy_gate": "allow_session_write"}`.
+async fn append_message(State(gw): State<Arc<Gateway>>, Path(key): Path<String>, body: Bytes) -> Answer {
+    check_keys(&[("session key", &key)])?;
+    let body: AppendBody =
+        parse_body(&body, r#"{"role": "user", "content": "…", "policy_gate": "allow_session_write"}"#)?;
+    Gate::SessionWrite.check(&gw, Some(body.policy_gate.as_deref()))?;
+    let role = match body.role.trim().to_ascii_lowercase().as_str() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "system" => Role::System,
+        _ => {
+            return Err(GatewayError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_role",
+                format!(
+                    "role {} cannot be appended: use user, assistant or system (a tool result belongs to its tool call)",
+                    gateway_proto::quote::short(&body.role)
+                ),
+            ))
+        }
+    };
+    if body.content.trim().is_empty() {
+        return Err(GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_content",
+            "content is empty: send the message's text",
+        ));
+    }
+    let message = Message::new(role, body.content);
+    let run_id = format!("append-{}", uuid::Uuid::new_v4().simple());
+    let (k, id) = (key.clone(), run_id.clone());
+    let (turn, count) = history(&gw, "append to the session", move |h| {
+        let turn = h.begin_turn(&k, DEFAULT_AGENT, &id, std::slice::from_ref(&message))?;
+        Ok((turn, h.session(&k)?.map_or(0, |s| s.message_count)))
+    })
+    .await?;
+    Ok(Json(json!({
+        "ok": true,
+        "key": key,
+        "session_key": key,
+        "turn": turn,
+        "entry_count": count,
+        "message_count": count,
+    }))
+    .into_response())
 }
 
 /// Aborts the session's runs, then `op` (which says whether the session existed).
@@ -113,13 +187,120 @@ async fn clear_session(
     if !history(gw, "change the session", move |h| op(h, &k)).await? {
         return Err(no_session(&key));
     }
-    Ok(Json(json!({ "ok": true, "key": key, "abortedRuns": aborted })).into_response())
+    Ok(Json(json!({ "ok": true, "key": key, "session_key": key, "abortedRuns": aborted })).into_response())
 }
 
-async fn list_notes(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Answer {
+/// The note that holds a session's memory document (Tau's `GET`/`PUT /gateway/memory/{key}`).
+const MEMORY_DOCUMENT: &str = "content";
+
+/// A session key's memory: its notes, and the document among them as `content`. Any key reads,
+/// one with nothing written reads empty (`exists: false`).
+async fn memory(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Answer {
     check_keys(&[("session key", &key)])?;
-    let notes = history(&gw, "read the memory notes", move |h| h.notes(&key)).await?;
-    Ok(Json(json!({ "notes": notes })).into_response())
+    let k = key.clone();
+    let notes = history(&gw, "read the memory notes", move |h| h.notes(&k)).await?;
+    let document = notes.iter().find(|n| n.name == MEMORY_DOCUMENT);
+    let content = document.map_or("", |n| n.value.as_str());
+    Ok(Json(json!({
+        "session_key": key,
+        "exists": !notes.is_empty(),
+        "content": content,
+        "bytes": content.len(),
+        "updated_unix_ms": document.map(|n| n.updated_at_ms),
+        "notes": notes,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct MemoryBody {
+    content: String,
+    policy_gate: Option<String>,
+}
+
+/// Replaces the session's memory document: `{"content", "policy_gate": "allow_memory_write"}`.
+async fn put_memory(State(gw): State<Arc<Gateway>>, Path(key): Path<String>, body: Bytes) -> Answer {
+    check_keys(&[("session key", &key)])?;
+    let body: MemoryBody = parse_body(&body, r#"{"content": "…", "policy_gate": "allow_memory_write"}"#)?;
+    Gate::MemoryWrite.check(&gw, Some(body.policy_gate.as_deref()))?;
+    let bytes = body.content.len();
+    write_note(&gw, &key, MEMORY_DOCUMENT, body.content).await?;
+    Ok(Json(json!({ "ok": true, "session_key": key, "bytes": bytes, "updated_unix_ms": gateway_proto::time::now_ms() })).into_response())
+}
+
+/// Writes a note, creating the session it belongs to (for the default agent) if there is none,
+/// so that every key with memory is listed among the sessions.
+async fn write_note(gw: &Gateway, key: &str, name: &str, value: String) -> Result<(), GatewayError> {
+    if value.len() > MAX_NOTE_BYTES {
+        return Err(GatewayError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "note_too_large",
+            format!("a memory note holds at most {MAX_NOTE_BYTES} bytes; this one has {}", value.len()),
+        ));
+    }
+    let (k, n) = (key.to_owned(), name.to_owned());
+    history(gw, "write the memory note", move |h| {
+        h.create_session(&k, DEFAULT_AGENT, None)?;
+        h.put_note(&k, &n, &value)
+    })
+    .await
+}
+
+/// Parses a JSON body, or says what to send.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Result<T, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| {
+        GatewayError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{e}: send a JSON body {example}"))
+    })
+}
+
+/// The gates of `gateway.admin`, and the value Tau's clients name in `policy_gate`.
+#[derive(Clone, Copy)]
+enum Gate {
+    SessionWrite,
+    MemoryWrite,
+}
+
+impl Gate {
+    fn name(self) -> &'static str {
+        match self {
+            Self::SessionWrite => "allow_session_write",
+            Self::MemoryWrite => "allow_memory_write",
+        }
+    }
+
+    /// Refuses when the config turns the gate off, or when a body was due to name it (`given`
+    /// is `Some`) and does not. `given` is None for routes whose body does not carry it.
+    fn check(self, gw: &Gateway, given: Option<Option<&str>>) -> Result<(), GatewayError> {
+        let admin = &gw.active().config.gateway.admin;
+        let open = match self {
+            Self::SessionWrite => admin.allow_session_write,
+            Self::MemoryWrite => admin.allow_memory_write,
+        };
+        let name = self.name();
+        if !open {
+            return Err(GatewayError::new(
+                StatusCode::FORBIDDEN,
+                "policy_gate_disabled",
+                format!("this gateway refuses these writes: gateway.admin.{name} is false in its config (set it to true to allow them)"),
+            ));
+        }
+        match given.map(|g| g.map(str::trim).filter(|g| !g.is_empty())) {
+            Some(None) => Err(GatewayError::new(
+                StatusCode::FORBIDDEN,
+                "policy_gate_required",
+                format!("name the policy gate for this write: add \"policy_gate\": \"{name}\" to the body"),
+            )),
+            Some(Some(g)) if g != name => Err(GatewayError::new(
+                StatusCode::FORBIDDEN,
+                "policy_gate_mismatch",
+                format!(
+                    "policy_gate {} does not open this write: it must be \"{name}\"",
+                    gateway_proto::quote::short(g)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -134,27 +315,15 @@ async fn put_note(
     body: axum::body::Bytes,
 ) -> Answer {
     check_keys(&[("session key", &key), ("note name", &name)])?;
-    let Ok(note) = serde_json::from_slice::<NoteBody>(&body) else {
-        return Err(GatewayError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "send a JSON body {\"value\": \"…\"}",
-        ));
-    };
-    if note.value.len() > MAX_NOTE_BYTES {
-        return Err(GatewayError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "note_too_large",
-            format!("a memory note holds at most {MAX_NOTE_BYTES} bytes; this one has {}", note.value.len()),
-        ));
-    }
-    let (k, n) = (key.clone(), name.clone());
-    history(&gw, "write the memory note", move |h| h.put_note(&k, &n, &note.value)).await?;
+    let note: NoteBody = parse_body(&body, r#"{"value": "…"}"#)?;
+    Gate::MemoryWrite.check(&gw, None)?;
+    write_note(&gw, &key, &name, note.value).await?;
     Ok(Json(json!({ "ok": true, "key": key, "name": name })).into_response())
 }
 
 async fn delete_note(State(gw): State<Arc<Gateway>>, Path((key, name)): Path<(String, String)>) -> Answer {
     check_keys(&[("session key", &key), ("note name", &name)])?;
+    Gate::MemoryWrite.check(&gw, None)?;
     let (k, n) = (key.clone(), name.clone());
     if !history(&gw, "delete the memory note", move |h| h.delete_note(&k, &n)).await? {
         return Err(GatewayError::not_found(
