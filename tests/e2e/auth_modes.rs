@@ -68,6 +68,14 @@ fn password_mode_with_sessions() {
     assert_eq!(status, 201, "{body}");
     let session = body["token"].as_str().unwrap().to_owned();
     assert!(body["expiresAtMs"].as_u64().unwrap() > 0);
+    // Tau's names for the same: access_token, token_type, expires_unix_ms, expires_in_seconds.
+    assert_eq!(
+        (body["access_token"].as_str(), body["token_type"].as_str()),
+        (Some(session.as_str()), Some("bearer"))
+    );
+    assert_eq!(body["expires_unix_ms"], body["expiresAtMs"]);
+    let ttl = body["expires_in_seconds"].as_u64().unwrap();
+    assert!((86_390..=86_400).contains(&ttl), "{body}");
     assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0, 200);
     assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer("not-a-session"))]).0, 401);
     let (mut via_session, res) =

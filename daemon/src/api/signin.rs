@@ -69,7 +69,17 @@ async fn create_session(State(gw): State<Arc<Gateway>>, req: Request) -> Respons
     match crate::core::store::off_workers(sessions, move |s| s.create(ttl, &client)).await {
         Ok((info, token)) => {
             tracing::info!(event = "session_created", session = %info.id, "password session created");
-            let body = json!({ "token": token, "id": info.id, "expiresAtMs": info.expires_at_ms });
+            // Ours, and the same again under the names Tau's clients read.
+            let now = gateway_proto::time::now_ms();
+            let body = json!({
+                "token": token,
+                "id": info.id,
+                "expiresAtMs": info.expires_at_ms,
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_unix_ms": info.expires_at_ms,
+                "expires_in_seconds": info.expires_at_ms.saturating_sub(now) / 1000,
+            });
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err(e) => GatewayError::store_failed("record the sign-in session", e).into_response(),
