@@ -51,6 +51,7 @@ fn a_device_on_loopback_is_paired_and_gets_hello_ok() {
     // Without the device, the device token is no credential.
     let (_c3, res) = Client::connect(d.port, &Connect { token: Some(&device_token), ..Default::default() });
     assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "{res}");
+    assert_eq!(res["error"]["message"], "unauthorized: gateway token mismatch", "{res}");
 }
 
 #[test]
@@ -78,6 +79,11 @@ fn handshake_refusals_say_why_and_close() {
     // Missing and wrong tokens.
     let (mut c, res) = Client::connect(d.port, &Connect::default());
     assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISSING", "{res}");
+    // The signature the runbooks tell operators to look for.
+    assert!(
+        res["error"]["message"].as_str().unwrap().starts_with("unauthorized: gateway token missing"),
+        "{res}"
+    );
     assert_eq!(c.closed().0, 1008);
     let (mut c, res) = Client::connect(d.port, &Connect { token: Some("wrong"), ..Default::default() });
     assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "{res}");

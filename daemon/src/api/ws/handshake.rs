@@ -51,7 +51,10 @@ impl Refusal {
         Self::auth(detail, message)
     }
 
+    /// Credentials refused. The message starts with "unauthorized: ", the signature operators
+    /// look for (docs/runbook.md); `details.code` says which check failed.
     fn auth(detail: &str, message: impl Into<String>) -> Self {
+        let message = format!("unauthorized: {}", message.into());
         let error = ErrorShape::new(code::INVALID_REQUEST, message).with_details(json!({ "code": detail }));
         Self::new(error, close::POLICY)
     }
@@ -98,7 +101,7 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
     let rate_limited = |retry: std::time::Duration| {
         let mut error = ErrorShape::new(
             code::INVALID_REQUEST,
-            "too many failed authentication attempts from this address",
+            "unauthorized: too many failed authentication attempts from this address",
         )
         .with_details(json!({ "code": auth_code::RATE_LIMITED }));
         error.retryable = Some(true);
