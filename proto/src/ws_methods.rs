@@ -107,6 +107,7 @@ pub const CAPABILITIES: &[&str] = &["published-model-catalog"];
 pub const EVENTS: &[&str] = &[
     "connect.challenge",
     "tick",
+    "heartbeat",
     "presence",
     "health",
     "shutdown",

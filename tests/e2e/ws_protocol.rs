@@ -222,6 +222,21 @@ fn events_tick_presence_and_sequence() {
     let (mut first, hello) = Client::paired(d.port, &tok, &a);
     assert_eq!(hello["payload"]["policy"]["tickIntervalMs"], 200);
     first.event("tick", Duration::from_secs(3));
+    // Each heartbeat tick is a `heartbeat` event too, listed in hello-ok, for readers.
+    assert!(
+        hello["payload"]["features"]["events"].as_array().unwrap().contains(&json!("heartbeat")),
+        "{hello}"
+    );
+    let beat = first.event("heartbeat", Duration::from_secs(3));
+    assert_eq!(
+        (beat["payload"]["status"].as_str(), beat["payload"]["intervalMs"].as_u64()),
+        (Some("ok-empty"), Some(200)),
+        "{beat}"
+    );
+    assert!(
+        beat["payload"]["ts"].as_u64().unwrap() > 0 && beat["payload"]["ticks"].as_u64().unwrap() > 0,
+        "{beat}"
+    );
     // Responses take no seq: the events around them stay contiguous.
     assert_eq!(first.request("health", json!({}))["ok"], true);
     assert_eq!(first.request("status", json!({}))["ok"], true);
@@ -253,6 +268,19 @@ fn events_tick_presence_and_sequence() {
     let logs = first.request("logs.tail", json!({ "limit": 5 }));
     assert!(logs["payload"]["lines"].as_array().unwrap().len() <= 5);
     assert!(logs["payload"]["cursor"].as_u64().unwrap() > 0);
+    let (mut approver, res) = Client::connect(
+        d.port,
+        &Connect {
+            token: Some(&tok),
+            scopes: &["operator.approvals"],
+            client_id: "approver",
+            ..Default::default()
+        },
+    );
+    assert_eq!(res["ok"], true, "{res}");
+    approver.event("tick", Duration::from_secs(3));
+    approver.event("tick", Duration::from_secs(3));
+    assert!(!approver.events.iter().any(|e| e["event"] == "heartbeat"), "no read scope, no heartbeat");
 }
 
 #[test]

@@ -23,8 +23,8 @@ pub enum CoreEvent {
     CredentialRevoked(Credential),
     /// A conversation session was created, reset or deleted.
     SessionsChanged { key: String, change: SessionChange, at_ms: u64 },
-    /// The heartbeat ticked.
-    Tick { at_ms: u64 },
+    /// The heartbeat ticked: the `ticks`th time since start, every `interval_ms`.
+    Tick { at_ms: u64, ticks: u64, interval_ms: u64 },
     /// The health checks' outcome changed.
     HealthChanged { report: HealthReport, at_ms: u64, uptime_ms: u64 },
     /// The daemon is leaving; `restart_expected_ms` when it comes back at once.
@@ -102,7 +102,7 @@ mod tests {
             }));
         }
         assert_eq!(events.publish(&CoreEvent::CredentialRevoked(Credential::Password)), 3);
-        assert_eq!(events.publish(&CoreEvent::Tick { at_ms: 1 }), 0);
+        assert_eq!(events.publish(&CoreEvent::Tick { at_ms: 1, ticks: 1, interval_ms: 1 }), 0);
         assert_eq!(seen.load(Ordering::Relaxed), 4);
     }
 }

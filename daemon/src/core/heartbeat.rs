@@ -50,7 +50,11 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>) {
     Stats::bump(&gw.stats.heartbeat_ticks);
     *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     gw.notifier.status(&gw.status_line());
-    gw.events.publish(&CoreEvent::Tick { at_ms: now_ms() });
+    gw.events.publish(&CoreEvent::Tick {
+        at_ms: now_ms(),
+        ticks: Stats::get(&gw.stats.heartbeat_ticks),
+        interval_ms: gw.active().config.gateway.heartbeat.interval_ms.get(),
+    });
     // A `HealthChanged` event only when the checks' outcome changed.
     let report = crate::core::health::report(gw);
     let shape: Vec<bool> = std::iter::once(report.ok).chain(report.checks.iter().map(|c| c.ok)).collect();

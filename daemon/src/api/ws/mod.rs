@@ -81,8 +81,16 @@ fn on_event(hub: &Hub, event: &CoreEvent, limit: usize) -> usize {
             hub.send("sessions.changed", &payload, true, limit, hub::Conn::sees_session_changes);
             0
         }
-        CoreEvent::Tick { at_ms } => {
+        CoreEvent::Tick { at_ms, ticks, interval_ms } => {
             hub.broadcast("tick", &json!({ "ts": at_ms }), true, limit);
+            // The reference's heartbeat event reports an agent heartbeat turn; ours reports the
+            // gateway's heartbeat loop, which runs no turn: "ok-empty", the reference's "it ran,
+            // with nothing to say". Readers only, as the reference sends it.
+            let heartbeat = json!({
+                "ts": at_ms, "status": "ok-empty", "indicatorType": "ok", "source": "gateway",
+                "ticks": ticks, "intervalMs": interval_ms,
+            });
+            hub.send("heartbeat", &heartbeat, true, limit, hub::Conn::sees_presence);
             0
         }
         CoreEvent::HealthChanged { report, at_ms, uptime_ms } => {
