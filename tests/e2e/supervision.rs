@@ -274,3 +274,32 @@ fn a_restart_that_cannot_come_back_says_so() {
     assert!(asked.elapsed() < Duration::from_secs(20), "took {:?}", asked.elapsed());
     assert_eq!(exited.join().unwrap().code(), Some(69));
 }
+
+/// `status --deep` of a stopped profile whose port another profile's gateway holds: the probe
+/// is answered, but not by this instance, and it says whose gateway did.
+#[test]
+fn deep_status_knows_when_the_port_answers_for_another_gateway() {
+    let home = Home::new();
+    let port = free_port();
+    home.write_config(None, &format!("[gateway]\nport = {port}\n"));
+    let work = home.start(&["--profile", "work", "--port", &port.to_string()]);
+
+    let deep = home.ctl(&["status", "--deep"]);
+    let t = text(&deep);
+    assert_eq!(deep.status.code(), Some(1), "{t}");
+    assert!(t.contains("Runtime: stopped"), "{t}");
+    assert!(
+        t.contains(&format!("RPC probe: other (GET http://127.0.0.1:{port}/healthz: 200, answered by another gateway (pid {}, profile work), not this instance)", work.pid())),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("port {port} is held by another gateway (pid {}, profile work)", work.pid())),
+        "{t}"
+    );
+    let d = json(&home.ctl(&["status", "--deep", "--json"]));
+    assert_eq!(d["verdict"]["rpc_probe"], "other", "{d}");
+
+    // The profile that runs there probes itself: ok.
+    let d = json(&home.ctl(&["--profile", "work", "status", "--deep", "--json"]));
+    assert_eq!(d["verdict"]["rpc_probe"], "ok", "{d}");
+}

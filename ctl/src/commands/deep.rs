@@ -132,7 +132,8 @@ pub struct ConfigPaths {
 pub struct Verdict {
     /// `running`, `starting`, `draining`, `failed` or `stopped`.
     pub runtime: String,
-    /// `ok` or `failed`.
+    /// `ok` (this instance answered), `failed`, or `other` (another gateway holds the port and
+    /// answered in its place).
     pub rpc_probe: String,
     pub healthy: bool,
     pub problems: Vec<Problem>,
@@ -351,10 +352,17 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
         );
     }
     for h in r.port_holders.iter().filter(|h| h.gatewayd && Some(h.pid) != r.control.pid) {
-        add(
-            format!("another gatewayd (pid {}) listens on port {}", h.pid, r.port),
-            format!("find its profile (`ps -o args= -p {}`) and stop it, or give one of them another gateway.port", h.pid),
-        );
+        let (what, fix) = match other_profile(r, h.pid) {
+            Some(name) => (
+                format!("port {} is held by another gateway (pid {}, profile {name})", r.port, h.pid),
+                format!("stop it (`gatewayctl --profile {name} stop`), or give one of them another gateway.port"),
+            ),
+            None => (
+                format!("port {} is held by another gateway (pid {})", r.port, h.pid),
+                format!("find its profile (`ps -o args= -p {}`) and stop it, or give one of them another gateway.port", h.pid),
+            ),
+        };
+        add(what, fix);
     }
     for h in r.port_holders.iter().filter(|h| !h.gatewayd) {
         add(
@@ -389,9 +397,29 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
             "give each profile its own gateway.port".into(),
         );
     }
-    let rpc_probe = if r.rpc.ok { "ok" } else { "failed" }.to_owned();
-    let healthy = problems.is_empty() && runtime == "running" && r.rpc.ok;
+    let rpc_probe = match (r.rpc.ok, reached_other(r)) {
+        (_, true) => "other",
+        (true, false) => "ok",
+        (false, false) => "failed",
+    }
+    .to_owned();
+    let healthy = problems.is_empty() && runtime == "running" && rpc_probe == "ok";
     Verdict { runtime, rpc_probe, healthy, problems }
+}
+
+/// Whether the probe was answered by another gateway than this instance: something answered,
+/// and this instance does not run, or runs but does not hold the port.
+fn reached_other(r: &Deep) -> bool {
+    let ours = match r.control.pid {
+        Some(pid) => r.port_holders.is_empty() || r.port_holders.iter().any(|h| h.pid == pid),
+        None => false,
+    };
+    r.rpc.http_status.is_some() && !ours
+}
+
+/// The profile of another running gateway with this pid, if it answers on its socket.
+fn other_profile(r: &Deep, pid: u32) -> Option<&str> {
+    r.others.iter().find(|o| o.pid == Some(pid)).map(|o| o.name.as_str())
 }
 
 fn render(r: &Deep) -> String {
@@ -464,6 +492,21 @@ fn render(r: &Deep) -> String {
         }
     }
     match (&r.rpc.http_status, &r.rpc.error) {
+        (Some(code), _) if r.verdict.rpc_probe == "other" => {
+            let who = match r.port_holders.iter().find(|h| h.gatewayd).or(r.port_holders.first()) {
+                Some(h) if h.gatewayd => match other_profile(r, h.pid) {
+                    Some(name) => format!("another gateway (pid {}, profile {name})", h.pid),
+                    None => format!("another gateway (pid {})", h.pid),
+                },
+                Some(h) => format!("pid {} ({})", h.pid, h.exe.as_deref().unwrap_or("unknown")),
+                None => "a process of another user".to_owned(),
+            };
+            let _ = writeln!(
+                o,
+                "RPC probe: other (GET http://{}/healthz: {code}, answered by {who}, not this instance)",
+                r.rpc.addr
+            );
+        }
         (Some(code), _) => {
             let _ =
                 writeln!(o, "RPC probe: {} (GET http://{}/healthz: {code})", r.verdict.rpc_probe, r.rpc.addr);

@@ -86,6 +86,8 @@ pub struct OtherGateway {
     pub detail: String,
     /// The port it listens on, when it answers.
     pub port: Option<u16>,
+    /// Its pid, when it answers.
+    pub pid: Option<u32>,
     pub state_dir: Option<String>,
 }
 
@@ -105,6 +107,7 @@ pub fn other_gateways(profile: &Profile, own_runtime_dir: &Path) -> Vec<OtherGat
                     name: other.name().unwrap_or("default").to_owned(),
                     detail: format!("pid {}, listening on {}", s.pid, s.listen.addr),
                     port: Some(s.listen.port),
+                    pid: Some(s.pid),
                     state_dir: Some(s.paths.state_dir),
                 });
             }
@@ -125,6 +128,7 @@ pub fn other_gateways(profile: &Profile, own_runtime_dir: &Path) -> Vec<OtherGat
                     name,
                     detail: entry.path().display().to_string(),
                     port: None,
+                    pid: None,
                     state_dir: None,
                 });
             }
