@@ -124,6 +124,71 @@ fn install_script_installs_binaries_man_pages_and_completions() {
     assert!(share.join("fish/vendor_completions.d/gatewayctl.fish").exists());
 }
 
+/// A release tarball (packaging/build-tarball.sh) unpacked anywhere installs with its own
+/// `./install.sh`, no Rust needed; bare binaries install with `--from` alone.
+#[test]
+fn a_release_tarball_and_bare_binaries_install() {
+    let work = tempfile::tempdir().unwrap();
+    let built = run(
+        {
+            let mut c = Command::new(repo().join("packaging/build-tarball.sh"));
+            c.arg("--output").arg(work.path()).arg("--from").arg(bin_dir());
+            c
+        },
+        "packaging/build-tarball.sh",
+        Duration::from_secs(60),
+    )
+    .expect_ok("packaging/build-tarball.sh");
+    let tarball = PathBuf::from(built.stdout.trim());
+    assert!(tarball.file_name().unwrap().to_str().unwrap().starts_with("gateway-"), "{}", built.stdout);
+    run(
+        {
+            let mut c = Command::new("tar");
+            c.arg("-xzf").arg(&tarball).arg("-C").arg(work.path());
+            c
+        },
+        "tar -xzf",
+        Duration::from_secs(30),
+    )
+    .expect_ok("unpacking the tarball");
+    let top = work.path().join(tarball.file_name().unwrap().to_str().unwrap().trim_end_matches(".tar.gz"));
+    let prefix = work.path().join("prefix");
+    let out = run(
+        {
+            let mut c = Command::new(top.join("install.sh"));
+            c.arg("--prefix").arg(&prefix).env_remove("CARGO");
+            c
+        },
+        "the tarball's install.sh",
+        Duration::from_secs(60),
+    )
+    .expect_ok("the tarball's install.sh");
+    assert!(out.stdout.contains("installed gatewayd and gatewayctl"), "{}", out.stdout);
+    assert_eq!(mode(&prefix.join("bin/gatewayd")), 0o755);
+    assert_man_pages(&prefix.join("share/man/man1"));
+    assert!(prefix.join("share/bash-completion/completions/gatewayctl").exists());
+
+    // Just the two binaries: they go in, and it says what it left out.
+    let bare = work.path().join("bare");
+    fs::create_dir_all(&bare).unwrap();
+    for name in ["gatewayd", "gatewayctl"] {
+        fs::copy(bin(name), bare.join(name)).unwrap();
+    }
+    let prefix = work.path().join("prefix-bare");
+    let out = run(
+        {
+            let mut c = Command::new(repo().join("packaging/install.sh"));
+            c.arg("--prefix").arg(&prefix).arg("--from").arg(&bare);
+            c
+        },
+        "install.sh --from bare binaries",
+        Duration::from_secs(60),
+    )
+    .expect_ok("install.sh --from bare binaries");
+    assert!(out.stderr.contains("installing the binaries only"), "{}", out.stderr);
+    assert!(prefix.join("bin/gatewayctl").exists());
+}
+
 #[test]
 fn install_script_refuses_unknown_arguments_and_missing_binaries() {
     let script = repo().join("packaging/install.sh");
