@@ -108,7 +108,11 @@ fn a_response_is_complete_and_stored() {
     let id = resp["id"].as_str().unwrap();
     let stored = call(&d, "GET", &format!("/v1/responses/{id}"), &token, None);
     assert_eq!(stored.status, 200);
-    assert_eq!(stored.json(), resp);
+    // The stored object is the response; what the request carried that was ignored is said in
+    // the answer to that request only.
+    let mut answered = resp.clone();
+    assert_eq!(answered.as_object_mut().unwrap().remove("ignored_fields"), Some(json!(["top_k"])));
+    assert_eq!(stored.json(), answered);
 
     // store: false keeps nothing.
     let r = post(&d, "/v1/responses", &token, &json!({"model": "echo/echo", "input": "x", "store": false}));
@@ -181,6 +185,53 @@ fn the_streamed_event_sequence() {
     assert_eq!(output_text(done), text);
     let id = done["id"].as_str().unwrap();
     assert_eq!(&call(&d, "GET", &format!("/v1/responses/{id}"), &token, None).json(), done);
+}
+
+/// Session continuity as the runbook states it: `metadata.session_id`, then `conversation`
+/// (a string or `{id}`), then `previous_response_id`; ignored fields listed in the body.
+#[test]
+fn metadata_session_id_then_conversation_then_previous_response_id() {
+    let (_home, d, token) = start_gateway("");
+    let ask = |body: Value| {
+        let r = post(&d, "/v1/responses", &token, &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r
+    };
+    let first = ask(json!({"model": "echo/echo", "input": "one", "metadata": {"session_id": "desk"}}));
+    assert_eq!(first.header("x-gateway-session-key"), Some("desk"));
+    let id1 = first.json()["id"].as_str().unwrap().to_owned();
+    // metadata.session_id wins over conversation and previous_response_id.
+    let r = ask(json!({"model": "echo/echo", "input": "two", "metadata": {"session_id": "desk"},
+                       "conversation": "other", "previous_response_id": id1}));
+    assert_eq!(r.header("x-gateway-session-key"), Some("desk"));
+    assert_eq!(r.json()["ignored_fields"], Value::Null, "nothing was ignored: {}", r.body);
+    let session = wait_messages(&d, &token, "desk", 4);
+    let contents: Vec<String> = transcript(&session).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(contents, ["one", "one", "two", "two"]);
+
+    // conversation, as a string or an object, over previous_response_id.
+    let r = ask(
+        json!({"model": "echo/echo", "input": "a", "conversation": "conv_1", "previous_response_id": id1}),
+    );
+    assert_eq!(r.header("x-gateway-session-key"), Some("conv_1"));
+    let r = ask(json!({"model": "echo/echo", "input": "b", "conversation": {"id": "conv_1"}}));
+    assert_eq!(r.header("x-gateway-session-key"), Some("conv_1"));
+    wait_messages(&d, &token, "conv_1", 4);
+    // previous_response_id alone: the chain's session (here, desk's).
+    let r = ask(json!({"model": "echo/echo", "input": "three", "previous_response_id": id1}));
+    assert_eq!(r.header("x-gateway-session-key"), Some("desk"));
+
+    // Unknown fields are listed in the JSON body, as on the other routes.
+    let r = ask(json!({"model": "echo/echo", "input": "x", "frobnicate": 1, "store": false}));
+    assert_eq!(r.json()["ignored_fields"], json!(["frobnicate"]), "{}", r.body);
+    let bad =
+        post(&d, "/v1/responses", &token, &json!({"model": "echo/echo", "input": "x", "conversation": ""}));
+    assert_eq!(
+        (bad.status, bad.json()["error"]["param"].as_str()),
+        (400, Some("conversation")),
+        "{}",
+        bad.body
+    );
 }
 
 #[test]

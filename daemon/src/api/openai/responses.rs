@@ -232,7 +232,8 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
     }
     let tools = convert::responses_tools(&r.tools)?;
     let id = new_id("resp");
-    // The session of the chain this continues, if any.
+    // The session this continues: the one the request names (metadata.session_id, then
+    // conversation), else the chain's of previous_response_id, if any.
     let chain = match &r.previous_response_id {
         Some(prev) => {
             let (key, _) =
@@ -240,6 +241,14 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
             Some(key.unwrap_or_else(|| format!("resp:{prev}")))
         }
         None => None,
+    };
+    let chain = match r.named_session() {
+        Some((param, key)) => {
+            crate::runtime::agent::history::check_key("session key", key)
+                .map_err(|e| GatewayError::bad_request(format!("{param}: {e}")).with_param(param))?;
+            Some(key.to_owned())
+        }
+        None => chain,
     };
     let (session_key, input) = match (chain, r.store) {
         (Some(key), true) => (Some(key), input),
@@ -304,7 +313,7 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
         if let Some(e) = error {
             return Err(e);
         }
-        let response = super::respond_json(builder.object(), &[]);
+        let response = super::respond_json(builder.object(), &ignored);
         return Ok(with_run_headers(response, &run_id, session_key.as_deref(), &ignored));
     }
 

@@ -251,6 +251,7 @@ pub const RESPONSES_HONOURED: &[&str] = &[
     "max_output_tokens",
     "temperature",
     "metadata",
+    "conversation",
     "parallel_tool_calls",
     "user",
 ];
@@ -278,10 +279,37 @@ pub struct ResponsesRequest {
     pub temperature: Option<f32>,
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
+    /// `"conv_…"` or `{"id": "conv_…"}`: the session to run on.
+    #[serde(default)]
+    pub conversation: Option<Conversation>,
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     #[serde(default)]
     pub user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Conversation {
+    Id(String),
+    Object { id: String },
+}
+
+impl ResponsesRequest {
+    /// The session a request names for itself, in the runbook's order: `metadata.session_id`,
+    /// then `conversation`; `previous_response_id` (the chain's session) comes after these.
+    pub fn named_session(&self) -> Option<(&'static str, &str)> {
+        let from_metadata = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("session_id"))
+            .and_then(Value::as_str)
+            .map(|key| ("metadata.session_id", key));
+        let from_conversation = self.conversation.as_ref().map(|c| match c {
+            Conversation::Id(id) | Conversation::Object { id } => ("conversation", id.as_str()),
+        });
+        from_metadata.or(from_conversation)
+    }
 }
 
 fn yes() -> bool {
