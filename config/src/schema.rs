@@ -139,6 +139,10 @@ pub struct Http {
     /// Connections the kernel queues before gatewayd accepts them (`listen(2)`'s backlog; the
     /// kernel caps it at `net.core.somaxconn`).
     pub listen_backlog: Bounded<16, 65_535>,
+    /// Characters of text input one `/v1/*` request may carry (messages, prompt, input,
+    /// instructions), whatever their size in bytes.
+    pub max_input_chars: Bounded<1, 100_000_000>,
+    pub rate_limit: RequestRateLimit,
 }
 
 impl Default for Http {
@@ -150,7 +154,24 @@ impl Default for Http {
             max_body_bytes: Bounded(1_048_576),
             header_read_timeout_ms: Bounded(10_000),
             listen_backlog: Bounded(1_024),
+            max_input_chars: Bounded(262_144),
+            rate_limit: RequestRateLimit::default(),
         }
+    }
+}
+
+/// Requests per client address on the HTTP APIs, apart from the failed-auth lockout: at most
+/// `max_requests` within `window_seconds`; 0 turns it off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestRateLimit {
+    pub window_seconds: Bounded<1, 86_400>,
+    pub max_requests: Bounded<0, 1_000_000_000>,
+}
+
+impl Default for RequestRateLimit {
+    fn default() -> Self {
+        Self { window_seconds: Bounded(60), max_requests: Bounded(0) }
     }
 }
 

@@ -478,3 +478,43 @@ fn a_stream_still_going_at_stop_ends_with_run_aborted() {
     assert!(rest.contains("data: [DONE]") || rest.ends_with("0\r\n\r\n"), "{rest}");
     assert!(d.wait_exit(Duration::from_secs(5)).success(), "{}", d.stderr());
 }
+
+/// `gateway.http.max_input_chars` counts characters, not bytes, on every /v1 route: ten "é"
+/// (twenty bytes) pass a limit of ten, eleven do not.
+#[test]
+fn max_input_chars_counts_characters_on_every_route() {
+    let (_home, d, token) = start_gateway("[gateway.http]\nmax_input_chars = 10\n");
+    let (ok, over) = ("é".repeat(10), "é".repeat(11));
+    let routes = |text: &str| {
+        [
+            (
+                "/v1/chat/completions",
+                json!({"model": "echo/echo", "messages": [{"role": "user", "content": text}]}),
+            ),
+            ("/v1/completions", json!({"model": "echo/echo", "prompt": text})),
+            ("/v1/responses", json!({"model": "echo/echo", "input": text, "store": false})),
+        ]
+    };
+    for (path, body) in routes(&ok) {
+        let r = post(&d, path, &token, &body);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    for (path, body) in routes(&over) {
+        let r = post(&d, path, &token, &body);
+        assert_eq!(r.status, 413, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "input_too_long", "{path}: {}", r.body);
+        assert!(
+            r.body.contains("more than 10 characters (gateway.http.max_input_chars)"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    // Instructions count too.
+    let r = post(
+        &d,
+        "/v1/responses",
+        &token,
+        &json!({"model": "echo/echo", "input": "hi", "instructions": "0123456789"}),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+}

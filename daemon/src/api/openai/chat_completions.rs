@@ -33,6 +33,7 @@ async fn chat(gw: Arc<Gateway>, headers: HeaderMap, body: Body) -> Result<Respon
     let session_key = session_header(&headers)?;
     let (instructions, input) =
         if session_key.is_some() { convert::new_turn(messages) } else { (None, messages) };
+    run_outcome::check_input_chars(&gw, &input, instructions.as_deref())?;
     let tools_off = r.tool_choice.as_ref().is_some_and(wire::ToolChoice::is_none);
     let client_tools = if tools_off { Vec::new() } else { convert::chat_tools(&r.tools)? };
     let req = RunRequest {

@@ -230,6 +230,7 @@ async fn respond(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError>
         )
         .with_param("input"));
     }
+    run_outcome::check_input_chars(&gw, &input, instructions.as_deref())?;
     let tools = convert::responses_tools(&r.tools)?;
     let id = new_id("resp");
     // The session this continues: the one the request names (metadata.session_id, then

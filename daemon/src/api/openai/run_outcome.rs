@@ -36,6 +36,28 @@ pub fn ended_early() -> GatewayError {
 }
 
 /// Starts a run that is cancelled if the caller goes away (its handle is dropped).
+/// Refuses (413) a request whose text input (its messages and instructions) has more characters
+/// than `gateway.http.max_input_chars`: characters, so a limit means the same in any script.
+pub fn check_input_chars(
+    gw: &Gateway,
+    input: &[Message],
+    instructions: Option<&str>,
+) -> Result<(), GatewayError> {
+    let max = gw.active().config.gateway.http.max_input_chars.get() as usize;
+    let mut chars = 0usize;
+    for text in input.iter().map(|m| m.content.as_str()).chain(instructions) {
+        chars += text.chars().count();
+        if chars > max {
+            return Err(GatewayError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "input_too_long",
+                format!("the input has more than {max} characters (gateway.http.max_input_chars): send less, or raise the limit"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub async fn start(gw: &Gateway, mut req: RunRequest) -> Result<RunHandle, GatewayError> {
     req.cancel_on_drop = true;
     gw.agents.start(req).await.map_err(GatewayError::from)

@@ -26,10 +26,11 @@ async fn complete(gw: Arc<Gateway>, body: Body) -> Result<Response, GatewayError
     let limit = gw.active().config.gateway.http.max_body_bytes.get() as usize;
     let bytes = read_body(body, limit).await?;
     let Parsed { request: r, ignored } = wire::parse::<CompletionRequest>(&bytes, wire::COMPLETION_HONOURED)?;
-    let prompt = r.prompt.single()?.to_owned();
+    let input = vec![Message::user(r.prompt.single()?.to_owned())];
+    run_outcome::check_input_chars(&gw, &input, None)?;
     let req = RunRequest {
         model: r.model.clone(),
-        input: vec![Message::user(prompt)],
+        input,
         max_output_tokens: r.max_tokens,
         temperature: r.temperature,
         origin: RunOrigin::Http,
