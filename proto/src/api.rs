@@ -110,6 +110,9 @@ pub struct Connections {
 pub struct Counters {
     pub http_requests: u64,
     pub auth_failures: u64,
+    /// HTTP API requests refused by the per-client rate limit (`gateway.http.rate_limit`).
+    #[serde(default)]
+    pub rate_limited_requests: u64,
     pub reloads_applied: u64,
     pub reloads_unchanged: u64,
     pub reloads_rejected: u64,

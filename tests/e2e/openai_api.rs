@@ -518,3 +518,29 @@ fn max_input_chars_counts_characters_on_every_route() {
     );
     assert_eq!(r.status, 413, "{}", r.body);
 }
+
+/// `gateway.http.rate_limit`: per client address, 429 with Retry-After past the limit, probes
+/// never limited, the refusals counted in status; apart from the failed-auth lockout.
+#[test]
+fn the_request_rate_limit_refuses_with_retry_after() {
+    let (home, d, token) =
+        start_gateway("[gateway.http.rate_limit]\nwindow_seconds = 60\nmax_requests = 3\n");
+    for _ in 0..3 {
+        assert_eq!(call(&d, "GET", "/v1/models", &token, None).status, 200);
+    }
+    let r = call(&d, "GET", "/v1/models", &token, None);
+    assert_eq!(r.status, 429, "{}", r.body);
+    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(r.body.contains("at most 3 per 60 s (gateway.http.rate_limit)"), "{}", r.body);
+    assert_eq!(call(&d, "GET", "/gateway/sessions", &token, None).status, 429, "every HTTP API");
+    assert_eq!(call(&d, "GET", "/healthz", "", None).status, 200, "probes are not limited");
+    let status = control(&home.socket(None), "GET", "/v1/status");
+    assert_eq!(status["counters"]["rate_limited_requests"], 2, "{status}");
+    assert_eq!(status["counters"]["auth_failures"], 0, "not an auth failure");
+    // Turned off again (0), hot: requests pass.
+    home.write_config(None, "[gateway.http.rate_limit]\nmax_requests = 0\n");
+    wait_for(std::time::Duration::from_secs(5), "the limit to lift", || {
+        (call(&d, "GET", "/v1/models", &token, None).status == 200).then_some(())
+    });
+}

@@ -97,7 +97,15 @@ fn render(r: &StatusReport, now: u64) -> String {
         ),
     );
     let c = &r.counters;
-    b.row("requests", format!("{} http, {}", c.http_requests, plural(c.auth_failures, "auth failure")));
+    b.row(
+        "requests",
+        format!(
+            "{} http, {}, {} rate limited",
+            c.http_requests,
+            plural(c.auth_failures, "auth failure"),
+            c.rate_limited_requests
+        ),
+    );
     b.row(
         "reloads",
         format!(
@@ -175,7 +183,7 @@ mod tests {
         ), "{text}");
         assert!(text.contains("pending restart: gateway.port"));
         assert!(text.contains("heartbeat:       7 ticks every 30s, last 2s ago, watchdog off"));
-        assert!(text.contains("requests:        10 http, 1 auth failure\n"), "{text}");
+        assert!(text.contains("requests:        10 http, 1 auth failure, 0 rate limited\n"), "{text}");
         let mut one = report();
         one.heartbeat.ticks = 1;
         assert!(render(&one, 102_000).contains("heartbeat:       1 tick every 30s"));

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::api::error::{self, GatewayError};
+use crate::api::listener::{client_ip, Peer};
 use crate::api::{admin, guard, hooks, openai, probes, signin, tools_invoke, ws};
 use crate::core::gateway::{Gateway, Stats};
 
@@ -26,6 +27,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state((gw.clone(), hub), websocket_upgrades))
         .layer(middleware::from_fn(error::uniform_errors))
+        .layer(middleware::from_fn_with_state(gw.clone(), request_rate_limit))
         .layer(middleware::from_fn_with_state(gw.clone(), guard::check))
         .layer(middleware::from_fn(error::openai_shape))
         .layer(middleware::from_fn_with_state(gw.clone(), count_requests))
@@ -48,6 +50,30 @@ async fn websocket_upgrades(
 fn http_path(path: &str) -> bool {
     ["/healthz", "/readyz"].contains(&path)
         || ["/gateway/", "/v1/", "/hooks/", "/tools/"].iter().any(|p| path.starts_with(p))
+}
+
+/// `gateway.http.rate_limit`: requests per client address on the HTTP APIs; probes and
+/// WebSocket upgrades are not counted.
+async fn request_rate_limit(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let api = http_path(path) && !["/healthz", "/readyz"].contains(&path);
+    if api && !ws::upgrade::is_websocket(req.headers()) {
+        let active = gw.active();
+        let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
+        let ip = client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
+        let limits = &active.config.gateway.http.rate_limit;
+        if let Err(retry) = gw.request_limiter.take(ip, limits) {
+            Stats::bump(&gw.stats.rate_limited_requests);
+            let secs = retry.as_secs() + 1;
+            let message = format!(
+                "too many requests from {ip}: at most {} per {} s (gateway.http.rate_limit); retry in {secs} s",
+                limits.max_requests.get(),
+                limits.window_seconds.get()
+            );
+            return GatewayError::rate_limited(message, secs).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn count_requests(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {

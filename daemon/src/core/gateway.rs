@@ -17,8 +17,8 @@ use gateway_proto::{Paths, Profile};
 use tokio::sync::watch;
 
 use crate::core::events::{CoreEvent, Events};
-use crate::core::limiter::AuthLimiter;
 use crate::core::limiter::WriteLimiter;
+use crate::core::limiter::{AuthLimiter, RequestLimiter};
 use crate::core::logging::LogControl;
 use crate::core::notify::Notifier;
 use crate::core::password::Password;
@@ -95,6 +95,8 @@ pub enum ExitReason {
 pub struct Stats {
     pub http_requests: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// HTTP API requests refused by `gateway.http.rate_limit`.
+    pub rate_limited_requests: AtomicU64,
     pub http_connections: AtomicU64,
     pub control_connections: AtomicU64,
     /// WebSocket connections open, authenticated or not (kept by the WebSocket door).
@@ -137,6 +139,8 @@ pub struct Gateway {
     /// Runs, sessions of conversation, models and tools.
     pub agents: crate::runtime::agent::Agents,
     pub limiter: AuthLimiter,
+    /// Requests per client address on the HTTP APIs (`gateway.http.rate_limit`).
+    pub request_limiter: RequestLimiter,
     pub config_writes: WriteLimiter,
     /// Serializes config writes from clients (check hash, write, reload).
     pub config_write_lock: tokio::sync::Mutex<()>,
@@ -190,6 +194,7 @@ impl Gateway {
             signins,
             agents,
             limiter: AuthLimiter::default(),
+            request_limiter: RequestLimiter::default(),
             config_writes: WriteLimiter::default(),
             config_write_lock: tokio::sync::Mutex::new(()),
             logs,

@@ -1,13 +1,13 @@
-//! Failed-authentication limits per client address, shared by every auth path (WebSocket
-//! connect, HTTP bearer, password exchange). After `max_failures` within `window_ms` the address
-//! is locked out for `lockout_ms`.
+//! Limits per client address: failed authentication, shared by every auth path (WebSocket
+//! connect, HTTP bearer, password exchange; after `max_failures` within `window_ms` the address
+//! is locked out for `lockout_ms`), and requests on the HTTP APIs (`gateway.http.rate_limit`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use gateway_config::RateLimit;
+use gateway_config::{RateLimit, RequestRateLimit};
 
 #[derive(Default)]
 pub struct AuthLimiter {
@@ -68,6 +68,37 @@ impl AuthLimiter {
     }
 }
 
+/// Requests per client address in fixed windows: at most `max_requests` per `window_seconds`.
+#[derive(Default)]
+pub struct RequestLimiter {
+    windows: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+}
+
+impl RequestLimiter {
+    /// Counts a request from `ip`; `Err(retry_after)` when it is over the limit (not counted).
+    pub fn take(&self, ip: IpAddr, limits: &RequestRateLimit) -> Result<(), Duration> {
+        let max = limits.max_requests.get();
+        if max == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let window = Duration::from_secs(limits.window_seconds.get());
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let (start, count) = windows.entry(ip).or_insert((now, 0));
+        if now.duration_since(*start) >= window {
+            (*start, *count) = (now, 0);
+        }
+        if *count >= max {
+            return Err(window - now.duration_since(*start));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
 /// At most this many config writes per minute, from all clients together.
 pub const WRITES_PER_MINUTE: usize = 10;
 
@@ -94,6 +125,24 @@ impl WriteLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_past_the_window_limit_wait_for_the_next_window() {
+        let limits = RequestRateLimit {
+            window_seconds: gateway_config::Bounded::new(60).unwrap(),
+            max_requests: gateway_config::Bounded::new(3).unwrap(),
+        };
+        let l = RequestLimiter::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..3 {
+            assert!(l.take(a, &limits).is_ok());
+        }
+        let retry = l.take(a, &limits).unwrap_err();
+        assert!(retry <= Duration::from_secs(60) && retry > Duration::from_secs(58), "{retry:?}");
+        assert!(l.take(b, &limits).is_ok(), "another address has its own window");
+        let off = RequestRateLimit::default();
+        assert!((0..1000).all(|_| l.take(a, &off).is_ok()), "0 turns it off");
+    }
 
     #[test]
     fn locks_out_after_max_failures() {

@@ -52,6 +52,7 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
         counters: api::Counters {
             http_requests: Stats::get(&stats.http_requests),
             auth_failures: Stats::get(&stats.auth_failures),
+            rate_limited_requests: Stats::get(&stats.rate_limited_requests),
             reloads_applied: Stats::get(&stats.reloads_applied),
             reloads_unchanged: Stats::get(&stats.reloads_unchanged),
             reloads_rejected: Stats::get(&stats.reloads_rejected),
