@@ -42,6 +42,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("gateway.port", KeyClass::Restart),
     key("gateway.auth.mode", KeyClass::Hot),
     KeyInfo { key: "gateway.auth.token", class: KeyClass::Hot, secret: true },
+    KeyInfo { key: "gateway.auth.password", class: KeyClass::Hot, secret: true },
     key("gateway.auth.session_ttl_ms", KeyClass::Hot),
     key("gateway.auth.local_shared_secret_scopes", KeyClass::Hot),
     key("gateway.auth.trusted_proxy.user_header", KeyClass::Hot),
@@ -248,6 +249,7 @@ mod tests {
         let mut c = Config::default();
         c.gateway.port = Port::new(1);
         c.gateway.auth.token = Some(SecretRef::Literal("x".into()));
+        c.gateway.auth.password = Some(SecretRef::Literal("y".into()));
         c.models.providers.insert("p".into(), Provider::default());
         c.agents.insert("a".into(), Agent::default());
         c

@@ -53,6 +53,9 @@ pub struct Auth {
     pub mode: AuthMode,
     /// Unset: a token generated on first start and kept in the state dir.
     pub token: Option<SecretRef>,
+    /// Mode `password`: the password (`env:NAME`, `file:/path` or, in a 0600 file, the value),
+    /// hashed when loaded. Unset: `gatewayctl password set`'s, kept hashed in the state dir.
+    pub password: Option<SecretRef>,
     /// How long a session token from `POST /gateway/auth/session` stays valid.
     pub session_ttl_ms: Bounded<60_000, 2_592_000_000>,
     /// A WebSocket client on this host (loopback, no proxy) that proves the gateway token or
@@ -67,6 +70,7 @@ impl Default for Auth {
         Self {
             mode: AuthMode::default(),
             token: None,
+            password: None,
             session_ttl_ms: Bounded(86_400_000),
             local_shared_secret_scopes: true,
             trusted_proxy: TrustedProxy::default(),

@@ -145,7 +145,10 @@ async fn serve_until_exit(
             profile.name().map(|p| format!(" --profile {p}")).unwrap_or_default()
         );
     }
+    let configured_password = prepared.password.clone();
     let gw = assemble(profile, paths, overrides, prepared, logs, listen_addr)?;
+    // Hashed before the first request can ask for it.
+    gw.password.configure(configured_password.as_deref());
 
     let http_task = tokio::spawn({
         let gw = gw.clone();
@@ -311,7 +314,9 @@ pub fn embedded(dir: &std::path::Path, config: &str) -> Result<Embedded, String>
     })
     .map_err(|e| e.to_string())?;
     let addr = prepared.addr;
+    let configured_password = prepared.password.clone();
     let gw = assemble(profile, paths, overrides, prepared, logs, addr).map_err(|f| f.message)?;
+    gw.password.configure(configured_password.as_deref());
     gw.set_phase(Phase::Running);
     Ok(Embedded {
         http: router::router(gw.clone()),

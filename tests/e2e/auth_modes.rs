@@ -160,3 +160,48 @@ fn trusted_proxy_identity_only_from_trusted_addresses() {
     });
     assert_eq!(d.get("/gateway/status", &[("X-Auth-User", "alice")]).0, 401);
 }
+
+/// `gateway.auth.password` as a secret reference: signs in, cannot be replaced from a client,
+/// and a changed value applies on reload, ending what the old one granted.
+#[test]
+fn the_password_from_the_config() {
+    let home = Home::new();
+    let port = free_port();
+    let secret = home.path().join("pw");
+    std::fs::write(&secret, "from-a-file-1\n").unwrap();
+    let config = |value: &str| format!("[gateway.auth]\nmode = \"password\"\npassword = \"{value}\"\n");
+    home.write_config(None, &config("env:GW_TEST_PASSWORD"));
+    let mut d = home.spawn(&["--port", &port.to_string()], |c| {
+        c.env("GW_TEST_PASSWORD", "from-the-env-1");
+    });
+    d.port = port;
+    d.wait_ready();
+
+    let (status, body) =
+        post_json(port, "/gateway/auth/session", &json!({"password": "from-the-env-1"}), &[]);
+    assert_eq!(status, 201, "{body}");
+    let session = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0, 200);
+    let out = home.ctl_input(&["password", "set", "--stdin"], "another-password\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gateway.auth.password"), "{out:?}");
+
+    // Too short: the reload is refused, naming the key; the old password keeps working.
+    std::fs::write(&secret, "short\n").unwrap();
+    home.write_config(None, &config(&format!("file:{}", secret.display())));
+    let s = wait_for(Duration::from_secs(5), "the rejected reload", || {
+        let s = control(&home.socket(None), "GET", "/v1/status");
+        (s["counters"]["reloads_rejected"] == 1).then_some(s)
+    });
+    assert_eq!(s["last_reload"]["errors"][0]["key"], "gateway.auth.password", "{s}");
+    assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0, 200);
+
+    // A new value (from a file): applied hot; the old password's session ends.
+    std::fs::write(&secret, "from-a-file-2\n").unwrap();
+    home.write_config(None, &format!("{}# touched\n", config(&format!("file:{}", secret.display()))));
+    wait_for(Duration::from_secs(5), "the old session to end", || {
+        (d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0 == 401).then_some(())
+    });
+    assert_eq!(post_json(port, "/gateway/auth/session", &json!({"password": "from-the-env-1"}), &[]).0, 401);
+    assert_eq!(post_json(port, "/gateway/auth/session", &json!({"password": "from-a-file-2"}), &[]).0, 201);
+}

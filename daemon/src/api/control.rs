@@ -310,15 +310,11 @@ async fn revoke_device(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<Stri
 /// Replaces the gateway password; every session and password socket it granted ends.
 async fn set_password(State(gw): State<Arc<Gateway>>, Json(body): Json<api::PasswordBody>) -> Response {
     if let Err(message) = gw.password.set(&body.password).await {
-        let status = if gw.password.from_env() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+        let status =
+            if gw.password.source() != "state" { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
         return refuse(status, "refused", message);
     }
-    let sessions = gw.signins.revoke_all().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot end the sessions of the old password");
-        0
-    });
-    let closed_connections = gw.events.publish(&CoreEvent::CredentialRevoked(Credential::Password));
-    tracing::info!(event = "password_changed", sessions, closed_connections, "gateway password changed");
+    let (sessions, closed_connections) = reload::end_password_grants(&gw, "gatewayctl password set");
     Json(api::RevokedReport { sessions, closed_connections }).into_response()
 }
 

@@ -16,7 +16,7 @@ use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use sha2::Digest;
 
-use crate::core::events::CoreEvent;
+use crate::core::events::{CoreEvent, Credential};
 use crate::core::gateway::{Active, ExitReason, Gateway, Stats, TokenSource};
 use gateway_proto::time::now_ms;
 
@@ -29,6 +29,8 @@ pub struct Prepared {
     pub token_generated: bool,
     pub hooks_token: Option<String>,
     pub provider_keys: Vec<String>,
+    /// `gateway.auth.password`'s value, resolved (hashed by [`crate::core::password`]).
+    pub password: Option<String>,
     pub addr: SocketAddr,
     /// The dotted keys the file sets.
     pub file_keys: BTreeSet<String>,
@@ -45,15 +47,30 @@ pub fn prepare(
     let config = overrides.apply(loaded.config.clone());
     let addr = listen_addr(&config, profile);
     check_startable(&config, &loaded, file, overrides, addr)?;
+    let password = match &config.gateway.auth.password {
+        Some(secret) => {
+            let value = secret
+                .resolve()
+                .map_err(|e| vec![loaded.issue_at(file, "gateway.auth.password", e.to_string())])?;
+            if value.chars().count() < crate::core::password::MIN_LENGTH {
+                let message =
+                    format!("the password must be at least {} characters", crate::core::password::MIN_LENGTH);
+                return Err(vec![loaded.issue_at(file, "gateway.auth.password", message)]);
+            }
+            Some(value)
+        }
+        None => None,
+    };
     let password_file = token_file.with_file_name("password");
     if config.gateway.auth.mode == gateway_config::AuthMode::Password
         && overrides.password.is_none()
+        && password.is_none()
         && !password_file.exists()
     {
         return Err(vec![loaded.issue_at(
             file,
             "gateway.auth.mode",
-            "auth mode \"password\" but no password is set: run `gatewayctl password set`, or set GATEWAY_PASSWORD".into(),
+            "auth mode \"password\" but no password is set: set gateway.auth.password, run `gatewayctl password set`, or set GATEWAY_PASSWORD".into(),
         )]);
     }
     let (token, token_source, token_generated) =
@@ -72,6 +89,7 @@ pub fn prepare(
         .collect();
     Ok(Prepared {
         provider_keys,
+        password,
         file_keys: loaded.set_keys(),
         config,
         file_exists: loaded.exists,
@@ -83,6 +101,23 @@ pub fn prepare(
     })
 }
 
+/// The password in effect changed: its sign-in sessions end and its sockets close. Returns how
+/// many of each.
+pub fn end_password_grants(gw: &Gateway, why: &str) -> (usize, usize) {
+    let sessions = gw.signins.revoke_all().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot end the sessions of the old password");
+        0
+    });
+    let closed_connections = gw.events.publish(&CoreEvent::CredentialRevoked(Credential::Password));
+    tracing::info!(
+        event = "password_changed",
+        sessions,
+        closed_connections,
+        "gateway password changed: {why}"
+    );
+    (sessions, closed_connections)
+}
+
 /// A secret written into the config file itself should be readable by its owner only.
 pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
     use gateway_config::SecretRef;
@@ -92,6 +127,9 @@ pub fn warn_if_secret_exposed(file: &Path, prepared: &Prepared) {
     let mut keys: Vec<String> = Vec::new();
     if literal(&config.gateway.auth.token) && prepared.token_source == TokenSource::Config {
         keys.push("gateway.auth.token".into());
+    }
+    if literal(&config.gateway.auth.password) {
+        keys.push("gateway.auth.password".into());
     }
     for (name, provider) in &config.models.providers {
         if literal(&provider.api_key) {
@@ -261,6 +299,9 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         message.push_str(&format!("; restart to apply {}", pending.join(", ")));
     }
     *gw.pending_restart.lock().unwrap_or_else(|e| e.into_inner()) = pending;
+    if gw.password.configure(next.password.as_deref()) {
+        end_password_grants(gw, "gateway.auth.password changed");
+    }
     gw.swap_active(Active {
         config: next.config,
         generation,
