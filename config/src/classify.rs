@@ -187,6 +187,26 @@ fn collapse(keys: &[String], old: &BTreeMap<String, Value>, new: &BTreeMap<Strin
     out
 }
 
+/// The secrets the config sets, by key: `gateway.auth.token`, `gateway.auth.password`,
+/// `hooks.token`, `models.providers.NAME.api_key`.
+pub fn secret_refs(config: &Config) -> Vec<(String, &crate::SecretRef)> {
+    let auth = &config.gateway.auth;
+    let mut refs: Vec<(String, &crate::SecretRef)> = [
+        ("gateway.auth.token", auth.token.as_ref()),
+        ("gateway.auth.password", auth.password.as_ref()),
+        ("hooks.token", config.hooks.token.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(key, secret)| Some((key.to_owned(), secret?)))
+    .collect();
+    for (name, provider) in &config.models.providers {
+        if let Some(key) = &provider.api_key {
+            refs.push((format!("models.providers.{name}.api_key"), key));
+        }
+    }
+    refs
+}
+
 /// The config as JSON with secrets redacted: what people may see.
 pub fn redacted(config: &Config) -> Value {
     let mut value = serde_json::to_value(config).expect("config serializes");
@@ -299,6 +319,19 @@ mod tests {
         p.stream = !p.stream;
         p.retry_backoff_ms = Bounded::new(50).unwrap();
         assert_eq!(diff(&one, &many).changed, ["models.providers.local"]);
+    }
+
+    #[test]
+    fn every_secret_key_is_found_by_secret_refs() {
+        let config = with_all_keys_set();
+        let mut c = config.clone();
+        c.hooks.token = Some(SecretRef::Env("H".into()));
+        c.models.providers.get_mut("p").unwrap().api_key = Some(SecretRef::Env("K".into()));
+        let mut found: Vec<String> = secret_refs(&c).into_iter().map(|(k, _)| pattern_of(&k)).collect();
+        found.sort();
+        let mut secret: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.key).collect();
+        secret.sort();
+        assert_eq!(found, secret);
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub enum Command {
     /// Set the gateway password (auth mode "password")
     #[command(subcommand)]
     Password(PasswordCommand),
+    /// Re-read secret references, or audit where each secret comes from
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// List or end the sign-in sessions: tokens handed out for the password (auth mode "password")
     #[command(subcommand, alias = "sessions")]
     Signins(SigninsCommand),
@@ -151,6 +154,15 @@ pub enum PasswordCommand {
         #[arg(long)]
         stdin: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Re-read every env: and file: secret reference now (a reload); exit 78 if one does not resolve
+    Reload(Json),
+    /// Where each secret comes from (literal, env:, file:, environment, state dir), whether it
+    /// resolves, and file modes; never a value. Exit 1 if something is wrong
+    Audit(Json),
 }
 
 #[derive(Subcommand)]

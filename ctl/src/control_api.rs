@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use gateway_proto::api::{
     route, ApproveBody, ConfigView, DeviceRecord, DevicesReport, HealthReport, LogTail, PairingRequest,
-    PasswordBody, ReloadReport, RestartReport, RevokeReport, RevokedReport, SignInsReport, StatusReport,
-    StopReport, TokenInfo,
+    PasswordBody, ReloadReport, RestartReport, RevokeReport, RevokedReport, SecretsAudit, SignInsReport,
+    StatusReport, StopReport, TokenInfo,
 };
 
 use crate::client::{Client, Error, DEFAULT_TIMEOUT};
@@ -39,6 +39,14 @@ impl Client {
 
     pub fn stop(&self) -> Result<StopReport, Error> {
         self.call("POST", route::STOP, DEFAULT_TIMEOUT)
+    }
+
+    pub fn reload_secrets(&self) -> Result<ReloadReport, Error> {
+        self.call("POST", route::SECRETS_RELOAD, RELOAD_TIMEOUT)
+    }
+
+    pub fn secrets_audit(&self) -> Result<SecretsAudit, Error> {
+        self.get(route::SECRETS_AUDIT)
     }
 
     pub fn restart(&self) -> Result<RestartReport, Error> {

@@ -14,11 +14,13 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use gateway_proto::{exit, Profile};
 use gatewayctl::cli::{
-    Cli, Command, ConfigCommand, DevicesCommand, PasswordCommand, SigninsCommand, TokenCommand,
+    Cli, Command, ConfigCommand, DevicesCommand, PasswordCommand, SecretsCommand, SigninsCommand,
+    TokenCommand,
 };
 
 use commands::{
-    config_cmd, deep, devices, doctor, lifecycle, logs, password, service_cmd, signins, status, token, Ctx,
+    config_cmd, deep, devices, doctor, lifecycle, logs, password, secrets, service_cmd, signins, status,
+    token, Ctx,
 };
 
 fn main() -> ExitCode {
@@ -62,6 +64,10 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
             ConfigCommand::Show(j) => config_cmd::show(ctx, j.json),
             ConfigCommand::Validate { file } => config_cmd::validate(ctx, file),
             ConfigCommand::Schema => config_cmd::schema(),
+        },
+        Command::Secrets(c) => match c {
+            SecretsCommand::Reload(j) => secrets::reload(ctx, j.json),
+            SecretsCommand::Audit(j) => secrets::audit(ctx, j.json),
         },
         Command::Token(c) => match c {
             TokenCommand::Show(j) => token::show(ctx, j.json),

@@ -13,6 +13,9 @@ pub mod route {
     pub const STOP: &str = "/v1/stop";
     /// Restart in place: the daemon drains and comes back with the same command line.
     pub const RESTART: &str = "/v1/restart";
+    /// Re-reads secret references (a reload); and where each secret comes from.
+    pub const SECRETS_RELOAD: &str = "/v1/secrets/reload";
+    pub const SECRETS_AUDIT: &str = "/v1/secrets/audit";
     pub const LOGS: &str = "/v1/logs";
     pub const CONFIG: &str = "/v1/config";
     pub const TOKEN: &str = "/v1/token";
@@ -314,6 +317,38 @@ pub struct RestartReport {
     pub pid: u32,
     /// The supervisor that brings it back, or "none" (it re-executes itself).
     pub supervisor: String,
+}
+
+/// `GET /v1/secrets/audit`: where each secret the gateway uses comes from, whether it resolves,
+/// and what is wrong with how it is kept. Values are never included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretsAudit {
+    pub config_file: String,
+    /// The config file's permission bits (`0600`), when it exists.
+    pub config_mode: Option<String>,
+    pub secrets: Vec<SecretEntry>,
+    /// How many entries have a `problem`.
+    pub problems: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretEntry {
+    /// The config key (`gateway.auth.token`, `models.providers.NAME.api_key`).
+    pub key: String,
+    /// `literal` (written in the config), `env` or `file` (a reference in the config),
+    /// `environment` (GATEWAY_TOKEN, GATEWAY_PASSWORD), `state` (generated or set with
+    /// gatewayctl, kept in the state dir).
+    pub source: String,
+    /// The reference or variable as written (`env:NAME`, `file:/path`), never a value.
+    pub reference: Option<String>,
+    pub resolves: bool,
+    /// Why it does not resolve.
+    pub error: Option<String>,
+    /// The file holding it (a `file:` reference, the state dir's file) and its permission bits.
+    pub file: Option<String>,
+    pub file_mode: Option<String>,
+    /// What is wrong and what to do, if anything.
+    pub problem: Option<String>,
 }
 
 /// `STATE_DIR/launch.json`, written by each gatewayd once it serves: the `gatewayd` arguments

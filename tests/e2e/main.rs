@@ -20,6 +20,7 @@ mod providers;
 mod reload;
 mod responses_api;
 mod responses_items;
+mod secrets;
 mod startup;
 mod supervision;
 mod systemd;

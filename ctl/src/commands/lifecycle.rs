@@ -4,7 +4,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use gateway_proto::api::{ReloadOutcome, StatusReport};
+use gateway_proto::api::{ReloadOutcome, ReloadReport, StatusReport};
 use gateway_proto::exit;
 
 use super::Ctx;
@@ -50,17 +50,7 @@ pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
     // What "restarted" means is judged against the daemon as it was before the request.
     let before = if wait { Some(client.status()?) } else { None };
     let report = client.reload()?;
-    if json {
-        print_json(&report)?;
-    } else if report.outcome == ReloadOutcome::Rejected {
-        eprintln!("{}", reload_summary(&report));
-        for issue in &report.errors {
-            eprintln!("  {issue}");
-        }
-        eprintln!("the config in effect keeps serving; fix the file and run `gatewayctl reload` again");
-    } else {
-        println!("{}", reload_summary(&report));
-    }
+    show_reload(&report, json, "gatewayctl reload")?;
     match (report.outcome, before) {
         (ReloadOutcome::Rejected, _) => Ok(exit::CONFIG),
         (ReloadOutcome::Restarting, Some(before)) => {
@@ -76,6 +66,23 @@ pub fn reload(ctx: &Ctx, wait: bool, json: bool) -> Result<i32> {
         }
         _ => Ok(exit::OK),
     }
+}
+
+/// Prints a reload's report: JSON, or its summary (a rejection's errors on stderr, with what to
+/// run again once they are fixed).
+pub fn show_reload(report: &ReloadReport, json: bool, again: &str) -> Result<()> {
+    if json {
+        print_json(report)?;
+    } else if report.outcome == ReloadOutcome::Rejected {
+        eprintln!("{}", reload_summary(report));
+        for issue in &report.errors {
+            eprintln!("  {issue}");
+        }
+        eprintln!("the config in effect keeps serving; fix what is named and run `{again}` again");
+    } else {
+        println!("{}", reload_summary(report));
+    }
+    Ok(())
 }
 
 /// Polls until a daemon started after `before` is ready; returns its status. `in_place`: it

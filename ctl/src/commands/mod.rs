@@ -9,6 +9,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod logs;
 pub mod password;
+pub mod secrets;
 pub mod service_cmd;
 pub mod signins;
 pub mod status;

@@ -75,6 +75,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(route::RELOAD, post(reload_now))
         .route(route::STOP, post(stop))
         .route(route::RESTART, post(restart))
+        .route(route::SECRETS_RELOAD, post(reload_secrets))
+        .route(route::SECRETS_AUDIT, get(audit_secrets))
         .route(route::LOGS, get(logs))
         .route(route::CONFIG, get(config))
         .route(route::TOKEN, get(token))
@@ -139,6 +141,15 @@ async fn stop(State(gw): State<Arc<Gateway>>) -> Response {
     tracing::info!("stop requested over the control socket");
     gw.request_exit(ExitReason::Stop);
     (StatusCode::ACCEPTED, Json(api::StopReport { stopping: true, pid: std::process::id() })).into_response()
+}
+
+/// `gatewayctl secrets reload`: a reload, which resolves every secret reference again.
+async fn reload_secrets(State(gw): State<Arc<Gateway>>) -> Json<api::ReloadReport> {
+    Json(reload::reload(&gw, ReloadTrigger::Control).await)
+}
+
+async fn audit_secrets(State(gw): State<Arc<Gateway>>) -> Json<api::SecretsAudit> {
+    Json(crate::core::secrets_audit::audit(&gw))
 }
 
 async fn restart(State(gw): State<Arc<Gateway>>) -> Response {

@@ -15,6 +15,7 @@ pub mod password;
 pub mod port;
 pub mod reload;
 pub mod secrets;
+pub mod secrets_audit;
 pub mod signin_store;
 pub mod status;
 pub mod store;

@@ -75,6 +75,13 @@ impl Password {
         true
     }
 
+    /// Whether [`Password::configure`] with this value would change the password in effect.
+    pub fn would_change(&self, password: Option<&str>) -> bool {
+        let current =
+            self.configured.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|c| c.fingerprint);
+        !self.from_env && password.map(fingerprint) != current
+    }
+
     pub fn is_set(&self) -> bool {
         self.effective().is_some()
     }

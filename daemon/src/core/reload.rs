@@ -255,8 +255,15 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
     }
     let mut changes = diff(&current.config, &next.config);
     // A secret reference may name a value that changed while the reference did not.
-    if next.token != current.token && !changes.changed.iter().any(|k| k == "gateway.auth.token") {
-        changes.changed.push("gateway.auth.token".into());
+    let secrets_changed = [
+        ("gateway.auth.token", next.token != current.token),
+        ("hooks.token", next.hooks_token != current.hooks_token),
+        ("gateway.auth.password", gw.password.would_change(next.password.as_deref())),
+    ];
+    for (key, changed) in secrets_changed {
+        if changed && !changes.changed.iter().any(|k| k == key) {
+            changes.changed.push(key.into());
+        }
     }
     if changes.is_empty() {
         let message = format!("unchanged; generation {} stays in effect", current.generation);
