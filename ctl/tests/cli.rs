@@ -68,6 +68,7 @@ fn help_lists_the_commands_and_exit_codes() {
             "token",
             "devices",
             "password",
+            "secrets",
             "signins",
             "help"
         ]
