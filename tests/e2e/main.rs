@@ -20,6 +20,7 @@ mod providers;
 mod reload;
 mod responses_api;
 mod responses_items;
+mod runbook_examples;
 mod secrets;
 mod startup;
 mod supervision;
