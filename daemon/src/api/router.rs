@@ -57,8 +57,12 @@ fn http_path(path: &str) -> bool {
 async fn request_rate_limit(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let api = http_path(path) && !["/healthz", "/readyz"].contains(&path);
-    if api && !ws::upgrade::is_websocket(req.headers()) {
-        let active = gw.active();
+    let active = gw.active();
+    // Off (the default): nothing to count.
+    if active.config.gateway.http.rate_limit.max_requests.get() > 0
+        && api
+        && !ws::upgrade::is_websocket(req.headers())
+    {
         let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
         let ip = client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
         let limits = &active.config.gateway.http.rate_limit;
