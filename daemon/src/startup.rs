@@ -108,7 +108,7 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
         .enable_all()
         .build()
         .map_err(|e| Fatal::new(exit::FAILURE, format!("cannot start the async runtime: {e}")))?;
-    let launch = api::LaunchRecord { args: args.relaunch_args(&paths), pid: std::process::id() };
+    let launch = api::LaunchRecord { args: args.relaunch_args(&paths) };
     let result =
         runtime.block_on(serve_until_exit(args.force, profile, paths, overrides, prepared, logs, launch));
     // Connections still open after the drain budget are cut here.
@@ -340,13 +340,18 @@ pub struct Embedded {
 /// `gatewayctl start` after a stop starts with the config's settings, so it is logged, not fatal.
 fn record_launch(state_dir: &std::path::Path, launch: &api::LaunchRecord) {
     let file = state_dir.join(api::LaunchRecord::FILE);
+    let json = serde_json::to_vec_pretty(launch).expect("plain JSON");
+    // The same record again (a restart in place, the same command) writes nothing: a full disk
+    // must not lose its last blocks to it.
+    if std::fs::read(&file).is_ok_and(|old| old == json) {
+        return;
+    }
     let tmp = file.with_extension("json.tmp");
-    let written = serde_json::to_vec_pretty(launch)
-        .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(&tmp, json))
+    let written = std::fs::write(&tmp, &json)
         .and_then(|()| fsutil::make_private(&tmp))
         .and_then(|()| std::fs::rename(&tmp, &file));
     if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
         tracing::warn!(file = %file.display(), error = %e, "cannot record this launch's flags; `gatewayctl start` after a stop will not reuse them");
     }
 }

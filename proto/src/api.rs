@@ -358,7 +358,6 @@ pub struct SecretEntry {
 pub struct LaunchRecord {
     /// Arguments after the program name, starting with `run`.
     pub args: Vec<String>,
-    pub pid: u32,
 }
 
 impl LaunchRecord {
