@@ -37,7 +37,7 @@ pub fn run(refusals: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Res
     let home = Home::new();
     home.write_config(None, &format!("[gateway.heartbeat]\ninterval_ms = {HEARTBEAT_MS}\n"));
     let port = free_port();
-    let d = start(&home, &state, port)?;
+    let d = start(&home, &state, port, "/readyz")?;
     let token = std::fs::read_to_string(state.join("token"))?.trim().to_owned();
     let socket = home.socket(None);
     let health = || -> Result<u16> { Ok(gateway_tests::unix_http(&socket, "GET", "/v1/health", &[])?.0) };
@@ -80,9 +80,10 @@ pub fn run(refusals: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Res
         w.join().map_err(|_| anyhow!("a writer thread panicked"))??;
     }
 
-    // Across a restart, every acknowledged note is there.
+    // Across a restart, every acknowledged note is there. The writers may have filled the disk
+    // again before they stopped: then gatewayd starts live but, rightly, not ready.
     drop(d);
-    let d = start(&home, &state, port)?;
+    let d = start(&home, &state, port, "/healthz")?;
     let auth = format!("Bearer {token}");
     let r = http1::request(d.port, "GET", "/gateway/memory/r10", &[("Authorization", &auth)], None)?;
     ensure!(r.status == 200, "GET /gateway/memory/r10: {}", r.status);
@@ -133,18 +134,24 @@ pub fn run(refusals: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Res
     Ok(())
 }
 
-fn start(home: &Home, state: &std::path::Path, port: u16) -> Result<Daemon> {
+/// Starts gatewayd on the state dir and waits until `probe` (`/readyz`, or `/healthz` when the
+/// disk may be full) answers 200.
+fn start(home: &Home, state: &std::path::Path, port: u16, probe: &str) -> Result<Daemon> {
     let state = state.to_owned();
     let mut d = home.spawn(&["--port", &port.to_string()], move |c| {
         c.env("GATEWAY_STATE_DIR", &state);
     });
     d.port = port;
     let t = Instant::now();
-    while !matches!(try_http(port, "GET", "/readyz", &[]), Ok((200, _))) {
+    while !matches!(try_http(port, "GET", probe, &[]), Ok((200, _))) {
         if let Some(status) = d.child.try_wait()? {
             anyhow::bail!("gatewayd exited ({status}):\n{}", d.stderr());
         }
-        ensure!(t.elapsed() < Duration::from_secs(10), "gatewayd not ready:\n{}", d.stderr());
+        ensure!(
+            t.elapsed() < Duration::from_secs(10),
+            "gatewayd not answering {probe} with 200:\n{}",
+            d.stderr()
+        );
         thread::sleep(Duration::from_millis(5));
     }
     Ok(d)
