@@ -99,6 +99,8 @@ pub const KEYS: &[KeyInfo] = &[
     key("runs.max_concurrent", KeyClass::Restart),
     key("runs.max_queued_per_session", KeyClass::Hot),
     key("runs.idempotency_ttl_ms", KeyClass::Hot),
+    key("ui.enabled", KeyClass::Hot),
+    key("ui.path", KeyClass::Restart),
     key("hooks.enabled", KeyClass::Hot),
     KeyInfo { key: "hooks.token", class: KeyClass::Hot, secret: true },
     key("hooks.max_body_bytes", KeyClass::Hot),

@@ -21,6 +21,7 @@ pub struct Config {
     pub tools: crate::agents::Tools,
     pub runs: crate::agents::Runs,
     pub hooks: crate::agents::Hooks,
+    pub ui: Ui,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -277,6 +278,75 @@ pub struct Admin {
 impl Default for Admin {
     fn default() -> Self {
         Self { allow_session_write: true, allow_memory_write: true }
+    }
+}
+
+/// The browser Control UI, served on the main port (docs/ui.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ui {
+    pub enabled: bool,
+    pub path: UiPath,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self { enabled: true, path: UiPath("/ui".into()) }
+    }
+}
+
+/// Where the UI is mounted: `/` and one segment of lower-case letters, digits, `-` or `_`, not
+/// a path the HTTP APIs own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct UiPath(String);
+
+impl UiPath {
+    pub const RESERVED: &[&str] = &["/v1", "/gateway", "/hooks", "/tools", "/healthz", "/readyz", "/webchat"];
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for UiPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let segment = s.strip_prefix('/').unwrap_or("");
+        let valid = !segment.is_empty()
+            && segment.len() <= 32
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(format!(
+                "{} is not a UI path: write \"/\" and one segment of lower-case letters, digits, '-' or '_' (like \"/ui\")",
+                gateway_proto::quote::short(s)
+            ));
+        }
+        if Self::RESERVED.contains(&s) {
+            return Err(format!("{s} belongs to the gateway's HTTP APIs: choose another UI path"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for UiPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for UiPath {
+    fn schema_name() -> Cow<'static, str> {
+        "UiPath".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "\"/\" and one segment of lower-case letters, digits, '-' or '_'",
+            "type": "string",
+            "pattern": "^/[a-z0-9_-]{1,32}$"
+        })
     }
 }
 

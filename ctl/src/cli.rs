@@ -129,6 +129,15 @@ pub enum Command {
     /// Find, show and check the config file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a link that signs a browser in to the Control UI (once, within 2 minutes), and open it
+    Dashboard {
+        /// Only print the link; do not start a browser
+        #[arg(long)]
+        no_open: bool,
+        /// Print {url, ui_url, expires_at_ms, opened} as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Show or replace the gateway token that clients present
     #[command(subcommand)]
     Token(TokenCommand),

@@ -71,6 +71,10 @@ impl Client {
         self.get(route::TOKEN)
     }
 
+    pub fn ui_link(&self) -> Result<gateway_proto::api::UiLink, Error> {
+        self.call("POST", route::UI_CODE, DEFAULT_TIMEOUT)
+    }
+
     pub fn rotate_token(&self) -> Result<TokenInfo, Error> {
         self.call("POST", route::TOKEN_ROTATE, DEFAULT_TIMEOUT)
     }

@@ -19,8 +19,8 @@ use gatewayctl::cli::{
 };
 
 use commands::{
-    config_cmd, deep, devices, doctor, lifecycle, logs, password, secrets, service_cmd, signins, status,
-    token, Ctx,
+    config_cmd, dashboard, deep, devices, doctor, lifecycle, logs, password, secrets, service_cmd, signins,
+    status, token, Ctx,
 };
 
 fn main() -> ExitCode {
@@ -69,6 +69,7 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
             SecretsCommand::Reload(j) => secrets::reload(ctx, j.json),
             SecretsCommand::Audit(j) => secrets::audit(ctx, j.json),
         },
+        Command::Dashboard { no_open, json } => dashboard::dashboard(ctx, no_open, json),
         Command::Token(c) => match c {
             TokenCommand::Show(j) => token::show(ctx, j.json),
             TokenCommand::Rotate(j) => token::rotate(ctx, j.json),

@@ -65,6 +65,7 @@ fn help_lists_the_commands_and_exit_codes() {
             "doctor",
             "logs",
             "config",
+            "dashboard",
             "token",
             "devices",
             "password",

@@ -21,6 +21,8 @@ pub mod route {
     pub const TOKEN: &str = "/v1/token";
     pub const TOKEN_ROTATE: &str = "/v1/token/rotate";
     pub const PASSWORD: &str = "/v1/password";
+    /// A one-time Control UI sign-in code (`gatewayctl dashboard`).
+    pub const UI_CODE: &str = "/v1/ui/code";
     /// Sign-in sessions (password mode); not conversations.
     pub const SIGNINS: &str = "/v1/signins";
     pub const SIGNIN_REVOKE: &str = "/v1/signins/{id}/revoke";
@@ -69,6 +71,21 @@ pub struct StatusReport {
     pub connections: Connections,
     pub counters: Counters,
     pub paths: PathsInfo,
+    /// The Control UI (absent from daemons older than it).
+    #[serde(default)]
+    pub web_ui: Option<WebUiInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebUiInfo {
+    pub enabled: bool,
+    /// Where it is served, like `/ui`.
+    pub path: String,
+    /// Browser sessions signed in and not expired.
+    pub active_sessions: u64,
+    /// Sign-ins since start, and those refused.
+    pub sign_ins: u64,
+    pub sign_in_failures: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +287,17 @@ pub struct TokenInfo {
     pub file: Option<String>,
 }
 
+/// `POST /v1/ui/code`: a link that signs a browser in to the Control UI, once, within two
+/// minutes. The code rides in the fragment, which browsers never send to a server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UiLink {
+    /// The link with the code: `http://127.0.0.1:18789/ui/#code=…`.
+    pub url: String,
+    /// The UI's address without the code.
+    pub ui_url: String,
+    pub expires_at_ms: u64,
+}
+
 /// `POST /v1/password`: the new gateway password.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PasswordBody {
@@ -280,10 +308,17 @@ pub struct PasswordBody {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignInInfo {
     pub id: String,
+    /// `bearer` (a password-mode session token) or `browser` (a Control UI cookie).
+    #[serde(default = "bearer_kind")]
+    pub kind: String,
     /// The address and user agent that created it.
     pub client: String,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
+}
+
+fn bearer_kind() -> String {
+    "bearer".into()
 }
 
 /// `GET /v1/signins`.

@@ -75,6 +75,10 @@ methods! {
     SessionsCreate = "sessions.create", Write;
     SessionsReset = "sessions.reset", Write;
     SessionsDelete = "sessions.delete", Write;
+    MemoryList = "memory.list", Read;
+    MemoryPut = "memory.put", Write;
+    MemoryDelete = "memory.delete", Write;
+    ToolsInvoke = "tools.invoke", Write;
     ChannelsStatus = "channels.status", Read;
     DevicePairList = "device.pair.list", Pairing;
     DevicePairApprove = "device.pair.approve", Pairing;
@@ -279,6 +283,37 @@ pub struct SessionsPreviewParams {
 pub struct SessionKeyParams {
     #[serde(alias = "sessionKey")]
     pub key: String,
+}
+
+/// `memory.list`: a session's memory notes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryListParams {
+    #[serde(alias = "key")]
+    pub session_key: String,
+}
+
+/// `memory.put` (creates or replaces a note; the session is created if missing) and
+/// `memory.delete` (`value` unused).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryNoteParams {
+    #[serde(alias = "key")]
+    pub session_key: String,
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// `tools.invoke`: calls a tool directly, as `POST /tools/invoke` does; `dryRun` only checks
+/// that the call would be allowed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ToolsInvokeParams {
+    pub tool: String,
+    pub args: Value,
+    pub session_key: Option<String>,
+    pub dry_run: bool,
 }
 
 /// `config.apply` (`raw` is the whole file, TOML, or a JSON object) and `config.patch` (`raw` is

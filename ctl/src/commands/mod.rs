@@ -2,6 +2,7 @@
 //! carry theirs (see `main`).
 
 pub mod config_cmd;
+pub mod dashboard;
 pub mod deep;
 pub mod devices;
 pub mod doctor;

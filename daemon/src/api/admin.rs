@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::api::auth::require_gateway_auth;
 use crate::api::error::GatewayError;
+use crate::core::admin_policy::Gate;
 use crate::core::gateway::Gateway;
 use crate::core::store::StoreError;
 use crate::runtime::agent::history::{check_key, MAX_NOTE_BYTES};
@@ -105,13 +106,13 @@ async fn reset_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>, 
     } else {
         Some(parse_body::<GateBody>(&body, r#"{"policy_gate": "allow_session_write"}"#)?.policy_gate)
     };
-    Gate::SessionWrite.check(&gw, gate.as_ref().map(|g| g.as_deref()))?;
+    Gate::SessionWrite.admit(&gw, gate.as_ref().map(|g| g.as_deref()))?;
     clear_session(&gw, key, History::reset).await
 }
 
 /// Deletes the session, its messages and its notes (runs on it are aborted).
 async fn delete_session(State(gw): State<Arc<Gateway>>, Path(key): Path<String>) -> Answer {
-    Gate::SessionWrite.check(&gw, None)?;
+    Gate::SessionWrite.admit(&gw, None)?;
     clear_session(&gw, key, History::delete).await
 }
 
@@ -133,7 +134,7 @@ async fn append_message(State(gw): State<Arc<Gateway>>, Path(key): Path<String>,
     check_keys(&[("session key", &key)])?;
     let body: AppendBody =
         parse_body(&body, r#"{"role": "user", "content": "…", "policy_gate": "allow_session_write"}"#)?;
-    Gate::SessionWrite.check(&gw, Some(body.policy_gate.as_deref()))?;
+    Gate::SessionWrite.admit(&gw, Some(body.policy_gate.as_deref()))?;
     let role = match body.role.trim().to_ascii_lowercase().as_str() {
         "user" => Role::User,
         "assistant" => Role::Assistant,
@@ -222,7 +223,7 @@ struct MemoryBody {
 async fn put_memory(State(gw): State<Arc<Gateway>>, Path(key): Path<String>, body: Bytes) -> Answer {
     check_keys(&[("session key", &key)])?;
     let body: MemoryBody = parse_body(&body, r#"{"content": "…", "policy_gate": "allow_memory_write"}"#)?;
-    Gate::MemoryWrite.check(&gw, Some(body.policy_gate.as_deref()))?;
+    Gate::MemoryWrite.admit(&gw, Some(body.policy_gate.as_deref()))?;
     let bytes = body.content.len();
     write_note(&gw, &key, MEMORY_DOCUMENT, body.content).await?;
     Ok(Json(json!({ "ok": true, "session_key": key, "bytes": bytes, "updated_unix_ms": gateway_proto::time::now_ms() })).into_response())
@@ -253,36 +254,19 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], example: &str) -> Res
     })
 }
 
-/// The gates of `gateway.admin`, and the value Tau's clients name in `policy_gate`.
-#[derive(Clone, Copy)]
-enum Gate {
-    SessionWrite,
-    MemoryWrite,
+/// The gates of `gateway.admin` as the admin routes check them: Tau's clients also name the
+/// gate in the body's `policy_gate`.
+trait GateCheck {
+    fn admit(self, gw: &Gateway, given: Option<Option<&str>>) -> Result<(), GatewayError>;
 }
 
-impl Gate {
-    fn name(self) -> &'static str {
-        match self {
-            Self::SessionWrite => "allow_session_write",
-            Self::MemoryWrite => "allow_memory_write",
-        }
-    }
-
+impl GateCheck for Gate {
     /// Refuses when the config turns the gate off, or when a body was due to name it (`given`
     /// is `Some`) and does not. `given` is None for routes whose body does not carry it.
-    fn check(self, gw: &Gateway, given: Option<Option<&str>>) -> Result<(), GatewayError> {
-        let admin = &gw.active().config.gateway.admin;
-        let open = match self {
-            Self::SessionWrite => admin.allow_session_write,
-            Self::MemoryWrite => admin.allow_memory_write,
-        };
+    fn admit(self, gw: &Gateway, given: Option<Option<&str>>) -> Result<(), GatewayError> {
         let name = self.name();
-        if !open {
-            return Err(GatewayError::new(
-                StatusCode::FORBIDDEN,
-                "policy_gate_disabled",
-                format!("this gateway refuses these writes: gateway.admin.{name} is false in its config (set it to true to allow them)"),
-            ));
+        if let Err(message) = Gate::check(self, &gw.active().config) {
+            return Err(GatewayError::new(StatusCode::FORBIDDEN, "policy_gate_disabled", message));
         }
         match given.map(|g| g.map(str::trim).filter(|g| !g.is_empty())) {
             Some(None) => Err(GatewayError::new(
@@ -316,14 +300,14 @@ async fn put_note(
 ) -> Answer {
     check_keys(&[("session key", &key), ("note name", &name)])?;
     let note: NoteBody = parse_body(&body, r#"{"value": "…"}"#)?;
-    Gate::MemoryWrite.check(&gw, None)?;
+    Gate::MemoryWrite.admit(&gw, None)?;
     write_note(&gw, &key, &name, note.value).await?;
     Ok(Json(json!({ "ok": true, "key": key, "name": name })).into_response())
 }
 
 async fn delete_note(State(gw): State<Arc<Gateway>>, Path((key, name)): Path<(String, String)>) -> Answer {
     check_keys(&[("session key", &key), ("note name", &name)])?;
-    Gate::MemoryWrite.check(&gw, None)?;
+    Gate::MemoryWrite.admit(&gw, None)?;
     let (k, n) = (key.clone(), name.clone());
     if !history(&gw, "delete the memory note", move |h| h.delete_note(&k, &n)).await? {
         return Err(GatewayError::not_found(

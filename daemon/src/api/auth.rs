@@ -17,6 +17,7 @@ use crate::api::error::GatewayError;
 use crate::api::listener::{client_ip, Peer};
 use crate::core::gateway::{Active, Gateway, Stats};
 use crate::core::secrets::tokens_equal;
+use crate::core::signin_store::Kind;
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -54,7 +55,7 @@ pub fn check_gateway_auth(gw: &Gateway, active: &Active, peer: &Peer, headers: &
         AuthMode::Token => Checked::secret(bearer(headers), &active.token),
         AuthMode::Password => match bearer(headers) {
             None => Checked::Missing,
-            Some(t) if gw.signins.verify(t).is_some() => Checked::Valid,
+            Some(t) if gw.signins.verify(Kind::Bearer, t).is_some() => Checked::Valid,
             Some(_) => Checked::Invalid,
         },
         AuthMode::TrustedProxy if proxy_user(active, peer, headers).is_some() => Checked::Valid,
@@ -155,4 +156,48 @@ pub async fn require_gateway_auth(State(gw): State<Arc<Gateway>>, req: Request, 
             response
         }
     }
+}
+
+/// The header a browser request authenticated by the UI's cookie must carry. A page on another
+/// site cannot set it without a CORS preflight, which the gateway never grants: with the Origin
+/// allowlist (guard), it is the CSRF check.
+pub const CSRF_HEADER: &str = "x-gateway-csrf";
+
+/// The UI session cookie's name: per port, since browsers share cookies across the ports of a
+/// host and several gateways may run on one.
+pub fn ui_cookie_name(gw: &Gateway) -> String {
+    format!("gateway_ui_{}", gw.listen_addr.port())
+}
+
+/// The value of the UI session cookie, if the request carries one.
+pub fn ui_cookie<'a>(gw: &Gateway, headers: &'a HeaderMap) -> Option<&'a str> {
+    let name = ui_cookie_name(gw);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// True when a request is the UI's own: the CSRF header, and either an Origin (the guard already
+/// refused foreign ones) or the browser's word that it came from this site.
+pub fn same_site_ui_request(headers: &HeaderMap) -> bool {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    value(CSRF_HEADER) == Some("1")
+        && (headers.contains_key(header::ORIGIN)
+            || value("sec-fetch-site").is_some_and(|v| v.eq_ignore_ascii_case("same-origin")))
+}
+
+/// The browser session a request's cookie opens, by id. Only for a request that carries an
+/// Origin (every WebSocket upgrade and every cross-checked fetch from a browser does): a cookie
+/// alone proves nothing about who sent the request.
+pub fn browser_session(gw: &Gateway, headers: &HeaderMap) -> Option<String> {
+    if !headers.contains_key(header::ORIGIN) && !same_site_ui_request(headers) {
+        return None;
+    }
+    gw.signins.verify(Kind::Browser, ui_cookie(gw, headers)?)
 }

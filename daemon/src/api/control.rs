@@ -86,6 +86,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(route::DEVICE_REJECT, post(reject_device))
         .route(route::DEVICE_REVOKE, post(revoke_device))
         .route(route::PASSWORD, post(set_password))
+        .route(route::UI_CODE, post(ui_code))
         .route(route::SIGNINS, get(list_signins))
         .route(route::SIGNIN_REVOKE, post(revoke_signin))
         .route(route::SIGNINS_OLD, get(list_signins))
@@ -224,6 +225,33 @@ fn token_info(gw: &Gateway, active: &Active) -> TokenInfo {
 
 async fn token(State(gw): State<Arc<Gateway>>) -> Json<TokenInfo> {
     Json(token_info(&gw, &gw.active()))
+}
+
+/// A one-time sign-in link for the Control UI, on the address this gateway listens on (a
+/// wildcard bind is reached through loopback).
+async fn ui_code(State(gw): State<Arc<Gateway>>) -> Response {
+    let active = gw.active();
+    if !active.config.ui.enabled {
+        return refuse(
+            StatusCode::CONFLICT,
+            "ui_disabled",
+            "the Control UI is turned off: set ui.enabled = true in the config (it applies at once)",
+        );
+    }
+    let mut addr = gw.listen_addr;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        addr.set_ip(loopback);
+    }
+    let ui_url = format!("http://{addr}{}/", active.config.ui.path.as_str());
+    let (code, expires_at_ms) = gw.ui_codes.issue();
+    tracing::info!(event = "ui_code_issued", "Control UI sign-in link issued");
+    Json(gateway_proto::api::UiLink { url: format!("{ui_url}#code={code}"), ui_url, expires_at_ms })
+        .into_response()
 }
 
 /// Replaces a generated token; one from the environment or the config is changed there instead.

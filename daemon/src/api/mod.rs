@@ -19,6 +19,7 @@ pub mod openai;
 pub mod probes;
 pub mod signin;
 pub mod tools_invoke;
+pub mod ui;
 pub mod ws;
 
 /// The plumbing modules: any door may import these, and no door may import a door.

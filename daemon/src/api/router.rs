@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::api::error::{self, GatewayError};
 use crate::api::listener::{client_ip, Peer};
-use crate::api::{admin, guard, hooks, openai, probes, signin, tools_invoke, ws};
+use crate::api::{admin, guard, hooks, openai, probes, signin, tools_invoke, ui, ws};
 use crate::core::gateway::{Gateway, Stats};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -24,6 +24,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .merge(admin::router(gw.clone()))
         .merge(openai::router(gw.clone()))
         .merge(hooks::router(gw.clone()))
+        .merge(ui::router(&gw))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state((gw.clone(), hub), websocket_upgrades))
         .layer(middleware::from_fn(error::uniform_errors))

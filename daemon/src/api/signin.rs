@@ -18,6 +18,7 @@ use crate::api::error::{refuse, GatewayError};
 use crate::api::listener::{client_ip, Peer};
 use crate::core::events::{CoreEvent, Credential};
 use crate::core::gateway::{Gateway, Stats};
+use crate::core::signin_store::Kind;
 
 pub fn router() -> Router<Arc<Gateway>> {
     Router::new().route("/gateway/auth/session", post(create_session).delete(end_session))
@@ -66,7 +67,7 @@ async fn create_session(State(gw): State<Arc<Gateway>>, req: Request) -> Respons
     let ttl = active.config.gateway.auth.session_ttl_ms.get();
     let sessions = gw.signins.clone();
     let client = format!("{ip} {agent}").trim().to_owned();
-    match crate::core::store::off_workers(sessions, move |s| s.create(ttl, &client)).await {
+    match crate::core::store::off_workers(sessions, move |s| s.create(Kind::Bearer, ttl, &client)).await {
         Ok((info, token)) => {
             tracing::info!(event = "session_created", session = %info.id, "password session created");
             // Ours, and the same again under the names Tau's clients read.
@@ -87,7 +88,7 @@ async fn create_session(State(gw): State<Arc<Gateway>>, req: Request) -> Respons
 }
 
 async fn end_session(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let Some(id) = bearer(req.headers()).and_then(|t| gw.signins.verify(t)) else {
+    let Some(id) = bearer(req.headers()).and_then(|t| gw.signins.verify(Kind::Bearer, t)) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

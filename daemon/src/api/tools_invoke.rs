@@ -49,42 +49,13 @@ async fn invoke(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         }
     };
     let config = gw.agents.tools_config();
-    let Some(entry) = tools::catalog(&config).into_iter().find(|t| t.name == req.tool) else {
-        let names: Vec<String> = tools::catalog(&config).into_iter().map(|t| t.name).collect();
-        return error(
-            StatusCode::NOT_FOUND,
-            "tool_not_found",
-            format!("no tool {}: the tools are {}", gateway_proto::quote::short(&req.tool), names.join(", ")),
-        );
-    };
-    if entry.http_denied {
-        return error(
-            StatusCode::FORBIDDEN,
-            "tool_denied",
-            format!("tool {} is denied over HTTP by tools.http_deny", gateway_proto::quote::short(&req.tool)),
-        );
-    }
-    if !entry.enabled {
-        return error(
-            StatusCode::NOT_FOUND,
-            "tool_disabled",
-            format!("tool {} is turned off: enable it in [tools]", gateway_proto::quote::short(&req.tool)),
-        );
-    }
-    if let Some(key) = &req.session_key {
-        if let Err(e) = crate::runtime::agent::history::check_key("session key", key) {
-            return error(StatusCode::BAD_REQUEST, "invalid_request", e);
-        }
-    }
-    if entry.needs_session && req.session_key.is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!(
-                "tool {} works on a session: give \"sessionKey\"",
-                gateway_proto::quote::short(&req.tool)
-            ),
-        );
+    if let Err((refused, message)) = tools::check_call(&config, &req.tool, req.session_key.as_deref()) {
+        let status = match refused {
+            tools::Refused::NotFound | tools::Refused::Disabled => StatusCode::NOT_FOUND,
+            tools::Refused::Denied => StatusCode::FORBIDDEN,
+            tools::Refused::BadRequest => StatusCode::BAD_REQUEST,
+        };
+        return error(status, refused.code(), message);
     }
     if req.dry_run {
         return Json(json!({ "ok": true, "tool": req.tool, "dryRun": true })).into_response();

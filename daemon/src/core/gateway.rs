@@ -105,6 +105,9 @@ pub struct Stats {
     pub reloads_unchanged: AtomicU64,
     pub reloads_rejected: AtomicU64,
     pub heartbeat_ticks: AtomicU64,
+    /// Control UI sign-ins that opened a browser session, and those refused.
+    pub ui_sign_ins: AtomicU64,
+    pub ui_sign_in_failures: AtomicU64,
 }
 
 impl Stats {
@@ -134,8 +137,11 @@ pub struct Gateway {
     pub events: Events,
     pub devices: Devices,
     pub password: Password,
-    /// Sign-in sessions (password mode): not conversations, which live in `agents`.
+    /// Sign-in sessions (password mode's bearer tokens, the UI's cookies): not conversations,
+    /// which live in `agents`.
     pub signins: SignIns,
+    /// The Control UI's one-time sign-in codes (`gatewayctl dashboard`).
+    pub ui_codes: crate::core::ui_codes::UiCodes,
     /// Runs, sessions of conversation, models and tools.
     pub agents: crate::runtime::agent::Agents,
     pub limiter: AuthLimiter,
@@ -192,6 +198,7 @@ impl Gateway {
             devices,
             password,
             signins,
+            ui_codes: Default::default(),
             agents,
             limiter: AuthLimiter::default(),
             request_limiter: RequestLimiter::default(),
@@ -227,6 +234,10 @@ impl Gateway {
         self.active.store(Arc::new(active));
         self.generation.send_replace(generation);
         if token_changed {
+            // Browser sessions were granted on the old token's word (or a code it vouched for).
+            if let Err(e) = self.signins.revoke_kind(crate::core::signin_store::Kind::Browser) {
+                tracing::error!(error = %e, "cannot end the browser sessions of the old gateway token");
+            }
             let closed = self.events.publish(&CoreEvent::TokenRotated);
             if closed > 0 {
                 tracing::info!(

@@ -1,5 +1,6 @@
 //! The core: the `Gateway` value and what keeps it serving. Imports no door (`crate::api`).
 
+pub mod admin_policy;
 pub mod events;
 pub mod fsutil;
 pub mod gateway;
@@ -20,4 +21,5 @@ pub mod signin_store;
 pub mod status;
 pub mod store;
 pub mod supervisor;
+pub mod ui_codes;
 pub mod webhooks;

@@ -71,5 +71,10 @@ pub enum TokenError {
 
 /// Compares in time independent of where the inputs differ.
 pub fn tokens_equal(given: &str, expected: &str) -> bool {
-    given.as_bytes().ct_eq(expected.as_bytes()).into()
+    tokens_equal_bytes(given.as_bytes(), expected.as_bytes())
+}
+
+/// [`tokens_equal`] for digests and other raw bytes.
+pub fn tokens_equal_bytes(given: &[u8], expected: &[u8]) -> bool {
+    given.ct_eq(expected).into()
 }

@@ -63,5 +63,12 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             socket: gw.paths.socket().display().to_string(),
             log_file: gw.logs.file_path().display().to_string(),
         },
+        web_ui: Some(api::WebUiInfo {
+            enabled: config.ui.enabled,
+            path: config.ui.path.as_str().to_owned(),
+            active_sessions: gw.signins.count(crate::core::signin_store::Kind::Browser).unwrap_or(0),
+            sign_ins: Stats::get(&stats.ui_sign_ins),
+            sign_in_failures: Stats::get(&stats.ui_sign_in_failures),
+        }),
     }
 }

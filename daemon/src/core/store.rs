@@ -135,6 +135,10 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX response_items_by_item ON response_items(item_id);
     "#,
+    // 5: browser sign-ins (the Control UI's cookie) beside the password mode's bearer sessions.
+    r#"
+    ALTER TABLE auth_sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'bearer'; -- bearer | browser
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

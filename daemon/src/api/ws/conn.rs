@@ -34,6 +34,8 @@ pub struct Context {
     /// A client on this host straight to the port: a loopback peer that is no trusted proxy,
     /// no forwarding header, a loopback Host.
     pub direct_local: bool,
+    /// The Control UI's browser session the upgrade's cookie opened, by id.
+    pub browser_session: Option<String>,
 }
 
 /// How long a closing connection may take to flush its last frames.

@@ -378,6 +378,7 @@ pub fn sessions_preview(gw: Arc<Gateway>, p: SessionsPreviewParams) -> Pending {
 /// (reset) or all of it (delete).
 pub fn sessions_forget(gw: Arc<Gateway>, p: SessionKeyParams, delete: bool) -> Pending {
     Box::pin(async move {
+        super::notes::gate(&gw, crate::core::admin_policy::Gate::SessionWrite)?;
         gw.agents.abort_session(&p.key);
         let k = p.key.clone();
         let existed = blocking(&gw, move |h| if delete { h.delete(&k) } else { h.reset(&k) }).await?;
@@ -394,7 +395,7 @@ fn sessions_changed(gw: &Gateway, key: &str, change: SessionChange) {
 }
 
 /// Runs a store read or write off the async workers; a failure is logged, not shown.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     gw: &Gateway,
     f: impl FnOnce(&history::History) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ErrorShape> {

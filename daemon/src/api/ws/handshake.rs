@@ -115,8 +115,10 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
         return Err(rate_limited(retry));
     }
     let device = params.device.as_ref();
+    let browser = attempt.context.browser_session.clone().filter(|_| presented.is_empty() && !password_given);
     let verified = match active.config.gateway.auth.mode {
         AuthMode::None => Ok(AuthKind::None),
+        AuthMode::Token | AuthMode::Password if browser.is_some() => Ok(AuthKind::Browser(browser.unwrap_or_default())),
         AuthMode::Token if presented.is_empty() => {
             Err(Refusal::auth(auth_code::TOKEN_MISSING, "gateway token missing: send it in connect auth.token (gatewayctl token show)"))
         }

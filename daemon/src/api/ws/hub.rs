@@ -19,6 +19,8 @@ pub enum AuthKind {
     DeviceToken,
     Password,
     Session(String),
+    /// A Control UI browser session (its cookie), by id.
+    Browser(String),
     TrustedProxy(String),
     None,
 }

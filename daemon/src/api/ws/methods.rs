@@ -18,6 +18,7 @@ use super::config;
 use super::conversation;
 use super::devices;
 use super::hub::{Conn, Hub};
+use super::notes;
 use super::summary;
 use crate::core::gateway::Gateway;
 use crate::core::{health, logtail, reload};
@@ -99,6 +100,10 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
         Method::SessionsCreate => answer_later(params, |p| conversation::sessions_create(gw, p)),
         Method::SessionsReset => answer_later(params, |p| conversation::sessions_forget(gw, p, false)),
         Method::SessionsDelete => answer_later(params, |p| conversation::sessions_forget(gw, p, true)),
+        Method::MemoryList => answer_later(params, |p| notes::list(gw, p)),
+        Method::MemoryPut => answer_later(params, |p| notes::put(gw, p)),
+        Method::MemoryDelete => answer_later(params, |p| notes::delete(gw, p)),
+        Method::ToolsInvoke => answer_later(params, |p| notes::invoke_tool(gw, p)),
         Method::ChannelsStatus => Reply::Now(Ok(json!({ "channels": {} }))),
         Method::DevicePairList => Reply::Later(devices::list(gw)),
         Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw, p)),

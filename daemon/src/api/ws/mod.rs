@@ -11,6 +11,7 @@ pub mod devices;
 pub mod handshake;
 pub mod hub;
 pub mod methods;
+mod notes;
 pub mod outbox;
 pub mod password_auth;
 mod summary;
@@ -49,7 +50,7 @@ fn on_event(hub: &Hub, event: &CoreEvent, limit: usize) -> usize {
             0
         }
         CoreEvent::TokenRotated => hub.close_where(
-            |c| c.auth == AuthKind::SharedToken,
+            |c| matches!(c.auth, AuthKind::SharedToken | AuthKind::Browser(_)),
             close::AUTH_CHANGED,
             "the gateway token changed: reconnect with the new one",
         ),
@@ -59,12 +60,12 @@ fn on_event(hub: &Hub, event: &CoreEvent, limit: usize) -> usize {
             "device revoked",
         ),
         CoreEvent::CredentialRevoked(Credential::SignIn(id)) => hub.close_where(
-            |c| matches!(&c.auth, AuthKind::Session(s) if s == id),
+            |c| matches!(&c.auth, AuthKind::Session(s) | AuthKind::Browser(s) if s == id),
             close::AUTH_CHANGED,
             "session ended",
         ),
         CoreEvent::CredentialRevoked(Credential::Password) => hub.close_where(
-            |c| matches!(c.auth, AuthKind::Password | AuthKind::Session(_)),
+            |c| matches!(c.auth, AuthKind::Password | AuthKind::Session(_) | AuthKind::Browser(_)),
             close::AUTH_CHANGED,
             "the gateway password changed: sign in again",
         ),

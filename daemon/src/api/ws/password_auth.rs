@@ -7,6 +7,7 @@ use gateway_proto::ws::{auth_code, ConnectAuth, DeviceProof};
 use super::handshake::Refusal;
 use super::hub::AuthKind;
 use crate::core::gateway::Gateway;
+use crate::core::signin_store::Kind;
 
 /// `connect` in password mode: the password, a session token, or this device's token.
 pub async fn verify_connect(
@@ -23,7 +24,7 @@ pub async fn verify_connect(
     }
     let token = auth.token.as_deref().or(auth.device_token.as_deref()).unwrap_or("");
     if !token.is_empty() {
-        if let Some(id) = gw.signins.verify(token) {
+        if let Some(id) = gw.signins.verify(Kind::Bearer, token) {
             return Ok(AuthKind::Session(id));
         }
         if device.is_some_and(|d| gw.devices.verify_token(&d.id, token)) {

@@ -85,7 +85,8 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let direct_local = direct_local(peer_addr.ip(), headers, trusted);
-    let context = Context { peer: peer_addr, client_ip: ip, proxy_user, direct_local };
+    let browser_session = crate::api::auth::browser_session(&gw, headers);
+    let context = Context { peer: peer_addr, client_ip: ip, proxy_user, direct_local, browser_session };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

@@ -35,6 +35,54 @@ pub struct CatalogEntry {
     pub needs_session: bool,
 }
 
+/// Why a direct call of a tool (not one a model asked for) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    NotFound,
+    Denied,
+    Disabled,
+    BadRequest,
+}
+
+impl Refused {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "tool_not_found",
+            Self::Denied => "tool_denied",
+            Self::Disabled => "tool_disabled",
+            Self::BadRequest => "invalid_request",
+        }
+    }
+}
+
+/// Checks a direct call (`POST /tools/invoke`, WS `tools.invoke`) before it runs: the tool
+/// exists, is on, is not in `tools.http_deny`, and has the session it needs.
+pub fn check_call(
+    config: &Tools,
+    tool: &str,
+    session_key: Option<&str>,
+) -> Result<CatalogEntry, (Refused, String)> {
+    let quoted = gateway_proto::quote::short(tool);
+    let Some(entry) = catalog(config).into_iter().find(|t| t.name == tool) else {
+        let names: Vec<String> = catalog(config).into_iter().map(|t| t.name).collect();
+        return Err((Refused::NotFound, format!("no tool {quoted}: the tools are {}", names.join(", "))));
+    };
+    if entry.http_denied {
+        return Err((Refused::Denied, format!("tool {quoted} is denied to direct calls by tools.http_deny")));
+    }
+    if !entry.enabled {
+        return Err((Refused::Disabled, format!("tool {quoted} is turned off: enable it in [tools]")));
+    }
+    if let Some(key) = session_key {
+        crate::runtime::agent::history::check_key("session key", key)
+            .map_err(|e| (Refused::BadRequest, e))?;
+    }
+    if entry.needs_session && session_key.is_none() {
+        return Err((Refused::BadRequest, format!("tool {quoted} works on a session: give \"sessionKey\"")));
+    }
+    Ok(entry)
+}
+
 /// Every built-in tool, enabled or not.
 pub fn catalog(config: &Tools) -> Vec<CatalogEntry> {
     builtin::ALL
