@@ -77,7 +77,7 @@ async function show() {
 
 // ---- sign-in --------------------------------------------------------------------------------
 
-function signInForm(mode, message) {
+function signInForm(mode, message, kind = "info") {
   const secretName = mode === "password" ? "password" : "token";
   const input = h("input", { id: "secret", name: secretName, type: "password", autocomplete: mode === "password" ? "current-password" : "off", required: true });
   const readOnly = h("input", { id: "readonly", type: "checkbox" });
@@ -97,7 +97,7 @@ function signInForm(mode, message) {
     },
   },
     h("h1", {}, "Sign in to the gateway"),
-    message ? notice(message, "info") : null,
+    message ? notice(message, kind) : null,
     h("p", {}, mode === "password"
       ? "Enter the gateway password."
       : ["Run ", h("code", {}, "gatewayctl dashboard"), " on the gateway's host for a link that signs you in, or paste the gateway token (",
@@ -183,7 +183,7 @@ async function start() {
     clear(main, h("section.card", {}, h("h1", {}, "Cannot reach the gateway"), notice(e.message)));
     return;
   }
-  if (!session.signedIn) { signInForm(session.authMode, message); return; }
+  if (!session.signedIn) { signInForm(session.authMode, message, "error"); return; }
   await connect();
 }
 

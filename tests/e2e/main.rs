@@ -26,5 +26,7 @@ mod startup;
 mod supervision;
 mod systemd;
 mod tools;
+mod ui_browser;
+mod ui_http;
 mod ws_protocol;
 mod ws_security;

@@ -3,83 +3,14 @@
 //! persisted. Needs `node` and `npm`; `.ci/run` installs `tests/node`'s dependencies, and this
 //! test runs `npm ci` there itself when they are missing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
+use std::path::Path;
 use std::time::Duration;
 
+use gateway_tests::node::{ensure_node_deps, node_dir};
 use gateway_tests::process::{run, Finished};
 use gateway_tests::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-/// The client script and its package.json, lockfile and node_modules.
-fn node_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("node")
-}
-
-/// Makes sure `tests/node/node_modules` holds the pinned packages: runs `npm ci` when a package is
-/// missing or at another version than package.json pins (CI installs them before the tests).
-fn ensure_node_deps() {
-    static ONCE: Mutex<bool> = Mutex::new(false);
-    let mut done = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    if *done {
-        return;
-    }
-    let dir = node_dir();
-    let node = run(
-        {
-            let mut c = Command::new("node");
-            c.arg("--version");
-            c
-        },
-        "node --version",
-        Duration::from_secs(30),
-    );
-    assert_eq!(node.code, Some(0), "node --version: {}", node.stderr);
-    let major: u32 = node
-        .stdout
-        .trim()
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    // openclaw-node 0.14 declares Node 20+; it is tested on 20 (Debian 12's own nodejs is 18).
-    assert!(major >= 18, "openclaw-node needs Node.js 20 or later; found {}", node.stdout.trim());
-
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).unwrap()).unwrap();
-    let installed = |name: &str| -> Option<String> {
-        let text = std::fs::read_to_string(dir.join("node_modules").join(name).join("package.json")).ok()?;
-        let v: Value = serde_json::from_str(&text).ok()?;
-        v["version"].as_str().map(str::to_owned)
-    };
-    let deps = manifest["dependencies"].as_object().expect("dependencies in tests/node/package.json");
-    let stale: Vec<String> = deps
-        .iter()
-        .filter(|(name, want)| installed(name).as_deref() != want.as_str())
-        .map(|(name, want)| format!("{name}@{}", want.as_str().unwrap_or("?")))
-        .collect();
-    if !stale.is_empty() {
-        eprintln!("tests/node: installing {} with npm ci", stale.join(", "));
-        let mut npm = Command::new("npm");
-        npm.args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir);
-        let done_ci = run(npm, "npm ci in tests/node", Duration::from_secs(300));
-        assert_eq!(
-            done_ci.code,
-            Some(0),
-            "npm ci in {} failed (the npm registry must be reachable, or run .ci/run's install step):\n{}\n{}",
-            dir.display(),
-            done_ci.stdout,
-            done_ci.stderr
-        );
-        for (name, want) in deps {
-            assert_eq!(installed(name).as_deref(), want.as_str(), "{name} after npm ci");
-        }
-    }
-    *done = true;
-}
 
 /// Runs the openclaw-node client script against the daemon; its exit code, stdout, stderr.
 fn openclaw_client(home: &Home, port: u16, token: &str, identity: &Path) -> Finished {

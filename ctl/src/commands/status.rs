@@ -113,6 +113,19 @@ fn render(r: &StatusReport, now: u64) -> String {
             c.reloads_applied, c.reloads_unchanged, c.reloads_rejected
         ),
     );
+    if let Some(ui) = &r.web_ui {
+        let ui_line = if ui.enabled {
+            let host = r.listen.addr.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+            format!(
+                "http://{host}{}/ ({} signed in; `gatewayctl dashboard` signs a browser in)",
+                ui.path,
+                plural(ui.active_sessions, "browser")
+            )
+        } else {
+            "off (ui.enabled = false)".to_owned()
+        };
+        b.row("control ui", ui_line);
+    }
     b.row("supervisor", &r.supervisor);
     b.row("state dir", &r.paths.state_dir);
     b.row("socket", &r.paths.socket);
@@ -167,7 +180,9 @@ mod tests {
             "counters": {"http_requests": 10, "auth_failures": 1, "reloads_applied": 1,
                          "reloads_unchanged": 0, "reloads_rejected": 1},
             "paths": {"state_dir": "/s", "runtime_dir": "/r", "socket": "/r/gatewayd.sock",
-                      "log_file": "/s/logs/gatewayd.jsonl"}
+                      "log_file": "/s/logs/gatewayd.jsonl"},
+            "web_ui": {"enabled": true, "path": "/ui", "active_sessions": 1, "sign_ins": 1,
+                       "sign_in_failures": 0}
         }))
         .unwrap()
     }
@@ -184,6 +199,7 @@ mod tests {
         assert!(text.contains("pending restart: gateway.port"));
         assert!(text.contains("heartbeat:       7 ticks every 30s, last 2s ago, watchdog off"));
         assert!(text.contains("requests:        10 http, 1 auth failure, 0 rate limited\n"), "{text}");
+        assert!(text.contains("control ui:      http://127.0.0.1:18789/ui/ (1 browser signed in;"), "{text}");
         let mut one = report();
         one.heartbeat.ticks = 1;
         assert!(render(&one, 102_000).contains("heartbeat:       1 tick every 30s"));
