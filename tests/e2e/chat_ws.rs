@@ -266,3 +266,42 @@ fn a_run_in_progress_at_shutdown_ends_aborted_before_the_close() {
     assert_eq!(order, ["chat:aborted", "shutdown"], "{:?}", c.events);
     assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[test]
+fn memory_notes_and_direct_tool_calls_over_the_websocket_follow_the_gates() {
+    let home = Home::new();
+    let d = home.start_with("[tools]\nhttp_deny = [\"fetch\"]\n");
+    let tok = home.token();
+    let (mut c, _) = Client::paired(d.port, &tok, &Device::new(11));
+    let put = c.request("memory.put", json!({ "sessionKey": "notes", "name": "colour", "value": "blue" }));
+    assert_eq!(put["payload"]["saved"], true, "{put}");
+    let list = c.request("memory.list", json!({ "sessionKey": "notes" }));
+    assert_eq!(list["payload"]["notes"][0]["value"], "blue", "{list}");
+    let sessions = c.request("sessions.list", json!({}));
+    assert!(sessions.to_string().contains("\"notes\""), "a note creates its session: {sessions}");
+    let deleted = c.request("memory.delete", json!({ "sessionKey": "notes", "name": "colour" }));
+    assert_eq!(deleted["payload"]["deleted"], true);
+    let missing = c.request("memory.put", json!({ "sessionKey": "notes", "name": "x" }));
+    assert!(missing["error"]["message"].as_str().unwrap().contains("needs \"value\""), "{missing}");
+
+    let dry = c.request("tools.invoke", json!({ "tool": "time", "dryRun": true }));
+    assert_eq!(dry["payload"], json!({ "ok": true, "tool": "time", "dryRun": true }));
+    let ran = c.request("tools.invoke", json!({ "tool": "time" }));
+    assert!(ran["payload"]["result"]["unixMs"].as_u64().unwrap() > 0, "{ran}");
+    let denied = c.request("tools.invoke", json!({ "tool": "fetch", "dryRun": true }));
+    assert_eq!(denied["error"]["details"]["code"], "tool_denied", "{denied}");
+    let session = c.request("tools.invoke", json!({ "tool": "memory_read", "dryRun": true }));
+    assert_eq!(session["error"]["details"]["code"], "invalid_request", "{session}");
+
+    // The admin gates close these doors too.
+    home.write_config(
+        None,
+        "[tools]\nhttp_deny = [\"fetch\"]\n\n[gateway.admin]\nallow_memory_write = false\nallow_session_write = false\n",
+    );
+    assert!(home.ctl(&["reload"]).status.success());
+    let refused = c.request("memory.put", json!({ "sessionKey": "notes", "name": "a", "value": "b" }));
+    assert_eq!(refused["error"]["details"]["code"], "policy_gate_disabled", "{refused}");
+    let reset = c.request("sessions.reset", json!({ "key": "notes" }));
+    assert!(reset["error"]["message"].as_str().unwrap().contains("allow_session_write"), "{reset}");
+    assert_eq!(c.request("memory.list", json!({ "sessionKey": "notes" }))["ok"], true, "reading is never gated");
+}

@@ -218,3 +218,30 @@ fn a_ui_path_can_be_moved_but_not_onto_an_api() {
     let err = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(err.contains("ui.path") && err.contains("belongs to the gateway's HTTP APIs"), "{err}");
 }
+
+#[test]
+fn password_mode_signs_the_browser_in_with_the_password_and_a_new_password_signs_it_out() {
+    let home = Home::new();
+    home.write_config(None, "[gateway.auth]\nmode = \"password\"\n");
+    assert!(home.ctl_input(&["password", "set", "--stdin"], "browser-password\n").status.success());
+    let d = home.start(&["--port", &gateway_tests::free_port().to_string()]);
+    assert_eq!(ui_call(&d, "GET", None, None).json()["authMode"], "password");
+    let wrong = ui_call(&d, "POST", Some(&json!({ "password": "not-it-at-all" })), None);
+    assert_eq!(wrong.status, 401);
+    let token = ui_call(&d, "POST", Some(&json!({ "token": "some-token" })), None);
+    assert_eq!(token.status, 400);
+    assert!(token.body.contains("signs in with its password"), "{}", token.body);
+    let signed = ui_call(&d, "POST", Some(&json!({ "password": "browser-password" })), None);
+    assert_eq!(signed.status, 201, "{}", signed.body);
+    let cookie = cookie_of(&signed, d.port);
+    // A browser's cookie is no bearer session token.
+    let bearer = format!("Bearer {cookie}");
+    assert_eq!(get(&d, "/gateway/status", &[("Authorization", &bearer)]).status, 401);
+    // The dashboard's code works in password mode too.
+    let by_code = ui_call(&d, "POST", Some(&json!({ "code": code(&home) })), None);
+    assert_eq!(by_code.status, 201, "{}", by_code.body);
+
+    assert!(home.ctl_input(&["password", "set", "--stdin"], "another-password\n").status.success());
+    assert_eq!(ui_call(&d, "GET", None, Some(&cookie)).json()["signedIn"], false);
+    assert_eq!(ui_call(&d, "GET", None, Some(&cookie_of(&by_code, d.port))).json()["signedIn"], false);
+}

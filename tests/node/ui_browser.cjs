@@ -200,6 +200,22 @@ async function main() {
     await page.waitForSelector(".msg.tool summary:text-is('tool result')");
     await shot(page, "chat-desktop");
     step("tool call shown");
+    for (let i = 1; i <= 130; i++) {
+      const res = await fetch(`${BASE}/gateway/sessions/long/append`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ role: i % 2 ? "user" : "assistant", content: `message ${i}`, policy_gate: "allow_session_write" }),
+      });
+      assert.equal(res.status < 300, true, `append ${i}: ${res.status}`);
+    }
+    await page.goto(`${BASE}/ui/chat/long`);
+    await connected(page);
+    await page.waitForSelector('.msg .text:text-is("message 130")');
+    assert.equal(await page.locator(".transcript .msg").count(), 100, "the latest 100 first");
+    await page.click("#earlier");
+    await page.waitForSelector('.msg .text:text-is("message 1")');
+    assert.equal(await page.locator(".transcript .msg").count(), 130);
+    step("scrolled back");
 
     // 3. Sessions: create, search, open, append a note, reset, delete.
     await openView(page, "Sessions");

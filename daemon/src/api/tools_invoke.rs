@@ -60,17 +60,10 @@ async fn invoke(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
     if req.dry_run {
         return Json(json!({ "ok": true, "tool": req.tool, "dryRun": true })).into_response();
     }
-    let args = if req.args.is_null() { json!({}) } else { req.args };
-    let ctx = tools::Context {
-        history: gw.agents.history(),
-        session_key: req.session_key.as_deref(),
-        config: &config,
-    };
-    match tools::invoke(&ctx, &req.tool, &args.to_string()).await {
-        Ok(output) => {
-            let result: Value = serde_json::from_str(&output).unwrap_or(Value::String(output));
-            Json(json!({ "ok": true, "tool": req.tool, "result": result })).into_response()
-        }
+    match tools::call_direct(gw.agents.history(), &config, &req.tool, req.session_key.as_deref(), req.args)
+        .await
+    {
+        Ok(result) => Json(json!({ "ok": true, "tool": req.tool, "result": result })).into_response(),
         Err(message) => error(StatusCode::BAD_REQUEST, "tool_error", message),
     }
 }

@@ -40,10 +40,16 @@ export async function render({ gateway, args, navigate, onCleanup }) {
   const abort = h("button#abort", { type: "button", hidden: true, onclick: () => gateway.request("chat.abort", { sessionKey: key }).catch((e) => clear(status, notice(e.message))) }, "Stop");
   let live = null; // the answer streaming in: {runId, el}
 
-  async function history() {
-    const past = await gateway.request("chat.history", { sessionKey: key, limit: 200 });
-    clear(log, past.messages.length ? past.messages.map(bubble) : h("p.empty", {}, "No messages yet."));
-    log.scrollTop = log.scrollHeight;
+  // The latest messages; "Show earlier" asks for more (the gateway keeps them all).
+  let shown = 100;
+  async function history(keepPlace = false) {
+    const past = await gateway.request("chat.history", { sessionKey: key, limit: shown });
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const earlier = past.messages.length >= shown
+      ? h("button#earlier.quiet", { type: "button", onclick: () => { shown = Math.min(shown * 4, 10000); history(true); } }, "Show earlier messages")
+      : null;
+    clear(log, earlier, past.messages.length ? past.messages.map(bubble) : h("p.empty", {}, "No messages yet."));
+    log.scrollTop = keepPlace ? log.scrollHeight - fromBottom : log.scrollHeight;
   }
 
   function onChat(e) {

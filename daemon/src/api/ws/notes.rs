@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gateway_config::DEFAULT_AGENT;
 use gateway_proto::ws::{code, ErrorShape};
 use gateway_proto::ws_methods::{MemoryListParams, MemoryNoteParams, ToolsInvokeParams};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::conversation::blocking;
 use super::methods::Pending;
@@ -82,17 +82,10 @@ pub fn invoke_tool(gw: Arc<Gateway>, p: ToolsInvokeParams) -> Pending {
         if p.dry_run {
             return Ok(json!({ "ok": true, "tool": p.tool, "dryRun": true }));
         }
-        let args: Value = if p.args.is_null() { json!({}) } else { p.args };
-        let ctx = tools::Context {
-            history: gw.agents.history(),
-            session_key: p.session_key.as_deref(),
-            config: &config,
-        };
-        match tools::invoke(&ctx, &p.tool, &args.to_string()).await {
-            Ok(output) => {
-                let result: Value = serde_json::from_str(&output).unwrap_or(Value::String(output));
-                Ok(json!({ "ok": true, "tool": p.tool, "result": result }))
-            }
+        match tools::call_direct(gw.agents.history(), &config, &p.tool, p.session_key.as_deref(), p.args)
+            .await
+        {
+            Ok(result) => Ok(json!({ "ok": true, "tool": p.tool, "result": result })),
             Err(message) => Err(invalid(message).with_details(json!({ "code": "tool_error" }))),
         }
     })

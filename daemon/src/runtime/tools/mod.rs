@@ -83,6 +83,21 @@ pub fn check_call(
     Ok(entry)
 }
 
+/// Runs a direct call that [`check_call`] allowed: the arguments (`null` is `{}`), and the
+/// tool's output as JSON (a string when it is not JSON).
+pub async fn call_direct(
+    history: &crate::runtime::agent::History,
+    config: &Tools,
+    tool: &str,
+    session_key: Option<&str>,
+    args: Value,
+) -> Result<Value, String> {
+    let args = if args.is_null() { Value::Object(Default::default()) } else { args };
+    let ctx = Context { history, session_key, config };
+    let output = invoke(&ctx, tool, &args.to_string()).await?;
+    Ok(serde_json::from_str(&output).unwrap_or(Value::String(output)))
+}
+
 /// Every built-in tool, enabled or not.
 pub fn catalog(config: &Tools) -> Vec<CatalogEntry> {
     builtin::ALL
