@@ -24,14 +24,14 @@ export async function render({ gateway, args, navigate, onCleanup }) {
     gateway.request("models.list"),
   ]);
   const canWrite = gateway.can("write");
-  const sessionPick = h("select#session", { "aria-label": "Session", onchange: () => navigate(`chat/${encodeURIComponent(sessionPick.value)}`) },
+  const sessionPick = h("select#session", { onchange: () => navigate(`chat/${encodeURIComponent(sessionPick.value)}`) },
     [...new Set([key, ...sessions.sessions.map((s) => s.key)])].map((k) => h("option", { value: k, selected: k === key }, k)));
   const newButton = canWrite ? h("button", { type: "button", onclick: async () => {
     const created = await gateway.request("sessions.create", {});
     navigate(`chat/${encodeURIComponent(created.key)}`);
   } }, "New session") : null;
-  const agentPick = h("select#agent", { "aria-label": "Agent" }, agents.agents.map((a) => h("option", { value: a.id, selected: a.default }, a.id)));
-  const modelPick = h("select#model", { "aria-label": "Model" }, h("option", { value: "" }, "agent's model"),
+  const agentPick = h("select#agent", {}, agents.agents.map((a) => h("option", { value: a.id, selected: a.default }, a.id)));
+  const modelPick = h("select#model", {}, h("option", { value: "" }, "agent's model"),
     models.models.map((m) => h("option", { value: m.id }, m.id)));
   const log = h("div.transcript", { role: "log", "aria-live": "polite", "aria-label": "Transcript" });
   const status = h("div.chat-status");
@@ -100,6 +100,9 @@ export async function render({ gateway, args, navigate, onCleanup }) {
 
   await history();
   return h("section.chat", {},
-    h("div.toolbar", {}, h("h1", {}, "Chat"), sessionPick, newButton, agentPick, modelPick),
+    h("div.toolbar", {}, h("h1", {}, "Chat"),
+      h("label.inline", {}, "Session", sessionPick), newButton,
+      h("label.inline", {}, "Agent", agentPick),
+      h("label.inline", {}, "Model", modelPick)),
     log, status, form);
 }
