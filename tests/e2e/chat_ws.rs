@@ -303,5 +303,9 @@ fn memory_notes_and_direct_tool_calls_over_the_websocket_follow_the_gates() {
     assert_eq!(refused["error"]["details"]["code"], "policy_gate_disabled", "{refused}");
     let reset = c.request("sessions.reset", json!({ "key": "notes" }));
     assert!(reset["error"]["message"].as_str().unwrap().contains("allow_session_write"), "{reset}");
-    assert_eq!(c.request("memory.list", json!({ "sessionKey": "notes" }))["ok"], true, "reading is never gated");
+    assert_eq!(
+        c.request("memory.list", json!({ "sessionKey": "notes" }))["ok"],
+        true,
+        "reading is never gated"
+    );
 }
