@@ -150,7 +150,7 @@ pub enum Command {
     /// Re-read secret references, or audit where each secret comes from
     #[command(subcommand)]
     Secrets(SecretsCommand),
-    /// List or end the sign-in sessions: tokens handed out for the password (auth mode "password")
+    /// List or end the sign-in sessions: Control UI browsers, and tokens handed out for the password
     #[command(subcommand, alias = "sessions")]
     Signins(SigninsCommand),
 }
@@ -176,9 +176,9 @@ pub enum SecretsCommand {
 
 #[derive(Subcommand)]
 pub enum SigninsCommand {
-    /// Show live sign-in sessions: id, age, expiry, and who created them
+    /// Show live sign-in sessions: id, kind (browser or bearer), age, expiry, and who created them
     List(Json),
-    /// End a sign-in session: its token stops working and its connections are closed
+    /// End a sign-in session: its cookie or token stops working and its connections are closed
     Revoke {
         /// The sign-in session id shown by `signins list`
         id: String,

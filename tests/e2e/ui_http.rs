@@ -132,6 +132,8 @@ fn a_dashboard_code_signs_in_once_and_the_cookie_opens_only_the_ui() {
     // Listed among the sign-ins as a browser session; the status counts it.
     let signins = control(&home.socket(None), "GET", "/v1/signins");
     assert_eq!(signins["sessions"][0]["kind"], "browser", "{signins}");
+    let listed = String::from_utf8(home.ctl(&["signins", "list"]).stdout).unwrap();
+    assert!(listed.contains("  browser  created "), "{listed}");
     let status = control(&home.socket(None), "GET", "/v1/status");
     assert_eq!(status["web_ui"]["active_sessions"], 1, "{status}");
     assert_eq!(status["web_ui"]["sign_ins"], 1);

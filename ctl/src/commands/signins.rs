@@ -1,5 +1,6 @@
-//! `signins list|revoke`: the sign-in sessions (tokens handed out for the password, in password
-//! mode). Not conversations: those are `/gateway/sessions` on the main port.
+//! `signins list|revoke`: the sign-in sessions: the Control UI's browsers (`browser`) and the
+//! tokens handed out for the password in password mode (`bearer`). Not conversations: those are
+//! `/gateway/sessions` on the main port.
 
 use anyhow::Result;
 use gateway_proto::exit;
@@ -14,12 +15,21 @@ pub fn list(ctx: &Ctx, json: bool) -> Result<i32> {
         return Ok(exit::OK);
     }
     if report.sessions.is_empty() {
-        println!("no sign-in sessions (they are created by POST /gateway/auth/session in password mode)");
+        println!(
+            "no sign-in sessions (a browser signs in with `gatewayctl dashboard`; in password mode, \
+             POST /gateway/auth/session hands out tokens)"
+        );
     }
     let now = now_ms();
     for s in &report.sessions {
         let left = s.expires_at_ms.saturating_sub(now) / 60_000;
-        println!("{}  created {}  expires in {left} min  {}", s.id, ago(s.created_at_ms, now), s.client);
+        println!(
+            "{}  {:<7}  created {}  expires in {left} min  {}",
+            s.id,
+            s.kind,
+            ago(s.created_at_ms, now),
+            s.client
+        );
     }
     Ok(exit::OK)
 }
