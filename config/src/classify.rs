@@ -101,6 +101,21 @@ pub const KEYS: &[KeyInfo] = &[
     key("runs.idempotency_ttl_ms", KeyClass::Hot),
     key("ui.enabled", KeyClass::Hot),
     key("ui.path", KeyClass::Restart),
+    key("channels.irc.accounts.*.enabled", KeyClass::Hot),
+    key("channels.irc.accounts.*.host", KeyClass::Hot),
+    key("channels.irc.accounts.*.port", KeyClass::Hot),
+    key("channels.irc.accounts.*.tls", KeyClass::Hot),
+    key("channels.irc.accounts.*.nick", KeyClass::Hot),
+    key("channels.irc.accounts.*.username", KeyClass::Hot),
+    key("channels.irc.accounts.*.realname", KeyClass::Hot),
+    KeyInfo { key: "channels.irc.accounts.*.password", class: KeyClass::Hot, secret: true },
+    key("channels.irc.accounts.*.auth", KeyClass::Hot),
+    key("channels.irc.accounts.*.channels", KeyClass::Hot),
+    key("channels.irc.accounts.*.dm_policy", KeyClass::Hot),
+    key("channels.irc.accounts.*.allow_from", KeyClass::Hot),
+    key("channels.irc.accounts.*.group_policy", KeyClass::Hot),
+    key("channels.irc.accounts.*.require_mention", KeyClass::Hot),
+    key("channels.irc.accounts.*.agent", KeyClass::Hot),
     key("hooks.enabled", KeyClass::Hot),
     KeyInfo { key: "hooks.token", class: KeyClass::Hot, secret: true },
     key("hooks.max_body_bytes", KeyClass::Hot),
@@ -113,6 +128,7 @@ pub fn pattern_of(key: &str) -> String {
     match parts.as_slice() {
         ["models", "providers", _, _, ..] => parts[2] = "*",
         ["agents", _, _, ..] => parts[1] = "*",
+        ["channels", _, "accounts", _, _, ..] => parts[3] = "*",
         _ => {}
     }
     parts.join(".")
@@ -157,6 +173,7 @@ fn entry_of(key: &str) -> Option<&str> {
     let depth = match key.split('.').collect::<Vec<_>>().as_slice() {
         ["models", "providers", _, _, ..] => 3,
         ["agents", _, _, ..] => 2,
+        ["channels", _, "accounts", _, _, ..] => 4,
         _ => return None,
     };
     key.match_indices('.').nth(depth - 1).map(|(i, _)| &key[..i])
@@ -190,7 +207,7 @@ fn collapse(keys: &[String], old: &BTreeMap<String, Value>, new: &BTreeMap<Strin
 }
 
 /// The secrets the config sets, by key: `gateway.auth.token`, `gateway.auth.password`,
-/// `hooks.token`, `models.providers.NAME.api_key`.
+/// `hooks.token`, `models.providers.NAME.api_key`, `channels.irc.accounts.ID.password`.
 pub fn secret_refs(config: &Config) -> Vec<(String, &crate::SecretRef)> {
     let auth = &config.gateway.auth;
     let mut refs: Vec<(String, &crate::SecretRef)> = [
@@ -204,6 +221,11 @@ pub fn secret_refs(config: &Config) -> Vec<(String, &crate::SecretRef)> {
     for (name, provider) in &config.models.providers {
         if let Some(key) = &provider.api_key {
             refs.push((format!("models.providers.{name}.api_key"), key));
+        }
+    }
+    for (id, account) in &config.channels.irc.accounts {
+        if let Some(password) = &account.password {
+            refs.push((format!("channels.irc.accounts.{id}.password"), password));
         }
     }
     refs
@@ -274,6 +296,14 @@ mod tests {
         c.gateway.auth.password = Some(SecretRef::Literal("y".into()));
         c.models.providers.insert("p".into(), Provider::default());
         c.agents.insert("a".into(), Agent::default());
+        let irc = crate::IrcAccount {
+            port: Port::new(6667),
+            username: Some("u".into()),
+            password: Some(SecretRef::Literal("z".into())),
+            agent: Some("a".into()),
+            ..Default::default()
+        };
+        c.channels.irc.accounts.insert("i".into(), irc);
         c
     }
 

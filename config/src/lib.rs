@@ -4,6 +4,7 @@
 //! daemon can apply hot and which need a restart.
 
 pub mod agents;
+pub mod channels;
 pub mod classify;
 pub mod load;
 pub mod schema;
@@ -14,6 +15,7 @@ pub use agents::{
     split_model_id, Agent, Fetch, HookMapping, Hooks, Models, Provider, ProviderKind, Runs, Tools,
     BUILTIN_ECHO, DEFAULT_AGENT,
 };
+pub use channels::{Channels, DmPolicy, GroupPolicy, IrcAccount, IrcAuth};
 pub use classify::{diff, KeyClass, KEYS};
 pub use load::{load_file, parse_str, Loaded};
 pub use schema::*;
@@ -43,8 +45,11 @@ mod tests {
     fn default_file_documents_every_key_with_its_class() {
         for info in KEYS {
             // Map entries are documented with an example name.
-            let example =
-                info.key.replace("providers.*", "providers.local").replace("agents.*", "agents.main");
+            let example = info
+                .key
+                .replace("providers.*", "providers.local")
+                .replace("agents.*", "agents.main")
+                .replace("accounts.*", "accounts.main");
             let (section, leaf) = example.rsplit_once('.').unwrap();
             let header = format!("[{section}]");
             let body = DEFAULT_TOML.split(&header).nth(1).unwrap_or_else(|| panic!("no {header}"));

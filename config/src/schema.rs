@@ -22,6 +22,7 @@ pub struct Config {
     pub runs: crate::agents::Runs,
     pub hooks: crate::agents::Hooks,
     pub ui: Ui,
+    pub channels: crate::channels::Channels,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -153,6 +153,45 @@ pub enum Command {
     /// List or end the sign-in sessions: Control UI browsers, and tokens handed out for the password
     #[command(subcommand, alias = "sessions")]
     Signins(SigninsCommand),
+    /// The chat channel accounts (IRC): connected or not, and why; --probe checks each
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
+    /// Chat channel pairing: list the codes unknown senders got, approve or reject one
+    #[command(subcommand)]
+    Pairing(PairingCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ChannelsCommand {
+    /// Each account's state; without a running gatewayd, what the config sets up
+    Status {
+        /// Check each account's credentials and connectivity now (up to 20 s)
+        #[arg(long)]
+        probe: bool,
+        /// Print the JSON the gateway answers (channelOrder, channels, channelAccounts, ...)
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PairingCommand {
+    /// The pairing requests waiting for you: channel, account, sender, code, expiry
+    List(Json),
+    /// Let the sender of CODE talk to the assistant from now on
+    Approve {
+        /// The channel: irc
+        channel: String,
+        /// The 8-character code the sender got
+        code: String,
+    },
+    /// Refuse the sender of CODE (they may ask again later)
+    Reject {
+        /// The channel: irc
+        channel: String,
+        /// The 8-character code the sender got
+        code: String,
+    },
 }
 
 #[derive(Subcommand)]

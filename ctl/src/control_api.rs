@@ -71,6 +71,29 @@ impl Client {
         self.get(route::TOKEN)
     }
 
+    /// The chat channel accounts (the reference's `channels.status` shape); `probe` checks each
+    /// first, which takes up to 20 s.
+    pub fn channels(&self, probe: bool) -> Result<serde_json::Value, Error> {
+        let path = if probe { format!("{}?probe=1", route::CHANNELS) } else { route::CHANNELS.to_owned() };
+        self.call("GET", &path, Duration::from_secs(45))
+    }
+
+    pub fn pairing(&self) -> Result<gateway_proto::api::PairingReport, Error> {
+        self.get(route::PAIRING)
+    }
+
+    /// Approves or rejects a channel pairing code.
+    pub fn settle_pairing(
+        &self,
+        channel: &str,
+        code: &str,
+        approve: bool,
+    ) -> Result<gateway_proto::api::ChannelPairing, Error> {
+        let path =
+            format!("{}/{channel}/{code}/{}", route::PAIRING, if approve { "approve" } else { "reject" });
+        self.call("POST", &path, DEFAULT_TIMEOUT)
+    }
+
     pub fn ui_link(&self) -> Result<gateway_proto::api::UiLink, Error> {
         self.call("POST", route::UI_CODE, DEFAULT_TIMEOUT)
     }

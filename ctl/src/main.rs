@@ -14,13 +14,13 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use gateway_proto::{exit, Profile};
 use gatewayctl::cli::{
-    Cli, Command, ConfigCommand, DevicesCommand, PasswordCommand, SecretsCommand, SigninsCommand,
-    TokenCommand,
+    ChannelsCommand, Cli, Command, ConfigCommand, DevicesCommand, PairingCommand, PasswordCommand,
+    SecretsCommand, SigninsCommand, TokenCommand,
 };
 
 use commands::{
-    config_cmd, dashboard, deep, devices, doctor, lifecycle, logs, password, secrets, service_cmd, signins,
-    status, token, Ctx,
+    channels, config_cmd, dashboard, deep, devices, doctor, lifecycle, logs, password, secrets, service_cmd,
+    signins, status, token, Ctx,
 };
 
 fn main() -> ExitCode {
@@ -84,6 +84,12 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Signins(c) => match c {
             SigninsCommand::List(j) => signins::list(ctx, j.json),
             SigninsCommand::Revoke { id } => signins::revoke(ctx, &id),
+        },
+        Command::Channels(ChannelsCommand::Status { probe, json }) => channels::status(ctx, probe, json),
+        Command::Pairing(c) => match c {
+            PairingCommand::List(j) => channels::pairing_list(ctx, j.json),
+            PairingCommand::Approve { channel, code } => channels::settle(ctx, &channel, &code, true),
+            PairingCommand::Reject { channel, code } => channels::settle(ctx, &channel, &code, false),
         },
     }
 }

@@ -71,6 +71,8 @@ fn help_lists_the_commands_and_exit_codes() {
             "password",
             "secrets",
             "signins",
+            "channels",
+            "pairing",
             "help"
         ]
     );

@@ -176,6 +176,8 @@ async fn serve_until_exit(
     gw.set_phase(Phase::Running);
     // Started once running, so its first tick sees a serving daemon.
     tokio::spawn(heartbeat::run(gw.clone()));
+    // Channel accounts connect once the gateway serves: a message they take is answered at once.
+    gw.channels.configure(&gw.active().config);
     gw.notifier.ready(&gw.status_line());
     tracing::info!(
         event = "ready",

@@ -23,6 +23,12 @@ pub mod route {
     pub const PASSWORD: &str = "/v1/password";
     /// A one-time Control UI sign-in code (`gatewayctl dashboard`).
     pub const UI_CODE: &str = "/v1/ui/code";
+    /// Chat channel accounts (`?probe=1` checks each first).
+    pub const CHANNELS: &str = "/v1/channels";
+    /// Chat channel pairing requests, and approving or rejecting one by its code.
+    pub const PAIRING: &str = "/v1/pairing";
+    pub const PAIRING_APPROVE: &str = "/v1/pairing/{channel}/{code}/approve";
+    pub const PAIRING_REJECT: &str = "/v1/pairing/{channel}/{code}/reject";
     /// Sign-in sessions (password mode); not conversations.
     pub const SIGNINS: &str = "/v1/signins";
     pub const SIGNIN_REVOKE: &str = "/v1/signins/{id}/revoke";
@@ -296,6 +302,25 @@ pub struct UiLink {
     /// The UI's address without the code.
     pub ui_url: String,
     pub expires_at_ms: u64,
+}
+
+/// A chat channel's pairing request: an unknown sender's code, waiting for the owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelPairing {
+    pub channel: String,
+    pub account: String,
+    /// The sender's id on the network (IRC: the nick, lower-case).
+    pub peer: String,
+    pub display: String,
+    pub code: String,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+
+/// `GET /v1/pairing`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairingReport {
+    pub requests: Vec<ChannelPairing>,
 }
 
 /// `POST /v1/password`: the new gateway password.

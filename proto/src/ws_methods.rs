@@ -80,6 +80,9 @@ methods! {
     MemoryDelete = "memory.delete", Write;
     ToolsInvoke = "tools.invoke", Write;
     ChannelsStatus = "channels.status", Read;
+    ChannelsPairingList = "channels.pairing.list", Pairing;
+    ChannelsPairingApprove = "channels.pairing.approve", Pairing;
+    ChannelsPairingReject = "channels.pairing.reject", Pairing;
     DevicePairList = "device.pair.list", Pairing;
     DevicePairApprove = "device.pair.approve", Pairing;
     DevicePairReject = "device.pair.reject", Pairing;
@@ -283,6 +286,23 @@ pub struct SessionsPreviewParams {
 pub struct SessionKeyParams {
     #[serde(alias = "sessionKey")]
     pub key: String,
+}
+
+/// `channels.status`: `probe` checks each account first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ChannelsStatusParams {
+    pub probe: bool,
+    /// Accepted for the reference's clients; each probe has its own 20 s limit.
+    pub timeout_ms: Option<u64>,
+}
+
+/// `channels.pairing.approve` and `channels.pairing.reject`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelPairingParams {
+    pub channel: String,
+    pub code: String,
 }
 
 /// `memory.list`: a session's memory notes.

@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod auth_modes;
+mod channels_irc;
 mod chat_durability;
 mod chat_ws;
 mod control;

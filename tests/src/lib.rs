@@ -20,6 +20,7 @@ pub mod benchutil;
 pub mod disk;
 pub mod http1;
 pub mod idle;
+pub mod irc;
 pub mod node;
 pub mod process;
 pub mod upstream;

@@ -88,7 +88,7 @@ pub fn chromium() -> PathBuf {
     if path.exists() {
         return path;
     }
-    let root = nix_is_root();
+    let root = running_as_root();
     assert!(
         root,
         "{} is missing: install Debian's chromium (`sudo apt-get install chromium`) or set CHROMIUM",
@@ -104,7 +104,8 @@ pub fn chromium() -> PathBuf {
     path
 }
 
-fn nix_is_root() -> bool {
+/// True when this process runs as root (it may install packages then).
+pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

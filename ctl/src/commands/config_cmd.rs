@@ -116,6 +116,8 @@ pub fn check(profile: &Profile, path: &Path) -> Result<bool, Vec<ConfigIssue>> {
     let port = gateway.port.map_or(profile.default_port(), |p| p.port());
     let addr = SocketAddr::new(gateway.bind.ip(), port);
     check_startable(&loaded.config, &loaded, path, &Overrides::default(), addr)?;
+    gateway_config::channels::check(&loaded.config.channels, &loaded.config.agents)
+        .map_err(|(key, message)| vec![loaded.issue_at(path, &key, message)])?;
     Ok(loaded.exists)
 }
 

@@ -1,6 +1,7 @@
 //! One module per group of commands. Each command returns the exit code it ends with; errors
 //! carry theirs (see `main`).
 
+pub mod channels;
 pub mod config_cmd;
 pub mod dashboard;
 pub mod deep;

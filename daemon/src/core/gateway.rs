@@ -144,6 +144,8 @@ pub struct Gateway {
     pub ui_codes: crate::core::ui_codes::UiCodes,
     /// Runs, sessions of conversation, models and tools.
     pub agents: crate::runtime::agent::Agents,
+    /// Chat channel accounts (IRC, ...), their pairing and their inbox.
+    pub channels: crate::runtime::channels::Channels,
     pub limiter: AuthLimiter,
     /// Requests per client address on the HTTP APIs (`gateway.http.rate_limit`).
     pub request_limiter: RequestLimiter,
@@ -181,6 +183,7 @@ impl Gateway {
     ) -> Arc<Self> {
         let generation = active.generation;
         let agents = crate::runtime::agent::Agents::new(devices.store().clone(), &active.config);
+        let channels = crate::runtime::channels::Channels::new(devices.store().clone(), agents.clone());
         Arc::new(Self {
             profile,
             paths,
@@ -200,6 +203,7 @@ impl Gateway {
             signins,
             ui_codes: Default::default(),
             agents,
+            channels,
             limiter: AuthLimiter::default(),
             request_limiter: RequestLimiter::default(),
             config_writes: WriteLimiter::default(),
@@ -231,6 +235,9 @@ impl Gateway {
         let token_changed = self.active().token != active.token;
         self.logs.apply(&active.config.logging);
         self.agents.configure(&active.config);
+        if self.phase() != Phase::Starting {
+            self.channels.configure(&active.config);
+        }
         self.active.store(Arc::new(active));
         self.generation.send_replace(generation);
         if token_changed {

@@ -139,6 +139,44 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE auth_sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'bearer'; -- bearer | browser
     "#,
+    // 6: chat channels (see `runtime::channels::state`): approved senders, pairing requests, and
+    // the inbox that makes an accepted message answered exactly once, across restarts.
+    r#"
+    CREATE TABLE channel_allow (
+        channel        TEXT NOT NULL,                  -- irc | matrix | telegram
+        account        TEXT NOT NULL,
+        peer           TEXT NOT NULL,                  -- the network's sender id
+        approved_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (channel, account, peer)
+    ) STRICT;
+    CREATE TABLE channel_pairing (
+        channel       TEXT NOT NULL,
+        account       TEXT NOT NULL,
+        peer          TEXT NOT NULL,
+        display       TEXT NOT NULL,                   -- the sender's name as the network shows it
+        code          TEXT NOT NULL,                   -- 8 characters, no look-alikes
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (channel, account, peer)
+    ) STRICT;
+    CREATE UNIQUE INDEX channel_pairing_by_code ON channel_pairing(channel, code);
+    CREATE TABLE channel_inbox (
+        channel        TEXT NOT NULL,
+        account        TEXT NOT NULL,
+        message_id     TEXT NOT NULL,                  -- the network's id: a replay is recognised
+        chat           TEXT NOT NULL,                  -- where the reply goes (a nick, a #channel)
+        session_key    TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        state          TEXT NOT NULL,                  -- accepted | replying | done | failed
+        reply          TEXT,                           -- the answer, kept until it is sent
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        last_error     TEXT,
+        received_at_ms INTEGER NOT NULL,
+        updated_at_ms  INTEGER NOT NULL,
+        PRIMARY KEY (channel, account, message_id)
+    ) STRICT;
+    CREATE INDEX channel_inbox_open ON channel_inbox(state) WHERE state IN ('accepted', 'replying');
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

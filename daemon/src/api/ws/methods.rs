@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::channels;
 use super::config;
 use super::conversation;
 use super::devices;
@@ -104,7 +105,10 @@ pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, p
         Method::MemoryPut => answer_later(params, |p| notes::put(gw, p)),
         Method::MemoryDelete => answer_later(params, |p| notes::delete(gw, p)),
         Method::ToolsInvoke => answer_later(params, |p| notes::invoke_tool(gw, p)),
-        Method::ChannelsStatus => Reply::Now(Ok(json!({ "channels": {} }))),
+        Method::ChannelsStatus => answer_later(params, |p| channels::status(gw, p)),
+        Method::ChannelsPairingList => Reply::Later(channels::pairing_list(gw)),
+        Method::ChannelsPairingApprove => answer_later(params, |p| channels::settle(gw, p, true)),
+        Method::ChannelsPairingReject => answer_later(params, |p| channels::settle(gw, p, false)),
         Method::DevicePairList => Reply::Later(devices::list(gw)),
         Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw, p)),
         Method::DevicePairReject => answer_later(params, |p| devices::reject(gw, p)),

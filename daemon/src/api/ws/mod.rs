@@ -3,6 +3,7 @@
 //! and the methods. The door keeps its own connections: it learns what happened in the gateway
 //! from the core's events and the runs' events, and decides what that means for its sockets.
 
+mod channels;
 pub mod codec;
 pub mod config;
 mod conn;

@@ -126,6 +126,8 @@ pub enum RunOrigin {
     Http,
     Hook,
     Heartbeat,
+    /// A message from a chat channel (IRC, ...).
+    Channel,
 }
 
 impl RunOrigin {
@@ -135,6 +137,7 @@ impl RunOrigin {
             Self::Http => "http",
             Self::Hook => "hook",
             Self::Heartbeat => "heartbeat",
+            Self::Channel => "channel",
         }
     }
 }

@@ -2,6 +2,8 @@
 //! directory; on top of that, requests from another uid (root excepted) and requests carrying
 //! `Origin` or `Referer` (a browser tricked into calling us) are refused.
 
+mod channels;
+
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -87,6 +89,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(route::DEVICE_REVOKE, post(revoke_device))
         .route(route::PASSWORD, post(set_password))
         .route(route::UI_CODE, post(ui_code))
+        .route(route::CHANNELS, get(channels::status))
+        .route(route::PAIRING, get(channels::pairing))
+        .route(route::PAIRING_APPROVE, post(channels::approve))
+        .route(route::PAIRING_REJECT, post(channels::reject))
         .route(route::SIGNINS, get(list_signins))
         .route(route::SIGNIN_REVOKE, post(revoke_signin))
         .route(route::SIGNINS_OLD, get(list_signins))

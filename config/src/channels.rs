@@ -1,0 +1,260 @@
+//! The `[channels]` section: the chat networks the assistant answers on, one table per account
+//! (`[channels.irc.accounts.<id>]`), each with its own access policy. Checked whenever a config
+//! is loaded, so a bad account is refused at start (or its reload rejected) with its key.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::Port;
+use crate::secret::SecretRef;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Channels {
+    pub irc: IrcChannel,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct IrcChannel {
+    /// Accounts by id (1-32 letters, digits, '-' or '_').
+    pub accounts: BTreeMap<String, IrcAccount>,
+}
+
+/// Who may talk to the assistant in direct messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    /// Unknown senders get a pairing code for the owner to approve.
+    #[default]
+    Pairing,
+    /// Only senders in `allow_from` (and approved pairings).
+    Allowlist,
+    /// Anyone: must be spelled out with `"*"` in `allow_from`.
+    Open,
+    Disabled,
+}
+
+/// Who may talk to the assistant in groups (IRC channels).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    /// Only senders in `allow_from` (and approved pairings).
+    #[default]
+    Allowlist,
+    Open,
+    Disabled,
+}
+
+impl DmPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pairing => "pairing",
+            Self::Allowlist => "allowlist",
+            Self::Open => "open",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl GroupPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowlist => "allowlist",
+            Self::Open => "open",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// How an IRC account proves its nick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IrcAuth {
+    /// SASL PLAIN (the nick and the password) during registration.
+    #[default]
+    Sasl,
+    /// The server password (`PASS`).
+    Server,
+    /// `PRIVMSG NickServ :IDENTIFY <password>` after registration.
+    Nickserv,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct IrcAccount {
+    pub enabled: bool,
+    pub host: String,
+    /// Unset: 6697 with TLS, 6667 without.
+    pub port: Option<Port>,
+    pub tls: bool,
+    pub nick: String,
+    /// Unset: the nick.
+    pub username: Option<String>,
+    pub realname: String,
+    pub password: Option<SecretRef>,
+    pub auth: IrcAuth,
+    /// Channels to join, like "#mychan".
+    pub channels: Vec<String>,
+    pub dm_policy: DmPolicy,
+    /// Sender ids: a nick, or a `nick!user@host` mask with `*` and `?`; `"*"` is everyone.
+    pub allow_from: Vec<String>,
+    pub group_policy: GroupPolicy,
+    /// In channels, answer only when the message names the bot's nick.
+    pub require_mention: bool,
+    /// The agent that answers; unset: the default agent.
+    pub agent: Option<String>,
+}
+
+impl Default for IrcAccount {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: String::new(),
+            port: None,
+            tls: true,
+            nick: String::new(),
+            username: None,
+            realname: "gateway assistant".into(),
+            password: None,
+            auth: IrcAuth::default(),
+            channels: Vec::new(),
+            dm_policy: DmPolicy::default(),
+            allow_from: Vec::new(),
+            group_policy: GroupPolicy::default(),
+            require_mention: true,
+            agent: None,
+        }
+    }
+}
+
+impl IrcAccount {
+    pub fn port(&self) -> u16 {
+        self.port.map_or(if self.tls { 6697 } else { 6667 }, Port::port)
+    }
+}
+
+/// The first problem with the channel accounts, as (key, message).
+pub fn check(channels: &Channels, agents: &BTreeMap<String, crate::Agent>) -> Result<(), (String, String)> {
+    for (id, account) in &channels.irc.accounts {
+        let key = |leaf: &str| format!("channels.irc.accounts.{id}.{leaf}");
+        let id_ok = !id.is_empty()
+            && id.len() <= 32
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err((
+                format!("channels.irc.accounts.{id}"),
+                format!("account id {id:?}: use 1-32 letters, digits, '-' or '_'"),
+            ));
+        }
+        if account.host.trim().is_empty() {
+            return Err((key("host"), "an IRC account needs host, like \"irc.libera.chat\"".into()));
+        }
+        let nick_ok = !account.nick.is_empty()
+            && account.nick.len() <= 30
+            && !account.nick.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+            && account.nick.chars().all(|c| c.is_ascii_alphanumeric() || "-_[]\\`^{}|".contains(c));
+        if !nick_ok {
+            return Err((
+                key("nick"),
+                format!(
+                    "nick {:?}: 1-30 letters, digits or -_[]\\`^{{}}|, not starting with a digit or '-'",
+                    account.nick
+                ),
+            ));
+        }
+        if let Some(bad) = account.channels.iter().find(|c| {
+            !(c.starts_with('#') || c.starts_with('&'))
+                || c.len() < 2
+                || c.len() > 50
+                || c.chars().any(|ch| ch.is_whitespace() || ch == ',' || ch.is_control())
+        }) {
+            return Err((
+                key("channels"),
+                format!("channel {bad:?}: an IRC channel starts with '#' or '&' and has no spaces or commas"),
+            ));
+        }
+        if account.password.is_none() && account.auth != IrcAuth::Sasl {
+            return Err((
+                key("auth"),
+                format!("auth = \"{:?}\" needs password", account.auth).to_lowercase(),
+            ));
+        }
+        check_policy(&key, account.dm_policy, &account.allow_from)?;
+        if let Some(agent) = &account.agent {
+            if agent != crate::DEFAULT_AGENT && !agents.contains_key(agent) {
+                return Err((
+                    key("agent"),
+                    format!("no agent {agent:?}: add [agents.{agent}] or leave agent out"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `open` must be meant: it needs `"*"` in `allow_from`.
+fn check_policy(
+    key: &dyn Fn(&str) -> String,
+    dm: DmPolicy,
+    allow_from: &[String],
+) -> Result<(), (String, String)> {
+    if dm == DmPolicy::Open && !allow_from.iter().any(|a| a == "*") {
+        return Err((
+            key("dm_policy"),
+            "dm_policy = \"open\" lets anyone talk to the assistant: say so with allow_from = [\"*\"], or use \"pairing\"".into(),
+        ));
+    }
+    if let Some(empty) = allow_from.iter().find(|a| a.trim().is_empty()) {
+        return Err((key("allow_from"), format!("an empty sender id {empty:?}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(account: IrcAccount) -> Channels {
+        let mut c = Channels::default();
+        c.irc.accounts.insert("main".into(), account);
+        c
+    }
+
+    fn valid() -> IrcAccount {
+        IrcAccount { host: "irc.example".into(), nick: "bot".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_plain_account_passes_and_defaults_to_pairing_and_tls() {
+        assert_eq!(check(&with(valid()), &BTreeMap::new()), Ok(()));
+        assert_eq!((valid().dm_policy, valid().port()), (DmPolicy::Pairing, 6697));
+    }
+
+    #[test]
+    fn open_without_a_star_is_refused_by_its_key() {
+        let account = IrcAccount { dm_policy: DmPolicy::Open, ..valid() };
+        let (key, message) = check(&with(account), &BTreeMap::new()).unwrap_err();
+        assert_eq!(key, "channels.irc.accounts.main.dm_policy");
+        assert!(message.contains("allow_from = [\"*\"]"), "{message}");
+        let open = IrcAccount { dm_policy: DmPolicy::Open, allow_from: vec!["*".into()], ..valid() };
+        assert_eq!(check(&with(open), &BTreeMap::new()), Ok(()));
+    }
+
+    #[test]
+    fn bad_nicks_channels_and_agents_are_named() {
+        let cases = [
+            (IrcAccount { nick: "9lives".into(), ..valid() }, "nick"),
+            (IrcAccount { channels: vec!["nohash".into()], ..valid() }, "channels"),
+            (IrcAccount { host: " ".into(), ..valid() }, "host"),
+            (IrcAccount { agent: Some("ghost".into()), ..valid() }, "agent"),
+            (IrcAccount { auth: IrcAuth::Nickserv, ..valid() }, "auth"),
+        ];
+        for (account, leaf) in cases {
+            let (key, _) = check(&with(account), &BTreeMap::new()).unwrap_err();
+            assert_eq!(key, format!("channels.irc.accounts.main.{leaf}"));
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Chat channels: the assistant on chat networks. What every channel shares lives here: the
+//! accounts and their supervised connection tasks (started, stopped and restarted by `configure`
+//! on every config in effect, one account at a time, the others untouched), the normalized
+//! inbound message, the status of each account, pairing, and probing. The networks themselves
+//! are modules (`irc`); what happens to an accepted message is `dispatch`.
+
+pub mod chunk;
+mod dispatch;
+pub mod irc;
+pub mod policy;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use gateway_config::{Config, IrcAccount};
+use gateway_proto::time::now_ms;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::core::store::{Store, StoreError};
+use crate::runtime::agent::Agents;
+use state::{ChannelState, PairingRequest};
+
+/// The channels this gateway knows, in the order status lists them, with their labels.
+pub const KINDS: &[(&str, &str)] = &[("irc", "IRC")];
+
+/// Where a message was said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chat {
+    Dm,
+    /// A group, by its name on the network (an IRC channel).
+    Group(String),
+}
+
+/// A message from a network, in the same shape whatever the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub channel: &'static str,
+    pub account: String,
+    /// The network's id for the message (or one we made, where the network has none).
+    pub message_id: String,
+    /// The sender's id (IRC: the nick).
+    pub peer: String,
+    /// The sender's full address where the network has one (IRC: `nick!user@host`).
+    pub peer_mask: String,
+    pub display: String,
+    pub chat: Chat,
+    /// The text, with an address to the bot (`bot: `) removed.
+    pub text: String,
+    /// The message names the bot.
+    pub mentioned: bool,
+}
+
+impl Inbound {
+    /// The sender as allowlists and pairings store it (IRC nicks are case-insensitive).
+    pub fn peer_key(&self) -> String {
+        self.peer.to_lowercase()
+    }
+
+    /// The conversation this message belongs to: one session per direct-message peer and per
+    /// group, `<channel>:<account>:dm:<peer>` or `<channel>:<account>:group:<group>`.
+    pub fn session_key(&self) -> String {
+        match &self.chat {
+            Chat::Dm => format!("{}:{}:dm:{}", self.channel, self.account, self.peer_key()),
+            Chat::Group(g) => format!("{}:{}:group:{}", self.channel, self.account, g.to_lowercase()),
+        }
+    }
+
+    /// Where the answer goes: the sender for a direct message, else the group.
+    pub fn reply_to(&self) -> String {
+        match &self.chat {
+            Chat::Dm => self.peer.clone(),
+            Chat::Group(g) => g.clone(),
+        }
+    }
+}
+
+/// A message for the network: the text (cut to size by the network's task) to a target.
+pub struct Outgoing {
+    pub to: String,
+    pub text: String,
+    pub sent: oneshot::Sender<Result<(), String>>,
+}
+
+/// What one account's task reports about itself.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    pub account_id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub configured: bool,
+    pub running: bool,
+    pub connected: bool,
+    pub last_error: Option<String>,
+    pub reconnect_attempts: u32,
+    pub last_connected_at: Option<u64>,
+    pub last_inbound_at: Option<u64>,
+    pub last_outbound_at: Option<u64>,
+    /// Replies recorded and not yet sent (the network was unreachable).
+    pub pending_replies: u32,
+    pub probe: Option<ProbeResult>,
+    pub last_probe_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeResult {
+    pub ok: bool,
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+pub type SharedStatus = Arc<Mutex<AccountStatus>>;
+
+pub fn update(status: &SharedStatus, f: impl FnOnce(&mut AccountStatus)) {
+    f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// An account's settings and the secret they resolved to: a change of either restarts it.
+#[derive(Clone, PartialEq)]
+struct Settings {
+    irc: IrcAccount,
+    password: Option<String>,
+}
+
+struct Running {
+    settings: Settings,
+    status: SharedStatus,
+    stop: watch::Sender<bool>,
+}
+
+#[derive(Clone)]
+pub struct Channels {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agents: Agents,
+    state: ChannelState,
+    accounts: Mutex<BTreeMap<(&'static str, String), Running>>,
+}
+
+impl Channels {
+    pub fn new(store: Arc<Store>, agents: Agents) -> Self {
+        let inner = Inner { agents, state: ChannelState::new(store), accounts: Mutex::new(BTreeMap::new()) };
+        Self { inner: Arc::new(inner) }
+    }
+
+    pub fn state(&self) -> &ChannelState {
+        &self.inner.state
+    }
+
+    /// Brings the running accounts in line with `config`: new ones start, removed or disabled
+    /// ones stop, changed ones restart; the others keep their connections. Call inside the runtime.
+    pub fn configure(&self, config: &Config) {
+        let mut accounts = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted: BTreeMap<(&'static str, String), Settings> = config
+            .channels
+            .irc
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.enabled)
+            .map(|(id, a)| {
+                let password = a.password.as_ref().and_then(|p| p.resolve().ok());
+                (("irc", id.clone()), Settings { irc: a.clone(), password })
+            })
+            .collect();
+        accounts.retain(|key, running| {
+            let keep = wanted.get(key) == Some(&running.settings);
+            if !keep {
+                let _ = running.stop.send(true);
+                tracing::info!(channel = key.0, account = %key.1, "channel account stopped");
+            }
+            keep
+        });
+        for (key, settings) in wanted {
+            if accounts.contains_key(&key) {
+                continue;
+            }
+            let running = self.start(&key.1, settings);
+            tracing::info!(channel = key.0, account = %key.1, "channel account started");
+            accounts.insert(key, running);
+        }
+    }
+
+    fn start(&self, id: &str, settings: Settings) -> Running {
+        let status: SharedStatus = Arc::new(Mutex::new(AccountStatus {
+            account_id: id.to_owned(),
+            name: settings.irc.nick.clone(),
+            enabled: true,
+            configured: true,
+            running: true,
+            ..Default::default()
+        }));
+        let (stop, stopped) = watch::channel(false);
+        let (outgoing_tx, outgoing_rx) = mpsc::channel::<Outgoing>(64);
+        let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(256);
+        let account = irc::Account {
+            id: id.to_owned(),
+            config: settings.irc.clone(),
+            password: settings.password.clone(),
+            status: status.clone(),
+        };
+        tokio::spawn(irc::run(account, inbound_tx, outgoing_rx, stopped.clone()));
+        let policy = policy::Policy {
+            dm: settings.irc.dm_policy,
+            allow_from: settings.irc.allow_from.clone(),
+            group: settings.irc.group_policy,
+            require_mention: settings.irc.require_mention,
+        };
+        let dispatcher = dispatch::Dispatcher {
+            channel: "irc",
+            account: id.to_owned(),
+            agent: settings.irc.agent.clone(),
+            policy,
+            agents: self.inner.agents.clone(),
+            state: self.inner.state.clone(),
+            status: status.clone(),
+            outgoing: outgoing_tx,
+        };
+        tokio::spawn(dispatcher.run(inbound_rx, stopped));
+        Running { settings, status, stop }
+    }
+
+    /// Every configured account's status (disabled ones too), by channel.
+    pub fn accounts(&self, config: &Config) -> BTreeMap<&'static str, Vec<AccountStatus>> {
+        let running = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: BTreeMap<&'static str, Vec<AccountStatus>> = BTreeMap::new();
+        for (id, account) in &config.channels.irc.accounts {
+            let status = match running.get(&("irc", id.clone())) {
+                Some(r) => r.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                None => AccountStatus {
+                    account_id: id.clone(),
+                    name: account.nick.clone(),
+                    enabled: account.enabled,
+                    configured: true,
+                    ..Default::default()
+                },
+            };
+            out.entry("irc").or_default().push(status);
+        }
+        out
+    }
+
+    /// Checks each enabled account's credentials and connectivity with a connection of its own,
+    /// all at once; the results are kept in the accounts' status.
+    pub async fn probe(&self, config: &Config) {
+        let mut probes = tokio::task::JoinSet::new();
+        for (id, account) in config.channels.irc.accounts.iter().filter(|(_, a)| a.enabled) {
+            let password = account.password.as_ref().and_then(|p| p.resolve().ok());
+            let status = self.status_of("irc", id);
+            let account = account.clone();
+            probes.spawn(async move {
+                let started = std::time::Instant::now();
+                let outcome = irc::probe(&account, password.as_deref()).await;
+                let result = ProbeResult {
+                    ok: outcome.is_ok(),
+                    error: outcome.err(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                };
+                if let Some(status) = status {
+                    update(&status, |s| {
+                        s.probe = Some(result);
+                        s.last_probe_at = Some(now_ms());
+                    });
+                }
+            });
+        }
+        while probes.join_next().await.is_some() {}
+    }
+
+    fn status_of(&self, channel: &'static str, id: &str) -> Option<SharedStatus> {
+        let running = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        running.get(&(channel, id.to_owned())).map(|r| r.status.clone())
+    }
+
+    pub fn pairings(&self) -> Result<Vec<PairingRequest>, StoreError> {
+        self.inner.state.pairings()
+    }
+
+    /// Approves or rejects a pairing code; the request it was, or None for an unknown code.
+    pub fn settle_pairing(
+        &self,
+        channel: &str,
+        code: &str,
+        approve: bool,
+    ) -> Result<Option<PairingRequest>, StoreError> {
+        let settled = self.inner.state.settle(channel, code, approve)?;
+        if let Some(request) = &settled {
+            let verb = if approve { "approved" } else { "rejected" };
+            tracing::info!(channel, account = %request.account, peer = %request.peer, "channel pairing {verb}");
+        }
+        Ok(settled)
+    }
+}
+
+/// The `channels.status` answer, in the shape OpenClaw's clients read.
+pub fn status_report(accounts: &BTreeMap<&'static str, Vec<AccountStatus>>) -> Value {
+    let mut channels = serde_json::Map::new();
+    let mut channel_accounts = serde_json::Map::new();
+    let mut defaults = serde_json::Map::new();
+    let mut order = Vec::new();
+    let mut labels = serde_json::Map::new();
+    for (kind, label) in KINDS {
+        let list = accounts.get(kind).cloned().unwrap_or_default();
+        order.push(*kind);
+        labels.insert((*kind).into(), (*label).into());
+        channels.insert(
+            (*kind).into(),
+            json!({
+                "configured": !list.is_empty(),
+                "running": list.iter().any(|a| a.running),
+                "connected": list.iter().any(|a| a.connected),
+                "accountCount": list.len(),
+            }),
+        );
+        if let Some(first) = list.first() {
+            defaults.insert((*kind).into(), first.account_id.clone().into());
+        }
+        channel_accounts.insert((*kind).into(), serde_json::to_value(&list).expect("plain JSON"));
+    }
+    json!({
+        "ts": now_ms(),
+        "channelOrder": order,
+        "channelLabels": labels,
+        "channels": channels,
+        "channelAccounts": channel_accounts,
+        "channelDefaultAccountId": defaults,
+    })
+}

@@ -1,0 +1,246 @@
+//! The assistant on IRC, against a real IRC server (Debian's ngircd, `gateway_tests::irc`) with
+//! people played by small IRC clients: pairing a stranger end to end, allowlists, groups that
+//! answer only mentions, long replies cut into lines, reconnecting after the server restarts,
+//! probes, hot reload of accounts, and a message answered exactly once across a kill -9.
+
+use std::time::Duration;
+
+use gateway_tests::irc::{IrcServer, IrcUser, SERVER_PASSWORD};
+use gateway_tests::upstream::{upstream_provider, Upstream};
+use gateway_tests::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+const BOT: &str = "gwbot";
+const QUIET: Duration = Duration::from_millis(1500);
+const ANSWER: Duration = Duration::from_secs(15);
+
+fn account(server: &IrcServer, id: &str, nick: &str, extra: &str) -> String {
+    format!(
+        "[channels.irc.accounts.{id}]\nhost = \"127.0.0.1\"\nport = {}\ntls = false\nnick = \"{nick}\"\n\
+         password = \"{SERVER_PASSWORD}\"\nauth = \"server\"\nchannels = [\"#lobby\"]\n{extra}\n",
+        server.port
+    )
+}
+
+fn channels(home: &Home, probe: bool) -> Value {
+    let mut args = vec!["channels", "status", "--json"];
+    if probe {
+        args.push("--probe");
+    }
+    let out = home.ctl(&args);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn irc_account(report: &Value, id: &str) -> Value {
+    report["channelAccounts"]["irc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no account {id} in {report}"))
+}
+
+fn wait_connected(home: &Home, id: &str) -> Value {
+    wait_for(Duration::from_secs(20), "the IRC account to connect", || {
+        let a = irc_account(&channels(home, false), id);
+        (a["connected"] == true).then_some(a)
+    })
+}
+
+#[test]
+fn a_stranger_pairs_with_a_code_the_owner_approves_then_gets_answers() {
+    let server = IrcServer::start();
+    let home = Home::new();
+    let _d = home.start_with(&account(&server, "main", BOT, ""));
+    wait_connected(&home, "main");
+
+    let mut alice = IrcUser::connect(&server, "alice");
+    alice.say(BOT, "hello bot");
+    let greeting = alice.message_from(BOT, ANSWER);
+    let code = greeting.split("pairing code is ").nth(1).expect("a pairing code")[..8].to_owned();
+    assert!(greeting.contains(&format!("gatewayctl pairing approve irc {code}")), "{greeting}");
+    alice.say(BOT, "are you there?");
+    assert_eq!(
+        alice.try_expect(QUIET, |l| l.contains(" PRIVMSG alice ")),
+        None,
+        "nothing but the code, once"
+    );
+
+    let listed = home.ctl(&["pairing", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&code), "{listed:?}");
+    let wrong = home.ctl(&["pairing", "approve", "irc", "ZZZZZZZZ"]);
+    assert!(
+        !wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("pairing list"),
+        "{wrong:?}"
+    );
+    let approved = home.ctl(&["pairing", "approve", "irc", &code.to_lowercase()]);
+    assert!(approved.status.success(), "{approved:?}");
+    assert!(String::from_utf8_lossy(&approved.stdout).contains("alice"), "{approved:?}");
+
+    alice.say(BOT, "hello again");
+    assert_eq!(alice.message_from(BOT, ANSWER), "hello again", "the echo model answers");
+    let status = irc_account(&channels(&home, false), "main");
+    assert!(
+        status["lastInboundAt"].as_u64().is_some() && status["lastOutboundAt"].as_u64().is_some(),
+        "{status}"
+    );
+}
+
+#[test]
+fn groups_answer_mentions_from_allowed_senders_and_long_replies_come_in_lines() {
+    let server = IrcServer::start();
+    let up = Upstream::start();
+    let home = Home::new();
+    // The account's agent answers with 200 words: longer than an IRC line can hold.
+    let extra = "dm_policy = \"allowlist\"\nallow_from = [\"carol\", \"bob!*@*\"]\ngroup_policy = \"allowlist\"\nagent = \"long\"\n";
+    let config = format!(
+        "{}\n[agents.long]\nmodel = \"up/words-200\"\n\n{}",
+        upstream_provider(&up, &["words-200"]),
+        account(&server, "main", BOT, extra)
+    );
+    let _d = home.start_with(&config);
+    wait_connected(&home, "main");
+    let words: Vec<String> = (1..=200).map(|i| format!("w{i}")).collect();
+
+    let mut bob = IrcUser::connect(&server, "bob");
+    bob.join("#lobby");
+    let mut eve = IrcUser::connect(&server, "eve");
+    eve.join("#lobby");
+    bob.say("#lobby", "hello everyone");
+    assert_eq!(bob.try_expect(QUIET, |l| l.contains(&format!(":{BOT}!"))), None, "no mention, no answer");
+    eve.say("#lobby", &format!("{BOT}: answer me"));
+    assert_eq!(eve.try_expect(QUIET, |l| l.contains(&format!(":{BOT}!"))), None, "eve is not allowed");
+    bob.say("#lobby", &format!("{BOT}: what do you say?"));
+    let line = bob.expect(ANSWER, |l| l.starts_with(&format!(":{BOT}!")) && l.contains("PRIVMSG #lobby"));
+    assert!(line.ends_with(":w1 w2") || line.contains(":w1 w2 w3"), "the answer goes to the channel: {line}");
+
+    let mut carol = IrcUser::connect(&server, "carol");
+    carol.say(BOT, "tell me a lot");
+    let mut got: Vec<String> = Vec::new();
+    let mut lines = 0;
+    while got.len() < words.len() {
+        let piece = carol.message_from(BOT, ANSWER);
+        assert!(piece.len() <= 400, "{} bytes", piece.len());
+        lines += 1;
+        got.extend(piece.split(' ').map(str::to_owned));
+    }
+    assert_eq!(got, words, "cut on spaces, nothing lost, in order");
+    assert!(lines >= 3, "{lines} lines");
+    let mut dave = IrcUser::connect(&server, "dave");
+    dave.say(BOT, "hi");
+    assert_eq!(dave.try_expect(QUIET, |l| l.contains(" PRIVMSG dave ")), None, "not in the allowlist");
+}
+
+#[test]
+fn the_account_comes_back_after_the_server_restarts_and_probes_say_why_one_fails() {
+    let mut server = IrcServer::start();
+    let home = Home::new();
+    let open = "dm_policy = \"open\"\nallow_from = [\"*\"]\n";
+    let d = home.start_with(&account(&server, "main", BOT, open));
+    wait_connected(&home, "main");
+    let probe = irc_account(&channels(&home, true), "main");
+    assert_eq!(probe["probe"]["ok"], true, "{probe}");
+    let text = String::from_utf8(home.ctl(&["channels", "status", "--probe"]).stdout).unwrap();
+    assert!(text.contains("IRC main: connected as gwbot") && text.contains("probe: works"), "{text}");
+
+    server.restart();
+    let back = wait_connected(&home, "main");
+    assert!(back["reconnectAttempts"].as_u64().unwrap() >= 1, "{back}");
+    let mut alice = IrcUser::connect(&server, "alice");
+    alice.say(BOT, "still there?");
+    assert_eq!(alice.message_from(BOT, ANSWER), "still there?");
+
+    // Hot reload: a second account joins without touching the first; a bad password fails its probe.
+    let first_since = back["lastConnectedAt"].as_u64().unwrap();
+    let bad = account(&server, "second", "gwbot2", open).replace(SERVER_PASSWORD, "wrong-password");
+    home.write_config(None, &(account(&server, "main", BOT, open) + &bad));
+    assert!(home.ctl(&["reload"]).status.success());
+    let report = channels(&home, true);
+    let second = irc_account(&report, "second");
+    assert_eq!(second["probe"]["ok"], false, "{second}");
+    assert!(second["probe"]["error"].as_str().unwrap().contains("password"), "{second}");
+    let first = irc_account(&report, "main");
+    assert_eq!(
+        (first["connected"].as_bool(), first["lastConnectedAt"].as_u64()),
+        (Some(true), Some(first_since)),
+        "untouched: {first}"
+    );
+    let out = home.ctl(&["channels", "status", "--probe"]);
+    assert_eq!(out.status.code(), Some(1), "a failed probe is exit 1");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("IRC second: connecting")
+            && printed.contains("probe failed: ")
+            && printed.contains("Bad password"),
+        "{out:?}"
+    );
+
+    // Removing it stops it; the first one stays.
+    home.write_config(None, &account(&server, "main", BOT, open));
+    assert!(home.ctl(&["reload"]).status.success());
+    let after = channels(&home, false);
+    assert_eq!(after["channelAccounts"]["irc"].as_array().unwrap().len(), 1, "{after}");
+    alice.say(BOT, "and now?");
+    assert_eq!(alice.message_from(BOT, ANSWER), "and now?");
+    drop(d);
+
+    // Without a daemon: what the config sets up, and says so.
+    let offline = String::from_utf8(home.ctl(&["channels", "status"]).stdout).unwrap();
+    assert!(
+        offline.contains("gatewayd is not running") && offline.contains("IRC main: gwbot @ 127.0.0.1"),
+        "{offline}"
+    );
+}
+
+#[test]
+fn a_message_taken_before_a_kill_9_is_answered_once_after_the_restart() {
+    let server = IrcServer::start();
+    let up = Upstream::start();
+    let home = Home::new();
+    let config = format!(
+        "{}\n[agents.main]\nmodel = \"up/slow-first-byte-4000\"\n\n{}",
+        upstream_provider(&up, &["slow-first-byte-4000"]),
+        account(&server, "main", BOT, "dm_policy = \"open\"\nallow_from = [\"*\"]\n")
+    );
+    let port = free_port();
+    home.write_config(None, &config);
+    let d = home.start(&["--port", &port.to_string()]);
+    wait_connected(&home, "main");
+    let mut alice = IrcUser::connect(&server, "alice");
+    alice.say(BOT, "remember this");
+    wait_for(Duration::from_secs(10), "the run to reach the upstream", || {
+        (!up.requests().is_empty()).then_some(())
+    });
+    d.signal(Signal::SIGKILL);
+    drop(d);
+
+    let _d = home.start(&["--port", &port.to_string()]);
+    assert_eq!(alice.message_from(BOT, Duration::from_secs(30)), "remember this");
+    assert_eq!(
+        alice.try_expect(Duration::from_secs(6), |l| l.contains(" PRIVMSG alice ")),
+        None,
+        "answered once"
+    );
+}
+
+#[test]
+fn an_open_policy_without_a_star_is_refused_with_its_line_and_the_old_config_keeps_serving() {
+    let server = IrcServer::start();
+    let home = Home::new();
+    let _d = home.start_with(&account(&server, "main", BOT, ""));
+    wait_connected(&home, "main");
+    home.write_config(None, &account(&server, "main", BOT, "dm_policy = \"open\"\n"));
+    let out = home.ctl(&["config", "validate"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(":9") && err.contains("channels.irc.accounts.main.dm_policy"),
+        "{out:?}"
+    );
+    assert!(err.contains("allow_from = [\"*\"]"), "{err}");
+    let reload = home.ctl(&["reload"]);
+    assert!(!reload.status.success(), "{reload:?}");
+    assert_eq!(irc_account(&channels(&home, false), "main")["connected"], true, "the account keeps serving");
+}
