@@ -14,6 +14,65 @@ use crate::secret::SecretRef;
 #[serde(default, deny_unknown_fields)]
 pub struct Channels {
     pub irc: IrcChannel,
+    pub telegram: TelegramChannel,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramChannel {
+    /// Accounts (bots) by id (1-32 letters, digits, '-' or '_').
+    pub accounts: BTreeMap<String, TelegramAccount>,
+}
+
+/// How a Telegram bot receives its messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    /// `getUpdates` long polling: works behind NAT, nothing to expose.
+    #[default]
+    Polling,
+    /// Telegram calls `POST /channels/telegram/<id>` on this gateway's port.
+    Webhook,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramAccount {
+    pub enabled: bool,
+    /// The token @BotFather gave, as a secret reference.
+    pub bot_token: Option<SecretRef>,
+    pub mode: TelegramMode,
+    /// The Bot API's address.
+    pub base_url: String,
+    /// Webhook mode: the public https URL Telegram posts to (it must reach this gateway's
+    /// `/channels/telegram/<id>`, usually through a reverse proxy).
+    pub webhook_url: Option<String>,
+    /// Webhook mode: the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token.
+    pub webhook_secret: Option<SecretRef>,
+    pub dm_policy: DmPolicy,
+    /// Sender ids: a numeric user id or an @username; `"*"` is everyone.
+    pub allow_from: Vec<String>,
+    pub group_policy: GroupPolicy,
+    pub require_mention: bool,
+    pub agent: Option<String>,
+}
+
+impl Default for TelegramAccount {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bot_token: None,
+            mode: TelegramMode::default(),
+            base_url: "https://api.telegram.org".into(),
+            webhook_url: None,
+            webhook_secret: None,
+            dm_policy: DmPolicy::default(),
+            allow_from: Vec::new(),
+            group_policy: GroupPolicy::default(),
+            require_mention: true,
+            agent: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -140,15 +199,7 @@ impl IrcAccount {
 pub fn check(channels: &Channels, agents: &BTreeMap<String, crate::Agent>) -> Result<(), (String, String)> {
     for (id, account) in &channels.irc.accounts {
         let key = |leaf: &str| format!("channels.irc.accounts.{id}.{leaf}");
-        let id_ok = !id.is_empty()
-            && id.len() <= 32
-            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok {
-            return Err((
-                format!("channels.irc.accounts.{id}"),
-                format!("account id {id:?}: use 1-32 letters, digits, '-' or '_'"),
-            ));
-        }
+        check_id("irc", id)?;
         if account.host.trim().is_empty() {
             return Err((key("host"), "an IRC account needs host, like \"irc.libera.chat\"".into()));
         }
@@ -183,16 +234,69 @@ pub fn check(channels: &Channels, agents: &BTreeMap<String, crate::Agent>) -> Re
             ));
         }
         check_policy(&key, account.dm_policy, &account.allow_from)?;
-        if let Some(agent) = &account.agent {
-            if agent != crate::DEFAULT_AGENT && !agents.contains_key(agent) {
+        check_agent(&key, account.agent.as_deref(), agents)?;
+    }
+    for (id, account) in &channels.telegram.accounts {
+        let key = |leaf: &str| format!("channels.telegram.accounts.{id}.{leaf}");
+        check_id("telegram", id)?;
+        if account.bot_token.is_none() {
+            return Err((
+                key("bot_token"),
+                "a Telegram account needs bot_token (from @BotFather), as a secret reference like \"env:TELEGRAM_BOT_TOKEN\"".into(),
+            ));
+        }
+        if !(account.base_url.starts_with("https://") || account.base_url.starts_with("http://")) {
+            return Err((key("base_url"), format!("base_url {:?} is not an http(s) URL", account.base_url)));
+        }
+        if account.mode == TelegramMode::Webhook {
+            if !account
+                .webhook_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://") || u.starts_with("http://"))
+            {
                 return Err((
-                    key("agent"),
-                    format!("no agent {agent:?}: add [agents.{agent}] or leave agent out"),
+                    key("webhook_url"),
+                    "mode = \"webhook\" needs webhook_url: the public URL that reaches /channels/telegram/<id> on this gateway".into(),
+                ));
+            }
+            if account.webhook_secret.is_none() {
+                return Err((
+                    key("webhook_secret"),
+                    "mode = \"webhook\" needs webhook_secret (a secret reference): Telegram sends it with every update".into(),
                 ));
             }
         }
+        check_policy(&key, account.dm_policy, &account.allow_from)?;
+        check_agent(&key, account.agent.as_deref(), agents)?;
     }
     Ok(())
+}
+
+fn check_id(kind: &str, id: &str) -> Result<(), (String, String)> {
+    let ok = !id.is_empty()
+        && id.len() <= 32
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            format!("channels.{kind}.accounts.{id}"),
+            format!("account id {id:?}: use 1-32 letters, digits, '-' or '_'"),
+        ))
+    }
+}
+
+fn check_agent(
+    key: &dyn Fn(&str) -> String,
+    agent: Option<&str>,
+    agents: &BTreeMap<String, crate::Agent>,
+) -> Result<(), (String, String)> {
+    match agent {
+        Some(agent) if agent != crate::DEFAULT_AGENT && !agents.contains_key(agent) => {
+            Err((key("agent"), format!("no agent {agent:?}: add [agents.{agent}] or leave agent out")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `open` must be meant: it needs `"*"` in `allow_from`.

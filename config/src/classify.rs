@@ -116,6 +116,17 @@ pub const KEYS: &[KeyInfo] = &[
     key("channels.irc.accounts.*.group_policy", KeyClass::Hot),
     key("channels.irc.accounts.*.require_mention", KeyClass::Hot),
     key("channels.irc.accounts.*.agent", KeyClass::Hot),
+    key("channels.telegram.accounts.*.enabled", KeyClass::Hot),
+    KeyInfo { key: "channels.telegram.accounts.*.bot_token", class: KeyClass::Hot, secret: true },
+    key("channels.telegram.accounts.*.mode", KeyClass::Hot),
+    key("channels.telegram.accounts.*.base_url", KeyClass::Hot),
+    key("channels.telegram.accounts.*.webhook_url", KeyClass::Hot),
+    KeyInfo { key: "channels.telegram.accounts.*.webhook_secret", class: KeyClass::Hot, secret: true },
+    key("channels.telegram.accounts.*.dm_policy", KeyClass::Hot),
+    key("channels.telegram.accounts.*.allow_from", KeyClass::Hot),
+    key("channels.telegram.accounts.*.group_policy", KeyClass::Hot),
+    key("channels.telegram.accounts.*.require_mention", KeyClass::Hot),
+    key("channels.telegram.accounts.*.agent", KeyClass::Hot),
     key("hooks.enabled", KeyClass::Hot),
     KeyInfo { key: "hooks.token", class: KeyClass::Hot, secret: true },
     key("hooks.max_body_bytes", KeyClass::Hot),
@@ -228,6 +239,14 @@ pub fn secret_refs(config: &Config) -> Vec<(String, &crate::SecretRef)> {
             refs.push((format!("channels.irc.accounts.{id}.password"), password));
         }
     }
+    for (id, account) in &config.channels.telegram.accounts {
+        if let Some(token) = &account.bot_token {
+            refs.push((format!("channels.telegram.accounts.{id}.bot_token"), token));
+        }
+        if let Some(secret) = &account.webhook_secret {
+            refs.push((format!("channels.telegram.accounts.{id}.webhook_secret"), secret));
+        }
+    }
     refs
 }
 
@@ -304,6 +323,14 @@ mod tests {
             ..Default::default()
         };
         c.channels.irc.accounts.insert("i".into(), irc);
+        let telegram = crate::channels::TelegramAccount {
+            bot_token: Some(SecretRef::Literal("t".into())),
+            webhook_url: Some("https://x".into()),
+            webhook_secret: Some(SecretRef::Literal("s".into())),
+            agent: Some("a".into()),
+            ..Default::default()
+        };
+        c.channels.telegram.accounts.insert("t".into(), telegram);
         c
     }
 

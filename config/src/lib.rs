@@ -15,7 +15,7 @@ pub use agents::{
     split_model_id, Agent, Fetch, HookMapping, Hooks, Models, Provider, ProviderKind, Runs, Tools,
     BUILTIN_ECHO, DEFAULT_AGENT,
 };
-pub use channels::{Channels, DmPolicy, GroupPolicy, IrcAccount, IrcAuth};
+pub use channels::{Channels, DmPolicy, GroupPolicy, IrcAccount, IrcAuth, TelegramAccount, TelegramMode};
 pub use classify::{diff, KeyClass, KEYS};
 pub use load::{load_file, parse_str, Loaded};
 pub use schema::*;

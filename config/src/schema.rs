@@ -303,7 +303,8 @@ impl Default for Ui {
 pub struct UiPath(String);
 
 impl UiPath {
-    pub const RESERVED: &[&str] = &["/v1", "/gateway", "/hooks", "/tools", "/healthz", "/readyz", "/webchat"];
+    pub const RESERVED: &[&str] =
+        &["/v1", "/gateway", "/hooks", "/tools", "/channels", "/healthz", "/readyz", "/webchat"];
 
     pub fn as_str(&self) -> &str {
         &self.0

@@ -23,6 +23,7 @@ pub mod idle;
 pub mod irc;
 pub mod node;
 pub mod process;
+pub mod telegram;
 pub mod upstream;
 pub mod ws;
 pub mod wsraw;

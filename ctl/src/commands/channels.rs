@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::output::{ago, duration, print_json};
 
 /// The channels this gatewayctl knows (as the daemon's `channelOrder` lists them).
-const CHANNELS: &[&str] = &["irc"];
+const CHANNELS: &[&str] = &["irc", "telegram"];
 
 pub fn status(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     let report = match ctx.client()?.channels(probe) {
@@ -69,7 +69,7 @@ pub fn status(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         }
     }
     if !any {
-        println!("no channel accounts: add one as [channels.irc.accounts.<id>] (docs/channels.md)");
+        println!("no channel accounts: add one as [channels.irc.accounts.<id>] or [channels.telegram.accounts.<id>] (docs/channels.md)");
     }
     Ok(if probe && failing { exit::FAILURE } else { exit::OK })
 }
@@ -95,6 +95,13 @@ fn config_only(ctx: &Ctx, json: bool) -> Result<i32> {
                 "dmPolicy": a.dm_policy.as_str(), "groupPolicy": a.group_policy.as_str(),
             })
         })
+        .chain(loaded.config.channels.telegram.accounts.iter().map(|(id, a)| {
+            json!({
+                "channel": "telegram", "accountId": id, "enabled": a.enabled,
+                "mode": format!("{:?}", a.mode).to_lowercase(),
+                "dmPolicy": a.dm_policy.as_str(), "groupPolicy": a.group_policy.as_str(),
+            })
+        }))
         .collect();
     if json {
         print_json(&json!({ "running": false, "accounts": accounts }))?;
@@ -105,9 +112,19 @@ fn config_only(ctx: &Ctx, json: bool) -> Result<i32> {
         paths.config_file.display()
     );
     if accounts.is_empty() {
-        println!("no channel accounts: add one as [channels.irc.accounts.<id>] (docs/channels.md)");
+        println!("no channel accounts: add one as [channels.irc.accounts.<id>] or [channels.telegram.accounts.<id>] (docs/channels.md)");
     }
-    for a in &accounts {
+    for a in accounts.iter().filter(|a| a["channel"] == "telegram") {
+        println!(
+            "Telegram {}: {}{}, direct messages: {}, groups: {}",
+            a["accountId"].as_str().unwrap_or("?"),
+            a["mode"].as_str().unwrap_or("?"),
+            if a["enabled"].as_bool() == Some(false) { ", disabled" } else { "" },
+            a["dmPolicy"].as_str().unwrap_or("?"),
+            a["groupPolicy"].as_str().unwrap_or("?"),
+        );
+    }
+    for a in accounts.iter().filter(|a| a["channel"] == "irc") {
         println!(
             "IRC {}: {} @ {}{}{}, direct messages: {}, channels: {}",
             a["accountId"].as_str().unwrap_or("?"),

@@ -13,6 +13,7 @@ pub mod router;
 
 // The doors.
 pub mod admin;
+pub mod channel_hooks;
 pub mod control;
 pub mod hooks;
 pub mod openai;

@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::api::error::{self, GatewayError};
 use crate::api::listener::{client_ip, Peer};
-use crate::api::{admin, guard, hooks, openai, probes, signin, tools_invoke, ui, ws};
+use crate::api::{admin, channel_hooks, guard, hooks, openai, probes, signin, tools_invoke, ui, ws};
 use crate::core::gateway::{Gateway, Stats};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -24,6 +24,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .merge(admin::router(gw.clone()))
         .merge(openai::router(gw.clone()))
         .merge(hooks::router(gw.clone()))
+        .merge(channel_hooks::router())
         .merge(ui::router(&gw))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state((gw.clone(), hub), websocket_upgrades))
@@ -50,7 +51,7 @@ async fn websocket_upgrades(
 /// Paths the HTTP doors own.
 fn http_path(path: &str) -> bool {
     ["/healthz", "/readyz"].contains(&path)
-        || ["/gateway/", "/v1/", "/hooks/", "/tools/"].iter().any(|p| path.starts_with(p))
+        || ["/gateway/", "/v1/", "/hooks/", "/tools/", "/channels/"].iter().any(|p| path.starts_with(p))
 }
 
 /// `gateway.http.rate_limit`: requests per client address on the HTTP APIs; probes and

@@ -177,6 +177,16 @@ pub const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX channel_inbox_open ON channel_inbox(state) WHERE state IN ('accepted', 'replying');
     "#,
+    // 7: where each channel account's stream of updates stands (Telegram's getUpdates offset).
+    r#"
+    CREATE TABLE channel_cursor (
+        channel       TEXT NOT NULL,
+        account       TEXT NOT NULL,
+        cursor        TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (channel, account)
+    ) STRICT;
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

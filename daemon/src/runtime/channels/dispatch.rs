@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::policy::{pairing_message, Decision, Policy};
 use super::state::{ChannelState, Open};
-use super::{update, Inbound, Outgoing, SharedStatus};
+use super::{update, Delivery, Inbound, Outgoing, SharedStatus};
 use crate::core::store::{off_workers, CallError, StoreError};
 use crate::runtime::agent::{Agents, Message, Role, RunOrigin, RunRequest, RunStatus};
 
@@ -47,7 +47,7 @@ async fn store<T: Send + 'static>(
 
 impl Dispatcher {
     /// Runs until the account stops; what a restart left open is taken up first.
-    pub async fn run(self, mut inbound: mpsc::Receiver<Inbound>, mut stopped: watch::Receiver<bool>) {
+    pub async fn run(self, mut inbound: mpsc::Receiver<Delivery>, mut stopped: watch::Receiver<bool>) {
         let me = Arc::new(self);
         let mut sessions: HashMap<String, mpsc::UnboundedSender<Open>> = HashMap::new();
         let mut workers = JoinSet::new();
@@ -68,8 +68,13 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 _ = stopped.changed() => break,
-                message = inbound.recv() => match message {
-                    Some(message) => me.receive(message, &mut sessions, &mut workers).await,
+                delivery = inbound.recv() => match delivery {
+                    Some(Delivery { message, recorded }) => {
+                        me.receive(message, &mut sessions, &mut workers).await;
+                        if let Some(recorded) = recorded {
+                            let _ = recorded.send(());
+                        }
+                    }
                     None => break,
                 },
             }
@@ -125,7 +130,7 @@ impl Dispatcher {
                     peer = %message.peer,
                     "an unknown sender asked to pair: gatewayctl pairing list"
                 );
-                if let Err(e) = self.send(&message.peer, &pairing_message(self.channel, &code)).await {
+                if let Err(e) = self.send(&message.reply_to(), &pairing_message(self.channel, &code)).await {
                     tracing::warn!(channel = self.channel, account = %self.account, error = %e, "cannot send a pairing code");
                 }
             }
@@ -237,7 +242,12 @@ impl Dispatcher {
             ..Default::default()
         };
         let handle = self.agents.start(request).await.map_err(|e| e.to_string())?;
-        let outcome = self.agents.wait(&handle.run_id, RUN_TIMEOUT).await.ok_or("the model took too long")?;
+        // Only the outcome matters here: a receiver left unread would hold the run back.
+        let run_id = handle.run_id.clone();
+        drop(handle);
+        // Best effort: a network without the indicator, or a failure, changes nothing.
+        let _ = self.deliver(&item.chat, "", true).await;
+        let outcome = self.agents.wait(&run_id, RUN_TIMEOUT).await.ok_or("the model took too long")?;
         match outcome.status {
             RunStatus::Ok => Ok(outcome.message.map(|m| m.content).unwrap_or_default()),
             status => {
@@ -247,8 +257,12 @@ impl Dispatcher {
     }
 
     async fn send(&self, to: &str, text: &str) -> Result<(), String> {
+        self.deliver(to, text, false).await
+    }
+
+    async fn deliver(&self, to: &str, text: &str, typing: bool) -> Result<(), String> {
         let (sent, done) = oneshot::channel();
-        let outgoing = Outgoing { to: to.to_owned(), text: text.to_owned(), sent };
+        let outgoing = Outgoing { to: to.to_owned(), text: text.to_owned(), typing, sent };
         self.outgoing.send(outgoing).await.map_err(|_| "the account's connection has stopped".to_owned())?;
         done.await.map_err(|_| "the account's connection has stopped".to_owned())?
     }

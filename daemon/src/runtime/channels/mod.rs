@@ -9,11 +9,12 @@ mod dispatch;
 pub mod irc;
 pub mod policy;
 pub mod state;
+pub mod telegram;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use gateway_config::{Config, IrcAccount};
+use gateway_config::{Config, IrcAccount, TelegramAccount, TelegramMode};
 use gateway_proto::time::now_ms;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ use crate::runtime::agent::Agents;
 use state::{ChannelState, PairingRequest};
 
 /// The channels this gateway knows, in the order status lists them, with their labels.
-pub const KINDS: &[(&str, &str)] = &[("irc", "IRC")];
+pub const KINDS: &[(&str, &str)] = &[("irc", "IRC"), ("telegram", "Telegram")];
 
 /// Where a message was said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +78,12 @@ impl Inbound {
     }
 }
 
-/// A message for the network: the text (cut to size by the network's task) to a target.
+/// A message for the network: the text (cut to size by the network's task) to a target; or,
+/// with `typing`, the network's "typing..." indicator where it has one.
 pub struct Outgoing {
     pub to: String,
     pub text: String,
+    pub typing: bool,
     pub sent: oneshot::Sender<Result<(), String>>,
 }
 
@@ -119,17 +122,73 @@ pub fn update(status: &SharedStatus, f: impl FnOnce(&mut AccountStatus)) {
     f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
-/// An account's settings and the secret they resolved to: a change of either restarts it.
+/// An account's settings and the secrets they resolved to: a change of any restarts it.
 #[derive(Clone, PartialEq)]
-struct Settings {
-    irc: IrcAccount,
-    password: Option<String>,
+enum Settings {
+    Irc { account: IrcAccount, password: Option<String> },
+    Telegram { account: TelegramAccount, token: String, secret: Option<String> },
 }
+
+impl Settings {
+    fn policy(&self) -> policy::Policy {
+        let (dm, allow_from, group, require_mention) = match self {
+            Self::Irc { account: a, .. } => (a.dm_policy, &a.allow_from, a.group_policy, a.require_mention),
+            Self::Telegram { account: a, .. } => {
+                (a.dm_policy, &a.allow_from, a.group_policy, a.require_mention)
+            }
+        };
+        policy::Policy { dm, allow_from: allow_from.clone(), group, require_mention }
+    }
+
+    fn agent(&self) -> Option<String> {
+        match self {
+            Self::Irc { account, .. } => account.agent.clone(),
+            Self::Telegram { account, .. } => account.agent.clone(),
+        }
+    }
+}
+
+/// The accounts `config` wants running, by (channel, id).
+fn wanted(config: &Config) -> BTreeMap<(&'static str, String), Settings> {
+    let resolve = |s: &Option<gateway_config::SecretRef>| s.as_ref().and_then(|s| s.resolve().ok());
+    let irc = config.channels.irc.accounts.iter().filter(|(_, a)| a.enabled).map(|(id, a)| {
+        (("irc", id.clone()), Settings::Irc { account: a.clone(), password: resolve(&a.password) })
+    });
+    let telegram =
+        config.channels.telegram.accounts.iter().filter(|(_, a)| a.enabled).filter_map(|(id, a)| {
+            let token = resolve(&a.bot_token)?;
+            let settings =
+                Settings::Telegram { account: a.clone(), token, secret: resolve(&a.webhook_secret) };
+            Some((("telegram", id.clone()), settings))
+        });
+    irc.chain(telegram).collect()
+}
+
+/// A message from an account's task, and (when the network needs to know) a way to say it is
+/// recorded: Telegram's offset, or a webhook's answer, waits for it.
+pub struct Delivery {
+    pub message: Inbound,
+    pub recorded: Option<oneshot::Sender<()>>,
+}
+
+/// A Telegram webhook's way into its account: the secret, and the account's update queue.
+pub type WebhookQueue = mpsc::Sender<(Value, oneshot::Sender<()>)>;
 
 struct Running {
     settings: Settings,
     status: SharedStatus,
     stop: watch::Sender<bool>,
+    webhook: Option<(String, WebhookQueue)>,
+}
+
+/// Why a webhook call was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WebhookRefusal {
+    /// No running account of that kind and id takes webhooks.
+    NotFound,
+    Unauthorized,
+    /// The account did not take the update in time: the network will send it again.
+    Busy,
 }
 
 #[derive(Clone)]
@@ -157,17 +216,7 @@ impl Channels {
     /// ones stop, changed ones restart; the others keep their connections. Call inside the runtime.
     pub fn configure(&self, config: &Config) {
         let mut accounts = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        let wanted: BTreeMap<(&'static str, String), Settings> = config
-            .channels
-            .irc
-            .accounts
-            .iter()
-            .filter(|(_, a)| a.enabled)
-            .map(|(id, a)| {
-                let password = a.password.as_ref().and_then(|p| p.resolve().ok());
-                (("irc", id.clone()), Settings { irc: a.clone(), password })
-            })
-            .collect();
+        let wanted = wanted(config);
         accounts.retain(|key, running| {
             let keep = wanted.get(key) == Some(&running.settings);
             if !keep {
@@ -180,16 +229,20 @@ impl Channels {
             if accounts.contains_key(&key) {
                 continue;
             }
-            let running = self.start(&key.1, settings);
+            let running = self.start(key.0, &key.1, settings);
             tracing::info!(channel = key.0, account = %key.1, "channel account started");
             accounts.insert(key, running);
         }
     }
 
-    fn start(&self, id: &str, settings: Settings) -> Running {
+    fn start(&self, channel: &'static str, id: &str, settings: Settings) -> Running {
+        let name = match &settings {
+            Settings::Irc { account, .. } => account.nick.clone(),
+            Settings::Telegram { .. } => String::new(),
+        };
         let status: SharedStatus = Arc::new(Mutex::new(AccountStatus {
             account_id: id.to_owned(),
-            name: settings.irc.nick.clone(),
+            name,
             enabled: true,
             configured: true,
             running: true,
@@ -197,50 +250,103 @@ impl Channels {
         }));
         let (stop, stopped) = watch::channel(false);
         let (outgoing_tx, outgoing_rx) = mpsc::channel::<Outgoing>(64);
-        let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(256);
-        let account = irc::Account {
-            id: id.to_owned(),
-            config: settings.irc.clone(),
-            password: settings.password.clone(),
-            status: status.clone(),
-        };
-        tokio::spawn(irc::run(account, inbound_tx, outgoing_rx, stopped.clone()));
-        let policy = policy::Policy {
-            dm: settings.irc.dm_policy,
-            allow_from: settings.irc.allow_from.clone(),
-            group: settings.irc.group_policy,
-            require_mention: settings.irc.require_mention,
-        };
+        let (deliveries_tx, deliveries_rx) = mpsc::channel::<Delivery>(256);
+        let mut webhook = None;
+        match &settings {
+            Settings::Irc { account, password } => {
+                let account = irc::Account {
+                    id: id.to_owned(),
+                    config: account.clone(),
+                    password: password.clone(),
+                    status: status.clone(),
+                };
+                tokio::spawn(irc::run(account, deliveries_tx, outgoing_rx, stopped.clone()));
+            }
+            Settings::Telegram { account, token, secret } => {
+                let (updates_tx, updates_rx) = mpsc::channel(64);
+                if account.mode == TelegramMode::Webhook {
+                    webhook = secret.clone().map(|s| (s, updates_tx));
+                }
+                let bot = telegram::Bot {
+                    id: id.to_owned(),
+                    config: account.clone(),
+                    token: token.clone(),
+                    secret: secret.clone(),
+                    status: status.clone(),
+                    state: self.inner.state.clone(),
+                };
+                tokio::spawn(telegram::run(bot, deliveries_tx, outgoing_rx, updates_rx, stopped.clone()));
+            }
+        }
         let dispatcher = dispatch::Dispatcher {
-            channel: "irc",
+            channel,
             account: id.to_owned(),
-            agent: settings.irc.agent.clone(),
-            policy,
+            agent: settings.agent(),
+            policy: settings.policy(),
             agents: self.inner.agents.clone(),
             state: self.inner.state.clone(),
             status: status.clone(),
             outgoing: outgoing_tx,
         };
-        tokio::spawn(dispatcher.run(inbound_rx, stopped));
-        Running { settings, status, stop }
+        tokio::spawn(dispatcher.run(deliveries_rx, stopped));
+        Running { settings, status, stop, webhook }
+    }
+
+    /// An update a network posted to this gateway (`POST /channels/<kind>/<id>`): checked against
+    /// the account's secret, handed to the account, answered once it is recorded.
+    pub async fn webhook(
+        &self,
+        channel: &str,
+        id: &str,
+        secret: Option<&str>,
+        update: Value,
+    ) -> Result<(), WebhookRefusal> {
+        let queue = {
+            let accounts = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
+            let running = accounts.iter().find(|((c, i), _)| *c == channel && i == id).map(|(_, r)| r);
+            let Some((expected, queue)) = running.and_then(|r| r.webhook.clone()) else {
+                return Err(WebhookRefusal::NotFound);
+            };
+            if !secret.is_some_and(|s| crate::core::secrets::tokens_equal(s, &expected)) {
+                return Err(WebhookRefusal::Unauthorized);
+            }
+            queue
+        };
+        let (recorded, done) = oneshot::channel();
+        queue.send((update, recorded)).await.map_err(|_| WebhookRefusal::Busy)?;
+        tokio::time::timeout(std::time::Duration::from_secs(10), done)
+            .await
+            .map_err(|_| WebhookRefusal::Busy)?
+            .map_err(|_| WebhookRefusal::Busy)
     }
 
     /// Every configured account's status (disabled ones too), by channel.
     pub fn accounts(&self, config: &Config) -> BTreeMap<&'static str, Vec<AccountStatus>> {
         let running = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: BTreeMap<&'static str, Vec<AccountStatus>> = BTreeMap::new();
-        for (id, account) in &config.channels.irc.accounts {
-            let status = match running.get(&("irc", id.clone())) {
+        let configured =
+            config.channels.irc.accounts.iter().map(|(id, a)| ("irc", id, a.enabled, a.nick.clone())).chain(
+                config
+                    .channels
+                    .telegram
+                    .accounts
+                    .iter()
+                    .map(|(id, a)| ("telegram", id, a.enabled, String::new())),
+            );
+        for (channel, id, enabled, name) in configured {
+            let status = match running.get(&(channel, id.clone())) {
                 Some(r) => r.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 None => AccountStatus {
                     account_id: id.clone(),
-                    name: account.nick.clone(),
-                    enabled: account.enabled,
+                    name,
+                    enabled,
                     configured: true,
+                    last_error: enabled
+                        .then(|| "its secret does not resolve: gatewayctl secrets audit".to_owned()),
                     ..Default::default()
                 },
             };
-            out.entry("irc").or_default().push(status);
+            out.entry(channel).or_default().push(status);
         }
         out
     }
@@ -249,13 +355,14 @@ impl Channels {
     /// all at once; the results are kept in the accounts' status.
     pub async fn probe(&self, config: &Config) {
         let mut probes = tokio::task::JoinSet::new();
-        for (id, account) in config.channels.irc.accounts.iter().filter(|(_, a)| a.enabled) {
-            let password = account.password.as_ref().and_then(|p| p.resolve().ok());
-            let status = self.status_of("irc", id);
-            let account = account.clone();
+        for ((channel, id), settings) in wanted(config) {
+            let status = self.status_of(channel, &id);
             probes.spawn(async move {
                 let started = std::time::Instant::now();
-                let outcome = irc::probe(&account, password.as_deref()).await;
+                let outcome = match &settings {
+                    Settings::Irc { account, password } => irc::probe(account, password.as_deref()).await,
+                    Settings::Telegram { account, token, .. } => telegram::probe(account, token).await,
+                };
                 let result = ProbeResult {
                     ok: outcome.is_ok(),
                     error: outcome.err(),

@@ -180,6 +180,29 @@ impl ChannelState {
         Ok(Some(request))
     }
 
+    /// Where the account's stream of updates stands (None: from the start).
+    pub fn cursor(&self, channel: &str, account: &str) -> Result<Option<String>, StoreError> {
+        self.store.with(|c| {
+            c.query_row(
+                "SELECT cursor FROM channel_cursor WHERE channel = ?1 AND account = ?2",
+                params![channel, account],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_cursor(&self, channel: &str, account: &str, cursor: &str) -> Result<(), StoreError> {
+        self.store.with(|c| {
+            c.execute(
+                "INSERT INTO channel_cursor (channel, account, cursor, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (channel, account) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms",
+                params![channel, account, cursor, now_ms() as i64],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Records an inbound message; false when this message id was seen before (a replay).
     #[allow(clippy::too_many_arguments)]
     pub fn accept(

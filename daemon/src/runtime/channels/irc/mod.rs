@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::chunk::chunks;
-use super::{update, Chat, Inbound, Outgoing, SharedStatus};
+use super::{update, Chat, Delivery, Inbound, Outgoing, SharedStatus};
 use line::{command, mentions, strip_address, Line};
 
 /// The text of one PRIVMSG, in bytes: the server adds our prefix to the 512-byte line.
@@ -47,7 +47,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Runs the account until `stopped`: connect, serve, and after a failure wait and connect again.
 pub async fn run(
     account: Account,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: mpsc::Sender<Delivery>,
     mut outgoing: mpsc::Receiver<Outgoing>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -92,7 +92,7 @@ pub async fn run(
 }
 
 /// 1 s, 2 s, 4 s ... at most 60 s, each between half and one and a half of that.
-fn backoff(failures: u32) -> Duration {
+pub fn backoff(failures: u32) -> Duration {
     let base = 2u64.saturating_pow(failures.saturating_sub(1)).min(60) * 1000;
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
@@ -252,7 +252,7 @@ impl Conn {
 /// One connected session, until it fails.
 async fn serve(
     account: &Account,
-    inbound: &mpsc::Sender<Inbound>,
+    inbound: &mpsc::Sender<Delivery>,
     outgoing: &mut mpsc::Receiver<Outgoing>,
 ) -> Result<(), String> {
     let config = &account.config;
@@ -294,7 +294,7 @@ async fn serve(
                     }
                     "PRIVMSG" => {
                         if let Some(message) = to_inbound(&account.id, &conn.nick, &line) {
-                            if inbound.send(message).await.is_err() {
+                            if inbound.send(Delivery { message, recorded: None }).await.is_err() {
                                 return Err("the account's dispatcher has stopped".into());
                             }
                         }
@@ -303,7 +303,8 @@ async fn serve(
                 }
             }
             Some(out) = outgoing.recv(), if conn.registered => {
-                let result = send_text(&mut conn, &out.to, &out.text).await;
+                // IRC has no typing indicator.
+                let result = if out.typing { Ok(()) } else { send_text(&mut conn, &out.to, &out.text).await };
                 let failed = result.is_err();
                 let _ = out.sent.send(result.clone());
                 if failed {
