@@ -244,3 +244,22 @@ fn an_open_policy_without_a_star_is_refused_with_its_line_and_the_old_config_kee
     assert!(!reload.status.success(), "{reload:?}");
     assert_eq!(irc_account(&channels(&home, false), "main")["connected"], true, "the account keeps serving");
 }
+
+#[test]
+fn an_account_that_keeps_failing_shows_in_status_deep_and_doctor() {
+    let server = IrcServer::start();
+    let home = Home::new();
+    let _d = home.start_with(&account(&server, "main", BOT, "").replace(SERVER_PASSWORD, "not-the-password"));
+    wait_for(Duration::from_secs(20), "three failed attempts", || {
+        (irc_account(&channels(&home, false), "main")["reconnectAttempts"].as_u64() >= Some(3)).then_some(())
+    });
+    let deep = home.ctl(&["status", "--deep"]);
+    let text = String::from_utf8_lossy(&deep.stdout);
+    assert_eq!(deep.status.code(), Some(1), "{text}");
+    assert!(text.contains("Channels: irc main not connected (the server closed the connection"), "{text}");
+    assert!(text.contains("channel account irc main keeps failing to connect"), "{text}");
+    let doctor: Value = serde_json::from_slice(&home.ctl(&["doctor", "--json"]).stdout).unwrap();
+    let check = doctor["checks"].as_array().unwrap().iter().find(|c| c["id"] == "channels").cloned().unwrap();
+    assert_eq!(check["severity"], "warning", "{check}");
+    assert!(check["fix"].as_str().unwrap().contains("channels status --probe"), "{check}");
+}

@@ -74,6 +74,55 @@ pub fn status(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     Ok(if probe && failing { exit::FAILURE } else { exit::OK })
 }
 
+/// One account as `status --deep` and `doctor` judge it.
+#[derive(Debug, serde::Serialize)]
+pub struct AccountState {
+    pub channel: String,
+    pub account: String,
+    pub connected: bool,
+    /// Running but not connected after several attempts.
+    pub failing: bool,
+    pub last_error: Option<String>,
+}
+
+/// Each account of a `channels.status` answer.
+pub fn account_states(report: &Value) -> Vec<AccountState> {
+    let mut out = Vec::new();
+    for channel in report["channelOrder"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for a in report["channelAccounts"][channel].as_array().into_iter().flatten() {
+            let connected = a["connected"].as_bool().unwrap_or(false);
+            let enabled = a["enabled"].as_bool().unwrap_or(true);
+            out.push(AccountState {
+                channel: channel.to_owned(),
+                account: a["accountId"].as_str().unwrap_or("?").to_owned(),
+                connected,
+                failing: enabled && !connected && a["reconnectAttempts"].as_u64().unwrap_or(0) >= 3,
+                last_error: a["lastError"].as_str().map(str::to_owned),
+            });
+        }
+    }
+    out
+}
+
+/// One line for `status --deep`: every account and whether it is connected.
+pub fn summary(states: &[AccountState]) -> String {
+    if states.is_empty() {
+        return "none configured".to_owned();
+    }
+    states
+        .iter()
+        .map(|s| {
+            let state = if s.connected {
+                "connected".to_owned()
+            } else {
+                format!("not connected ({})", s.last_error.as_deref().unwrap_or("connecting"))
+            };
+            format!("{} {} {state}", s.channel, s.account)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What the config sets up, said to be only that.
 fn config_only(ctx: &Ctx, json: bool) -> Result<i32> {
     let paths = ctx.paths()?;

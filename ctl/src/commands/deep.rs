@@ -30,6 +30,8 @@ pub struct Deep {
     pub failure: Option<Failure>,
     /// The filesystem holding the state dir; null when it cannot be looked at.
     pub disk: Option<Disk>,
+    /// The chat channel accounts, as the running gatewayd reports them (empty when it does not answer).
+    pub channels: Vec<super::channels::AccountState>,
     pub verdict: Verdict,
 }
 
@@ -213,6 +215,12 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
         failure: None,
         // The state dir may not exist yet: then its nearest existing parent's filesystem.
         disk: paths.state_dir.ancestors().find(|p| p.exists()).and_then(Disk::of),
+        channels: match &status {
+            Ok(_) => {
+                ctx.client()?.channels(false).map(|r| super::channels::account_states(&r)).unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
+        },
         verdict: Verdict {
             runtime: String::new(),
             rpc_probe: String::new(),
@@ -373,6 +381,18 @@ fn verdict(r: &Deep, svc: &Service) -> Verdict {
                 h.exe.as_deref().unwrap_or("unknown")
             ),
             "stop that program, or set gateway.port to a free port".into(),
+        );
+    }
+    for s in r.channels.iter().filter(|s| s.failing) {
+        add(
+            format!(
+                "channel account {} {} keeps failing to connect: {}",
+                s.channel,
+                s.account,
+                s.last_error.as_deref().unwrap_or("no error recorded")
+            ),
+            "gatewayctl channels status --probe says why; fix the account in the config (docs/channels.md)"
+                .into(),
         );
     }
     if let Some(space) = &r.disk.as_ref().filter(|s| s.full) {
@@ -538,6 +558,9 @@ fn render(r: &Deep) -> String {
     }
     if let Some(disk) = &r.disk {
         let _ = writeln!(o, "Disk: {}", disk.summary);
+    }
+    if r.control.ok {
+        let _ = writeln!(o, "Channels: {}", super::channels::summary(&r.channels));
     }
     if r.others.is_empty() {
         let _ = writeln!(o, "Other gateways: none");

@@ -230,6 +230,9 @@ pub fn run_checks(ctx: &Ctx) -> Result<Vec<Check>> {
     if let Some(c) = version_check(&svc, &paths, &status) {
         checks.push(c);
     }
+    if status.is_ok() {
+        checks.push(channels_check(ctx));
+    }
     Ok(checks)
 }
 
@@ -493,6 +496,38 @@ fn port_checks(ctx: &Ctx, paths: &Paths, status: &Result<StatusReport, Error>) -
         ));
     }
     out
+}
+
+/// Chat channel accounts that keep failing to connect.
+fn channels_check(ctx: &Ctx) -> Check {
+    let states = match ctx.client().map(|c| c.channels(false)) {
+        Ok(Ok(report)) => super::channels::account_states(&report),
+        _ => return Check::ok("channels", "channel accounts: not reported by this gatewayd"),
+    };
+    let failing: Vec<String> = states
+        .iter()
+        .filter(|s| s.failing)
+        .map(|s| {
+            format!(
+                "{} {} ({})",
+                s.channel,
+                s.account,
+                s.last_error.as_deref().unwrap_or("no error recorded")
+            )
+        })
+        .collect();
+    if failing.is_empty() {
+        let connected = states.iter().filter(|s| s.connected).count();
+        return Check::ok("channels", format!("channel accounts: {connected} of {} connected", states.len()));
+    }
+    Check::bad(
+        "channels",
+        Severity::Warning,
+        format!("channel accounts keep failing to connect: {}", failing.join("; ")),
+        "gatewayctl channels status --probe says why; fix the account in the config (docs/channels.md)"
+            .into(),
+        None,
+    )
 }
 
 fn journald_check() -> Check {
