@@ -14,7 +14,55 @@ use crate::secret::SecretRef;
 #[serde(default, deny_unknown_fields)]
 pub struct Channels {
     pub irc: IrcChannel,
+    pub matrix: MatrixChannel,
     pub telegram: TelegramChannel,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatrixChannel {
+    /// Accounts by id (1-32 letters, digits, '-' or '_').
+    pub accounts: BTreeMap<String, MatrixAccount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatrixAccount {
+    pub enabled: bool,
+    /// The homeserver's client-server API base, like "https://matrix.example.org".
+    pub homeserver: String,
+    /// The bot's full user id, like "@mybot:example.org".
+    pub user_id: String,
+    /// Log in with the password (a secret reference) ...
+    pub password: Option<SecretRef>,
+    /// ... or use an access token (a secret reference).
+    pub access_token: Option<SecretRef>,
+    /// The device name a password login shows in the account's session list.
+    pub device_name: String,
+    pub dm_policy: DmPolicy,
+    /// Sender ids: full user ids ("@alice:example.org"), `*` and `?` allowed; `"*"` is everyone.
+    pub allow_from: Vec<String>,
+    pub group_policy: GroupPolicy,
+    pub require_mention: bool,
+    pub agent: Option<String>,
+}
+
+impl Default for MatrixAccount {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            homeserver: String::new(),
+            user_id: String::new(),
+            password: None,
+            access_token: None,
+            device_name: "gateway".into(),
+            dm_policy: DmPolicy::default(),
+            allow_from: Vec::new(),
+            group_policy: GroupPolicy::default(),
+            require_mention: true,
+            agent: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -232,6 +280,41 @@ pub fn check(channels: &Channels, agents: &BTreeMap<String, crate::Agent>) -> Re
                 key("auth"),
                 format!("auth = \"{:?}\" needs password", account.auth).to_lowercase(),
             ));
+        }
+        check_policy(&key, account.dm_policy, &account.allow_from)?;
+        check_agent(&key, account.agent.as_deref(), agents)?;
+    }
+    for (id, account) in &channels.matrix.accounts {
+        let key = |leaf: &str| format!("channels.matrix.accounts.{id}.{leaf}");
+        check_id("matrix", id)?;
+        if !(account.homeserver.starts_with("https://") || account.homeserver.starts_with("http://")) {
+            return Err((
+                key("homeserver"),
+                format!(
+                    "homeserver {:?}: give the client API's URL, like \"https://matrix.example.org\"",
+                    account.homeserver
+                ),
+            ));
+        }
+        let user_ok = account.user_id.starts_with('@')
+            && account.user_id.split_once(':').is_some_and(|(l, s)| l.len() > 1 && !s.is_empty());
+        if !user_ok {
+            return Err((
+                key("user_id"),
+                format!("user_id {:?}: a full user id, like \"@mybot:example.org\"", account.user_id),
+            ));
+        }
+        match (&account.password, &account.access_token) {
+            (None, None) => {
+                return Err((
+                    key("password"),
+                    "a Matrix account needs password or access_token (a secret reference)".into(),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err((key("access_token"), "give password or access_token, not both".into()))
+            }
+            _ => {}
         }
         check_policy(&key, account.dm_policy, &account.allow_from)?;
         check_agent(&key, account.agent.as_deref(), agents)?;

@@ -116,6 +116,17 @@ pub const KEYS: &[KeyInfo] = &[
     key("channels.irc.accounts.*.group_policy", KeyClass::Hot),
     key("channels.irc.accounts.*.require_mention", KeyClass::Hot),
     key("channels.irc.accounts.*.agent", KeyClass::Hot),
+    key("channels.matrix.accounts.*.enabled", KeyClass::Hot),
+    key("channels.matrix.accounts.*.homeserver", KeyClass::Hot),
+    key("channels.matrix.accounts.*.user_id", KeyClass::Hot),
+    KeyInfo { key: "channels.matrix.accounts.*.password", class: KeyClass::Hot, secret: true },
+    KeyInfo { key: "channels.matrix.accounts.*.access_token", class: KeyClass::Hot, secret: true },
+    key("channels.matrix.accounts.*.device_name", KeyClass::Hot),
+    key("channels.matrix.accounts.*.dm_policy", KeyClass::Hot),
+    key("channels.matrix.accounts.*.allow_from", KeyClass::Hot),
+    key("channels.matrix.accounts.*.group_policy", KeyClass::Hot),
+    key("channels.matrix.accounts.*.require_mention", KeyClass::Hot),
+    key("channels.matrix.accounts.*.agent", KeyClass::Hot),
     key("channels.telegram.accounts.*.enabled", KeyClass::Hot),
     KeyInfo { key: "channels.telegram.accounts.*.bot_token", class: KeyClass::Hot, secret: true },
     key("channels.telegram.accounts.*.mode", KeyClass::Hot),
@@ -239,6 +250,14 @@ pub fn secret_refs(config: &Config) -> Vec<(String, &crate::SecretRef)> {
             refs.push((format!("channels.irc.accounts.{id}.password"), password));
         }
     }
+    for (id, account) in &config.channels.matrix.accounts {
+        if let Some(password) = &account.password {
+            refs.push((format!("channels.matrix.accounts.{id}.password"), password));
+        }
+        if let Some(token) = &account.access_token {
+            refs.push((format!("channels.matrix.accounts.{id}.access_token"), token));
+        }
+    }
     for (id, account) in &config.channels.telegram.accounts {
         if let Some(token) = &account.bot_token {
             refs.push((format!("channels.telegram.accounts.{id}.bot_token"), token));
@@ -331,6 +350,13 @@ mod tests {
             ..Default::default()
         };
         c.channels.telegram.accounts.insert("t".into(), telegram);
+        let matrix = crate::channels::MatrixAccount {
+            password: Some(SecretRef::Literal("p".into())),
+            access_token: Some(SecretRef::Literal("a".into())),
+            agent: Some("a".into()),
+            ..Default::default()
+        };
+        c.channels.matrix.accounts.insert("m".into(), matrix);
         c
     }
 

@@ -15,7 +15,9 @@ pub use agents::{
     split_model_id, Agent, Fetch, HookMapping, Hooks, Models, Provider, ProviderKind, Runs, Tools,
     BUILTIN_ECHO, DEFAULT_AGENT,
 };
-pub use channels::{Channels, DmPolicy, GroupPolicy, IrcAccount, IrcAuth, TelegramAccount, TelegramMode};
+pub use channels::{
+    Channels, DmPolicy, GroupPolicy, IrcAccount, IrcAuth, MatrixAccount, TelegramAccount, TelegramMode,
+};
 pub use classify::{diff, KeyClass, KEYS};
 pub use load::{load_file, parse_str, Loaded};
 pub use schema::*;

@@ -180,14 +180,14 @@ pub enum PairingCommand {
     List(Json),
     /// Let the sender of CODE talk to the assistant from now on
     Approve {
-        /// The channel: irc or telegram
+        /// The channel: irc, matrix or telegram
         channel: String,
         /// The 8-character code the sender got
         code: String,
     },
     /// Refuse the sender of CODE (they may ask again later)
     Reject {
-        /// The channel: irc or telegram
+        /// The channel: irc, matrix or telegram
         channel: String,
         /// The 8-character code the sender got
         code: String,

@@ -3,6 +3,7 @@
 mod admin_api;
 mod auth_modes;
 mod channels_irc;
+mod channels_matrix;
 mod channels_telegram;
 mod chat_durability;
 mod chat_ws;

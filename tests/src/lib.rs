@@ -21,6 +21,7 @@ pub mod disk;
 pub mod http1;
 pub mod idle;
 pub mod irc;
+pub mod matrix;
 pub mod node;
 pub mod process;
 pub mod telegram;

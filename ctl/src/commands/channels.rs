@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::output::{ago, duration, print_json};
 
 /// The channels this gatewayctl knows (as the daemon's `channelOrder` lists them).
-const CHANNELS: &[&str] = &["irc", "telegram"];
+const CHANNELS: &[&str] = &["irc", "matrix", "telegram"];
 
 pub fn status(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     let report = match ctx.client()?.channels(probe) {
@@ -69,7 +69,7 @@ pub fn status(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         }
     }
     if !any {
-        println!("no channel accounts: add one as [channels.irc.accounts.<id>] or [channels.telegram.accounts.<id>] (docs/channels.md)");
+        println!("no channel accounts: add one as [channels.<irc|matrix|telegram>.accounts.<id>] (docs/channels.md)");
     }
     Ok(if probe && failing { exit::FAILURE } else { exit::OK })
 }
@@ -144,6 +144,13 @@ fn config_only(ctx: &Ctx, json: bool) -> Result<i32> {
                 "dmPolicy": a.dm_policy.as_str(), "groupPolicy": a.group_policy.as_str(),
             })
         })
+        .chain(loaded.config.channels.matrix.accounts.iter().map(|(id, a)| {
+            json!({
+                "channel": "matrix", "accountId": id, "enabled": a.enabled, "user": a.user_id,
+                "homeserver": a.homeserver,
+                "dmPolicy": a.dm_policy.as_str(), "groupPolicy": a.group_policy.as_str(),
+            })
+        }))
         .chain(loaded.config.channels.telegram.accounts.iter().map(|(id, a)| {
             json!({
                 "channel": "telegram", "accountId": id, "enabled": a.enabled,
@@ -161,7 +168,18 @@ fn config_only(ctx: &Ctx, json: bool) -> Result<i32> {
         paths.config_file.display()
     );
     if accounts.is_empty() {
-        println!("no channel accounts: add one as [channels.irc.accounts.<id>] or [channels.telegram.accounts.<id>] (docs/channels.md)");
+        println!("no channel accounts: add one as [channels.<irc|matrix|telegram>.accounts.<id>] (docs/channels.md)");
+    }
+    for a in accounts.iter().filter(|a| a["channel"] == "matrix") {
+        println!(
+            "Matrix {}: {} on {}{}, direct messages: {}, rooms: {}",
+            a["accountId"].as_str().unwrap_or("?"),
+            a["user"].as_str().unwrap_or("?"),
+            a["homeserver"].as_str().unwrap_or("?"),
+            if a["enabled"].as_bool() == Some(false) { ", disabled" } else { "" },
+            a["dmPolicy"].as_str().unwrap_or("?"),
+            a["groupPolicy"].as_str().unwrap_or("?"),
+        );
     }
     for a in accounts.iter().filter(|a| a["channel"] == "telegram") {
         println!(

@@ -7,6 +7,7 @@
 pub mod chunk;
 mod dispatch;
 pub mod irc;
+pub mod matrix;
 pub mod policy;
 pub mod state;
 pub mod telegram;
@@ -14,7 +15,7 @@ pub mod telegram;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use gateway_config::{Config, IrcAccount, TelegramAccount, TelegramMode};
+use gateway_config::{Config, IrcAccount, MatrixAccount, TelegramAccount, TelegramMode};
 use gateway_proto::time::now_ms;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -25,7 +26,7 @@ use crate::runtime::agent::Agents;
 use state::{ChannelState, PairingRequest};
 
 /// The channels this gateway knows, in the order status lists them, with their labels.
-pub const KINDS: &[(&str, &str)] = &[("irc", "IRC"), ("telegram", "Telegram")];
+pub const KINDS: &[(&str, &str)] = &[("irc", "IRC"), ("matrix", "Matrix"), ("telegram", "Telegram")];
 
 /// Where a message was said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct Inbound {
     pub text: String,
     /// The message names the bot.
     pub mentioned: bool,
+    /// Where replies go when that is not the sender (a DM) or the group (Matrix: the room).
+    pub reply_target: Option<String>,
 }
 
 impl Inbound {
@@ -71,6 +74,9 @@ impl Inbound {
 
     /// Where the answer goes: the sender for a direct message, else the group.
     pub fn reply_to(&self) -> String {
+        if let Some(target) = &self.reply_target {
+            return target.clone();
+        }
         match &self.chat {
             Chat::Dm => self.peer.clone(),
             Chat::Group(g) => g.clone(),
@@ -126,6 +132,7 @@ pub fn update(status: &SharedStatus, f: impl FnOnce(&mut AccountStatus)) {
 #[derive(Clone, PartialEq)]
 enum Settings {
     Irc { account: IrcAccount, password: Option<String> },
+    Matrix { account: MatrixAccount, password: Option<String>, access_token: Option<String> },
     Telegram { account: TelegramAccount, token: String, secret: Option<String> },
 }
 
@@ -133,6 +140,9 @@ impl Settings {
     fn policy(&self) -> policy::Policy {
         let (dm, allow_from, group, require_mention) = match self {
             Self::Irc { account: a, .. } => (a.dm_policy, &a.allow_from, a.group_policy, a.require_mention),
+            Self::Matrix { account: a, .. } => {
+                (a.dm_policy, &a.allow_from, a.group_policy, a.require_mention)
+            }
             Self::Telegram { account: a, .. } => {
                 (a.dm_policy, &a.allow_from, a.group_policy, a.require_mention)
             }
@@ -143,6 +153,7 @@ impl Settings {
     fn agent(&self) -> Option<String> {
         match self {
             Self::Irc { account, .. } => account.agent.clone(),
+            Self::Matrix { account, .. } => account.agent.clone(),
             Self::Telegram { account, .. } => account.agent.clone(),
         }
     }
@@ -161,7 +172,15 @@ fn wanted(config: &Config) -> BTreeMap<(&'static str, String), Settings> {
                 Settings::Telegram { account: a.clone(), token, secret: resolve(&a.webhook_secret) };
             Some((("telegram", id.clone()), settings))
         });
-    irc.chain(telegram).collect()
+    let matrix = config.channels.matrix.accounts.iter().filter(|(_, a)| a.enabled).map(|(id, a)| {
+        let settings = Settings::Matrix {
+            account: a.clone(),
+            password: resolve(&a.password),
+            access_token: resolve(&a.access_token),
+        };
+        (("matrix", id.clone()), settings)
+    });
+    irc.chain(matrix).chain(telegram).collect()
 }
 
 /// A message from an account's task, and (when the network needs to know) a way to say it is
@@ -238,6 +257,7 @@ impl Channels {
     fn start(&self, channel: &'static str, id: &str, settings: Settings) -> Running {
         let name = match &settings {
             Settings::Irc { account, .. } => account.nick.clone(),
+            Settings::Matrix { account, .. } => account.user_id.clone(),
             Settings::Telegram { .. } => String::new(),
         };
         let status: SharedStatus = Arc::new(Mutex::new(AccountStatus {
@@ -261,6 +281,17 @@ impl Channels {
                     status: status.clone(),
                 };
                 tokio::spawn(irc::run(account, deliveries_tx, outgoing_rx, stopped.clone()));
+            }
+            Settings::Matrix { account, password, access_token } => {
+                let account = matrix::Account {
+                    id: id.to_owned(),
+                    config: account.clone(),
+                    password: password.clone(),
+                    access_token: access_token.clone(),
+                    status: status.clone(),
+                    state: self.inner.state.clone(),
+                };
+                tokio::spawn(matrix::run(account, deliveries_tx, outgoing_rx, stopped.clone()));
             }
             Settings::Telegram { account, token, secret } => {
                 let (updates_tx, updates_rx) = mpsc::channel(64);
@@ -324,15 +355,20 @@ impl Channels {
     pub fn accounts(&self, config: &Config) -> BTreeMap<&'static str, Vec<AccountStatus>> {
         let running = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: BTreeMap<&'static str, Vec<AccountStatus>> = BTreeMap::new();
-        let configured =
-            config.channels.irc.accounts.iter().map(|(id, a)| ("irc", id, a.enabled, a.nick.clone())).chain(
-                config
-                    .channels
-                    .telegram
-                    .accounts
-                    .iter()
-                    .map(|(id, a)| ("telegram", id, a.enabled, String::new())),
-            );
+        let irc = config.channels.irc.accounts.iter().map(|(id, a)| ("irc", id, a.enabled, a.nick.clone()));
+        let matrix = config
+            .channels
+            .matrix
+            .accounts
+            .iter()
+            .map(|(id, a)| ("matrix", id, a.enabled, a.user_id.clone()));
+        let telegram = config
+            .channels
+            .telegram
+            .accounts
+            .iter()
+            .map(|(id, a)| ("telegram", id, a.enabled, String::new()));
+        let configured = irc.chain(matrix).chain(telegram);
         for (channel, id, enabled, name) in configured {
             let status = match running.get(&(channel, id.clone())) {
                 Some(r) => r.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -361,6 +397,9 @@ impl Channels {
                 let started = std::time::Instant::now();
                 let outcome = match &settings {
                     Settings::Irc { account, password } => irc::probe(account, password.as_deref()).await,
+                    Settings::Matrix { account, password, access_token } => {
+                        matrix::probe(account, password.as_deref(), access_token.as_deref()).await
+                    }
                     Settings::Telegram { account, token, .. } => telegram::probe(account, token).await,
                 };
                 let result = ProbeResult {

@@ -97,6 +97,7 @@ mod tests {
             chat,
             text: "hi".into(),
             mentioned,
+            reply_target: None,
         }
     }
 

@@ -347,6 +347,7 @@ fn to_inbound(account: &str, me: &Me, update: &Value) -> Option<Inbound> {
         chat,
         text: body.to_owned(),
         mentioned,
+        reply_target: None,
     })
 }
 

@@ -353,6 +353,7 @@ fn to_inbound(account: &str, nick: &str, line: &Line) -> Option<Inbound> {
         chat,
         text: body.to_owned(),
         mentioned,
+        reply_target: None,
     })
 }
 
