@@ -263,3 +263,29 @@ fn an_account_that_keeps_failing_shows_in_status_deep_and_doctor() {
     assert_eq!(check["severity"], "warning", "{check}");
     assert!(check["fix"].as_str().unwrap().contains("channels status --probe"), "{check}");
 }
+
+#[test]
+fn changing_one_account_reconnects_it_alone() {
+    let server = IrcServer::start();
+    let home = Home::new();
+    let config = |other_channels: &str| {
+        account(&server, "main", BOT, "")
+            + &account(&server, "other", "gwbot2", "").replace("[\"#lobby\"]", other_channels)
+    };
+    let _d = home.start_with(&config("[\"#lobby\"]"));
+    let main = wait_connected(&home, "main");
+    let other = wait_connected(&home, "other");
+    home.write_config(None, &config("[\"#lobby\", \"#more\"]"));
+    assert!(home.ctl(&["reload"]).status.success());
+    let changed = wait_for(Duration::from_secs(20), "the changed account to reconnect", || {
+        let a = irc_account(&channels(&home, false), "other");
+        (a["connected"] == true && a["lastConnectedAt"] != other["lastConnectedAt"]).then_some(a)
+    });
+    assert_eq!(changed["name"], "gwbot2");
+    let kept = irc_account(&channels(&home, false), "main");
+    assert_eq!(kept["lastConnectedAt"], main["lastConnectedAt"], "the other account kept its connection");
+    let mut bob = IrcUser::connect(&server, "bob");
+    bob.join("#more");
+    bob.send("NAMES #more");
+    bob.expect(Duration::from_secs(10), |l| l.contains(" 353 ") && l.contains("gwbot2"));
+}

@@ -59,6 +59,18 @@ impl Synapse {
              rc_joins:\n  local: {lifted}\n  remote: {lifted}\nrc_invites:\n  per_room: {lifted}\n  per_user: {lifted}\n"
         );
         std::fs::write(&config, text + &extra).unwrap();
+        // The generated log config writes beside the working directory: keep it in ours.
+        let log_config = dir.path().join(format!("{SERVER_NAME}.log.config"));
+        let logging = std::fs::read_to_string(&log_config).unwrap();
+        let logging = logging
+            .lines()
+            .map(|l| match l.trim_start().strip_prefix("filename: ") {
+                Some(_) => format!("        filename: {}", dir.path().join("homeserver.log").display()),
+                None => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&log_config, logging).unwrap();
         let mut server = Self { port, dir, python, child: None };
         server.spawn();
         server

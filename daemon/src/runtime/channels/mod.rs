@@ -197,6 +197,8 @@ struct Running {
     settings: Settings,
     status: SharedStatus,
     stop: watch::Sender<bool>,
+    /// Becomes true when the account's tasks have ended (its connection closed).
+    ended: watch::Receiver<bool>,
     webhook: Option<(String, WebhookQueue)>,
 }
 
@@ -236,10 +238,13 @@ impl Channels {
     pub fn configure(&self, config: &Config) {
         let mut accounts = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
         let wanted = wanted(config);
+        // A restarted account waits for its old connection to end: the network frees its name.
+        let mut ending: BTreeMap<(&'static str, String), watch::Receiver<bool>> = BTreeMap::new();
         accounts.retain(|key, running| {
             let keep = wanted.get(key) == Some(&running.settings);
             if !keep {
                 let _ = running.stop.send(true);
+                ending.insert(key.clone(), running.ended.clone());
                 tracing::info!(channel = key.0, account = %key.1, "channel account stopped");
             }
             keep
@@ -248,13 +253,19 @@ impl Channels {
             if accounts.contains_key(&key) {
                 continue;
             }
-            let running = self.start(key.0, &key.1, settings);
+            let running = self.start(key.0, &key.1, settings, ending.remove(&key));
             tracing::info!(channel = key.0, account = %key.1, "channel account started");
             accounts.insert(key, running);
         }
     }
 
-    fn start(&self, channel: &'static str, id: &str, settings: Settings) -> Running {
+    fn start(
+        &self,
+        channel: &'static str,
+        id: &str,
+        settings: Settings,
+        previous: Option<watch::Receiver<bool>>,
+    ) -> Running {
         let name = match &settings {
             Settings::Irc { account, .. } => account.nick.clone(),
             Settings::Matrix { account, .. } => account.user_id.clone(),
@@ -272,6 +283,7 @@ impl Channels {
         let (outgoing_tx, outgoing_rx) = mpsc::channel::<Outgoing>(64);
         let (deliveries_tx, deliveries_rx) = mpsc::channel::<Delivery>(256);
         let mut webhook = None;
+        let connection: tokio::task::JoinHandle<()>;
         match &settings {
             Settings::Irc { account, password } => {
                 let account = irc::Account {
@@ -280,7 +292,10 @@ impl Channels {
                     password: password.clone(),
                     status: status.clone(),
                 };
-                tokio::spawn(irc::run(account, deliveries_tx, outgoing_rx, stopped.clone()));
+                connection = tokio::spawn(after(
+                    previous.clone(),
+                    irc::run(account, deliveries_tx, outgoing_rx, stopped.clone()),
+                ));
             }
             Settings::Matrix { account, password, access_token } => {
                 let account = matrix::Account {
@@ -291,7 +306,10 @@ impl Channels {
                     status: status.clone(),
                     state: self.inner.state.clone(),
                 };
-                tokio::spawn(matrix::run(account, deliveries_tx, outgoing_rx, stopped.clone()));
+                connection = tokio::spawn(after(
+                    previous.clone(),
+                    matrix::run(account, deliveries_tx, outgoing_rx, stopped.clone()),
+                ));
             }
             Settings::Telegram { account, token, secret } => {
                 let (updates_tx, updates_rx) = mpsc::channel(64);
@@ -306,7 +324,10 @@ impl Channels {
                     status: status.clone(),
                     state: self.inner.state.clone(),
                 };
-                tokio::spawn(telegram::run(bot, deliveries_tx, outgoing_rx, updates_rx, stopped.clone()));
+                connection = tokio::spawn(after(
+                    previous.clone(),
+                    telegram::run(bot, deliveries_tx, outgoing_rx, updates_rx, stopped.clone()),
+                ));
             }
         }
         let dispatcher = dispatch::Dispatcher {
@@ -319,8 +340,14 @@ impl Channels {
             status: status.clone(),
             outgoing: outgoing_tx,
         };
-        tokio::spawn(dispatcher.run(deliveries_rx, stopped));
-        Running { settings, status, stop, webhook }
+        let dispatching = tokio::spawn(after(previous, dispatcher.run(deliveries_rx, stopped)));
+        let (ended_tx, ended) = watch::channel(false);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            let _ = dispatching.await;
+            let _ = ended_tx.send(true);
+        });
+        Running { settings, status, stop, ended, webhook }
     }
 
     /// An update a network posted to this gateway (`POST /channels/<kind>/<id>`): checked against
@@ -441,6 +468,15 @@ impl Channels {
         }
         Ok(settled)
     }
+}
+
+/// Runs `task` once the account's previous incarnation (if any) has ended, waiting at most 10 s.
+async fn after(previous: Option<watch::Receiver<bool>>, task: impl std::future::Future<Output = ()>) {
+    if let Some(mut previous) = previous {
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), previous.wait_for(|ended| *ended)).await;
+    }
+    task.await
 }
 
 /// The `channels.status` answer, in the shape OpenClaw's clients read.

@@ -53,10 +53,10 @@ pub async fn run(
 ) {
     let mut failures = 0u32;
     loop {
-        let result = tokio::select! {
-            r = serve(&account, &inbound, &mut outgoing) => r,
-            _ = stopped.changed() => break,
-        };
+        let result = serve(&account, &inbound, &mut outgoing, &mut stopped).await;
+        if *stopped.borrow() {
+            break;
+        }
         let registered = account.status.lock().map(|s| s.connected).unwrap_or(false);
         failures = if registered { 1 } else { failures + 1 };
         let why = match result {
@@ -221,7 +221,8 @@ impl Conn {
             "903" => self.send(&command(&["CAP", "END"], None)).await?,
             "902" | "904" | "905" | "906" => {
                 return Err(format!(
-                    "SASL authentication failed: {}",
+                    "SASL authentication failed ({} {}): check nick and password",
+                    line.command,
                     line.params.last().map_or("", String::as_str)
                 ))
             }
@@ -242,6 +243,8 @@ impl Conn {
                 self.send(&command(&["NICK", &nick], None)).await?;
             }
             "NICK" if line.nick().eq_ignore_ascii_case(&self.nick) => self.nick = line.param(0).to_owned(),
+            // Our nick asked back while it is still taken: keep the one we have.
+            "433" => {}
             "ERROR" => return Err(format!("the server closed the connection: {}", line.param(0))),
             _ => {}
         }
@@ -254,13 +257,27 @@ async fn serve(
     account: &Account,
     inbound: &mpsc::Sender<Delivery>,
     outgoing: &mut mpsc::Receiver<Outgoing>,
+    stopped: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
     let config = &account.config;
     let password = account.password.as_deref();
-    let mut conn = Conn::open(config, password, &config.nick).await?;
+    let mut conn = tokio::select! {
+        c = Conn::open(config, password, &config.nick) => c?,
+        _ = stopped.changed() => return Ok(()),
+    };
     let mut pinged = false;
+    // A nick taken at connect time (often our own connection, not yet gone) is asked for again.
+    let mut regain = tokio::time::interval(Duration::from_secs(30));
+    regain.tick().await;
     loop {
         tokio::select! {
+            _ = stopped.changed() => {
+                let _ = conn.send(&command(&["QUIT"], Some("reconfigured"))).await;
+                return Ok(());
+            }
+            _ = regain.tick(), if conn.registered && !conn.nick.eq_ignore_ascii_case(&config.nick) => {
+                conn.send(&command(&["NICK", &config.nick], None)).await?;
+            }
             read = tokio::time::timeout(IDLE_PING, conn.read()) => {
                 let line = match read {
                     Err(_) if pinged => return Err("the server stopped answering".into()),
@@ -292,6 +309,7 @@ async fn serve(
                         });
                         tracing::info!(channel = "irc", account = %account.id, nick = %conn.nick, server = %config.host, "IRC account connected");
                     }
+                    "NICK" => update(&account.status, |s| s.name = conn.nick.clone()),
                     "PRIVMSG" => {
                         if let Some(message) = to_inbound(&account.id, &conn.nick, &line) {
                             if inbound.send(Delivery { message, recorded: None }).await.is_err() {
@@ -415,5 +433,79 @@ mod tests {
         assert!(backoff(1) <= Duration::from_millis(1500) && backoff(1) >= Duration::from_millis(500));
         let long = backoff(20);
         assert!(long >= Duration::from_secs(30) && long <= Duration::from_secs(90), "{long:?}");
+    }
+}
+
+#[cfg(test)]
+mod sasl_tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// A server that offers SASL PLAIN and checks the credentials the way the IRCv3 spec says.
+    async fn sasl_server(password: &'static str) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut seen = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push(line.clone());
+                let reply = match line.as_str() {
+                    "CAP REQ :sasl" => ":srv CAP * ACK :sasl\r\n".to_owned(),
+                    "AUTHENTICATE PLAIN" => "AUTHENTICATE +\r\n".to_owned(),
+                    l if l.starts_with("AUTHENTICATE ") => {
+                        let decoded = STANDARD.decode(&l["AUTHENTICATE ".len()..]).unwrap();
+                        if decoded == format!("bot\0bot\0{password}").into_bytes() {
+                            ":srv 903 bot :SASL authentication successful\r\n".to_owned()
+                        } else {
+                            ":srv 904 bot :SASL authentication failed\r\n".to_owned()
+                        }
+                    }
+                    "CAP END" => ":srv 001 bot :Welcome\r\n".to_owned(),
+                    l if l.starts_with("QUIT") => break,
+                    _ => String::new(),
+                };
+                if !reply.is_empty() && write.write_all(reply.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            seen
+        });
+        (port, task)
+    }
+
+    fn account(port: u16) -> IrcAccount {
+        IrcAccount {
+            host: "127.0.0.1".into(),
+            port: gateway_config::Port::new(port as u64),
+            tls: false,
+            nick: "bot".into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn sasl_plain_registers_with_the_nick_and_password() {
+        let (port, server) = sasl_server("right").await;
+        let mut config = account(port);
+        config.nick = "bot".into();
+        // The probe registers as `bot-probe` but authenticates as the account's nick.
+        assert_eq!(probe(&config, Some("right")).await, Ok(()));
+        let seen = server.await.unwrap();
+        assert_eq!(&seen[..2], ["CAP REQ :sasl", "NICK bot-probe"]);
+        assert!(seen.contains(&"CAP END".to_owned()), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_sasl_login_says_so() {
+        let (port, _server) = sasl_server("right").await;
+        let error = probe(&account(port), Some("wrong")).await.unwrap_err();
+        assert_eq!(
+            error,
+            "SASL authentication failed (904 SASL authentication failed): check nick and password"
+        );
     }
 }
