@@ -191,7 +191,8 @@ fn the_everyday_gateway_commands_work() {
     let devices = s.json(&["devices", "list"]);
     assert!(devices["pending"].is_array() && devices["paired"].is_array(), "{devices}");
     let channels = s.json(&["channels", "status"]);
-    assert_eq!(channels["channels"], json!({}), "{channels}");
+    assert_eq!(channels["channelOrder"], json!(["irc", "matrix", "telegram"]), "{channels}");
+    assert_eq!(channels["channelAccounts"]["irc"], json!([]), "{channels}");
     // The CLI asks config.get with operator.read: the config in effect, not the file's text.
     let config = s.json(&["gateway", "call", "config.get"]);
     assert_eq!(config["config"]["logging"]["level"], "info", "{config}");

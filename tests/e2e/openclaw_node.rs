@@ -109,7 +109,9 @@ fn openclaw_node_connects_pairs_calls_methods_and_reconnects_with_its_device_tok
         "{chat}"
     );
     assert_eq!(chat["sessions"], json!(["node-chat"]), "{chat}");
-    assert_eq!(out["channels"], json!({ "channels": {} }), "{out}");
+    // No accounts configured: every channel listed, none configured.
+    assert_eq!(out["channels"]["channelOrder"], json!(["irc", "matrix", "telegram"]), "{out}");
+    assert_eq!(out["channels"]["channels"]["irc"]["configured"], false, "{out}");
     let hash = out["configHash"].as_str().unwrap_or_default();
     assert!(
         hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
