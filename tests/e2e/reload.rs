@@ -12,7 +12,8 @@ fn status(home: &Home) -> Value {
 fn wait_generation(home: &Home, generation: u64) -> Value {
     wait_for(Duration::from_secs(5), &format!("generation {generation}"), || {
         let s = status(home);
-        (s["config"]["generation"] == generation).then_some(s)
+        // The report of the reload that made it is recorded just after the swap.
+        (s["config"]["generation"] == generation && s["last_reload"]["generation"] == generation).then_some(s)
     })
 }
 
