@@ -267,7 +267,7 @@ async fn serve(
     };
     let mut pinged = false;
     // A nick taken at connect time (often our own connection, not yet gone) is asked for again.
-    let mut regain = tokio::time::interval(Duration::from_secs(30));
+    let mut regain = tokio::time::interval(Duration::from_secs(10));
     regain.tick().await;
     loop {
         tokio::select! {
