@@ -305,7 +305,7 @@ pub struct UiLink {
 }
 
 /// A chat channel's pairing request: an unknown sender's code, waiting for the owner.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelPairing {
     pub channel: String,
     pub account: String,

@@ -8,13 +8,12 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gateway_proto::api::{ChannelPairing, PairingReport};
+use gateway_proto::api::PairingReport;
 use serde::Deserialize;
 
 use crate::api::error::{refuse, GatewayError};
 use crate::core::gateway::Gateway;
 use crate::core::store::off_workers;
-use crate::runtime::channels::state::PairingRequest;
 use crate::runtime::channels::{status_report, Channels};
 
 #[derive(Deserialize)]
@@ -31,21 +30,9 @@ pub async fn status(State(gw): State<Arc<Gateway>>, Query(q): Query<ProbeQuery>)
     Json(status_report(&gw.channels.accounts(&config))).into_response()
 }
 
-pub fn wire(p: PairingRequest) -> ChannelPairing {
-    ChannelPairing {
-        channel: p.channel,
-        account: p.account,
-        peer: p.peer,
-        display: p.display,
-        code: p.code,
-        created_at_ms: p.created_at_ms,
-        expires_at_ms: p.expires_at_ms,
-    }
-}
-
 pub async fn pairing(State(gw): State<Arc<Gateway>>) -> Response {
     match off_workers(gw.channels.clone(), |c| c.pairings()).await {
-        Ok(list) => Json(PairingReport { requests: list.into_iter().map(wire).collect() }).into_response(),
+        Ok(list) => Json(PairingReport { requests: list }).into_response(),
         Err(e) => GatewayError::store_failed("read the pairing requests", e).into_response(),
     }
 }
@@ -65,7 +52,7 @@ async fn settle(
 ) -> Response {
     let (ch, co) = (channel.clone(), code.clone());
     match off_workers(gw.channels.clone(), move |c: &Channels| c.settle_pairing(&ch, &co, approve)).await {
-        Ok(Some(request)) => Json(wire(request)).into_response(),
+        Ok(Some(request)) => Json(request).into_response(),
         Ok(None) => refuse(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use gateway_proto::time::now_ms;
 use rusqlite::{params, OptionalExtension};
-use serde::Serialize;
 
 use crate::core::store::{Store, StoreError};
 
@@ -19,16 +18,8 @@ pub const MAX_PENDING_PAIRINGS: usize = 3;
 /// Letters and digits that cannot be mistaken for one another (no 0/O, 1/I/L).
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PairingRequest {
-    pub channel: String,
-    pub account: String,
-    pub peer: String,
-    pub display: String,
-    pub code: String,
-    pub created_at_ms: u64,
-    pub expires_at_ms: u64,
-}
+/// A pairing request as the control API and the WebSocket show it.
+pub use gateway_proto::api::ChannelPairing as PairingRequest;
 
 /// What asking for a pairing code gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
