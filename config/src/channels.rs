@@ -197,6 +197,10 @@ pub struct IrcAccount {
     /// Unset: 6697 with TLS, 6667 without.
     pub port: Option<Port>,
     pub tls: bool,
+    /// A PEM file of CA certificates trusted besides the web's roots, for a server whose
+    /// certificate a private CA signed (or a self-signed one, given as its own CA). Read at each
+    /// connect, so a renewed file needs no restart.
+    pub tls_ca: Option<std::path::PathBuf>,
     pub nick: String,
     /// Unset: the nick.
     pub username: Option<String>,
@@ -222,6 +226,7 @@ impl Default for IrcAccount {
             host: String::new(),
             port: None,
             tls: true,
+            tls_ca: None,
             nick: String::new(),
             username: None,
             realname: "gateway assistant".into(),
@@ -274,6 +279,20 @@ pub fn check(channels: &Channels, agents: &BTreeMap<String, crate::Agent>) -> Re
                 key("channels"),
                 format!("channel {bad:?}: an IRC channel starts with '#' or '&' and has no spaces or commas"),
             ));
+        }
+        if let Some(ca) = &account.tls_ca {
+            if !account.tls {
+                return Err((
+                    key("tls_ca"),
+                    "tls_ca applies to TLS: set tls = true or leave tls_ca out".into(),
+                ));
+            }
+            if !ca.is_absolute() {
+                return Err((
+                    key("tls_ca"),
+                    format!("tls_ca {:?}: give an absolute path to a PEM file", ca.display().to_string()),
+                ));
+            }
         }
         if account.password.is_none() && account.auth != IrcAuth::Sasl {
             return Err((
@@ -438,6 +457,8 @@ mod tests {
             (IrcAccount { host: " ".into(), ..valid() }, "host"),
             (IrcAccount { agent: Some("ghost".into()), ..valid() }, "agent"),
             (IrcAccount { auth: IrcAuth::Nickserv, ..valid() }, "auth"),
+            (IrcAccount { tls: false, tls_ca: Some("/ca.pem".into()), ..valid() }, "tls_ca"),
+            (IrcAccount { tls_ca: Some("ca.pem".into()), ..valid() }, "tls_ca"),
         ];
         for (account, leaf) in cases {
             let (key, _) = check(&with(account), &BTreeMap::new()).unwrap_err();

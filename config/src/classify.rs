@@ -105,6 +105,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("channels.irc.accounts.*.host", KeyClass::Hot),
     key("channels.irc.accounts.*.port", KeyClass::Hot),
     key("channels.irc.accounts.*.tls", KeyClass::Hot),
+    key("channels.irc.accounts.*.tls_ca", KeyClass::Hot),
     key("channels.irc.accounts.*.nick", KeyClass::Hot),
     key("channels.irc.accounts.*.username", KeyClass::Hot),
     key("channels.irc.accounts.*.realname", KeyClass::Hot),

@@ -290,3 +290,35 @@ fn changing_one_account_reconnects_it_alone() {
     bob.send("NAMES #more");
     bob.expect(Duration::from_secs(10), |l| l.contains(" 353 ") && l.contains("gwbot2"));
 }
+
+#[test]
+fn tls_trusts_the_servers_private_ca_only_when_given_and_says_why_otherwise() {
+    let server = IrcServer::start_tls();
+    let (tls_port, ca) = server.tls.clone().unwrap();
+    let home = Home::new();
+    let tls = |id: &str, nick: &str, extra: &str| {
+        account(&server, id, nick, extra).replace(
+            &format!("port = {}\ntls = false", server.port),
+            &format!("port = {tls_port}\ntls = true"),
+        )
+    };
+    let trusted =
+        format!("tls_ca = \"{}\"\ndm_policy = \"allowlist\"\nallow_from = [\"alice\"]\n", ca.display());
+    let _d = home.start_with(&(tls("main", BOT, &trusted) + &tls("untrusted", "gwbot2", "")));
+    wait_connected(&home, "main");
+
+    let mut alice = IrcUser::connect(&server, "alice");
+    alice.say(BOT, "over tls");
+    assert_eq!(alice.message_from(BOT, ANSWER), "over tls");
+
+    // Without tls_ca the web's roots do not know the test CA: never connected, and the probe says so.
+    let report = channels(&home, true);
+    let untrusted = irc_account(&report, "untrusted");
+    assert_eq!(
+        (untrusted["connected"].clone(), untrusted["probe"]["ok"].clone()),
+        (false.into(), false.into())
+    );
+    let why = untrusted["probe"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("TLS with 127.0.0.1") && why.contains("needs tls_ca"), "{untrusted}");
+    assert_eq!(irc_account(&report, "main")["probe"]["ok"], true, "{report}");
+}

@@ -32,16 +32,29 @@ pub fn ngircd() -> PathBuf {
 
 pub struct IrcServer {
     pub port: u16,
+    /// With [`IrcServer::start_tls`]: the TLS port, and the PEM file of the CA that signed the
+    /// server's certificate (for 127.0.0.1).
+    pub tls: Option<(u16, PathBuf)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl IrcServer {
     pub fn start() -> Self {
+        Self::new(false)
+    }
+
+    /// Also listens with TLS, on a certificate a fresh test CA signed.
+    pub fn start_tls() -> Self {
+        Self::new(true)
+    }
+
+    fn new(tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // ngircd drops to `nobody` after reading its config: its pid file's dir must let it write.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let mut server = Self { port: free_port(), dir, child: None };
+        let tls = tls.then(|| (free_port(), write_certificates(dir.path())));
+        let mut server = Self { port: free_port(), tls, dir, child: None };
         server.spawn();
         server
     }
@@ -54,9 +67,17 @@ impl IrcServer {
                 "[Global]\nName = irc.test\nInfo = gateway test server\nListen = 127.0.0.1\nPorts = {}\n\
                  Password = {SERVER_PASSWORD}\nPidFile = {}\nMotdPhrase = test\n\
                  [Limits]\nMaxNickLength = 30\nPingTimeout = 120\nPongTimeout = 20\nMaxConnectionsIP = 50\n\
-                 [Options]\nPAM = no\nIdent = no\nDNS = no\n",
+                 [Options]\nPAM = no\nIdent = no\nDNS = no\n{}",
                 self.port,
-                self.dir.path().join("ngircd.pid").display()
+                self.dir.path().join("ngircd.pid").display(),
+                match &self.tls {
+                    Some((port, _)) => format!(
+                        "[SSL]\nPorts = {port}\nCertFile = {}\nKeyFile = {}\n",
+                        self.dir.path().join("server.pem").display(),
+                        self.dir.path().join("server.key").display()
+                    ),
+                    None => String::new(),
+                }
             ),
         )
         .unwrap();
@@ -69,10 +90,11 @@ impl IrcServer {
             .spawn()
             .expect("ngircd starts");
         self.child = Some(child);
-        let port = self.port;
-        wait_for(Duration::from_secs(10), "ngircd to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        for port in [Some(self.port), self.tls.as_ref().map(|t| t.0)].into_iter().flatten() {
+            wait_for(Duration::from_secs(30), "ngircd to listen", || {
+                TcpStream::connect(("127.0.0.1", port)).ok()
+            });
+        }
     }
 
     /// Stops the server (every client is disconnected).
@@ -98,6 +120,30 @@ impl Drop for IrcServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A test CA (`ca.pem`) and a certificate it signed for 127.0.0.1 (`server.pem`, `server.key`),
+/// in `dir`; returns the CA's path.
+fn write_certificates(dir: &Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert =
+        CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        // Readable by ngircd after it drops to `nobody`.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        path
+    };
+    write("server.pem", cert.pem());
+    write("server.key", key.serialize_pem());
+    write("ca.pem", ca.pem())
 }
 
 /// A person on IRC: registers with a nick, says things, and reads what comes back.

@@ -111,6 +111,9 @@ async fn connect(config: &IrcAccount) -> Result<Box<dyn Io>, String> {
     }
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &config.tls_ca {
+        add_pem_roots(&mut roots, path)?;
+    }
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -124,8 +127,32 @@ async fn connect(config: &IrcAccount) -> Result<Box<dyn Io>, String> {
     )
     .await
     .map_err(|_| format!("the TLS handshake with {target} timed out"))?
-    .map_err(|e| format!("TLS with {target}: {e}"))?;
+    .map_err(|e| {
+        let hint = match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::InvalidCertificate(_)) if config.tls_ca.is_none() => {
+                " (a server with a private CA or self-signed certificate needs tls_ca)"
+            }
+            _ => "",
+        };
+        format!("TLS with {target}: {e}{hint}")
+    })?;
     Ok(Box::new(stream))
+}
+
+/// Trusts the CA certificates of a PEM file (`tls_ca`) besides the web's roots.
+fn add_pem_roots(roots: &mut rustls::RootCertStore, path: &std::path::Path) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let what = format!("tls_ca {}", path.display());
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{what}: cannot read it ({e}); give a PEM file of CA certificates"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what}: not a PEM certificate file ({e})"))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("{what}: holds no usable certificate; give a PEM file of CA certificates"));
+    }
+    Ok(())
 }
 
 /// One connection: the line reader, the rate-limited writer, and where registration stands.
