@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chunk::chunks;
-use super::irc::line::glob;
+use super::policy::glob;
 use super::state::ChannelState;
-use super::{update, Chat, Delivery, Inbound, Outgoing, SharedStatus};
+use super::{lifecycle, Chat, Delivery, Inbound, Outgoing, SharedStatus};
 use crate::core::store::off_workers;
 
 /// Bytes per message: well under the 64 KiB event limit.
@@ -26,6 +26,7 @@ const MAX_TEXT_BYTES: usize = 16_000;
 const SYNC_TIMEOUT_MS: u64 = 25_000;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(45);
 
+#[derive(Clone)]
 pub struct Account {
     pub id: String,
     pub config: MatrixAccount,
@@ -180,68 +181,25 @@ pub async fn run(
     mut outgoing: mpsc::Receiver<Outgoing>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut failures = 0u32;
-    let session = loop {
-        let opened = tokio::select! {
-            r = open(&account.config, account.password.as_deref(), account.access_token.as_deref()) => r,
-            _ = stopped.changed() => return stop(&account.status),
-        };
-        match opened {
-            Ok(session) => break session,
-            Err(why) => {
-                failures += 1;
-                tracing::warn!(channel = "matrix", account = %account.id, error = %why, "Matrix account cannot log in; retrying");
-                update(&account.status, |s| {
-                    s.last_error = Some(why);
-                    s.reconnect_attempts = failures;
-                });
-                tokio::select! {
-                    _ = tokio::time::sleep(super::irc::backoff(failures)) => {}
-                    _ = stopped.changed() => return stop(&account.status),
-                }
-            }
-        }
+    let open = || open(&account.config, account.password.as_deref(), account.access_token.as_deref());
+    let Some(session) = lifecycle::set_up("matrix", &account.id, &account.status, &mut stopped, open).await
+    else {
+        return;
     };
-    update(&account.status, |s| {
-        s.connected = true;
-        s.last_error = None;
-        s.last_connected_at = Some(now_ms());
-        s.name = session.user_id.clone();
-    });
+    lifecycle::mark_ready(&account.status, session.user_id.clone());
     tracing::info!(channel = "matrix", account = %account.id, user = %session.user_id, "Matrix account syncing");
-    let syncer = tokio::spawn(sync(session.clone(), account_copy(&account), deliveries, stopped.clone()));
+    let syncer = tokio::spawn(sync(session.clone(), account.clone(), deliveries, stopped.clone()));
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             Some(out) = outgoing.recv() => {
                 let result = send(&session, &out).await;
-                if let Err(e) = &result {
-                    update(&account.status, |s| s.last_error = Some(e.clone()));
-                }
-                let _ = out.sent.send(result);
+                lifecycle::settle(&account.status, out, result);
             }
         }
     }
     syncer.abort();
-    stop(&account.status);
-}
-
-fn stop(status: &SharedStatus) {
-    update(status, |s| {
-        s.running = false;
-        s.connected = false;
-    });
-}
-
-fn account_copy(a: &Account) -> Account {
-    Account {
-        id: a.id.clone(),
-        config: a.config.clone(),
-        password: a.password.clone(),
-        access_token: a.access_token.clone(),
-        status: a.status.clone(),
-        state: a.state.clone(),
-    }
+    lifecycle::mark_stopped(&account.status);
 }
 
 static TXN: AtomicU64 = AtomicU64::new(0);
@@ -311,7 +269,7 @@ async fn sync(
     })
     .to_string();
     let mut members: HashMap<String, u64> = HashMap::new();
-    let mut failures = 0u32;
+    let mut streak = lifecycle::Streak::default();
     loop {
         let mut path = format!("sync?timeout={SYNC_TIMEOUT_MS}&filter={}", segment(&filter));
         if let Some(s) = &since {
@@ -323,30 +281,16 @@ async fn sync(
         };
         let batch = match answer {
             Ok(batch) => {
-                if failures > 0 {
-                    update(&account.status, |s| {
-                        s.connected = true;
-                        s.last_error = None;
-                        s.last_connected_at = Some(now_ms());
-                    });
-                }
-                failures = 0;
+                streak.succeeded(&account.status);
                 batch
             }
             Err(e) => {
-                failures += 1;
-                update(&account.status, |s| {
-                    s.connected = false;
-                    s.last_error = Some(e.text());
-                    s.reconnect_attempts += 1;
-                });
-                let wait = match e {
-                    ApiError::TooMany(ms) => Duration::from_millis(ms.min(60_000)),
-                    _ => super::irc::backoff(failures),
+                let asked = match e {
+                    ApiError::TooMany(ms) => Some(Duration::from_millis(ms.min(60_000))),
+                    _ => None,
                 };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stopped.changed() => return,
+                if !lifecycle::pause(streak.failed(&account.status, e.text(), asked), &mut stopped).await {
+                    return;
                 }
                 continue;
             }

@@ -2,11 +2,13 @@
 //! accounts and their supervised connection tasks (started, stopped and restarted by `configure`
 //! on every config in effect, one account at a time, the others untouched), the normalized
 //! inbound message, the status of each account, pairing, and probing. The networks themselves
-//! are modules (`irc`); what happens to an accepted message is `dispatch`.
+//! are modules (`irc`, `matrix`, `telegram`) built on `lifecycle` (set-up retries, backoff, the
+//! account's status); what happens to an accepted message is `dispatch`.
 
 pub mod chunk;
 mod dispatch;
 pub mod irc;
+mod lifecycle;
 pub mod matrix;
 pub mod policy;
 pub mod state;

@@ -4,7 +4,6 @@
 
 use gateway_config::{DmPolicy, GroupPolicy};
 
-use super::irc::line::glob;
 use super::state::{ChannelState, Pairing};
 use super::{Chat, Inbound};
 use crate::core::store::StoreError;
@@ -159,5 +158,31 @@ mod tests {
         );
         assert_eq!(listed.decide(&state, &inbound("carol", group(), true)).unwrap(), Decision::Answer);
         assert!(state.pairings().unwrap().is_empty(), "groups never hand out pairing codes");
+    }
+}
+
+/// `*` and `?` wildcards, without regard to case (IRC masks).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::*;
+
+    #[test]
+    fn masks_match_with_wildcards() {
+        assert!(glob("alice!*@*.example.org", "Alice!al@home.example.org"));
+        assert!(!glob("alice!*@*.example.org", "alice!al@example.com"));
+        assert!(glob("a?ice", "alice"));
     }
 }

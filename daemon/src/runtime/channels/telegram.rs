@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use gateway_config::{TelegramAccount, TelegramMode};
-use gateway_proto::time::now_ms;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chunk::chunks;
 use super::state::ChannelState;
-use super::{update, Chat, Delivery, Inbound, Outgoing, SharedStatus};
+use super::{lifecycle, Chat, Delivery, Inbound, Outgoing, SharedStatus};
 use crate::core::store::off_workers;
 
 /// Bytes per message: within Telegram's 4096 characters whatever the text.
@@ -25,6 +24,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(POLL_SECONDS + 15);
 /// A 429's `retry_after` is honoured up to this long; longer, the send fails and is retried later.
 const MAX_RETRY_AFTER: u64 = 60;
 
+#[derive(Clone)]
 pub struct Bot {
     pub id: String,
     pub config: TelegramAccount,
@@ -108,63 +108,36 @@ pub async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let client = client();
-    let mut failures = 0u32;
     // Set up: who the bot is, and where its updates go.
-    let me = loop {
-        let setup = async {
-            let me = get_me(&client, &bot.config, &bot.token).await?;
-            let body = match bot.config.mode {
-                TelegramMode::Polling => ("deleteWebhook", json!({ "drop_pending_updates": false })),
-                TelegramMode::Webhook => (
-                    "setWebhook",
-                    json!({
-                        "url": bot.config.webhook_url, "secret_token": bot.secret,
-                        "allowed_updates": ["message"],
-                    }),
-                ),
-            };
-            call(&client, &bot.config.base_url, &bot.token, body.0, &body.1).await.map_err(|e| e.text())?;
-            Ok::<Me, String>(me)
+    let setup = || async {
+        let me = get_me(&client, &bot.config, &bot.token).await?;
+        let (method, body) = match bot.config.mode {
+            TelegramMode::Polling => ("deleteWebhook", json!({ "drop_pending_updates": false })),
+            TelegramMode::Webhook => (
+                "setWebhook",
+                json!({
+                    "url": bot.config.webhook_url, "secret_token": bot.secret,
+                    "allowed_updates": ["message"],
+                }),
+            ),
         };
-        let result = tokio::select! {
-            r = setup => r,
-            _ = stopped.changed() => return stop(&bot.status),
-        };
-        match result {
-            Ok(me) => break me,
-            Err(why) => {
-                failures += 1;
-                tracing::warn!(channel = "telegram", account = %bot.id, error = %why, "Telegram bot cannot start; retrying");
-                update(&bot.status, |s| {
-                    s.last_error = Some(why);
-                    s.reconnect_attempts = failures;
-                });
-                tokio::select! {
-                    _ = tokio::time::sleep(super::irc::backoff(failures)) => {}
-                    _ = stopped.changed() => return stop(&bot.status),
-                }
-            }
-        }
+        call(&client, &bot.config.base_url, &bot.token, method, &body).await.map_err(|e| e.text())?;
+        Ok::<Me, String>(me)
     };
-    update(&bot.status, |s| {
-        s.connected = true;
-        s.last_error = None;
-        s.last_connected_at = Some(now_ms());
-        s.name = format!("@{}", me.username);
-    });
+    let Some(me) = lifecycle::set_up("telegram", &bot.id, &bot.status, &mut stopped, setup).await else {
+        return;
+    };
+    lifecycle::mark_ready(&bot.status, format!("@{}", me.username));
     tracing::info!(channel = "telegram", account = %bot.id, bot = %me.username, mode = ?bot.config.mode, "Telegram bot ready");
     let poller = (bot.config.mode == TelegramMode::Polling).then(|| {
-        tokio::spawn(poll(client.clone(), bot_copy(&bot), me.clone(), deliveries.clone(), stopped.clone()))
+        tokio::spawn(poll(client.clone(), bot.clone(), me.clone(), deliveries.clone(), stopped.clone()))
     });
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             Some(out) = outgoing.recv() => {
                 let result = send(&client, &bot, &out).await;
-                if let Err(e) = &result {
-                    update(&bot.status, |s| s.last_error = Some(e.clone()));
-                }
-                let _ = out.sent.send(result);
+                lifecycle::settle(&bot.status, out, result);
             }
             Some((raw, recorded)) = webhook_updates.recv() => {
                 match to_inbound(&bot.id, &me, &raw) {
@@ -181,25 +154,7 @@ pub async fn run(
     if let Some(poller) = poller {
         poller.abort();
     }
-    stop(&bot.status);
-}
-
-fn stop(status: &SharedStatus) {
-    update(status, |s| {
-        s.running = false;
-        s.connected = false;
-    });
-}
-
-fn bot_copy(bot: &Bot) -> Bot {
-    Bot {
-        id: bot.id.clone(),
-        config: bot.config.clone(),
-        token: bot.token.clone(),
-        secret: bot.secret.clone(),
-        status: bot.status.clone(),
-        state: bot.state.clone(),
-    }
+    lifecycle::mark_stopped(&bot.status);
 }
 
 /// Long polling: each batch is recorded (the dispatcher says so) before the offset moves past it.
@@ -217,7 +172,7 @@ async fn poll(
         .flatten()
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let mut failures = 0u32;
+    let mut streak = lifecycle::Streak::default();
     loop {
         let body = json!({ "offset": offset, "timeout": POLL_SECONDS, "allowed_updates": ["message"] });
         let batch = tokio::select! {
@@ -226,30 +181,16 @@ async fn poll(
         };
         let updates = match batch {
             Ok(updates) => {
-                if failures > 0 {
-                    update(&bot.status, |s| {
-                        s.connected = true;
-                        s.last_error = None;
-                        s.last_connected_at = Some(now_ms());
-                    });
-                }
-                failures = 0;
+                streak.succeeded(&bot.status);
                 updates.as_array().cloned().unwrap_or_default()
             }
             Err(e) => {
-                failures += 1;
-                update(&bot.status, |s| {
-                    s.connected = false;
-                    s.last_error = Some(e.text());
-                    s.reconnect_attempts += 1;
-                });
-                let wait = match e {
-                    ApiError::TooMany(s) => Duration::from_secs(s.min(MAX_RETRY_AFTER)),
-                    _ => super::irc::backoff(failures),
+                let asked = match e {
+                    ApiError::TooMany(s) => Some(Duration::from_secs(s.min(MAX_RETRY_AFTER))),
+                    _ => None,
                 };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stopped.changed() => return,
+                if !lifecycle::pause(streak.failed(&bot.status, e.text(), asked), &mut stopped).await {
+                    return;
                 }
                 continue;
             }

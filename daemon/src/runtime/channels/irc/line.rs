@@ -86,20 +86,6 @@ pub fn strip_address<'a>(text: &'a str, nick: &str) -> &'a str {
     text
 }
 
-/// `*` and `?` wildcards, without regard to case (IRC masks).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,12 +116,5 @@ mod tests {
         assert!(!mentions("mybots are great", "mybot"));
         assert_eq!(strip_address("MyBot: what time is it?", "mybot"), "what time is it?");
         assert_eq!(strip_address("hello mybot", "mybot"), "hello mybot");
-    }
-
-    #[test]
-    fn masks_match_with_wildcards() {
-        assert!(glob("alice!*@*.example.org", "Alice!al@home.example.org"));
-        assert!(!glob("alice!*@*.example.org", "alice!al@example.com"));
-        assert!(glob("a?ice", "alice"));
     }
 }

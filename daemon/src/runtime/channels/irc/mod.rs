@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::chunk::chunks;
-use super::{update, Chat, Delivery, Inbound, Outgoing, SharedStatus};
+use super::{lifecycle, update, Chat, Delivery, Inbound, Outgoing, SharedStatus};
 use line::{command, mentions, strip_address, Line};
 
 /// The text of one PRIVMSG, in bytes: the server adds our prefix to the 512-byte line.
@@ -69,7 +69,7 @@ pub async fn run(
             s.last_error = Some(why);
             s.reconnect_attempts += 1;
         });
-        let wait = backoff(failures);
+        let wait = lifecycle::backoff(failures);
         let pause = tokio::time::sleep(wait);
         tokio::pin!(pause);
         loop {
@@ -89,14 +89,6 @@ pub async fn run(
         s.running = false;
         s.connected = false;
     });
-}
-
-/// 1 s, 2 s, 4 s ... at most 60 s, each between half and one and a half of that.
-pub fn backoff(failures: u32) -> Duration {
-    let base = 2u64.saturating_pow(failures.saturating_sub(1)).min(60) * 1000;
-    let mut byte = [0u8; 1];
-    let _ = getrandom::fill(&mut byte);
-    Duration::from_millis(base / 2 + base * byte[0] as u64 / 255)
 }
 
 async fn connect(config: &IrcAccount) -> Result<Box<dyn Io>, String> {
@@ -453,13 +445,6 @@ mod tests {
         assert_eq!(privmsg(":alice!a@h PRIVMSG bot :\u{1}ACTION waves\u{1}"), None);
         assert_eq!(privmsg(":bot!b@h PRIVMSG #chan :echo"), None);
         assert_eq!(privmsg(":alice!a@h PRIVMSG #chan :bot:"), None);
-    }
-
-    #[test]
-    fn backoff_grows_to_a_minute_with_jitter() {
-        assert!(backoff(1) <= Duration::from_millis(1500) && backoff(1) >= Duration::from_millis(500));
-        let long = backoff(20);
-        assert!(long >= Duration::from_secs(30) && long <= Duration::from_secs(90), "{long:?}");
     }
 }
 
