@@ -322,3 +322,18 @@ fn tls_trusts_the_servers_private_ca_only_when_given_and_says_why_otherwise() {
     assert!(why.contains("TLS with 127.0.0.1") && why.contains("needs tls_ca"), "{untrusted}");
     assert_eq!(irc_account(&report, "main")["probe"]["ok"], true, "{report}");
 }
+
+#[test]
+fn a_nick_the_server_refuses_is_reported_as_such_not_retried_as_taken() {
+    // ngircd's default NICKLEN is 9, the least the IRC RFCs allow.
+    let server = IrcServer::start();
+    let home = Home::new();
+    let _d = home.start_with(&account(&server, "main", "averylongbotnick", ""));
+    let a = wait_for(Duration::from_secs(20), "the account's error", || {
+        let a = irc_account(&channels(&home, false), "main");
+        a["lastError"].as_str().is_some().then_some(a)
+    });
+    let error = a["lastError"].as_str().unwrap();
+    assert!(error.contains("refuses the nick averylongbotnick") && error.contains("set another nick"), "{a}");
+    assert_eq!(a["connected"], false);
+}

@@ -66,7 +66,7 @@ impl IrcServer {
             format!(
                 "[Global]\nName = irc.test\nInfo = gateway test server\nListen = 127.0.0.1\nPorts = {}\n\
                  Password = {SERVER_PASSWORD}\nPidFile = {}\nMotdPhrase = test\n\
-                 [Limits]\nMaxNickLength = 30\nPingTimeout = 120\nPongTimeout = 20\nMaxConnectionsIP = 50\n\
+                 [Limits]\nPingTimeout = 120\nPongTimeout = 20\nMaxConnectionsIP = 50\n\
                  [Options]\nPAM = no\nIdent = no\nDNS = no\n{}",
                 self.port,
                 self.dir.path().join("ngircd.pid").display(),

@@ -252,6 +252,15 @@ impl Conn {
                     line.params.last().map_or("", String::as_str)
                 ))
             }
+            // An erroneous nick (too long for the server, a character it refuses): the
+            // configured one is a config problem to report, not a collision to work around.
+            "432" if !self.registered && self.nick.eq_ignore_ascii_case(&config.nick) => {
+                return Err(format!(
+                    "the server refuses the nick {}: {}; set another nick",
+                    config.nick,
+                    line.params.last().map_or("", String::as_str)
+                ));
+            }
             "433" | "432" if !self.registered => {
                 self.nick_tries += 1;
                 if self.nick_tries > 5 {
@@ -396,8 +405,13 @@ fn to_inbound(account: &str, nick: &str, line: &Line) -> Option<Inbound> {
 
 /// Checks the account from scratch: connects, registers (with its credentials) under a nick of
 /// its own, and leaves. Ok when the server welcomed it.
+/// The probe's own nick, beside the account's: at most 9 characters, the least servers allow.
+fn probe_nick(nick: &str) -> String {
+    format!("{}-p", nick.chars().take(7).collect::<String>())
+}
+
 pub async fn probe(config: &IrcAccount, password: Option<&str>) -> Result<(), String> {
-    let probe_nick: String = format!("{}-probe", config.nick).chars().take(30).collect();
+    let probe_nick = probe_nick(&config.nick);
     let attempt = async {
         let mut conn = Conn::open(config, password, &probe_nick).await?;
         loop {
@@ -504,10 +518,10 @@ mod sasl_tests {
         let (port, server) = sasl_server("right").await;
         let mut config = account(port);
         config.nick = "bot".into();
-        // The probe registers as `bot-probe` but authenticates as the account's nick.
+        // The probe registers as `bot-p` but authenticates as the account's nick.
         assert_eq!(probe(&config, Some("right")).await, Ok(()));
         let seen = server.await.unwrap();
-        assert_eq!(&seen[..2], ["CAP REQ :sasl", "NICK bot-probe"]);
+        assert_eq!(&seen[..2], ["CAP REQ :sasl", "NICK bot-p"]);
         assert!(seen.contains(&"CAP END".to_owned()), "{seen:?}");
     }
 
