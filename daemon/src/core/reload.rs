@@ -311,6 +311,11 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
     if gw.password.configure(next.password.as_deref()) {
         end_password_grants(gw, "gateway.auth.password changed");
     }
+    let mut applied =
+        report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message);
+    applied.defaulted_keys = defaulted.clone();
+    // Recorded before the swap: whoever sees the new generation also sees its report.
+    *gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(applied.clone());
     gw.swap_active(Active {
         config: next.config,
         generation,
@@ -329,9 +334,6 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             defaulted.join(", ")
         );
     }
-    let mut applied =
-        report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message);
-    applied.defaulted_keys = defaulted;
     applied
 }
 
