@@ -101,6 +101,8 @@ pub const KEYS: &[KeyInfo] = &[
     key("runs.idempotency_ttl_ms", KeyClass::Hot),
     key("ui.enabled", KeyClass::Hot),
     key("ui.path", KeyClass::Restart),
+    key("metrics.enabled", KeyClass::Hot),
+    KeyInfo { key: "metrics.token", class: KeyClass::Hot, secret: true },
     key("channels.irc.accounts.*.enabled", KeyClass::Hot),
     key("channels.irc.accounts.*.host", KeyClass::Hot),
     key("channels.irc.accounts.*.port", KeyClass::Hot),
@@ -237,6 +239,7 @@ pub fn secret_refs(config: &Config) -> Vec<(String, &crate::SecretRef)> {
         ("gateway.auth.token", auth.token.as_ref()),
         ("gateway.auth.password", auth.password.as_ref()),
         ("hooks.token", config.hooks.token.as_ref()),
+        ("metrics.token", config.metrics.token.as_ref()),
     ]
     .into_iter()
     .filter_map(|(key, secret)| Some((key.to_owned(), secret?)))
@@ -332,6 +335,7 @@ mod tests {
         let mut c = Config::default();
         c.gateway.port = Port::new(1);
         c.gateway.auth.token = Some(SecretRef::Literal("x".into()));
+        c.metrics.token = Some(SecretRef::Literal("m".into()));
         c.gateway.auth.password = Some(SecretRef::Literal("y".into()));
         c.models.providers.insert("p".into(), Provider::default());
         c.agents.insert("a".into(), Agent::default());

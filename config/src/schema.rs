@@ -22,6 +22,7 @@ pub struct Config {
     pub runs: crate::agents::Runs,
     pub hooks: crate::agents::Hooks,
     pub ui: Ui,
+    pub metrics: Metrics,
     pub channels: crate::channels::Channels,
 }
 
@@ -279,6 +280,22 @@ pub struct Admin {
 impl Default for Admin {
     fn default() -> Self {
         Self { allow_session_write: true, allow_memory_write: true }
+    }
+}
+
+/// Prometheus metrics at `GET /gateway/metrics` (docs/observability.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    pub enabled: bool,
+    /// A bearer token for scrapers (a secret reference), accepted on `/gateway/metrics` only,
+    /// beside the gateway's own auth.
+    pub token: Option<SecretRef>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self { enabled: true, token: None }
     }
 }
 

@@ -13,6 +13,7 @@ mod disk_full;
 mod hooks;
 mod lifecycle;
 mod llama;
+mod metrics;
 mod notify;
 mod openai_api;
 mod openai_sdk;

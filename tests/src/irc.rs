@@ -8,26 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::process::run;
 use crate::{free_port, wait_for};
 
 pub const SERVER_PASSWORD: &str = "irc-server-pass";
 
 /// `/usr/sbin/ngircd`, installed with apt when missing and this runs as root (as `.ci/run` does).
 pub fn ngircd() -> PathBuf {
-    let path = PathBuf::from("/usr/sbin/ngircd");
-    if !path.exists() {
-        assert!(
-            crate::node::running_as_root(),
-            "ngircd is missing: install Debian's ngircd (`sudo apt-get install ngircd`)"
-        );
-        for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "ngircd"][..]] {
-            let mut apt = Command::new("apt-get");
-            apt.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            run(apt, "apt-get install ngircd", Duration::from_secs(600)).expect_ok("apt-get");
-        }
-    }
-    path
+    crate::process::debian_program(Path::new("/usr/sbin/ngircd"), "ngircd")
 }
 
 pub struct IrcServer {

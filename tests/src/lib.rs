@@ -24,6 +24,7 @@ pub mod irc;
 pub mod matrix;
 pub mod node;
 pub mod process;
+pub mod prometheus;
 pub mod telegram;
 pub mod upstream;
 pub mod ws;

@@ -81,27 +81,9 @@ pub fn ensure_node_deps() {
 /// Debian's Chromium, for the browser tests (`CHROMIUM` names another). Installed with apt when
 /// it is missing and this runs as root, as `.ci/run` does; otherwise the failure says how.
 pub fn chromium() -> PathBuf {
-    static ONCE: Mutex<()> = Mutex::new(());
-    let _once = ONCE.lock().unwrap_or_else(|e| e.into_inner());
     let path =
         std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    if path.exists() {
-        return path;
-    }
-    let root = running_as_root();
-    assert!(
-        root,
-        "{} is missing: install Debian's chromium (`sudo apt-get install chromium`) or set CHROMIUM",
-        path.display()
-    );
-    eprintln!("installing Debian's chromium for the browser tests");
-    for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "chromium"][..]] {
-        let mut apt = Command::new("apt-get");
-        apt.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        run(apt, "apt-get install chromium", Duration::from_secs(900)).expect_ok("apt-get");
-    }
-    assert!(path.exists(), "{} after apt-get install chromium", path.display());
-    path
+    crate::process::debian_program(&path, "chromium")
 }
 
 /// True when this process runs as root (it may install packages then).

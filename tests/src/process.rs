@@ -75,3 +75,27 @@ pub fn run(mut cmd: Command, what: &str, timeout: Duration) -> Finished {
         stderr: err.join().unwrap_or_default(),
     }
 }
+
+/// `path`, a program from Debian's `package`: installed with apt-get when it is missing and this
+/// runs as root (as `.ci/run` does, which installs them beforehand); otherwise the test fails
+/// saying what to install. One install at a time.
+pub fn debian_program(path: &std::path::Path, package: &str) -> std::path::PathBuf {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        return path.to_owned();
+    }
+    assert!(
+        crate::node::running_as_root(),
+        "{} is missing: install Debian's {package} (`sudo apt-get install {package}`)",
+        path.display()
+    );
+    eprintln!("installing Debian's {package} for the tests");
+    for args in [&["update", "-qq"][..], &["install", "-y", "-qq", package][..]] {
+        let mut apt = Command::new("apt-get");
+        apt.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(apt, &format!("apt-get install {package}"), Duration::from_secs(900)).expect_ok("apt-get");
+    }
+    assert!(path.exists(), "{} after apt-get install {package}", path.display());
+    path.to_owned()
+}

@@ -1,12 +1,13 @@
 //! The probes on the main port: liveness (`/healthz`, no auth), readiness (`/readyz`: details
 //! only to authenticated or local callers) and the daemon's status (`/gateway/status`, behind
-//! the gateway's auth).
+//! the gateway's auth), and the Prometheus metrics (`/gateway/metrics`: the gateway's auth or
+//! the scrapers' `metrics.token`).
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -20,8 +21,41 @@ use crate::core::gateway::{Gateway, Phase};
 pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
     let authenticated = Router::new()
         .route("/gateway/status", get(gateway_status))
-        .route_layer(middleware::from_fn_with_state(gw, require_gateway_auth));
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).merge(authenticated)
+        .route_layer(middleware::from_fn_with_state(gw.clone(), require_gateway_auth));
+    let metrics = Router::new()
+        .route("/gateway/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(gw, metrics_auth));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(authenticated)
+        .merge(metrics)
+}
+
+/// `metrics.token` as a bearer token opens `/gateway/metrics` alone; anything else goes through
+/// the gateway's own auth (which counts and locks out failures).
+async fn metrics_auth(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let active = gw.active();
+    if !active.config.metrics.enabled {
+        let message = "metrics are off (metrics.enabled = false in the config)";
+        return crate::api::error::GatewayError::new(StatusCode::NOT_FOUND, "not_found", message)
+            .into_response();
+    }
+    let token = active.config.metrics.token.as_ref().and_then(|t| t.resolve().ok());
+    let given = crate::api::auth::bearer(req.headers());
+    if let (Some(token), Some(given)) = (token, given) {
+        if crate::core::secrets::tokens_equal(given, &token) {
+            return next.run(req).await;
+        }
+    }
+    require_gateway_auth(State(gw.clone()), req, next).await
+}
+
+/// The Prometheus exposition (OpenMetrics text), read now.
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let body = crate::core::metrics::render(&gw);
+    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(axum::http::header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 /// Liveness: the process answers. Nothing more is said to unauthenticated callers.

@@ -84,7 +84,41 @@ async fn request_rate_limit(State(gw): State<Arc<Gateway>>, req: Request, next: 
 
 async fn count_requests(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     Stats::bump(&gw.stats.http_requests);
-    next.run(req).await
+    let route = metrics_route(req.uri().path(), ws::upgrade::is_websocket(req.headers()));
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    gw.metrics.http(route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The `route` label of a request: a fixed set, whatever the path.
+fn metrics_route(path: &str, websocket: bool) -> &'static str {
+    const EXACT: &[&str] = &[
+        "/healthz",
+        "/readyz",
+        "/gateway/status",
+        "/gateway/metrics",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/models",
+        "/v1/responses",
+        "/tools/invoke",
+    ];
+    const PREFIXES: &[(&str, &str)] = &[
+        ("/v1/models/", "/v1/models"),
+        ("/v1/responses/", "/v1/responses"),
+        ("/v1/", "/v1/other"),
+        ("/gateway/", "/gateway/other"),
+        ("/hooks/", "/hooks"),
+        ("/channels/", "/channels"),
+    ];
+    if websocket && !http_path(path) {
+        return "websocket";
+    }
+    if let Some(exact) = EXACT.iter().find(|r| **r == path) {
+        return exact;
+    }
+    PREFIXES.iter().find(|(prefix, _)| path.starts_with(prefix)).map_or("other", |(_, route)| route)
 }
 
 async fn not_found(req: Request) -> Response {

@@ -132,6 +132,8 @@ pub struct Gateway {
     pub started_at_ms: u64,
     pub(in crate::core) active: ArcSwap<Active>,
     pub stats: Stats,
+    /// Prometheus families counted on the hot paths (`core::metrics`).
+    pub metrics: Arc<crate::core::metrics::Metrics>,
     pub notifier: Notifier,
     /// Where the core and the doors tell the doors what happened.
     pub events: Events,
@@ -182,7 +184,9 @@ impl Gateway {
         signins: SignIns,
     ) -> Arc<Self> {
         let generation = active.generation;
-        let agents = crate::runtime::agent::Agents::new(devices.store().clone(), &active.config);
+        let metrics = Arc::new(crate::core::metrics::Metrics::default());
+        let agents =
+            crate::runtime::agent::Agents::new(devices.store().clone(), &active.config, metrics.clone());
         let channels = crate::runtime::channels::Channels::new(devices.store().clone(), agents.clone());
         Arc::new(Self {
             profile,
@@ -196,6 +200,7 @@ impl Gateway {
             started_at_ms: now_ms(),
             active: ArcSwap::from_pointee(active),
             stats: Stats::default(),
+            metrics,
             notifier: Notifier::default(),
             events: Events::default(),
             devices,

@@ -11,6 +11,7 @@ pub mod limiter;
 pub mod lock;
 pub mod logging;
 pub mod logtail;
+pub mod metrics;
 pub mod notify;
 pub mod password;
 pub mod port;

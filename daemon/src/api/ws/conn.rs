@@ -255,12 +255,14 @@ impl Connection {
         };
         match handshake::connect(&self.gw, attempt, req.params).await {
             Ok(accepted) => {
+                self.gw.metrics.ws_handshake(true);
                 self.respond(&Response::ok(&req.id, accepted.hello));
                 self.pre_auth = None;
                 self.hub.join(accepted.conn.clone(), self.limit());
                 self.conn = Some(accepted.conn);
             }
             Err(refusal) => {
+                self.gw.metrics.ws_handshake(false);
                 self.respond(&Response::err(&req.id, refusal.error));
                 self.outbox.close(refusal.close, &refusal.reason);
             }
@@ -275,15 +277,22 @@ impl Connection {
             let error = ErrorShape::new(code::INVALID_REQUEST, "connect is only valid as the first request");
             return self.respond(&Response::err(&req.id, error));
         }
-        match methods::call(&self.gw, &self.hub, &conn, &req.id, &req.method, req.params) {
-            Reply::Now(result) => self.respond(&to_response(&req.id, result)),
+        let started = Instant::now();
+        let (method, reply) = methods::call(&self.gw, &self.hub, &conn, &req.id, &req.method, req.params);
+        match reply {
+            Reply::Now(result) => {
+                self.gw.metrics.ws_call(method, result.is_ok(), started.elapsed());
+                self.respond(&to_response(&req.id, result))
+            }
             Reply::Later(future) => {
                 let outbox = self.outbox.clone();
                 let limit = self.limit();
                 let id = req.id.clone();
+                let gw = self.gw.clone();
                 let task = tokio::spawn(async move {
-                    let json =
-                        serde_json::to_vec(&to_response(&id, future.await)).expect("responses serialize");
+                    let result = future.await;
+                    gw.metrics.ws_call(method, result.is_ok(), started.elapsed());
+                    let json = serde_json::to_vec(&to_response(&id, result)).expect("responses serialize");
                     let _ = outbox.push_text(&json, false, limit);
                 });
                 self.in_flight.retain(|_, t| !t.is_finished());

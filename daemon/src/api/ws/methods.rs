@@ -56,20 +56,33 @@ fn answer_later<P: DeserializeOwned>(params: Value, handle: impl FnOnce(P) -> Pe
 
 /// Serves one request: the method by name, the connection's scopes checked against the table,
 /// then its handler. The `match` is exhaustive: every method `hello-ok` advertises is served.
-pub fn call(gw: &Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: &str, params: Value) -> Reply {
+/// The method's name (`unknown` for one this gateway does not serve, a bounded metrics label)
+/// and its reply.
+pub fn call(
+    gw: &Arc<Gateway>,
+    hub: &Hub,
+    conn: &Conn,
+    id: &str,
+    method: &str,
+    params: Value,
+) -> (&'static str, Reply) {
     let Some(method) = Method::from_name(method) else {
-        return Reply::Now(Err(ErrorShape::new(
+        let reply = Reply::Now(Err(ErrorShape::new(
             code::INVALID_REQUEST,
             format!(
                 "unknown method: {}: this gateway does not serve it (hello-ok features.methods lists what it serves)",
                 gateway_proto::quote::cut(method)
             ),
         )));
+        return ("unknown", reply);
     };
     if let Err(e) = allowed(&conn.scopes, method.need()) {
-        return Reply::Now(Err(e));
+        return (method.name(), Reply::Now(Err(e)));
     }
-    let gw = gw.clone();
+    (method.name(), dispatch(gw.clone(), hub, conn, id, method, params))
+}
+
+fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, params: Value) -> Reply {
     match method {
         Method::Health => {
             let started = std::time::Instant::now();

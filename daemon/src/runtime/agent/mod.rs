@@ -19,6 +19,7 @@ use tokio::time::Instant;
 pub use history::{History, MemoryNote, SessionInfo, StoredMessage};
 pub use types::*;
 
+use crate::core::metrics::Metrics;
 use crate::core::store::{off_workers, CallError, Store, StoreError};
 use crate::runtime::providers::upstream::Clients;
 
@@ -48,6 +49,7 @@ struct Inner {
     history: History,
     config: ArcSwap<Config>,
     clients: Clients,
+    metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
     sessions: Mutex<HashMap<String, SessionQueue>>,
     runs: Mutex<HashMap<String, Arc<Run>>>,
@@ -121,7 +123,7 @@ struct Resolved {
 
 impl Agents {
     /// The runtime on `store`, configured by `config` (later changes: [`Agents::configure`]).
-    pub fn new(store: Arc<Store>, config: &Config) -> Self {
+    pub fn new(store: Arc<Store>, config: &Config, metrics: Arc<Metrics>) -> Self {
         let history = History::new(store);
         match history.mark_interrupted() {
             Ok(0) => {}
@@ -133,6 +135,7 @@ impl Agents {
                 history,
                 config: ArcSwap::from_pointee(config.clone()),
                 clients: Clients::default(),
+                metrics,
                 permits: Arc::new(Semaphore::new(config.runs.max_concurrent.get() as usize)),
                 sessions: Mutex::new(HashMap::new()),
                 runs: Mutex::new(HashMap::new()),
@@ -300,6 +303,8 @@ impl Agents {
             turn,
             cancel_watch,
             observed: Mutex::new((0, String::new())),
+            begun: std::time::Instant::now(),
+            first_text: std::sync::atomic::AtomicBool::new(false),
         };
         tokio::spawn(job.execute());
         Ok(handle)
@@ -795,7 +800,7 @@ mod tests {
             "[models]\ndefault = \"up/m\"\n[models.providers.up]\nkind = \"openai\"\nbase_url = \"{url}\"\nmodels = [\"m\"]\n"
         );
         let config = gateway_config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
-        (dir, Agents::new(store, &config))
+        (dir, Agents::new(store, &config, Default::default()))
     }
 
     fn request(cancel_on_drop: bool) -> RunRequest {
@@ -877,7 +882,7 @@ mod tests {
     async fn runs_of_a_session_execute_in_the_order_they_were_started() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
-        let agents = Agents::new(store, &Config::default());
+        let agents = Agents::new(store, &Config::default(), Default::default());
         let mut ids = Vec::new();
         for i in 0..20 {
             let req = RunRequest {
@@ -898,7 +903,7 @@ mod tests {
     async fn concurrent_starts_with_one_idempotency_key_make_one_run() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
-        let agents = Agents::new(store, &Config::default());
+        let agents = Agents::new(store, &Config::default(), Default::default());
         for origin in [RunOrigin::Http, RunOrigin::Ws] {
             let key = format!("key-{}", origin.as_str());
             let starts: Vec<_> = (0..16)
@@ -930,7 +935,7 @@ mod tests {
     async fn the_observer_sees_stateful_runs_in_order_and_not_ephemeral_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("g.db")).unwrap());
-        let agents = Agents::new(store, &Config::default());
+        let agents = Agents::new(store, &Config::default(), Default::default());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         agents.observe(Box::new(move |o| {

@@ -35,6 +35,9 @@ pub(super) struct Job {
     pub cancel_watch: Option<mpsc::Sender<RunEvent>>,
     /// For the observer: events observed so far and the assistant's text.
     pub observed: std::sync::Mutex<(u64, String)>,
+    /// When the job was spawned, and whether its first streamed text was seen (metrics).
+    pub begun: std::time::Instant,
+    pub first_text: std::sync::atomic::AtomicBool,
 }
 
 /// How the work ended, before it becomes an outcome.
@@ -47,6 +50,7 @@ enum Ended {
 impl Job {
     pub async fn execute(self) {
         let started_at_ms = now_ms();
+        self.agents.inner.metrics.runs_started.inc();
         let mut abort = self.run.abort.subscribe();
         let cancel = self.cancel_watch.clone();
         let caller_gone = async move {
@@ -111,6 +115,32 @@ impl Job {
             self.agents.leave_session(key, &self.run.id);
         }
         self.agents.ended(&self.run);
+        self.count(&outcome);
+    }
+
+    fn count(&self, outcome: &RunOutcome) {
+        use crate::core::metrics::{ProviderLabel, RunLabels};
+        let metrics = &self.agents.inner.metrics;
+        let provider = self.resolved.provider.clone();
+        let status = match outcome.status {
+            RunStatus::Ok => "ok",
+            RunStatus::Aborted => "aborted",
+            _ => "error",
+        };
+        metrics.runs_ended.get_or_create(&RunLabels { provider: provider.clone(), outcome: status }).inc();
+        metrics
+            .run_seconds
+            .get_or_create(&ProviderLabel { provider })
+            .observe(self.begun.elapsed().as_secs_f64());
+        let usage = &outcome.usage;
+        if usage.input_tokens + usage.output_tokens > 0 {
+            metrics.tokens(
+                &self.resolved.provider,
+                &self.resolved.upstream_model,
+                usage.input_tokens,
+                usage.output_tokens,
+            );
+        }
     }
 
     fn outcome(&self, started_at_ms: u64) -> RunOutcome {
@@ -264,6 +294,11 @@ impl Job {
         };
         let forward = async {
             while let Some(text) = rx.recv().await {
+                if !self.first_text.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    let provider = crate::core::metrics::ProviderLabel { provider: r.provider.clone() };
+                    let took = self.begun.elapsed().as_secs_f64();
+                    inner.metrics.first_token_seconds.get_or_create(&provider).observe(took);
+                }
                 self.emit(RunEvent::Delta { text }).await;
             }
         };

@@ -1,0 +1,339 @@
+//! Prometheus metrics, in the OpenMetrics text format (`prometheus-client`, the Prometheus
+//! project's own Rust client: typed label sets, no global registry, no macros). Two kinds:
+//! - counted where it happens, on the hot paths, by the doors and the runtime: the families in
+//!   [`Metrics`], each an atomic counter or histogram behind a label set whose values are bounded
+//!   (route and method names from fixed tables, outcomes, configured provider names, at most
+//!   [`MAX_MODELS`] model ids, then `other`);
+//! - read at each scrape from what the core keeps anyway: [`Stats`], the config generation,
+//!   connections, and the process's own figures from `/proc`.
+//!
+//! The HTTP door serves [`render`] at `GET /gateway/metrics`.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use gateway_proto::time::now_ms;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::gateway::{Gateway, Stats};
+
+/// Distinct (provider, model) pairs with series of their own; later ones count as `other`.
+pub const MAX_MODELS: usize = 64;
+
+/// Seconds: 0.5 ms to 2 min, about 2.5x apart.
+const BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 120.0];
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: &'static str,
+    /// `1xx` (WebSocket upgrades), `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub method: &'static str,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub provider: String,
+    /// `ok`, `error` or `aborted`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: String,
+    pub model: String,
+    /// `in` (prompt) or `out` (completion).
+    pub direction: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_seconds: Histograms<RouteLabel>,
+    pub ws_handshakes: Family<OutcomeLabel, Counter>,
+    pub ws_calls: Family<CallLabels, Counter>,
+    pub ws_call_seconds: Histograms<MethodLabel>,
+    pub runs_started: Counter,
+    pub runs_ended: Family<RunLabels, Counter>,
+    pub run_seconds: Histograms<ProviderLabel>,
+    pub first_token_seconds: Histograms<ProviderLabel>,
+    tokens: Family<TokenLabels, Counter>,
+    models: Mutex<HashSet<(String, String)>>,
+    dropped_series: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Self {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_seconds: Family::new_with_constructor(histogram),
+            ws_handshakes: Family::default(),
+            ws_calls: Family::default(),
+            ws_call_seconds: Family::new_with_constructor(histogram),
+            runs_started: Counter::default(),
+            runs_ended: Family::default(),
+            run_seconds: Family::new_with_constructor(histogram),
+            first_token_seconds: Family::new_with_constructor(histogram),
+            tokens: Family::default(),
+            models: Mutex::new(HashSet::new()),
+            dropped_series: Counter::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "gateway_http_requests",
+            "HTTP requests by route and status class",
+            m.http_requests.clone(),
+        );
+        r.register_with_unit(
+            "gateway_http_request_duration",
+            "HTTP request time to the response head, by route",
+            Unit::Seconds,
+            m.http_seconds.clone(),
+        );
+        r.register(
+            "gateway_ws_handshakes",
+            "WebSocket connect handshakes by outcome",
+            m.ws_handshakes.clone(),
+        );
+        r.register("gateway_ws_rpc_calls", "WebSocket RPC calls by method and outcome", m.ws_calls.clone());
+        r.register_with_unit(
+            "gateway_ws_rpc_duration",
+            "WebSocket RPC time to the response, by method",
+            Unit::Seconds,
+            m.ws_call_seconds.clone(),
+        );
+        r.register("gateway_runs_started", "Agent runs started", m.runs_started.clone());
+        r.register("gateway_runs_ended", "Agent runs ended, by provider and outcome", m.runs_ended.clone());
+        r.register_with_unit(
+            "gateway_run_duration",
+            "Agent run time, start to end, by provider",
+            Unit::Seconds,
+            m.run_seconds.clone(),
+        );
+        r.register_with_unit(
+            "gateway_run_first_token",
+            "Time from a run's start to its first streamed text, by provider",
+            Unit::Seconds,
+            m.first_token_seconds.clone(),
+        );
+        r.register("gateway_tokens", "Model tokens by provider, model and direction", m.tokens.clone());
+        r.register(
+            "gateway_metrics_dropped_series",
+            "Model ids counted as `other` because the series cap was reached",
+            m.dropped_series.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    pub fn http(&self, route: &'static str, status: u16, took: Duration) {
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_requests.get_or_create(&HttpLabels { route, status }).inc();
+        self.http_seconds.get_or_create(&RouteLabel { route }).observe(took.as_secs_f64());
+    }
+
+    pub fn ws_handshake(&self, accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        self.ws_handshakes.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn ws_call(&self, method: &'static str, ok: bool, took: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.ws_calls.get_or_create(&CallLabels { method, outcome }).inc();
+        self.ws_call_seconds.get_or_create(&MethodLabel { method }).observe(took.as_secs_f64());
+    }
+
+    /// Tokens of one run; the model id gets its own series while fewer than [`MAX_MODELS`] have one.
+    pub fn tokens(&self, provider: &str, model: &str, prompt: u64, completion: u64) {
+        let model = {
+            let mut seen = self.models.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (provider.to_owned(), model.to_owned());
+            if seen.contains(&key) || seen.len() < MAX_MODELS {
+                seen.insert(key);
+                model.to_owned()
+            } else {
+                self.dropped_series.inc();
+                "other".to_owned()
+            }
+        };
+        for (direction, n) in [("in", prompt), ("out", completion)] {
+            let labels = TokenLabels { provider: provider.to_owned(), model: model.clone(), direction };
+            self.tokens.get_or_create(&labels).inc_by(n);
+        }
+    }
+}
+
+/// The whole exposition: the hot-path families, then what is read now.
+pub fn render(gw: &Gateway) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    // Writing to a String cannot fail.
+    let _ = encode_registry(&mut out, &gw.metrics.registry);
+    let _ = encode_registry(&mut out, &scrape_time(gw));
+    let _ = encode_eof(&mut out);
+    out
+}
+
+fn scrape_time(gw: &Gateway) -> Registry {
+    let mut r = Registry::default();
+    let s = &gw.stats;
+    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 5] = [
+        ("gateway_auth_failures", "Refused credentials on every door", &s.auth_failures),
+        (
+            "gateway_rate_limited_requests",
+            "HTTP API requests refused by gateway.http.rate_limit",
+            &s.rate_limited_requests,
+        ),
+        ("gateway_heartbeat_ticks", "Heartbeat ticks since start", &s.heartbeat_ticks),
+        ("gateway_ui_sign_ins", "Control UI sign-ins that opened a browser session", &s.ui_sign_ins),
+        ("gateway_ui_sign_in_failures", "Control UI sign-ins refused", &s.ui_sign_in_failures),
+    ];
+    for (name, help, counter) in counters {
+        r.register(name, help, ConstCounter::new(Stats::get(counter)));
+    }
+    let reloads = Family::<OutcomeLabel, Counter>::default();
+    for (outcome, counter) in [
+        ("applied", &s.reloads_applied),
+        ("unchanged", &s.reloads_unchanged),
+        ("rejected", &s.reloads_rejected),
+    ] {
+        reloads.get_or_create(&OutcomeLabel { outcome }).inc_by(Stats::get(counter));
+    }
+    r.register(
+        "gateway_reloads",
+        "Config reloads by outcome (rejected: the previous config kept serving)",
+        reloads,
+    );
+    let gauges: [(&str, &str, i64); 4] = [
+        ("gateway_config_generation", "The config generation in effect", gw.active().generation as i64),
+        ("gateway_http_connections", "HTTP connections open", Stats::get(&s.http_connections) as i64),
+        ("gateway_ws_connections", "WebSocket connections open", Stats::get(&s.websocket_connections) as i64),
+        (
+            "gateway_control_connections",
+            "Control socket connections open",
+            Stats::get(&s.control_connections) as i64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        r.register(name, help, ConstGauge::new(value));
+    }
+    let uptime = now_ms().saturating_sub(gw.started_at_ms) as f64 / 1e3;
+    r.register_with_unit(
+        "gateway_uptime",
+        "Time since the daemon started",
+        Unit::Seconds,
+        ConstGauge::new(uptime),
+    );
+    process(&mut r, gw.started_at_ms);
+    r
+}
+
+/// The process's own figures, under the names every Prometheus client library uses.
+fn process(r: &mut Registry, started_at_ms: u64) {
+    r.register_with_unit(
+        "process_start_time",
+        "Start time of the process since the Unix epoch",
+        Unit::Seconds,
+        ConstGauge::new(started_at_ms as f64 / 1e3),
+    );
+    if let Some(rss) = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<i64>().ok()
+    }) {
+        r.register_with_unit(
+            "process_resident_memory",
+            "Resident memory size",
+            Unit::Bytes,
+            ConstGauge::new(rss * 1024),
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        r.register("process_open_fds", "Open file descriptors", ConstGauge::new(fds.count() as i64));
+    }
+    // utime and stime, fields 14 and 15 of /proc/self/stat, in USER_HZ (100 on Linux) ticks;
+    // counted after the command name, which may hold spaces but ends at the last ')'.
+    if let Some(ticks) = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
+        let rest = &s[s.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    }) {
+        r.register_with_unit(
+            "process_cpu",
+            "User and system CPU time spent",
+            Unit::Seconds,
+            ConstCounter::new(ticks as f64 / 100.0),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_past_the_cap_count_as_other_and_as_dropped() {
+        let m = Metrics::default();
+        for i in 0..MAX_MODELS + 3 {
+            m.tokens("up", &format!("model-{i}"), 1, 2);
+        }
+        m.tokens("up", "model-0", 1, 1);
+        let mut out = String::new();
+        encode_registry(&mut out, &m.registry).unwrap();
+        assert!(out.contains("gateway_metrics_dropped_series_total 3"), "{out}");
+        assert!(
+            out.contains(r#"gateway_tokens_total{provider="up",model="other",direction="out"} 6"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"gateway_tokens_total{provider="up",model="model-0",direction="in"} 2"#),
+            "{out}"
+        );
+    }
+}

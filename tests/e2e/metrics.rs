@@ -1,0 +1,89 @@
+//! Prometheus metrics at `/gateway/metrics`: a real Prometheus (Debian's) scrapes them with the
+//! scrapers' token and finds our series with the traffic the test made; the endpoint's auth;
+//! labels that stay bounded whatever the paths; and `metrics.enabled`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use gateway_tests::http1;
+use gateway_tests::prometheus::Prometheus;
+use gateway_tests::ws::{Client, Connect};
+use gateway_tests::*;
+use serde_json::json;
+
+const SCRAPER_TOKEN: &str = "scraper-token-5d1f0a9c7e3b";
+
+fn chat(port: u16, token: &str) {
+    let auth = format!("Bearer {token}");
+    let body =
+        json!({ "model": "echo", "messages": [{ "role": "user", "content": "count me" }] }).to_string();
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let r = http1::request(port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_gateway_with_the_scrapers_token() {
+    let home = Home::new();
+    let token_file = home.path().join("metrics.token");
+    std::fs::write(&token_file, SCRAPER_TOKEN).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = home.start_with(&format!("[metrics]\ntoken = \"file:{}\"\n", token_file.display()));
+    let token = home.token();
+    for _ in 0..3 {
+        chat(d.port, &token);
+    }
+    let (mut ws, _) = Client::connect(d.port, &Connect { token: Some(&token), ..Default::default() });
+    ws.request("health", json!({}));
+    assert_eq!(http(d.port, "GET", "/gateway/status", &[("Authorization", "Bearer wrong")]).0, 401);
+
+    let prometheus = Prometheus::scraping(d.port, &token_file);
+    let wait = Duration::from_secs(30);
+    assert_eq!(prometheus.value(r#"up{job="gateway"}"#, wait), 1.0, "{}", prometheus.log());
+    let chats = r#"gateway_http_requests_total{route="/v1/chat/completions",status="2xx"}"#;
+    assert_eq!(prometheus.value(chats, wait), 3.0);
+    assert_eq!(prometheus.value(r#"gateway_runs_ended_total{provider="echo",outcome="ok"}"#, wait), 3.0);
+    assert_eq!(prometheus.value(r#"gateway_ws_rpc_calls_total{method="health",outcome="ok"}"#, wait), 1.0);
+    assert_eq!(prometheus.value(r#"gateway_ws_handshakes_total{outcome="accepted"}"#, wait), 1.0);
+    assert_eq!(prometheus.value("gateway_ws_connections", wait), 1.0);
+    assert!(prometheus.value("gateway_auth_failures_total", wait) >= 1.0);
+    assert_eq!(prometheus.value("gateway_config_generation", wait), 1.0);
+    assert!(prometheus.value("process_resident_memory_bytes", wait) > 1e6);
+    assert!(prometheus.value("process_open_fds", wait) > 3.0);
+    let p50 = r#"histogram_quantile(0.5, sum by (le) (gateway_http_request_duration_seconds_bucket{route="/v1/chat/completions"}))"#;
+    let p50 = prometheus.value(p50, wait);
+    assert!(p50 > 0.0 && p50 < 1.0, "chat p50 {p50} s");
+}
+
+#[test]
+fn metrics_need_credentials_keep_labels_bounded_and_can_be_turned_off() {
+    let home = Home::new();
+    let d = home.start_with(&format!("[metrics]\ntoken = \"{SCRAPER_TOKEN}\"\n"));
+    let token = home.token();
+    let scraper = format!("Bearer {SCRAPER_TOKEN}");
+    let gateway = format!("Bearer {token}");
+    assert_eq!(http(d.port, "GET", "/gateway/metrics", &[]).0, 401);
+    assert_eq!(http(d.port, "GET", "/gateway/metrics", &[("Authorization", "Bearer nope")]).0, 401);
+    // The scrapers' token opens the metrics and nothing else.
+    assert_eq!(http(d.port, "GET", "/gateway/status", &[("Authorization", scraper.as_str())]).0, 401);
+    for n in 0..20 {
+        http(d.port, "GET", &format!("/no/such/path/{n}"), &[]);
+    }
+    let r = http1::request(d.port, "GET", "/gateway/metrics", &[("Authorization", scraper.as_str())], None)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let kind =
+        r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.as_str());
+    assert_eq!(kind, Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert!(r.body.ends_with("# EOF\n"), "{}", r.body);
+    assert!(r.body.contains(r#"gateway_http_requests_total{route="other",status="4xx"} 20"#), "{}", r.body);
+    assert!(!r.body.contains("/no/such"), "paths never become labels");
+    assert!(!r.body.contains(SCRAPER_TOKEN) && !r.body.contains(&token));
+    assert_eq!(http(d.port, "GET", "/gateway/metrics", &[("Authorization", gateway.as_str())]).0, 200);
+
+    home.write_config(None, &format!("[metrics]\nenabled = false\ntoken = \"{SCRAPER_TOKEN}\"\n"));
+    assert!(home.ctl(&["reload"]).status.success());
+    let (status, body) = http(d.port, "GET", "/gateway/metrics", &[("Authorization", gateway.as_str())]);
+    assert_eq!(status, 404);
+    assert!(body.contains("metrics.enabled"), "{body}");
+}
