@@ -80,6 +80,27 @@ pub struct StatusReport {
     /// The Control UI (absent from daemons older than it).
     #[serde(default)]
     pub web_ui: Option<WebUiInfo>,
+    /// Authentication, with the runbook's field names (absent from daemons older than it).
+    #[serde(default)]
+    pub auth: Option<AuthInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthInfo {
+    /// `token`, `password`, `trusted-proxy` or `none`.
+    pub mode: String,
+    /// How long a sign-in session lasts (`gateway.auth.session_ttl_ms`).
+    pub session_ttl_seconds: u64,
+    /// Bearer sign-in sessions (from `/gateway/auth/session`) live now.
+    pub active_sessions: u64,
+    /// Bearer sign-in sessions issued since start.
+    pub total_sessions_issued: u64,
+    pub auth_failures: u64,
+    pub rate_limited_requests: u64,
+    /// `gateway.http.rate_limit`: at most `rate_limit_max_requests` per client address in
+    /// `rate_limit_window_seconds`; 0 requests: off.
+    pub rate_limit_window_seconds: u64,
+    pub rate_limit_max_requests: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -78,6 +78,22 @@ fn password_mode_with_sessions() {
     assert!((86_390..=86_400).contains(&ttl), "{body}");
     assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer(&session))]).0, 200);
     assert_eq!(d.get("/gateway/status", &[("Authorization", &bearer("not-a-session"))]).0, 401);
+    // The runbook's auth block counts what just happened.
+    let (_, status) = d.get("/gateway/status", &[("Authorization", &bearer(&session))]);
+    let auth = &status["auth"];
+    assert_eq!(
+        (auth["mode"].as_str(), auth["session_ttl_seconds"].as_u64()),
+        (Some("password"), Some(86_400))
+    );
+    assert_eq!(
+        (auth["active_sessions"].as_u64(), auth["total_sessions_issued"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(auth["auth_failures"].as_u64() >= Some(3), "{auth}");
+    assert_eq!(
+        (auth["rate_limit_window_seconds"].as_u64(), auth["rate_limit_max_requests"].as_u64()),
+        (Some(60), Some(0))
+    );
     let (mut via_session, res) =
         Client::connect(port, &Connect { token: Some(&session), ..Default::default() });
     assert_eq!(res["ok"], true, "{res}");

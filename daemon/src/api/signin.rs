@@ -69,6 +69,7 @@ async fn create_session(State(gw): State<Arc<Gateway>>, req: Request) -> Respons
     let client = format!("{ip} {agent}").trim().to_owned();
     match crate::core::store::off_workers(sessions, move |s| s.create(Kind::Bearer, ttl, &client)).await {
         Ok((info, token)) => {
+            Stats::bump(&gw.stats.sessions_issued);
             tracing::info!(event = "session_created", session = %info.id, "password session created");
             // Ours, and the same again under the names Tau's clients read.
             let now = gateway_proto::time::now_ms();

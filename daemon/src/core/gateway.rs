@@ -108,6 +108,8 @@ pub struct Stats {
     /// Control UI sign-ins that opened a browser session, and those refused.
     pub ui_sign_ins: AtomicU64,
     pub ui_sign_in_failures: AtomicU64,
+    /// Bearer sign-in sessions issued (`/gateway/auth/session`).
+    pub sessions_issued: AtomicU64,
 }
 
 impl Stats {

@@ -70,5 +70,15 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             sign_ins: Stats::get(&stats.ui_sign_ins),
             sign_in_failures: Stats::get(&stats.ui_sign_in_failures),
         }),
+        auth: Some(api::AuthInfo {
+            mode: config.gateway.auth.mode.as_str().into(),
+            session_ttl_seconds: config.gateway.auth.session_ttl_ms.get() / 1000,
+            active_sessions: gw.signins.count(crate::core::signin_store::Kind::Bearer).unwrap_or(0),
+            total_sessions_issued: Stats::get(&stats.sessions_issued),
+            auth_failures: Stats::get(&stats.auth_failures),
+            rate_limited_requests: Stats::get(&stats.rate_limited_requests),
+            rate_limit_window_seconds: config.gateway.http.rate_limit.window_seconds.get(),
+            rate_limit_max_requests: config.gateway.http.rate_limit.max_requests.get(),
+        }),
     }
 }
