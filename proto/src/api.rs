@@ -83,6 +83,41 @@ pub struct StatusReport {
     /// Authentication, with the runbook's field names (absent from daemons older than it).
     #[serde(default)]
     pub auth: Option<AuthInfo>,
+    /// The runbook's `gateway` blocks (absent from daemons older than it).
+    #[serde(default)]
+    pub gateway: Option<GatewayBlocks>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayBlocks {
+    pub openai_compat: OpenAiCompatInfo,
+}
+
+/// What the OpenAI-compatible APIs served since start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenAiCompatInfo {
+    pub chat_completions_endpoint: String,
+    pub completions_endpoint: String,
+    pub models_endpoint: String,
+    pub responses_endpoint: String,
+    /// Every request under `/v1/`, answered or refused (credentials apart).
+    pub total_requests: u64,
+    pub chat_completions_requests: u64,
+    pub completions_requests: u64,
+    pub models_requests: u64,
+    pub responses_requests: u64,
+    /// Answers sent as a stream of server-sent events.
+    pub stream_requests: u64,
+    /// Requests refused before a run (4xx other than 401, 403 and 429).
+    pub translation_failures: u64,
+    /// Requests that failed in the gateway or the model's provider (5xx before any streamed byte).
+    pub execution_failures: u64,
+    /// Error answers by the gateway's error code.
+    pub reason_code_counts: std::collections::BTreeMap<String, u64>,
+    /// Request fields the gateway ignored, by name.
+    pub ignored_field_counts: std::collections::BTreeMap<String, u64>,
+    /// The latest error codes, oldest first.
+    pub last_reason_codes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -544,3 +544,39 @@ fn the_request_rate_limit_refuses_with_retry_after() {
         (call(&d, "GET", "/v1/models", &token, None).status == 200).then_some(())
     });
 }
+
+#[test]
+fn the_status_reports_what_the_openai_apis_served_in_the_runbooks_block() {
+    let (_home, d, token) = start_gateway("");
+    let chat = json!({"model": "echo/echo", "messages": [{"role": "user", "content": "hi"}], "seed": 1});
+    assert_eq!(post(&d, "/v1/chat/completions", &token, &chat).status, 200);
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    sse_data(&post(&d, "/v1/chat/completions", &token, &streamed));
+    assert_eq!(
+        post(&d, "/v1/completions", &token, &json!({"model": "echo/echo", "prompt": "x"})).status,
+        200
+    );
+    assert_eq!(call(&d, "GET", "/v1/models", &token, None).status, 200);
+    let unknown = json!({"model": "nope/nope", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(post(&d, "/v1/chat/completions", &token, &unknown).status, 404);
+    assert_eq!(post(&d, "/v1/chat/completions", &token, &json!({"messages": 3})).status, 400);
+    assert_eq!(call(&d, "GET", "/v1/models", "wrong-token", None).status, 401);
+
+    let status = call(&d, "GET", "/gateway/status", &token, None).json();
+    let block = &status["gateway"]["openai_compat"];
+    let count = |k: &str| block[k].as_u64().unwrap_or_else(|| panic!("{k} in {block}"));
+    assert_eq!(block["chat_completions_endpoint"], "/v1/chat/completions");
+    assert_eq!(count("total_requests"), 6, "the refused credential is not counted here: {block}");
+    assert_eq!(
+        (count("chat_completions_requests"), count("completions_requests"), count("models_requests")),
+        (4, 1, 1)
+    );
+    assert_eq!(
+        (count("stream_requests"), count("translation_failures"), count("execution_failures")),
+        (1, 2, 0)
+    );
+    assert_eq!(block["reason_code_counts"]["model_not_found"], 1, "{block}");
+    assert_eq!(block["last_reason_codes"].as_array().unwrap().len(), 2, "{block}");
+    assert_eq!(block["ignored_field_counts"]["seed"], 2, "{block}");
+}

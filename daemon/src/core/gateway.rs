@@ -136,6 +136,8 @@ pub struct Gateway {
     pub stats: Stats,
     /// Prometheus families counted on the hot paths (`core::metrics`).
     pub metrics: Arc<crate::core::metrics::Metrics>,
+    /// What the OpenAI-compatible APIs served (the status report's `gateway.openai_compat`).
+    pub openai_stats: crate::core::openai_stats::OpenAiStats,
     pub notifier: Notifier,
     /// Where the core and the doors tell the doors what happened.
     pub events: Events,
@@ -203,6 +205,7 @@ impl Gateway {
             active: ArcSwap::from_pointee(active),
             stats: Stats::default(),
             metrics,
+            openai_stats: Default::default(),
             notifier: Notifier::default(),
             events: Events::default(),
             devices,

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod logtail;
 pub mod metrics;
 pub mod notify;
+pub mod openai_stats;
 pub mod password;
 pub mod port;
 pub mod reload;

@@ -70,6 +70,7 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             sign_ins: Stats::get(&stats.ui_sign_ins),
             sign_in_failures: Stats::get(&stats.ui_sign_in_failures),
         }),
+        gateway: Some(api::GatewayBlocks { openai_compat: gw.openai_stats.info() }),
         auth: Some(api::AuthInfo {
             mode: config.gateway.auth.mode.as_str().into(),
             session_ttl_seconds: config.gateway.auth.session_ttl_ms.get() / 1000,

@@ -16,9 +16,9 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::api::auth::require_gateway_auth;
 use crate::api::error::GatewayError;
 use crate::core::gateway::Gateway;
+use crate::core::openai_stats::{Answer, Endpoint};
 
 /// The header that runs a chat completion on a stored session.
 pub const SESSION_HEADER: &str = "x-gateway-session-key";
@@ -43,7 +44,35 @@ pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/v1/responses/{id}", get(responses::get).delete(responses::delete))
         .route("/v1/responses/{id}/input_items", get(responses::input_items))
         .route("/v1/{*rest}", any(unknown))
+        .route_layer(middleware::from_fn_with_state(gw.clone(), count))
         .route_layer(middleware::from_fn_with_state(gw, require_gateway_auth))
+}
+
+/// Records each answer for the status report's `gateway.openai_compat` block.
+async fn count(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let endpoint = match path {
+        "/v1/chat/completions" => Endpoint::ChatCompletions,
+        "/v1/completions" => Endpoint::Completions,
+        p if p == "/v1/models" || p.starts_with("/v1/models/") => Endpoint::Models,
+        p if p == "/v1/responses" || p.starts_with("/v1/responses/") => Endpoint::Responses,
+        _ => Endpoint::Other,
+    };
+    let response = next.run(req).await;
+    let streamed = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let ignored = response.headers().get(IGNORED_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ignored_fields: Vec<&str> = ignored.split(", ").filter(|f| !f.is_empty()).collect();
+    gw.openai_stats.record(&Answer {
+        endpoint,
+        status: response.status().as_u16(),
+        streamed,
+        reason: response.extensions().get::<GatewayError>().map(|e| e.code),
+        ignored_fields: &ignored_fields,
+    });
+    response
 }
 
 /// Any other `/v1/` path: a 404 in the OpenAI shape, naming what is served.
