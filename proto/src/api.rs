@@ -86,6 +86,14 @@ pub struct StatusReport {
     /// The runbook's `gateway` blocks (absent from daemons older than it).
     #[serde(default)]
     pub gateway: Option<GatewayBlocks>,
+    /// `healthy`, `degraded` or `failing` (absent from daemons older than it), the reason code
+    /// that decided it and every reason found (docs/control-api.md).
+    #[serde(default)]
+    pub health_state: Option<String>,
+    #[serde(default)]
+    pub health_reason_code: Option<String>,
+    #[serde(default)]
+    pub health_reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

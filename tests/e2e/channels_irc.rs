@@ -258,6 +258,7 @@ fn an_account_that_keeps_failing_shows_in_status_deep_and_doctor() {
     assert_eq!(deep.status.code(), Some(1), "{text}");
     assert!(text.contains("Channels: irc main not connected (the server closed the connection"), "{text}");
     assert!(text.contains("channel account irc main keeps failing to connect"), "{text}");
+    assert!(text.contains("Daemon health: degraded (channel_account_failing)"), "{text}");
     let doctor: Value = serde_json::from_slice(&home.ctl(&["doctor", "--json"]).stdout).unwrap();
     let check = doctor["checks"].as_array().unwrap().iter().find(|c| c["id"] == "channels").cloned().unwrap();
     assert_eq!(check["severity"], "warning", "{check}");

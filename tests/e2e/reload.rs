@@ -199,6 +199,21 @@ fn reload_reports_name_a_new_provider_once_and_rejections_plainly() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{out:?}");
     assert!(text.starts_with("rejected: generation 2 keeps serving\n"), "{text}");
+    // The daemon says it is degraded, and why, until an edit is accepted.
+    let status: serde_json::Value = serde_json::from_slice(&home.ctl(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (status["health_state"].as_str(), status["health_reason_code"].as_str()),
+        (Some("degraded"), Some("config_rejected"))
+    );
+    let text = String::from_utf8(home.ctl(&["status"]).stdout).unwrap();
+    assert!(text.contains("health:          degraded (config_rejected)"), "{text}");
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n");
+    assert!(home.ctl(&["reload"]).status.success());
+    let status: serde_json::Value = serde_json::from_slice(&home.ctl(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (status["health_state"].as_str(), status["health_reasons"].as_array().map(Vec::len)),
+        (Some("healthy"), Some(0))
+    );
 }
 
 #[test]

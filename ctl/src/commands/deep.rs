@@ -110,6 +110,9 @@ pub struct ControlProbe {
     pub state: Option<String>,
     pub uptime_ms: Option<u64>,
     pub supervisor: Option<String>,
+    /// The daemon's own `health_state` and the reasons for it.
+    pub health_state: Option<String>,
+    pub health_reasons: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,6 +174,8 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
         state: status.as_ref().ok().map(|s| s.state.clone()),
         uptime_ms: status.as_ref().ok().map(|s| s.uptime_ms),
         supervisor: status.as_ref().ok().map(|s| s.supervisor.clone()),
+        health_state: status.as_ref().ok().and_then(|s| s.health_state.clone()),
+        health_reasons: status.as_ref().map(|s| s.health_reasons.clone()).unwrap_or_default(),
     };
     let port = match &status {
         Ok(s) => s.listen.port,
@@ -505,6 +510,14 @@ fn render(r: &Deep) -> String {
                 c.supervisor.as_deref().unwrap_or("?")
             );
             let _ = writeln!(o, "Control socket: ok ({})", c.socket);
+            if let Some(state) = &c.health_state {
+                let why = if c.health_reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.health_reasons.join(", "))
+                };
+                let _ = writeln!(o, "Daemon health: {state}{why}");
+            }
         }
         (None, e) => {
             let _ = writeln!(o, "Runtime: {}", r.verdict.runtime);

@@ -54,6 +54,11 @@ fn render(r: &StatusReport, now: u64) -> String {
         duration(r.uptime_ms),
         r.version
     ));
+    if let (Some(state), Some(reason)) = (&r.health_state, &r.health_reason_code) {
+        let others: Vec<&str> = r.health_reasons.iter().map(String::as_str).filter(|x| x != reason).collect();
+        let more = if others.is_empty() { String::new() } else { format!("; also {}", others.join(", ")) };
+        b.row("health", if state == "healthy" { state.clone() } else { format!("{state} ({reason}{more})") });
+    }
     b.row("listen", format!("{} (bind {})", r.listen.addr, r.listen.bind));
     b.row("auth", &r.auth_mode);
     let absent = if r.config.exists { "" } else { " (not present: defaults)" };

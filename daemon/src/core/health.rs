@@ -1,4 +1,5 @@
-//! The daemon's own health checks, for `GET /v1/health` (`gatewayctl health`).
+//! The daemon's own health checks, for `GET /v1/health` (`gatewayctl health`), and the status
+//! report's `health_state` derived from them by [`state`].
 
 use std::time::Duration;
 
@@ -54,6 +55,42 @@ pub fn report(gw: &Gateway) -> HealthReport {
 
     let ok = checks.iter().all(|c| c.ok);
     HealthReport { ok, checks }
+}
+
+/// `healthy`, `degraded` or `failing`, the reason code that decided it, and every reason found.
+/// Failing: not serving (`not_serving`: starting or draining) or a heartbeat late by two ticks
+/// (`heartbeat_late`: the runtime is blocked). Degraded: the state dir takes no writes
+/// (`state_dir_unwritable`), the last config edit was rejected (`config_rejected`), a channel
+/// account keeps failing to connect (`channel_account_failing`: enabled, not connected, three
+/// attempts or more). Otherwise healthy (`healthy`).
+pub fn state(gw: &Gateway, health: &HealthReport) -> (&'static str, &'static str, Vec<&'static str>) {
+    let failed = |name: &str| health.checks.iter().any(|c| c.name == name && !c.ok);
+    let mut failing = Vec::new();
+    if failed("listener") {
+        failing.push("not_serving");
+    }
+    if failed("heartbeat") {
+        failing.push("heartbeat_late");
+    }
+    let mut degraded = Vec::new();
+    if failed("state_dir") {
+        degraded.push("state_dir_unwritable");
+    }
+    let rejected = gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|r| r.outcome)
+        == Some(ReloadOutcome::Rejected);
+    if rejected {
+        degraded.push("config_rejected");
+    }
+    let accounts = gw.channels.accounts(&gw.active().config);
+    if accounts.values().flatten().any(|a| a.enabled && !a.connected && a.reconnect_attempts >= 3) {
+        degraded.push("channel_account_failing");
+    }
+    let (state, reason) = match (failing.first(), degraded.first()) {
+        (Some(r), _) => ("failing", *r),
+        (None, Some(r)) => ("degraded", *r),
+        (None, None) => ("healthy", "healthy"),
+    };
+    (state, reason, failing.into_iter().chain(degraded).collect())
 }
 
 /// Whether the state dir takes a write: 4 KiB written, synced and removed (creating an empty

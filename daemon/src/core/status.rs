@@ -11,6 +11,8 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
     let active = gw.active();
     let stats = &gw.stats;
     let config = &active.config;
+    let (health_state, health_reason, health_reasons) =
+        crate::core::health::state(gw, &crate::core::health::report(gw));
     api::StatusReport {
         service: gw.profile.service_name(),
         version: gateway_proto::VERSION.into(),
@@ -70,6 +72,9 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             sign_ins: Stats::get(&stats.ui_sign_ins),
             sign_in_failures: Stats::get(&stats.ui_sign_in_failures),
         }),
+        health_state: Some(health_state.into()),
+        health_reason_code: Some(health_reason.into()),
+        health_reasons: health_reasons.into_iter().map(String::from).collect(),
         gateway: Some(api::GatewayBlocks { openai_compat: gw.openai_stats.info() }),
         auth: Some(api::AuthInfo {
             mode: config.gateway.auth.mode.as_str().into(),
