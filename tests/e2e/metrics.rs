@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gateway_tests::http1;
 use gateway_tests::prometheus::Prometheus;
+use gateway_tests::upstream::{upstream_provider, Upstream};
 use gateway_tests::ws::{Client, Connect};
 use gateway_tests::*;
 use serde_json::json;
@@ -86,4 +87,34 @@ fn metrics_need_credentials_keep_labels_bounded_and_can_be_turned_off() {
     let (status, body) = http(d.port, "GET", "/gateway/metrics", &[("Authorization", gateway.as_str())]);
     assert_eq!(status, 404);
     assert!(body.contains("metrics.enabled"), "{body}");
+}
+
+#[test]
+fn provider_errors_retries_and_tokens_are_counted_by_provider() {
+    let up = Upstream::start();
+    let home = Home::new();
+    let provider = upstream_provider(&up, &["echo", "fault-503-then-ok", "fault-400"])
+        .replace("max_retries = 0", "max_retries = 1");
+    let d = home.start_with(&provider);
+    let token = home.token();
+    let ask = |model: &str| {
+        let auth = format!("Bearer {token}");
+        let body = json!({ "model": format!("up/{model}"), "messages": [{ "role": "user", "content": "three little words" }] }).to_string();
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        http1::request(d.port, "POST", "/v1/chat/completions", &headers, Some(&body)).unwrap().status
+    };
+    assert_eq!((ask("echo"), ask("fault-503-then-ok"), ask("fault-400")), (200, 200, 502));
+    let r = http1::request(
+        d.port,
+        "GET",
+        "/gateway/metrics",
+        &[("Authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .unwrap();
+    let has = |line: &str| assert!(r.body.lines().any(|l| l == line), "no {line:?} in\n{}", r.body);
+    has(r#"gateway_provider_retries_total{provider="up"} 1"#);
+    has(r#"gateway_provider_errors_total{provider="up",kind="upstream_error"} 1"#);
+    has(r#"gateway_runs_ended_total{provider="up",outcome="error"} 1"#);
+    has(r#"gateway_tokens_total{provider="up",model="echo",direction="out"} 3"#);
 }

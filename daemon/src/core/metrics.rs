@@ -79,6 +79,13 @@ pub struct ProviderLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderErrorLabels {
+    pub provider: String,
+    /// `upstream_unavailable`, `upstream_error`, `timeout` or `provider_config`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub provider: String,
     pub model: String,
@@ -98,6 +105,8 @@ pub struct Metrics {
     pub run_seconds: Histograms<ProviderLabel>,
     pub first_token_seconds: Histograms<ProviderLabel>,
     tokens: Family<TokenLabels, Counter>,
+    provider_errors: Family<ProviderErrorLabels, Counter>,
+    provider_retries: Family<ProviderLabel, Counter>,
     models: Mutex<HashSet<(String, String)>>,
     dropped_series: Counter,
 }
@@ -116,6 +125,8 @@ impl Default for Metrics {
             run_seconds: Family::new_with_constructor(histogram),
             first_token_seconds: Family::new_with_constructor(histogram),
             tokens: Family::default(),
+            provider_errors: Family::default(),
+            provider_retries: Family::default(),
             models: Mutex::new(HashSet::new()),
             dropped_series: Counter::default(),
         };
@@ -159,6 +170,16 @@ impl Default for Metrics {
         );
         r.register("gateway_tokens", "Model tokens by provider, model and direction", m.tokens.clone());
         r.register(
+            "gateway_provider_errors",
+            "Model calls that failed, by provider and kind (after their retries)",
+            m.provider_errors.clone(),
+        );
+        r.register(
+            "gateway_provider_retries",
+            "Upstream requests retried (refused connections, 429, 5xx), by provider",
+            m.provider_retries.clone(),
+        );
+        r.register(
             "gateway_metrics_dropped_series",
             "Model ids counted as `other` because the series cap was reached",
             m.dropped_series.clone(),
@@ -189,6 +210,16 @@ impl Metrics {
         let outcome = if ok { "ok" } else { "error" };
         self.ws_calls.get_or_create(&CallLabels { method, outcome }).inc();
         self.ws_call_seconds.get_or_create(&MethodLabel { method }).observe(took.as_secs_f64());
+    }
+
+    pub fn provider_error(&self, provider: &str, kind: &'static str) {
+        self.provider_errors
+            .get_or_create(&ProviderErrorLabels { provider: provider.to_owned(), kind })
+            .inc();
+    }
+
+    pub fn provider_retry(&self, provider: &str) {
+        self.provider_retries.get_or_create(&ProviderLabel { provider: provider.to_owned() }).inc();
     }
 
     /// Tokens of one run; the model id gets its own series while fewer than [`MAX_MODELS`] have one.

@@ -134,7 +134,7 @@ impl Agents {
             inner: Arc::new(Inner {
                 history,
                 config: ArcSwap::from_pointee(config.clone()),
-                clients: Clients::default(),
+                clients: Clients::new(metrics.clone()),
                 metrics,
                 permits: Arc::new(Semaphore::new(config.runs.max_concurrent.get() as usize)),
                 sessions: Mutex::new(HashMap::new()),

@@ -304,6 +304,9 @@ impl Job {
         };
         // `model` drops its sender when done, which ends `forward`.
         let (reply, ()) = tokio::join!(model, forward);
+        if let Err(e) = &reply {
+            inner.metrics.provider_error(&r.provider, e.code());
+        }
         reply
     }
 

@@ -8,7 +8,7 @@
 //! failed on a reused connection before any response byte is sent again on a new one.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use super::ProviderError;
+use crate::core::metrics::Metrics;
 
 /// Longest wait a Retry-After header may ask for.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -29,9 +30,15 @@ pub const MAX_WHOLE_ANSWER_BYTES: usize = 32 << 20;
 #[derive(Default)]
 pub struct Clients {
     by_provider: Mutex<HashMap<String, (u64, reqwest::Client)>>,
+    /// Where retries are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Clients {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { by_provider: Mutex::default(), metrics }
+    }
+
     /// The client for `name`, built for its connect timeout.
     fn get(&self, name: &str, config: &Provider) -> Result<reqwest::Client, ProviderError> {
         let connect = config.connect_timeout_ms.get();
@@ -62,6 +69,7 @@ pub struct Upstream<'a> {
     pub base_url: String,
     pub api_key: Option<String>,
     client: reqwest::Client,
+    metrics: Arc<Metrics>,
 }
 
 impl<'a> Upstream<'a> {
@@ -76,7 +84,8 @@ impl<'a> Upstream<'a> {
             }
         };
         let api_key = read_api_key(name, config).await?;
-        Ok(Self { name, config, base_url, api_key, client: clients.get(name, config)? })
+        let metrics = clients.metrics.clone();
+        Ok(Self { name, config, base_url, api_key, client: clients.get(name, config)?, metrics })
     }
 
     /// POSTs `body` to `path` (joined to the base URL) and returns the reader of the answer.
@@ -161,6 +170,7 @@ impl<'a> Upstream<'a> {
                 Duration::from_millis(self.config.retry_backoff_ms.get().saturating_mul(1 << attempt.min(16)))
             });
             attempt += 1;
+            self.metrics.provider_retry(self.name);
             tracing::debug!(
                 provider = self.name,
                 attempt,
