@@ -144,7 +144,7 @@ mod tests {
         let text = to_toml("# head", config).unwrap();
         assert!(
             text.starts_with(
-                "# head\n# not set (their defaults apply): gateway.auth.password, gateway.auth.token, gateway.port, hooks.token\n\n"
+                "# head\n# not set (their defaults apply): gateway.auth.password, gateway.auth.token, gateway.port, hooks.token, metrics.token\n\n"
             ),
             "{text}"
         );
