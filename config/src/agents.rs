@@ -162,6 +162,9 @@ pub struct Runs {
     pub max_queued_per_session: Bounded<1, 1_000>,
     /// How long an idempotency key keeps joining the run it started.
     pub idempotency_ttl_ms: Bounded<1_000, 86_400_000>,
+    /// A started run with no event (text, tool call or result) for this long is stopped by the
+    /// heartbeat with error `stuck`.
+    pub stuck_after_ms: Bounded<1_000, 86_400_000>,
 }
 
 impl Default for Runs {
@@ -170,6 +173,7 @@ impl Default for Runs {
             max_concurrent: Bounded(64),
             max_queued_per_session: Bounded(32),
             idempotency_ttl_ms: Bounded(600_000),
+            stuck_after_ms: Bounded(600_000),
         }
     }
 }

@@ -99,6 +99,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("runs.max_concurrent", KeyClass::Restart),
     key("runs.max_queued_per_session", KeyClass::Hot),
     key("runs.idempotency_ttl_ms", KeyClass::Hot),
+    key("runs.stuck_after_ms", KeyClass::Hot),
     key("ui.enabled", KeyClass::Hot),
     key("ui.path", KeyClass::Restart),
     key("metrics.enabled", KeyClass::Hot),

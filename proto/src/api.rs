@@ -94,6 +94,34 @@ pub struct StatusReport {
     pub health_reason_code: Option<String>,
     #[serde(default)]
     pub health_reasons: Vec<String>,
+    /// The heartbeat and its repairs, with the runbook's names (absent from daemons older than it).
+    #[serde(default)]
+    pub runtime_heartbeat: Option<RuntimeHeartbeatInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeHeartbeatInfo {
+    /// `running`, or `stopped` when no tick came for two intervals.
+    pub run_state: String,
+    /// `healthy_cycle`, `heartbeat_late`, or the first of the last tick's repairs.
+    pub reason_code: String,
+    pub interval_ms: u64,
+    pub tick_count: u64,
+    /// Runs waiting for their turn.
+    pub queue_depth: u64,
+    /// Runs stopped as stuck (`runs.stuck_after_ms`) since start.
+    pub stuck_jobs: u64,
+    /// Every repair since start: stuck runs stopped, temp files removed, sessions forgotten.
+    pub repair_actions: u64,
+    pub temp_files_cleaned: u64,
+    pub expired_sessions_cleaned: u64,
+    /// Upstream requests retried, and model calls that failed after retrying.
+    pub retries_queued: u64,
+    pub retries_exhausted: u64,
+    /// What the last tick found and did.
+    pub reason_codes: Vec<String>,
+    /// The latest repairs, for people, oldest first.
+    pub diagnostics: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

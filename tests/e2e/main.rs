@@ -22,6 +22,7 @@ mod openclaw_node;
 mod packaging;
 mod providers;
 mod reload;
+mod repairs;
 mod responses_api;
 mod responses_items;
 mod runbook_examples;

@@ -110,6 +110,11 @@ pub struct Stats {
     pub ui_sign_in_failures: AtomicU64,
     /// Bearer sign-in sessions issued (`/gateway/auth/session`).
     pub sessions_issued: AtomicU64,
+    /// The heartbeat's repairs: runs stopped as stuck, stale temp files removed, expired
+    /// sign-in sessions forgotten.
+    pub stuck_runs: AtomicU64,
+    pub temp_files_cleaned: AtomicU64,
+    pub sessions_expired: AtomicU64,
 }
 
 impl Stats {
@@ -165,6 +170,8 @@ pub struct Gateway {
     /// Restart-required keys changed in the file but not in effect (reload mode `hot`).
     pub(in crate::core) pending_restart: Mutex<Vec<String>>,
     pub(in crate::core) last_tick: Mutex<Option<Instant>>,
+    /// What the heartbeat's last tick found and did (the status report's `runtime_heartbeat`).
+    pub(in crate::core) last_cycle: Mutex<crate::core::heartbeat::Cycle>,
     /// The heartbeat's last probe of the state dir.
     pub(in crate::core) state_dir_writable: Mutex<Result<(), String>>,
     phase: watch::Sender<Phase>,
@@ -223,6 +230,7 @@ impl Gateway {
             last_reload: Mutex::new(None),
             pending_restart: Mutex::new(Vec::new()),
             last_tick: Mutex::new(None),
+            last_cycle: Mutex::default(),
             state_dir_writable: Mutex::new(Ok(())),
             phase: watch::channel(Phase::Starting).0,
             exit: watch::channel(None).0,

@@ -1,6 +1,10 @@
 //! The heartbeat loop: counts ticks, keeps systemd's STATUS= current, pings the systemd watchdog
-//! at half its period, and does housekeeping.
+//! at half its period, and repairs: stops runs stuck past `runs.stuck_after_ms`, removes stale
+//! temp files, forgets expired sign-in sessions. Each tick's findings are kept as a [`Cycle`]
+//! for the status report's `runtime_heartbeat` block.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,6 +13,17 @@ use tokio::time::{interval, MissedTickBehavior};
 use crate::core::events::CoreEvent;
 use crate::core::gateway::{Gateway, Stats};
 use gateway_proto::time::now_ms;
+
+/// What one tick found and did: reason codes (`healthy_cycle` when nothing needed a repair) and
+/// the repairs, said for people (the last ones kept across ticks).
+#[derive(Debug, Clone, Default)]
+pub struct Cycle {
+    pub reason_codes: Vec<&'static str>,
+    pub diagnostics: VecDeque<String>,
+}
+
+/// Repair descriptions kept in `diagnostics`.
+const DIAGNOSTICS: usize = 10;
 
 /// Runs until the process ends; it keeps pinging the watchdog through a drain.
 pub async fn run(gw: Arc<Gateway>) {
@@ -68,7 +83,25 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>) {
         }
         *last_health = Some(shape);
     }
-    remove_stale_temp_files(&gw.paths.state_dir);
+    let mut reasons = Vec::new();
+    let mut done = Vec::new();
+    let stuck = gw.agents.stop_stuck();
+    if !stuck.is_empty() {
+        gw.stats.stuck_runs.fetch_add(stuck.len() as u64, Ordering::Relaxed);
+        reasons.push("stuck_run_stopped");
+        let runs = if stuck.len() == 1 { "run" } else { "runs" };
+        done.push(format!("stopped {} stuck {runs}: {}", stuck.len(), stuck.join(", ")));
+    }
+    let removed = remove_stale_temp_files(&gw.paths.state_dir);
+    if removed > 0 {
+        gw.stats.temp_files_cleaned.fetch_add(removed, Ordering::Relaxed);
+        reasons.push("temp_files_removed");
+        done.push(format!("removed {} stale temporary file(s)", removed));
+    }
+    if reasons.is_empty() {
+        reasons.push("healthy_cycle");
+    }
+    record(gw, reasons, done);
     // Disk work off the async workers: the state dir's write probe, expired sessions.
     let gw = gw.clone();
     tokio::task::spawn_blocking(move || {
@@ -80,17 +113,50 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>) {
             }
         }
         *gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()) = probe;
-        if let Err(e) = gw.signins.prune() {
-            tracing::warn!(error = %e, "cannot forget expired sessions");
+        match gw.signins.prune() {
+            Ok(0) => {}
+            Ok(n) => {
+                gw.stats.sessions_expired.fetch_add(n as u64, Ordering::Relaxed);
+                record(
+                    &gw,
+                    vec!["expired_sessions_forgotten"],
+                    vec![format!("forgot {n} expired sign-in session(s)")],
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot forget expired sessions"),
         }
     });
 }
 
+/// Adds a tick's findings to the last cycle: a new tick's `reason_codes` replace the old ones
+/// (`healthy_cycle` never joins others), diagnostics accumulate up to [`DIAGNOSTICS`].
+fn record(gw: &Gateway, reasons: Vec<&'static str>, done: Vec<String>) {
+    let mut cycle = gw.last_cycle.lock().unwrap_or_else(|e| e.into_inner());
+    if reasons.contains(&"healthy_cycle") {
+        cycle.reason_codes = reasons;
+    } else {
+        cycle.reason_codes.retain(|r| *r != "healthy_cycle");
+        for r in reasons {
+            if !cycle.reason_codes.contains(&r) {
+                cycle.reason_codes.push(r);
+            }
+        }
+    }
+    for line in done {
+        if cycle.diagnostics.len() == DIAGNOSTICS {
+            cycle.diagnostics.pop_front();
+        }
+        cycle.diagnostics.push_back(format!("{}: {line}", gateway_proto::time::rfc3339_millis(now_ms())));
+    }
+}
+
 /// Secret files are written through `.NAME.PID.tmp`; a crash mid-write can leave one behind.
-fn remove_stale_temp_files(dir: &std::path::Path) {
+/// Returns how many were removed.
+fn remove_stale_temp_files(dir: &std::path::Path) -> u64 {
     const STALE: Duration = Duration::from_secs(600);
+    let mut removed = 0;
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return 0;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -105,6 +171,8 @@ fn remove_stale_temp_files(dir: &std::path::Path) {
             .unwrap_or(false);
         if old && std::fs::remove_file(entry.path()).is_ok() {
             tracing::info!(file = %entry.path().display(), "removed a stale temporary file");
+            removed += 1;
         }
     }
+    removed
 }

@@ -55,6 +55,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     pub method: &'static str,
     /// `ok` or `error`.
@@ -95,6 +100,10 @@ pub struct TokenLabels {
 
 pub struct Metrics {
     registry: Registry,
+    /// Upstream requests retried, and failed calls that had retried (the status report's
+    /// `runtime_heartbeat.retries_queued` and `retries_exhausted`).
+    pub retries_queued: Counter,
+    pub retries_exhausted: Counter,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_seconds: Histograms<RouteLabel>,
     pub ws_handshakes: Family<OutcomeLabel, Counter>,
@@ -115,6 +124,8 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut m = Self {
             registry: Registry::default(),
+            retries_queued: Counter::default(),
+            retries_exhausted: Counter::default(),
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(histogram),
             ws_handshakes: Family::default(),
@@ -219,6 +230,7 @@ impl Metrics {
     }
 
     pub fn provider_retry(&self, provider: &str) {
+        self.retries_queued.inc();
         self.provider_retries.get_or_create(&ProviderLabel { provider: provider.to_owned() }).inc();
     }
 
@@ -282,6 +294,15 @@ fn scrape_time(gw: &Gateway) -> Registry {
         "Config reloads by outcome (rejected: the previous config kept serving)",
         reloads,
     );
+    let repairs = Family::<ActionLabel, Counter>::default();
+    for (action, counter) in [
+        ("stuck_run_stopped", &s.stuck_runs),
+        ("temp_file_removed", &s.temp_files_cleaned),
+        ("expired_session_forgotten", &s.sessions_expired),
+    ] {
+        repairs.get_or_create(&ActionLabel { action }).inc_by(Stats::get(counter));
+    }
+    r.register("gateway_heartbeat_repairs", "The heartbeat's repairs, by action", repairs);
     let gauges: [(&str, &str, i64); 4] = [
         ("gateway_config_generation", "The config generation in effect", gw.active().generation as i64),
         ("gateway_http_connections", "HTTP connections open", Stats::get(&s.http_connections) as i64),

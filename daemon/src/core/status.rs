@@ -74,7 +74,8 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
         }),
         health_state: Some(health_state.into()),
         health_reason_code: Some(health_reason.into()),
-        health_reasons: health_reasons.into_iter().map(String::from).collect(),
+        health_reasons: health_reasons.iter().map(|r| (*r).to_owned()).collect(),
+        runtime_heartbeat: Some(runtime_heartbeat(gw, &health_reasons)),
         gateway: Some(api::GatewayBlocks { openai_compat: gw.openai_stats.info() }),
         auth: Some(api::AuthInfo {
             mode: config.gateway.auth.mode.as_str().into(),
@@ -86,5 +87,36 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             rate_limit_window_seconds: config.gateway.http.rate_limit.window_seconds.get(),
             rate_limit_max_requests: config.gateway.http.rate_limit.max_requests.get(),
         }),
+    }
+}
+
+fn runtime_heartbeat(gw: &Gateway, health_reasons: &[&str]) -> api::RuntimeHeartbeatInfo {
+    let stats = &gw.stats;
+    let cycle = gw.last_cycle.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let late = health_reasons.contains(&"heartbeat_late");
+    let (stuck, temp, sessions) = (
+        Stats::get(&stats.stuck_runs),
+        Stats::get(&stats.temp_files_cleaned),
+        Stats::get(&stats.sessions_expired),
+    );
+    api::RuntimeHeartbeatInfo {
+        run_state: if late { "stopped" } else { "running" }.into(),
+        reason_code: if late {
+            "heartbeat_late"
+        } else {
+            cycle.reason_codes.first().copied().unwrap_or("healthy_cycle")
+        }
+        .into(),
+        interval_ms: gw.active().config.gateway.heartbeat.interval_ms.get(),
+        tick_count: Stats::get(&stats.heartbeat_ticks),
+        queue_depth: gw.agents.queued() as u64,
+        stuck_jobs: stuck,
+        repair_actions: stuck + temp + sessions,
+        temp_files_cleaned: temp,
+        expired_sessions_cleaned: sessions,
+        retries_queued: gw.metrics.retries_queued.get(),
+        retries_exhausted: gw.metrics.retries_exhausted.get(),
+        reason_codes: cycle.reason_codes.iter().map(|r| (*r).to_owned()).collect(),
+        diagnostics: cycle.diagnostics.into_iter().collect(),
     }
 }

@@ -13,10 +13,11 @@ pub struct Finished {
     pub finish_reason: FinishReason,
 }
 
-/// A run's `Error` event as an HTTP error: upstream trouble is a 502, a timeout a 504.
+/// A run's `Error` event as an HTTP error: upstream trouble is a 502, a timeout (or a run the
+/// heartbeat stopped as stuck) a 504.
 pub fn run_error(code: &'static str, message: String) -> GatewayError {
     let status = match code {
-        "timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "timeout" | "stuck" => StatusCode::GATEWAY_TIMEOUT,
         c if c.starts_with("upstream") => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

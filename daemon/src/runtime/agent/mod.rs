@@ -7,12 +7,13 @@ mod run;
 pub mod types;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use gateway_config::{Config, ProviderKind, DEFAULT_AGENT};
+use gateway_proto::time::now_ms;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::time::Instant;
 
@@ -98,6 +99,10 @@ struct Run {
     /// True once the run's last event has been observed and sent (after `outcome` is set).
     ended: watch::Sender<bool>,
     ended_at: Mutex<Option<Instant>>,
+    /// When it last made progress (Unix ms): started, or an event. The heartbeat stops a run
+    /// silent for longer than `runs.stuck_after_ms`, flagging it `stuck` first.
+    last_progress_ms: AtomicU64,
+    stuck: AtomicBool,
 }
 
 /// A started (or joined) run: its id and its events, ending with `Final`, `Error` or `Aborted`.
@@ -241,6 +246,8 @@ impl Agents {
             outcome: watch::channel(None).0,
             ended: watch::channel(false).0,
             ended_at: Mutex::new(None),
+            last_progress_ms: AtomicU64::new(now_ms()),
+            stuck: AtomicBool::new(false),
         });
         // Claimed at once with the key, so a concurrent retry joins this run.
         if let Err(existing) = self.register(&run) {
@@ -320,6 +327,40 @@ impl Agents {
             }
             _ => false,
         }
+    }
+
+    /// Runs waiting for their turn (behind their session's run or the concurrency cap).
+    pub fn queued(&self) -> usize {
+        lock(&self.inner.runs)
+            .values()
+            .filter(|r| !r.started.load(Ordering::Relaxed) && r.outcome.borrow().is_none())
+            .count()
+    }
+
+    /// Stops every started, unfinished run that made no progress for `runs.stuck_after_ms`: it
+    /// ends with error `stuck`. Returns their ids (the heartbeat's repair).
+    pub fn stop_stuck(&self) -> Vec<String> {
+        let limit = self.inner.config.load().runs.stuck_after_ms.get();
+        let now = now_ms();
+        let stuck: Vec<Arc<Run>> = lock(&self.inner.runs)
+            .values()
+            .filter(|r| {
+                r.started.load(Ordering::Relaxed)
+                    && r.outcome.borrow().is_none()
+                    && !r.stuck.load(Ordering::Relaxed)
+                    && now.saturating_sub(r.last_progress_ms.load(Ordering::Relaxed)) > limit
+            })
+            .cloned()
+            .collect();
+        stuck
+            .iter()
+            .map(|r| {
+                tracing::warn!(run = %r.id, model = %r.model, silent_ms = limit, "run made no progress: stopping it as stuck");
+                r.stuck.store(true, Ordering::Relaxed);
+                r.abort.send_replace(true);
+                r.id.clone()
+            })
+            .collect()
     }
 
     /// Aborts every unfinished run of a session; returns their ids.
@@ -743,8 +784,15 @@ fn outcome_event(outcome: &RunOutcome) -> RunEvent {
 
 /// Error codes are a closed set; map a stored one back to its static name.
 fn static_code(code: &str) -> &'static str {
-    const CODES: &[&str] =
-        &["upstream_unavailable", "upstream_error", "timeout", "provider_config", "store", "interrupted"];
+    const CODES: &[&str] = &[
+        "upstream_unavailable",
+        "upstream_error",
+        "timeout",
+        "provider_config",
+        "store",
+        "interrupted",
+        "stuck",
+    ];
     CODES.iter().find(|c| **c == code).copied().unwrap_or("internal")
 }
 

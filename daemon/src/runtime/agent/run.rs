@@ -80,6 +80,20 @@ impl Job {
                     ..self.outcome(started_at_ms)
                 }
             }
+            Ended::Aborted if self.run.stuck.load(Ordering::Relaxed) => {
+                let limit = self.agents.inner.config.load().runs.stuck_after_ms.get();
+                let message = format!(
+                    "the run made no progress for {} s (no text, tool call or result) and was stopped; \
+                     check the model's provider, or raise runs.stuck_after_ms",
+                    limit / 1000
+                );
+                tracing::warn!(run = %self.run.id, "{message}");
+                RunOutcome {
+                    status: RunStatus::Error,
+                    error: Some(RunError { code: "stuck".into(), message }),
+                    ..self.outcome(started_at_ms)
+                }
+            }
             Ended::Aborted => RunOutcome { status: RunStatus::Aborted, ..self.outcome(started_at_ms) },
         };
         if let (Some(key), Some(turn)) = (self.req.session_key.clone(), self.turn) {
@@ -160,6 +174,7 @@ impl Job {
 
     /// Tells the observer, then sends the event to every subscriber; those gone are forgotten.
     async fn emit(&self, event: RunEvent) {
+        self.run.last_progress_ms.store(now_ms(), Ordering::Relaxed);
         if let (Some(observer), Some(key)) = (self.agents.inner.observer.get(), &self.req.session_key) {
             let mut observed = lock(&self.observed);
             let (seq, text) = &mut *observed;
@@ -203,6 +218,7 @@ impl Job {
             self.agents.my_turn(key, &self.run.id).await;
         }
         let _permit = self.agents.inner.permits.acquire().await.expect("the semaphore is never closed");
+        self.run.last_progress_ms.store(now_ms(), Ordering::Relaxed);
         self.run.started.store(true, Ordering::Relaxed);
         self.emit(RunEvent::Started {
             run_id: self.run.id.clone(),

@@ -137,6 +137,9 @@ impl<'a> Upstream<'a> {
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     let after = retry_after(&response);
                     if !retryable || attempt >= self.config.max_retries.get() {
+                        if attempt > 0 {
+                            self.metrics.retries_exhausted.inc();
+                        }
                         let text = error_body(response, deadline).await;
                         return Err(ProviderError::Upstream(format!(
                             "upstream {} answered {status} for {shown}{}: {}",
@@ -155,6 +158,9 @@ impl<'a> Upstream<'a> {
                         continue;
                     }
                     if attempt >= self.config.max_retries.get() {
+                        if attempt > 0 {
+                            self.metrics.retries_exhausted.inc();
+                        }
                         return Err(ProviderError::Unavailable(format!(
                             "cannot reach upstream {} at {shown}{}: {}; check models.providers.{}.base_url and that the server runs",
                             self.name,
