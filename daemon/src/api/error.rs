@@ -85,7 +85,16 @@ impl GatewayError {
     /// said, since the caller can do something about it.
     pub fn store_failed(doing: &str, error: impl Display) -> Self {
         let cause = error.to_string();
-        tracing::error!(error = %cause, "the gateway cannot {doing}");
+        // At most one line a second: on a full disk every refused request fails the same way,
+        // and a line each would fill the space freed for the state with the log.
+        if let Some(suppressed) = STORE_FAILURE_LOG.allow() {
+            let more = if suppressed > 0 {
+                format!(" ({suppressed} more like it in the last second)")
+            } else {
+                String::new()
+            };
+            tracing::error!(error = %cause, "the gateway cannot {doing}{more}");
+        }
         // SQLite's words for SQLITE_FULL, whichever error type carried them here.
         let message = if cause.contains("database or disk is full") {
             format!("the gateway cannot {doing}: the disk holding its state is full; free some space, then try again")
@@ -148,6 +157,34 @@ impl GatewayError {
 
 /// The gateway's own shape; the error rides along in the extensions so that [`openai_shape`]
 /// can render it again for `/v1/`.
+static STORE_FAILURE_LOG: OncePerSecond = OncePerSecond::new();
+
+/// Lets one event a second through, counting the others.
+struct OncePerSecond(std::sync::Mutex<(Option<std::time::Instant>, u64)>);
+
+impl OncePerSecond {
+    const fn new() -> Self {
+        Self(std::sync::Mutex::new((None, 0)))
+    }
+
+    /// Some(how many were held back since the last one let through), or None to hold this one.
+    fn allow(&self) -> Option<u64> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < std::time::Duration::from_secs(1) => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let held = state.1;
+                *state = (Some(now), 0);
+                Some(held)
+            }
+        }
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = self.respond(self.gateway_body());

@@ -42,13 +42,21 @@ pub fn run(refusals: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Res
     let socket = home.socket(None);
     let health = || -> Result<u16> { Ok(gateway_tests::unix_http(&socket, "GET", "/v1/health", &[])?.0) };
 
+    // Space set aside before the writers start, given back with the filler's: fast writers may
+    // fill the disk themselves before the filler gets any.
+    let ballast = disk.path().join("ballast");
+    std::fs::write(&ballast, vec![7u8; 4 << 20])?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let refused = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Held while space is given back: on a fast machine the writers would fill it again before
+    // the next heartbeat could see it free.
+    let pause = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
         .map(|w| {
-            let (seen, refused, stop, token) = (seen.clone(), refused.clone(), stop.clone(), token.clone());
-            thread::spawn(move || write(w, port, &token, &stop, &seen, &refused))
+            let (seen, refused, token) = (seen.clone(), refused.clone(), token.clone());
+            let (stop, pause) = (stop.clone(), pause.clone());
+            thread::spawn(move || write(w, port, &token, (&stop, &pause), &seen, &refused))
         })
         .collect();
 
@@ -63,15 +71,31 @@ pub fn run(refusals: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) -> Res
         ensure!(filled.elapsed() < Duration::from_secs(60), "the full disk went unnoticed for a minute");
         thread::sleep(Duration::from_millis(5));
     }
+    pause.store(true, Ordering::Relaxed);
+    thread::sleep(Duration::from_millis(100));
     let freed = Instant::now();
     std::fs::remove_file(&filler)?;
+    std::fs::remove_file(&ballast)?;
     let acked_before = seen.lock().unwrap().acked.len();
     let mut recovered_after = None;
     while recovered_after.is_none() {
-        if health()? == 200 && seen.lock().unwrap().acked.len() > acked_before {
-            recovered_after = Some(freed.elapsed());
+        if health()? == 200 {
+            pause.store(false, Ordering::Relaxed);
+            if seen.lock().unwrap().acked.len() > acked_before {
+                recovered_after = Some(freed.elapsed());
+            }
         }
-        ensure!(freed.elapsed() < Duration::from_secs(60), "no recovery a minute after space returned");
+        if freed.elapsed() > Duration::from_secs(60) {
+            let health = gateway_tests::unix_http(&socket, "GET", "/v1/health", &[])?.1;
+            let seen = seen.lock().unwrap();
+            anyhow::bail!(
+                "no recovery a minute after space returned: health {health}; {} writes acknowledged \
+                 (before freeing: {acked_before}), last unclear answers {:?}; gatewayd's log:\n{}",
+                seen.acked.len(),
+                seen.unclear,
+                d.stderr().lines().rev().take(20).collect::<Vec<_>>().join("\n")
+            );
+        }
         thread::sleep(Duration::from_millis(5));
     }
     thread::sleep(Duration::from_millis(300));
@@ -162,7 +186,7 @@ fn write(
     w: usize,
     port: u16,
     token: &str,
-    stop: &AtomicBool,
+    (stop, pause): (&AtomicBool, &AtomicBool),
     seen: &Mutex<Seen>,
     refused: &AtomicUsize,
 ) -> Result<()> {
@@ -171,6 +195,10 @@ fn write(
     for n in 0.. {
         if stop.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        if pause.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(5));
+            continue;
         }
         let name = format!("w{w}-{n}");
         let r = http1::request(
