@@ -434,6 +434,20 @@ pub async fn probe(config: &IrcAccount, password: Option<&str>) -> Result<(), St
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_tls_ca_that_is_missing_or_not_pem_is_named_with_what_to_give() {
+        let mut roots = rustls::RootCertStore::empty();
+        let missing = add_pem_roots(&mut roots, std::path::Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert!(missing.starts_with("tls_ca /nonexistent/ca.pem: cannot read it"), "{missing}");
+        assert!(missing.contains("give a PEM file of CA certificates"), "{missing}");
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("ca.pem");
+        std::fs::write(&text, "not a certificate\n").unwrap();
+        let empty = add_pem_roots(&mut roots, &text).unwrap_err();
+        assert!(empty.contains("holds no usable certificate"), "{empty}");
+        assert_eq!(roots.len(), 0);
+    }
+
     fn privmsg(raw: &str) -> Option<Inbound> {
         to_inbound("main", "bot", &Line::parse(raw).unwrap())
     }
