@@ -165,6 +165,9 @@ pub struct Runs {
     /// A started run with no event (text, tool call or result) for this long is stopped by the
     /// heartbeat with error `stuck`.
     pub stuck_after_ms: Bounded<1_000, 86_400_000>,
+    /// Ended runs' records and stored OpenResponses responses older than this many days are
+    /// deleted by the heartbeat; 0 keeps them forever. Sessions' messages are not touched.
+    pub retention_days: Bounded<0, 36_500>,
 }
 
 impl Default for Runs {
@@ -174,6 +177,7 @@ impl Default for Runs {
             max_queued_per_session: Bounded(32),
             idempotency_ttl_ms: Bounded(600_000),
             stuck_after_ms: Bounded(600_000),
+            retention_days: Bounded(30),
         }
     }
 }

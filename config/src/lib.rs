@@ -7,6 +7,7 @@ pub mod agents;
 pub mod channels;
 pub mod classify;
 pub mod load;
+pub mod observability;
 pub mod schema;
 pub mod secret;
 pub mod settings;
@@ -20,6 +21,7 @@ pub use channels::{
 };
 pub use classify::{diff, KeyClass, KEYS};
 pub use load::{load_file, parse_str, Loaded};
+pub use observability::Observability;
 pub use schema::*;
 pub use secret::{SecretError, SecretRef};
 pub use settings::{check_startable, Overrides};

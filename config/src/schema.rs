@@ -23,6 +23,7 @@ pub struct Config {
     pub hooks: crate::agents::Hooks,
     pub ui: Ui,
     pub metrics: Metrics,
+    pub observability: crate::observability::Observability,
     pub channels: crate::channels::Channels,
 }
 

@@ -86,7 +86,10 @@ pub fn check_startable(
             ),
         );
     }
-    for (key, message) in crate::agents::check(effective) {
+    let found = crate::agents::check(effective)
+        .into_iter()
+        .chain(crate::observability::check(&effective.observability));
+    for (key, message) in found {
         issues.push(loaded.issue_at(file, &key, message));
     }
     if issues.is_empty() {

@@ -19,7 +19,7 @@ use crate::cli::RunArgs;
 use crate::core::events::CoreEvent;
 use crate::core::gateway::{Active, ExitReason, Gateway, Phase};
 use crate::core::supervisor::Supervisor;
-use crate::core::{fsutil, heartbeat, lock, logging, port, reload};
+use crate::core::{fsutil, heartbeat, lock, logging, port, reload, telemetry};
 use crate::runtime::agent::RunOrigin;
 
 /// A reason to exit before serving, with its exit code.
@@ -104,6 +104,13 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
         Fatal::new(exit::FAILURE, format!("cannot open the log file {}: {e}", paths.log_file().display()))
     })?;
 
+    // Before the async runtime: the OTLP client is a blocking one, on the SDK's own threads.
+    let telemetry =
+        telemetry::start(&prepared.config.observability).map_err(|e| Fatal::new(exit::CONFIG, e))?;
+    if !telemetry.destinations.is_empty() {
+        tracing::info!(to = %telemetry.destinations.join("; "), "exporting OpenTelemetry");
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,6 +120,7 @@ fn start(args: RunArgs) -> Result<ExitReason, Fatal> {
         runtime.block_on(serve_until_exit(args.force, profile, paths, overrides, prepared, logs, launch));
     // Connections still open after the drain budget are cut here.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    telemetry.shutdown();
     result
 }
 
@@ -147,6 +155,7 @@ async fn serve_until_exit(
     }
     let configured_password = prepared.password.clone();
     let gw = assemble(profile, paths, overrides, prepared, logs, listen_addr)?;
+    telemetry::instruments::observe(&gw);
     // Hashed before the first request can ask for it.
     gw.password.configure(configured_password.as_deref());
 

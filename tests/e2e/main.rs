@@ -30,6 +30,7 @@ mod secrets;
 mod startup;
 mod supervision;
 mod systemd;
+mod telemetry;
 mod tools;
 mod ui_browser;
 mod ui_http;

@@ -3,46 +3,17 @@
 //! `item_reference` with every input item type (tests/python/openai_sdk.py), with the built-in
 //! echo model and with a provider at the fake upstream.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use gateway_tests::python::{repo, run, venv_python};
 use gateway_tests::upstream::Upstream;
 use gateway_tests::*;
 
 use crate::openai_api::upstream_provider;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
-}
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{what} failed ({}):\n{text}", out.status);
-    text
-}
-
-/// The venv under target/ with the SDK pinned in tests/python/requirements.txt (.ci/run makes
-/// it; made here if missing, which needs PyPI).
-fn python() -> PathBuf {
-    let venv = repo().join("target/python-venv");
-    let python = venv.join("bin/python");
-    let requirements = repo().join("tests/python/requirements.txt");
-    let has_sdk =
-        |py: &Path| Command::new(py).args(["-c", "import openai"]).output().is_ok_and(|o| o.status.success());
-    if !has_sdk(&python) {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv target/python-venv");
-        run(
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&requirements),
-            "pip install -r tests/python/requirements.txt",
-        );
-    }
-    python
-}
-
 #[test]
 fn the_openai_python_sdk_chats_and_responds_through_the_gateway() {
-    let python = python();
+    let python = venv_python();
     let up = Upstream::start();
     let home = Home::new();
     let d = home.start_with(&upstream_provider(&up, &["echo"]));

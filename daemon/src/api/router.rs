@@ -14,6 +14,7 @@ use crate::api::error::{self, GatewayError};
 use crate::api::listener::{client_ip, Peer};
 use crate::api::{admin, channel_hooks, guard, hooks, openai, probes, signin, tools_invoke, ui, ws};
 use crate::core::gateway::{Gateway, Stats};
+use crate::core::telemetry::spans::{Attr, Traced};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     let hub = ws::open(&gw);
@@ -85,10 +86,28 @@ async fn request_rate_limit(State(gw): State<Arc<Gateway>>, req: Request, next: 
 async fn count_requests(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     Stats::bump(&gw.stats.http_requests);
     let route = metrics_route(req.uri().path(), ws::upgrade::is_websocket(req.headers()));
+    let method = method_name(req.method());
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
-    gw.metrics.http(route, response.status().as_u16(), started.elapsed());
+    let span = Traced::http_server(
+        req.headers(),
+        || format!("{method} {route}").into(),
+        || vec![Attr::new("http.request.method", method), Attr::new("http.route", route)],
+    );
+    let response = span.scope(next.run(req)).await;
+    let status = response.status().as_u16();
+    gw.metrics.http(method, route, status, started.elapsed());
+    span.set(|| vec![Attr::new("http.response.status_code", status as i64)]);
+    if status >= 500 {
+        span.fail(&status.to_string(), || format!("HTTP {status}"));
+    }
+    span.end();
     response
+}
+
+/// The method as the HTTP conventions name it: the standard ones, else `_OTHER`.
+fn method_name(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+    KNOWN.iter().find(|m| **m == method.as_str()).copied().unwrap_or("_OTHER")
 }
 
 /// The `route` label of a request: a fixed set, whatever the path.

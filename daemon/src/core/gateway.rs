@@ -115,6 +115,9 @@ pub struct Stats {
     pub stuck_runs: AtomicU64,
     pub temp_files_cleaned: AtomicU64,
     pub sessions_expired: AtomicU64,
+    /// Ended runs' records and stored responses deleted past `runs.retention_days`.
+    pub runs_pruned: AtomicU64,
+    pub responses_pruned: AtomicU64,
 }
 
 impl Stats {

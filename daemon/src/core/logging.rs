@@ -3,16 +3,16 @@
 //! which `gatewayctl logs` reads when there is no journal (lines: `json_log`). Secrets are never
 //! logged.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gateway_config::{LogLevel, Logging};
 
 use super::json_log::JsonLine;
+use super::rotating_file::RotatingFile;
 use tokio::sync::Notify;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,7 +30,7 @@ pub enum LogFormat {
 pub struct LogControl {
     filter: reload::Handle<EnvFilter, Registry>,
     verbose: bool,
-    file: Arc<LogFile>,
+    file: Arc<RotatingFile>,
 }
 
 impl LogControl {
@@ -39,16 +39,16 @@ impl LogControl {
         if let Err(e) = self.filter.reload(filter_for(level)) {
             tracing::warn!(error = %e, "cannot change the log level");
         }
-        self.file.max_bytes.store(logging.file_max_bytes.get(), Ordering::Relaxed);
+        self.file.set_max_bytes(logging.file_max_bytes.get());
     }
 
     /// Woken after each line written to the JSONL file (for `logs --follow`).
     pub fn appended(&self) -> &Notify {
-        &self.file.appended
+        self.file.appended()
     }
 
     pub fn file_path(&self) -> &Path {
-        &self.file.path
+        self.file.path()
     }
 }
 
@@ -69,7 +69,7 @@ pub struct Setup<'a> {
 pub fn init(setup: Setup<'_>) -> io::Result<LogControl> {
     let level = if setup.verbose { LogLevel::Debug } else { setup.logging.level };
     let (filter, handle) = reload::Layer::new(filter_for(level));
-    let file = Arc::new(LogFile::open(setup.file, setup.logging.file_max_bytes.get())?);
+    let file = Arc::new(RotatingFile::open(setup.file, setup.logging.file_max_bytes.get())?);
 
     type Boxed = Box<
         dyn Layer<tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>>
@@ -125,54 +125,8 @@ fn stderr_is_journal() -> bool {
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
 }
 
-/// The JSONL log: rotated to `<name>.1` when it would grow past `max_bytes`.
-struct LogFile {
-    path: PathBuf,
-    max_bytes: AtomicU64,
-    state: Mutex<(File, u64)>,
-    appended: Notify,
-}
-
-impl LogFile {
-    fn open(path: PathBuf, max_bytes: u64) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            crate::core::fsutil::ensure_private_dir(dir)?;
-        }
-        let file = open_append(&path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path,
-            max_bytes: AtomicU64::new(max_bytes),
-            state: Mutex::new((file, size)),
-            appended: Notify::new(),
-        })
-    }
-
-    fn write_line(&self, line: &[u8]) -> io::Result<()> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let max = self.max_bytes.load(Ordering::Relaxed);
-        if state.1 > 0 && state.1 + line.len() as u64 > max {
-            let mut rotated = self.path.clone().into_os_string();
-            rotated.push(".1");
-            fs::rename(&self.path, rotated)?;
-            *state = (open_append(&self.path)?, 0);
-        }
-        state.0.write_all(line)?;
-        state.1 += line.len() as u64;
-        drop(state);
-        self.appended.notify_waiters();
-        Ok(())
-    }
-}
-
-fn open_append(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-    crate::core::fsutil::make_private(path)?;
-    Ok(file)
-}
-
 /// tracing's fmt layer formats a whole event, then writes it once: one line per write.
-struct FileWriter(Arc<LogFile>);
+struct FileWriter(Arc<RotatingFile>);
 
 impl<'a> MakeWriter<'a> for FileWriter {
     type Writer = LineWriter;
@@ -182,7 +136,7 @@ impl<'a> MakeWriter<'a> for FileWriter {
 }
 
 struct LineWriter {
-    file: Arc<LogFile>,
+    file: Arc<RotatingFile>,
     buf: Vec<u8>,
 }
 

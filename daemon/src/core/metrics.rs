@@ -22,7 +22,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use opentelemetry::KeyValue;
+
 use super::gateway::{Gateway, Stats};
+use super::telemetry::instruments;
 
 /// Distinct (provider, model) pairs with series of their own; later ones count as `other`.
 pub const MAX_MODELS: usize = 64;
@@ -104,15 +107,15 @@ pub struct Metrics {
     /// `runtime_heartbeat.retries_queued` and `retries_exhausted`).
     pub retries_queued: Counter,
     pub retries_exhausted: Counter,
-    pub http_requests: Family<HttpLabels, Counter>,
-    pub http_seconds: Histograms<RouteLabel>,
-    pub ws_handshakes: Family<OutcomeLabel, Counter>,
-    pub ws_calls: Family<CallLabels, Counter>,
-    pub ws_call_seconds: Histograms<MethodLabel>,
-    pub runs_started: Counter,
-    pub runs_ended: Family<RunLabels, Counter>,
-    pub run_seconds: Histograms<ProviderLabel>,
-    pub first_token_seconds: Histograms<ProviderLabel>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_seconds: Histograms<RouteLabel>,
+    ws_handshakes: Family<OutcomeLabel, Counter>,
+    ws_calls: Family<CallLabels, Counter>,
+    ws_call_seconds: Histograms<MethodLabel>,
+    runs_started: Counter,
+    runs_ended: Family<RunLabels, Counter>,
+    run_seconds: Histograms<ProviderLabel>,
+    first_token_seconds: Histograms<ProviderLabel>,
     tokens: Family<TokenLabels, Counter>,
     provider_errors: Family<ProviderErrorLabels, Counter>,
     provider_retries: Family<ProviderLabel, Counter>,
@@ -200,7 +203,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn http(&self, route: &'static str, status: u16, took: Duration) {
+    pub fn http(&self, method: &'static str, route: &'static str, status: u16, took: Duration) {
+        if let Some(otel) = instruments::get() {
+            let attributes = [
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("http.route", route),
+                KeyValue::new("http.response.status_code", status as i64),
+            ];
+            otel.http_duration.record(took.as_secs_f64(), &attributes);
+        }
         let status = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -215,23 +226,74 @@ impl Metrics {
     pub fn ws_handshake(&self, accepted: bool) {
         let outcome = if accepted { "accepted" } else { "refused" };
         self.ws_handshakes.get_or_create(&OutcomeLabel { outcome }).inc();
+        if let Some(otel) = instruments::get() {
+            otel.ws_handshakes.add(1, &[KeyValue::new("outcome", outcome)]);
+        }
     }
 
     pub fn ws_call(&self, method: &'static str, ok: bool, took: Duration) {
         let outcome = if ok { "ok" } else { "error" };
         self.ws_calls.get_or_create(&CallLabels { method, outcome }).inc();
         self.ws_call_seconds.get_or_create(&MethodLabel { method }).observe(took.as_secs_f64());
+        if let Some(otel) = instruments::get() {
+            let attributes = [
+                KeyValue::new("rpc.system", "openclaw"),
+                KeyValue::new("rpc.method", method),
+                KeyValue::new("outcome", outcome),
+            ];
+            otel.rpc_duration.record(took.as_secs_f64(), &attributes);
+        }
+    }
+
+    pub fn run_started(&self) {
+        self.runs_started.inc();
+    }
+
+    /// A run's end: `outcome` is `ok`, `error` or `aborted`.
+    pub fn run_ended(&self, provider: &str, outcome: &'static str, took: Duration) {
+        self.runs_ended.get_or_create(&RunLabels { provider: provider.to_owned(), outcome }).inc();
+        self.run_seconds
+            .get_or_create(&ProviderLabel { provider: provider.to_owned() })
+            .observe(took.as_secs_f64());
+        if let Some(otel) = instruments::get() {
+            let attributes = [
+                KeyValue::new("gen_ai.provider.name", provider.to_owned()),
+                KeyValue::new("outcome", outcome),
+            ];
+            otel.run_duration.record(took.as_secs_f64(), &attributes);
+        }
+    }
+
+    /// Time from a run's start to its first streamed text.
+    pub fn first_token(&self, provider: &str, took: Duration) {
+        self.first_token_seconds
+            .get_or_create(&ProviderLabel { provider: provider.to_owned() })
+            .observe(took.as_secs_f64());
+        if let Some(otel) = instruments::get() {
+            otel.first_token
+                .record(took.as_secs_f64(), &[KeyValue::new("gen_ai.provider.name", provider.to_owned())]);
+        }
     }
 
     pub fn provider_error(&self, provider: &str, kind: &'static str) {
         self.provider_errors
             .get_or_create(&ProviderErrorLabels { provider: provider.to_owned(), kind })
             .inc();
+        if let Some(otel) = instruments::get() {
+            let attributes = [
+                KeyValue::new("gen_ai.provider.name", provider.to_owned()),
+                KeyValue::new("error.type", kind),
+            ];
+            otel.provider_errors.add(1, &attributes);
+        }
     }
 
     pub fn provider_retry(&self, provider: &str) {
         self.retries_queued.inc();
         self.provider_retries.get_or_create(&ProviderLabel { provider: provider.to_owned() }).inc();
+        if let Some(otel) = instruments::get() {
+            otel.provider_retries.add(1, &[KeyValue::new("gen_ai.provider.name", provider.to_owned())]);
+        }
     }
 
     /// Tokens of one run; the model id gets its own series while fewer than [`MAX_MODELS`] have one.
@@ -251,6 +313,16 @@ impl Metrics {
             let labels = TokenLabels { provider: provider.to_owned(), model: model.clone(), direction };
             self.tokens.get_or_create(&labels).inc_by(n);
         }
+        if let Some(otel) = instruments::get() {
+            for (kind, n) in [("input", prompt), ("output", completion)] {
+                let attributes = [
+                    KeyValue::new("gen_ai.provider.name", provider.to_owned()),
+                    KeyValue::new("gen_ai.request.model", model.clone()),
+                    KeyValue::new("gen_ai.token.type", kind),
+                ];
+                otel.token_usage.record(n, &attributes);
+            }
+        }
     }
 }
 
@@ -264,57 +336,77 @@ pub fn render(gw: &Gateway) -> String {
     out
 }
 
+/// The core's own counters, read when asked: (name after `gateway_`, help, value).
+pub fn stat_counters(s: &Stats) -> [(&'static str, &'static str, u64); 5] {
+    [
+        ("auth_failures", "Refused credentials on every door", Stats::get(&s.auth_failures)),
+        (
+            "rate_limited_requests",
+            "HTTP API requests refused by gateway.http.rate_limit",
+            Stats::get(&s.rate_limited_requests),
+        ),
+        ("heartbeat_ticks", "Heartbeat ticks since start", Stats::get(&s.heartbeat_ticks)),
+        ("ui_sign_ins", "Control UI sign-ins that opened a browser session", Stats::get(&s.ui_sign_ins)),
+        ("ui_sign_in_failures", "Control UI sign-ins refused", Stats::get(&s.ui_sign_in_failures)),
+    ]
+}
+
+/// Counters with one label: (name after `gateway_`, help, label, [(value, count)]).
+pub type Labelled = (&'static str, &'static str, &'static str, Vec<(&'static str, u64)>);
+
+pub fn labelled_counters(s: &Stats) -> [Labelled; 2] {
+    [
+        (
+            "reloads",
+            "Config reloads by outcome (rejected: the previous config kept serving)",
+            "outcome",
+            vec![
+                ("applied", Stats::get(&s.reloads_applied)),
+                ("unchanged", Stats::get(&s.reloads_unchanged)),
+                ("rejected", Stats::get(&s.reloads_rejected)),
+            ],
+        ),
+        (
+            "heartbeat_repairs",
+            "The heartbeat's repairs, by action",
+            "action",
+            vec![
+                ("stuck_run_stopped", Stats::get(&s.stuck_runs)),
+                ("temp_file_removed", Stats::get(&s.temp_files_cleaned)),
+                ("expired_session_forgotten", Stats::get(&s.sessions_expired)),
+                ("run_pruned", Stats::get(&s.runs_pruned)),
+                ("response_pruned", Stats::get(&s.responses_pruned)),
+            ],
+        ),
+    ]
+}
+
+/// Gauges: (name after `gateway_`, help, value).
+pub fn gauges(gw: &Gateway) -> [(&'static str, &'static str, i64); 4] {
+    let s = &gw.stats;
+    [
+        ("config_generation", "The config generation in effect", gw.active().generation as i64),
+        ("http_connections", "HTTP connections open", Stats::get(&s.http_connections) as i64),
+        ("ws_connections", "WebSocket connections open", Stats::get(&s.websocket_connections) as i64),
+        ("control_connections", "Control socket connections open", Stats::get(&s.control_connections) as i64),
+    ]
+}
+
 fn scrape_time(gw: &Gateway) -> Registry {
     let mut r = Registry::default();
     let s = &gw.stats;
-    let counters: [(&str, &str, &std::sync::atomic::AtomicU64); 5] = [
-        ("gateway_auth_failures", "Refused credentials on every door", &s.auth_failures),
-        (
-            "gateway_rate_limited_requests",
-            "HTTP API requests refused by gateway.http.rate_limit",
-            &s.rate_limited_requests,
-        ),
-        ("gateway_heartbeat_ticks", "Heartbeat ticks since start", &s.heartbeat_ticks),
-        ("gateway_ui_sign_ins", "Control UI sign-ins that opened a browser session", &s.ui_sign_ins),
-        ("gateway_ui_sign_in_failures", "Control UI sign-ins refused", &s.ui_sign_in_failures),
-    ];
-    for (name, help, counter) in counters {
-        r.register(name, help, ConstCounter::new(Stats::get(counter)));
+    for (name, help, value) in stat_counters(s) {
+        r.register(format!("gateway_{name}"), help, ConstCounter::new(value));
     }
-    let reloads = Family::<OutcomeLabel, Counter>::default();
-    for (outcome, counter) in [
-        ("applied", &s.reloads_applied),
-        ("unchanged", &s.reloads_unchanged),
-        ("rejected", &s.reloads_rejected),
-    ] {
-        reloads.get_or_create(&OutcomeLabel { outcome }).inc_by(Stats::get(counter));
+    for (name, help, label, values) in labelled_counters(s) {
+        let family = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        for (value, count) in values {
+            family.get_or_create(&vec![(label, value)]).inc_by(count);
+        }
+        r.register(format!("gateway_{name}"), help, family);
     }
-    r.register(
-        "gateway_reloads",
-        "Config reloads by outcome (rejected: the previous config kept serving)",
-        reloads,
-    );
-    let repairs = Family::<ActionLabel, Counter>::default();
-    for (action, counter) in [
-        ("stuck_run_stopped", &s.stuck_runs),
-        ("temp_file_removed", &s.temp_files_cleaned),
-        ("expired_session_forgotten", &s.sessions_expired),
-    ] {
-        repairs.get_or_create(&ActionLabel { action }).inc_by(Stats::get(counter));
-    }
-    r.register("gateway_heartbeat_repairs", "The heartbeat's repairs, by action", repairs);
-    let gauges: [(&str, &str, i64); 4] = [
-        ("gateway_config_generation", "The config generation in effect", gw.active().generation as i64),
-        ("gateway_http_connections", "HTTP connections open", Stats::get(&s.http_connections) as i64),
-        ("gateway_ws_connections", "WebSocket connections open", Stats::get(&s.websocket_connections) as i64),
-        (
-            "gateway_control_connections",
-            "Control socket connections open",
-            Stats::get(&s.control_connections) as i64,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        r.register(name, help, ConstGauge::new(value));
+    for (name, help, value) in gauges(gw) {
+        r.register(format!("gateway_{name}"), help, ConstGauge::new(value));
     }
     let uptime = now_ms().saturating_sub(gw.started_at_ms) as f64 / 1e3;
     r.register_with_unit(
@@ -335,34 +427,47 @@ fn process(r: &mut Registry, started_at_ms: u64) {
         Unit::Seconds,
         ConstGauge::new(started_at_ms as f64 / 1e3),
     );
-    if let Some(rss) = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse::<i64>().ok()
-    }) {
+    if let Some(rss) = resident_bytes() {
         r.register_with_unit(
             "process_resident_memory",
             "Resident memory size",
             Unit::Bytes,
-            ConstGauge::new(rss * 1024),
+            ConstGauge::new(rss),
         );
     }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        r.register("process_open_fds", "Open file descriptors", ConstGauge::new(fds.count() as i64));
+    if let Some(fds) = open_fds() {
+        r.register("process_open_fds", "Open file descriptors", ConstGauge::new(fds));
     }
-    // utime and stime, fields 14 and 15 of /proc/self/stat, in USER_HZ (100 on Linux) ticks;
-    // counted after the command name, which may hold spaces but ends at the last ')'.
-    if let Some(ticks) = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
-        let rest = &s[s.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    }) {
+    if let Some(cpu) = cpu_seconds() {
         r.register_with_unit(
             "process_cpu",
             "User and system CPU time spent",
             Unit::Seconds,
-            ConstCounter::new(ticks as f64 / 100.0),
+            ConstCounter::new(cpu),
         );
     }
+}
+
+/// Resident memory, from /proc/self/status.
+pub fn resident_bytes() -> Option<i64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<i64>().ok()? * 1024)
+}
+
+pub fn open_fds() -> Option<i64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as i64)
+}
+
+/// User and system CPU time: utime and stime, fields 14 and 15 of /proc/self/stat, in USER_HZ
+/// (100 on Linux) ticks; counted after the command name, which may hold spaces but ends at the
+/// last ')'.
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use super::hub::{event_json, Conn, Hub, PreAuthSlot};
 use super::methods::{self, Reply};
 use super::outbox::Outbox;
 use crate::core::gateway::{Gateway, Stats};
+use crate::core::telemetry::spans::{Attr, Kind, Traced};
 use gateway_proto::time::now_ms;
 
 /// What the upgrade learned about the client.
@@ -278,10 +279,19 @@ impl Connection {
             return self.respond(&Response::err(&req.id, error));
         }
         let started = Instant::now();
-        let (method, reply) = methods::call(&self.gw, &self.hub, &conn, &req.id, &req.method, req.params);
+        // Named once the method is known: the request's own string is not a bounded name.
+        let span =
+            Traced::start(|| "ws call".into(), Kind::Server, || vec![Attr::new("rpc.system", "openclaw")]);
+        let (method, reply) = {
+            let _current = span.enter();
+            methods::call(&self.gw, &self.hub, &conn, &req.id, &req.method, req.params)
+        };
+        span.rename(method);
+        span.set(|| vec![Attr::new("rpc.method", method)]);
         match reply {
             Reply::Now(result) => {
                 self.gw.metrics.ws_call(method, result.is_ok(), started.elapsed());
+                span.end_with(result.as_ref().err().map(|e| e.code.as_str()));
                 self.respond(&to_response(&req.id, result))
             }
             Reply::Later(future) => {
@@ -290,8 +300,9 @@ impl Connection {
                 let id = req.id.clone();
                 let gw = self.gw.clone();
                 let task = tokio::spawn(async move {
-                    let result = future.await;
+                    let result = span.scope(future).await;
                     gw.metrics.ws_call(method, result.is_ok(), started.elapsed());
+                    span.end_with(result.as_ref().err().map(|e| e.code.as_str()));
                     let json = serde_json::to_vec(&to_response(&id, result)).expect("responses serialize");
                     let _ = outbox.push_text(&json, false, limit);
                 });

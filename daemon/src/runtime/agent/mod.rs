@@ -4,6 +4,7 @@
 
 pub mod history;
 mod run;
+mod trace;
 pub mod types;
 
 use std::collections::{HashMap, VecDeque};
@@ -22,7 +23,9 @@ pub use types::*;
 
 use crate::core::metrics::Metrics;
 use crate::core::store::{off_workers, CallError, Store, StoreError};
+use crate::core::telemetry::spans;
 use crate::runtime::providers::upstream::Clients;
+use opentelemetry::Context;
 
 /// Events a subscriber may have unread before the run waits for it (for a while: see
 /// `run::SLOW_SUBSCRIBER`).
@@ -185,7 +188,9 @@ impl Agents {
     /// the work is its own task.
     pub async fn start(&self, req: RunRequest) -> Result<RunHandle, StartError> {
         let this = self.clone();
-        match tokio::spawn(async move { this.start_here(req).await }).await {
+        // The caller's span (an HTTP request, a WebSocket call) parents the run's.
+        let parent = spans::current();
+        match tokio::spawn(async move { this.start_here(req, parent).await }).await {
             Ok(result) => result,
             Err(e) => {
                 tracing::error!(error = %e, "starting a run failed");
@@ -196,7 +201,7 @@ impl Agents {
         }
     }
 
-    async fn start_here(&self, req: RunRequest) -> Result<RunHandle, StartError> {
+    async fn start_here(&self, req: RunRequest, trace_parent: Context) -> Result<RunHandle, StartError> {
         if self.inner.closing.load(Ordering::Relaxed) {
             return Err(StartError::Unavailable(
                 "the gateway is shutting down: retry after it restarts".into(),
@@ -312,6 +317,7 @@ impl Agents {
             observed: Mutex::new((0, String::new())),
             begun: std::time::Instant::now(),
             first_text: std::sync::atomic::AtomicBool::new(false),
+            trace_parent,
         };
         tokio::spawn(job.execute());
         Ok(handle)

@@ -38,6 +38,8 @@ pub(super) struct Job {
     /// When the job was spawned, and whether its first streamed text was seen (metrics).
     pub begun: std::time::Instant,
     pub first_text: std::sync::atomic::AtomicBool,
+    /// Where the run was asked for: its span's parent.
+    pub trace_parent: opentelemetry::Context,
 }
 
 /// How the work ended, before it becomes an outcome.
@@ -50,7 +52,7 @@ enum Ended {
 impl Job {
     pub async fn execute(self) {
         let started_at_ms = now_ms();
-        self.agents.inner.metrics.runs_started.inc();
+        self.agents.inner.metrics.run_started();
         let mut abort = self.run.abort.subscribe();
         let cancel = self.cancel_watch.clone();
         let caller_gone = async move {
@@ -59,8 +61,9 @@ impl Job {
                 None => std::future::pending().await,
             }
         };
+        let span = super::trace::run(&self.trace_parent, &self.run, &self.resolved);
         let ended = tokio::select! {
-            ended = self.work() => ended,
+            ended = span.scope(self.work()) => ended,
             _ = abort.wait_for(|a| *a) => Ended::Aborted,
             _ = caller_gone => Ended::Aborted,
         };
@@ -130,22 +133,17 @@ impl Job {
         }
         self.agents.ended(&self.run);
         self.count(&outcome);
+        super::trace::end_run(&span, &outcome);
     }
 
     fn count(&self, outcome: &RunOutcome) {
-        use crate::core::metrics::{ProviderLabel, RunLabels};
         let metrics = &self.agents.inner.metrics;
-        let provider = self.resolved.provider.clone();
         let status = match outcome.status {
             RunStatus::Ok => "ok",
             RunStatus::Aborted => "aborted",
             _ => "error",
         };
-        metrics.runs_ended.get_or_create(&RunLabels { provider: provider.clone(), outcome: status }).inc();
-        metrics
-            .run_seconds
-            .get_or_create(&ProviderLabel { provider })
-            .observe(self.begun.elapsed().as_secs_f64());
+        metrics.run_ended(&self.resolved.provider, status, self.begun.elapsed());
         let usage = &outcome.usage;
         if usage.input_tokens + usage.output_tokens > 0 {
             metrics.tokens(
@@ -274,16 +272,22 @@ impl Job {
             }
             let mut round = vec![message.clone()];
             for call in &message.tool_calls {
+                let span = super::trace::tool(call);
                 self.emit(RunEvent::ToolStart { call: call.clone() }).await;
                 let ctx = tools::Context {
                     history: &self.agents.inner.history,
                     session_key: self.req.session_key.as_deref(),
                     config: &config.tools,
                 };
-                let (output, is_error) = match tools::invoke(&ctx, &call.name, &call.arguments).await {
-                    Ok(out) => (out, false),
-                    Err(e) => (serde_json::json!({ "error": e }).to_string(), true),
-                };
+                let (output, is_error) =
+                    match span.scope(tools::invoke(&ctx, &call.name, &call.arguments)).await {
+                        Ok(out) => (out, false),
+                        Err(e) => {
+                            span.fail("tool_error", || e.clone());
+                            (serde_json::json!({ "error": e }).to_string(), true)
+                        }
+                    };
+                span.end();
                 self.emit(RunEvent::ToolResult {
                     call_id: call.id.clone(),
                     name: call.name.clone(),
@@ -304,22 +308,22 @@ impl Job {
         let (tx, mut rx) = mpsc::channel::<String>(64);
         let inner = &self.agents.inner;
         let r = &self.resolved;
-        let model = async move {
+        let span = super::trace::model_call(r, &call);
+        let model = span.scope(async move {
             let mut deltas = Deltas::new(&tx);
             providers::call(&inner.clients, &r.provider, &r.provider_config, call, &mut deltas).await
-        };
+        });
         let forward = async {
             while let Some(text) = rx.recv().await {
                 if !self.first_text.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    let provider = crate::core::metrics::ProviderLabel { provider: r.provider.clone() };
-                    let took = self.begun.elapsed().as_secs_f64();
-                    inner.metrics.first_token_seconds.get_or_create(&provider).observe(took);
+                    inner.metrics.first_token(&r.provider, self.begun.elapsed());
                 }
                 self.emit(RunEvent::Delta { text }).await;
             }
         };
         // `model` drops its sender when done, which ends `forward`.
         let (reply, ()) = tokio::join!(model, forward);
+        super::trace::end_model_call(&span, &reply);
         if let Err(e) = &reply {
             inner.metrics.provider_error(&r.provider, e.code());
         }

@@ -109,6 +109,8 @@ impl<'a> Upstream<'a> {
         // A kept-alive connection the server closed as we reused it fails without an answer:
         // one immediate resend on a fresh connection, not counted as a retry.
         let mut resent_stale = false;
+        // The model-call span continues at the upstream (W3C trace context).
+        let trace_headers = crate::core::telemetry::spans::outgoing_headers();
         loop {
             let mut request = self
                 .client
@@ -117,6 +119,9 @@ impl<'a> Upstream<'a> {
                 .body(body.clone());
             for (name, value) in headers {
                 request = request.header(*name, value);
+            }
+            for (name, value) in &trace_headers {
+                request = request.header(name, value);
             }
             let limit = first_byte.min(deadline);
             let retry_after = match tokio::time::timeout_at(limit, request.send()).await {
