@@ -111,10 +111,19 @@ pub struct RuntimeHeartbeatInfo {
     pub queue_depth: u64,
     /// Runs stopped as stuck (`runs.stuck_after_ms`) since start.
     pub stuck_jobs: u64,
-    /// Every repair since start: stuck runs stopped, temp files removed, sessions forgotten.
+    /// Every repair since start: interrupted runs marked, stuck runs stopped, temp files
+    /// removed, sessions forgotten, records deleted past the retention.
     pub repair_actions: u64,
     pub temp_files_cleaned: u64,
     pub expired_sessions_cleaned: u64,
+    /// Runs a previous process left queued or running, marked `interrupted` at start.
+    #[serde(default)]
+    pub interrupted_runs_marked: u64,
+    /// Run records and stored responses deleted past `runs.retention_days`.
+    #[serde(default)]
+    pub runs_pruned: u64,
+    #[serde(default)]
+    pub responses_pruned: u64,
     /// Upstream requests retried, and model calls that failed after retrying.
     pub retries_queued: u64,
     pub retries_exhausted: u64,

@@ -354,7 +354,8 @@ pub fn stat_counters(s: &Stats) -> [(&'static str, &'static str, u64); 5] {
 /// Counters with one label: (name after `gateway_`, help, label, [(value, count)]).
 pub type Labelled = (&'static str, &'static str, &'static str, Vec<(&'static str, u64)>);
 
-pub fn labelled_counters(s: &Stats) -> [Labelled; 2] {
+/// `interrupted`: runs marked interrupted at start.
+pub fn labelled_counters(s: &Stats, interrupted: u64) -> [Labelled; 2] {
     [
         (
             "reloads",
@@ -371,6 +372,7 @@ pub fn labelled_counters(s: &Stats) -> [Labelled; 2] {
             "The heartbeat's repairs, by action",
             "action",
             vec![
+                ("interrupted_run_marked", interrupted),
                 ("stuck_run_stopped", Stats::get(&s.stuck_runs)),
                 ("temp_file_removed", Stats::get(&s.temp_files_cleaned)),
                 ("expired_session_forgotten", Stats::get(&s.sessions_expired)),
@@ -398,7 +400,7 @@ fn scrape_time(gw: &Gateway) -> Registry {
     for (name, help, value) in stat_counters(s) {
         r.register(format!("gateway_{name}"), help, ConstCounter::new(value));
     }
-    for (name, help, label, values) in labelled_counters(s) {
+    for (name, help, label, values) in labelled_counters(s, gw.agents.interrupted_at_start()) {
         let family = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         for (value, count) in values {
             family.get_or_create(&vec![(label, value)]).inc_by(count);

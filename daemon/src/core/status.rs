@@ -99,6 +99,9 @@ fn runtime_heartbeat(gw: &Gateway, health_reasons: &[&str]) -> api::RuntimeHeart
         Stats::get(&stats.temp_files_cleaned),
         Stats::get(&stats.sessions_expired),
     );
+    let (runs_pruned, responses_pruned) =
+        (Stats::get(&stats.runs_pruned), Stats::get(&stats.responses_pruned));
+    let interrupted = gw.agents.interrupted_at_start();
     api::RuntimeHeartbeatInfo {
         run_state: if late { "stopped" } else { "running" }.into(),
         reason_code: if late {
@@ -111,9 +114,12 @@ fn runtime_heartbeat(gw: &Gateway, health_reasons: &[&str]) -> api::RuntimeHeart
         tick_count: Stats::get(&stats.heartbeat_ticks),
         queue_depth: gw.agents.queued() as u64,
         stuck_jobs: stuck,
-        repair_actions: stuck + temp + sessions,
+        repair_actions: interrupted + stuck + temp + sessions + runs_pruned + responses_pruned,
         temp_files_cleaned: temp,
         expired_sessions_cleaned: sessions,
+        interrupted_runs_marked: interrupted,
+        runs_pruned,
+        responses_pruned,
         retries_queued: gw.metrics.retries_queued.get(),
         retries_exhausted: gw.metrics.retries_exhausted.get(),
         reason_codes: cycle.reason_codes.iter().map(|r| (*r).to_owned()).collect(),

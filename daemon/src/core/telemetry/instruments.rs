@@ -102,7 +102,9 @@ pub fn observe(gw: &Arc<Gateway>) {
             })
             .build();
     }
-    for (name, description, label, _) in metrics::labelled_counters(&gw.stats) {
+    for (name, description, label, _) in
+        metrics::labelled_counters(&gw.stats, gw.agents.interrupted_at_start())
+    {
         let gw = weak.clone();
         meter
             .u64_observable_counter(format!("gateway.{name}"))
@@ -110,7 +112,9 @@ pub fn observe(gw: &Arc<Gateway>) {
             .with_callback(move |o| {
                 let Some(gw) = gw.upgrade() else { return };
                 if let Some((_, _, _, values)) =
-                    metrics::labelled_counters(&gw.stats).into_iter().find(|(n, ..)| *n == name)
+                    metrics::labelled_counters(&gw.stats, gw.agents.interrupted_at_start())
+                        .into_iter()
+                        .find(|(n, ..)| *n == name)
                 {
                     for (value, count) in values {
                         o.observe(count, &[KeyValue::new(label, value)]);

@@ -297,6 +297,20 @@ impl History {
         self.store.with(|c| c.execute("DELETE FROM runs WHERE ended_at_ms < ?1", [ms as i64]))
     }
 
+    /// Deletes the stored responses (and their items) made before `ms`.
+    pub fn delete_responses_before(&self, ms: u64) -> Result<usize, StoreError> {
+        self.store.transaction(|c| {
+            let delete = || -> rusqlite::Result<usize> {
+                c.execute(
+                    "DELETE FROM response_items WHERE response_id IN (SELECT id FROM responses WHERE created_at_ms < ?1)",
+                    [ms as i64],
+                )?;
+                c.execute("DELETE FROM responses WHERE created_at_ms < ?1", [ms as i64])
+            };
+            delete().map_err(|e| self.store.sql_error(e))
+        })
+    }
+
     /// Runs left queued or running by a previous process are marked interrupted.
     pub fn mark_interrupted(&self) -> Result<usize, StoreError> {
         self.store.with(|c| {

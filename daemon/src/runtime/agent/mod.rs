@@ -38,10 +38,6 @@ const STORED_RUN_GRACE: Duration = Duration::from_secs(5);
 /// At most this many ended runs are remembered in memory; past it the oldest are forgotten
 /// first, whatever the idempotency window (which bounds them in time, not in number).
 const MAX_ENDED_RUNS: usize = 10_000;
-/// How long the record of an ended run is kept in the store (its messages stay with the
-/// session), and how often old records are deleted.
-const RUN_RECORD_RETENTION_MS: u64 = 30 * 24 * 3600 * 1000;
-const RUN_RECORD_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The runtime, shared by the WebSocket methods and the HTTP APIs.
 #[derive(Clone)]
@@ -50,6 +46,8 @@ pub struct Agents {
 }
 
 struct Inner {
+    /// Runs marked interrupted when this process started.
+    interrupted_at_start: u64,
     history: History,
     config: ArcSwap<Config>,
     clients: Clients,
@@ -62,7 +60,6 @@ struct Inner {
     closing: AtomicBool,
     last_prune: Mutex<Instant>,
     /// When old run records were last deleted (None: not yet in this process).
-    last_record_prune: Mutex<Option<Instant>>,
     /// Told of every event of every stateful run, in order, as it happens (WebSocket `chat`).
     observer: std::sync::OnceLock<Observer>,
 }
@@ -133,14 +130,21 @@ impl Agents {
     /// The runtime on `store`, configured by `config` (later changes: [`Agents::configure`]).
     pub fn new(store: Arc<Store>, config: &Config, metrics: Arc<Metrics>) -> Self {
         let history = History::new(store);
-        match history.mark_interrupted() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(runs = n, "runs cut short by the last stop are marked interrupted"),
-            Err(e) => tracing::warn!(error = %e, "cannot mark interrupted runs"),
-        }
+        let interrupted = match history.mark_interrupted() {
+            Ok(0) => 0,
+            Ok(n) => {
+                tracing::info!(runs = n, "runs cut short by the last stop are marked interrupted");
+                n as u64
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mark interrupted runs");
+                0
+            }
+        };
         Self {
             inner: Arc::new(Inner {
                 history,
+                interrupted_at_start: interrupted,
                 config: ArcSwap::from_pointee(config.clone()),
                 clients: Clients::new(metrics.clone()),
                 metrics,
@@ -150,7 +154,6 @@ impl Agents {
                 idempotency: Mutex::new(HashMap::new()),
                 closing: AtomicBool::new(false),
                 last_prune: Mutex::new(Instant::now()),
-                last_record_prune: Mutex::new(None),
                 observer: std::sync::OnceLock::new(),
             }),
         }
@@ -643,7 +646,6 @@ impl Agents {
             }
             *last = Instant::now();
         }
-        self.prune_records();
         let ttl = Duration::from_millis(config.runs.idempotency_ttl_ms.get());
         // Lock order everywhere: idempotency keys, then runs.
         let mut keys = lock(&self.inner.idempotency);
@@ -690,28 +692,23 @@ fn to_forget(ended: &[(Duration, bool)], ttl: Duration) -> Vec<usize> {
 }
 
 impl Agents {
-    /// Deletes run records older than the retention, at most once an hour, off the workers.
-    fn prune_records(&self) {
-        {
-            let mut last = lock(&self.inner.last_record_prune);
-            if last.is_some_and(|t| t.elapsed() < RUN_RECORD_PRUNE_INTERVAL) {
-                return;
-            }
-            *last = Some(Instant::now());
+    /// Runs a previous process left unfinished, marked interrupted at start.
+    pub fn interrupted_at_start(&self) -> u64 {
+        self.inner.interrupted_at_start
+    }
+
+    /// Deletes the records of runs that ended, and the stored responses made, more than
+    /// `days` days ago (0: none); returns how many of each. Blocking: call it off the workers.
+    pub fn delete_expired(&self, days: u64) -> Result<(usize, usize), StoreError> {
+        if days == 0 {
+            return Ok((0, 0));
         }
-        let history = self.inner.history.clone();
-        tokio::task::spawn_blocking(move || {
-            let before = gateway_proto::time::now_ms().saturating_sub(RUN_RECORD_RETENTION_MS);
-            match history.delete_runs_ended_before(before) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(runs = n, "deleted run records older than 30 days"),
-                Err(e) => tracing::warn!(error = %e, "cannot delete old run records"),
-            }
-        });
+        let before = now_ms().saturating_sub(days * 86_400_000);
+        let history = &self.inner.history;
+        Ok((history.delete_runs_ended_before(before)?, history.delete_responses_before(before)?))
     }
 }
 
-/// "main" and the configured agents, sorted.
 fn agent_ids(config: &Config) -> Vec<String> {
     let mut ids: Vec<String> = config.agents.keys().cloned().collect();
     if !config.agents.contains_key(DEFAULT_AGENT) {
