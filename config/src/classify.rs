@@ -105,6 +105,7 @@ pub const KEYS: &[KeyInfo] = &[
     key("ui.path", KeyClass::Restart),
     key("metrics.enabled", KeyClass::Hot),
     KeyInfo { key: "metrics.token", class: KeyClass::Hot, secret: true },
+    key("metrics.listen", KeyClass::Restart),
     key("observability.otlp_endpoint", KeyClass::Restart),
     key("observability.service_name", KeyClass::Restart),
     key("observability.capture_content", KeyClass::Restart),

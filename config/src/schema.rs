@@ -292,11 +292,14 @@ pub struct Metrics {
     /// A bearer token for scrapers (a secret reference), accepted on `/gateway/metrics` only,
     /// beside the gateway's own auth.
     pub token: Option<SecretRef>,
+    /// A second, loopback-only listener serving the metrics alone (`/metrics`), with the same
+    /// credentials; unset: none.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self { enabled: true, token: None }
+        Self { enabled: true, token: None, listen: None }
     }
 }
 

@@ -86,6 +86,16 @@ pub fn check_startable(
             ),
         );
     }
+    if let Some(addr) = effective.metrics.listen.filter(|a| !a.ip().is_loopback()) {
+        issues.push(loaded.issue_at(
+            file,
+            "metrics.listen",
+            format!(
+                "metrics.listen {addr} is not a loopback address: use 127.0.0.1:PORT or [::1]:PORT; \
+                 scrapers on other hosts use /gateway/metrics on the main port, behind its auth"
+            ),
+        ));
+    }
     let found = crate::agents::check(effective)
         .into_iter()
         .chain(crate::observability::check(&effective.observability));

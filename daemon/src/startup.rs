@@ -139,6 +139,13 @@ async fn serve_until_exit(
         Fatal::new(code, e)
     })?;
     let listen_addr = tcp.local_addr().map_err(|e| Fatal::new(exit::FAILURE, e))?;
+    let metrics_tcp = match prepared.config.metrics.listen {
+        Some(addr) => Some(port::bind(addr, 64, false).await.map_err(|e| {
+            let code = if e.is_busy() { exit::UNAVAILABLE } else { exit::FAILURE };
+            Fatal::new(code, format!("metrics.listen: {e}"))
+        })?),
+        None => None,
+    };
     let socket = paths.socket();
     let control_listener = control::bind(&socket).map_err(|e| {
         let code = if matches!(e, control::BindError::Live(_)) { exit::UNAVAILABLE } else { exit::FAILURE };
@@ -172,6 +179,17 @@ async fn serve_until_exit(
         }
     });
     let control_task = tokio::spawn(control::serve(gw.clone(), control_listener));
+    if let Some(tcp) = metrics_tcp {
+        let app = crate::api::probes::metrics_listener(gw.clone());
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            listener::serve(gw, app, listener::Door::Http, || async {
+                let (stream, peer) = tcp.accept().await?;
+                Ok((stream, listener::Peer::Tcp(peer)))
+            })
+            .await
+        });
+    }
     tokio::spawn(handle_signals(gw.clone()));
     let _watcher = match reload::watch(gw.clone()) {
         Ok(w) => Some(w),

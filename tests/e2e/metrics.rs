@@ -118,3 +118,44 @@ fn provider_errors_retries_and_tokens_are_counted_by_provider() {
     has(r#"gateway_runs_ended_total{provider="up",outcome="error"} 1"#);
     has(r#"gateway_tokens_total{provider="up",model="echo",direction="out"} 3"#);
 }
+
+#[test]
+fn a_dedicated_loopback_listener_serves_the_metrics_alone() {
+    let home = Home::new();
+    let listen = free_port();
+    let d = home
+        .start_with(&format!("[metrics]\ntoken = \"{SCRAPER_TOKEN}\"\nlisten = \"127.0.0.1:{listen}\"\n"));
+    chat(d.port, &home.token());
+    let scraper = format!("Bearer {SCRAPER_TOKEN}");
+    for path in ["/metrics", "/gateway/metrics"] {
+        let r = http1::request(listen, "GET", path, &[("Authorization", scraper.as_str())], None).unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(
+            r.body.contains(r#"gateway_http_requests_total{route="/v1/chat/completions",status="2xx"} 1"#),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(http(listen, "GET", "/metrics", &[]).0, 401, "the same credentials");
+    let gateway = format!("Bearer {}", home.token());
+    assert_eq!(
+        http(listen, "GET", "/v1/models", &[("Authorization", gateway.as_str())]).0,
+        404,
+        "the metrics alone"
+    );
+    assert_eq!(http(listen, "GET", "/gateway/status", &[("Authorization", gateway.as_str())]).0, 404);
+    drop(d);
+
+    let home = Home::new();
+    home.write_config(None, "[metrics]\nlisten = \"0.0.0.0:9464\"\n");
+    let out =
+        home.command(&bin("gatewayd")).args(["run", "--port", &free_port().to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gateway.toml:2:")
+            && stderr.contains("metrics.listen")
+            && stderr.contains("loopback"),
+        "{stderr}"
+    );
+}

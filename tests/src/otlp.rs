@@ -155,3 +155,70 @@ fn attributes(list: &Value) -> Value {
     }
     Value::Object(out)
 }
+
+/// A collector that takes every OTLP/HTTP export and answers 200 with an empty (valid)
+/// response, for the benchmarks' "OTLP on" runs: the gateway pays for building, batching and
+/// sending, not for a slow receiver. Counts the requests and bytes it took.
+pub struct Sink {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Sink {
+    pub fn start() -> std::io::Result<Self> {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let (requests, bytes) = (std::sync::Arc::default(), std::sync::Arc::default());
+        let (r, b): (
+            std::sync::Arc<std::sync::atomic::AtomicU64>,
+            std::sync::Arc<std::sync::atomic::AtomicU64>,
+        ) = (std::sync::Arc::clone(&requests), std::sync::Arc::clone(&bytes));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, b) = (r.clone(), b.clone());
+                std::thread::spawn(move || {
+                    let mut stream = BufReader::new(stream);
+                    loop {
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if stream.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if stream.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        r.fetch_add(1, Ordering::Relaxed);
+                        b.fetch_add(length as u64, Ordering::Relaxed);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        if stream.get_mut().write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { port, requests, bytes })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets the variables that point a gatewayd's export here.
+    pub fn point(&self, cmd: &mut Command) {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", self.endpoint());
+    }
+}

@@ -1,7 +1,7 @@
 //! The probes on the main port: liveness (`/healthz`, no auth), readiness (`/readyz`: details
 //! only to authenticated or local callers) and the daemon's status (`/gateway/status`, behind
 //! the gateway's auth), and the Prometheus metrics (`/gateway/metrics`: the gateway's auth or
-//! the scrapers' `metrics.token`).
+//! the scrapers' `metrics.token`), also served alone on `metrics.listen`.
 
 use std::sync::Arc;
 
@@ -30,6 +30,16 @@ pub fn router(gw: Arc<Gateway>) -> Router<Arc<Gateway>> {
         .route("/readyz", get(readyz))
         .merge(authenticated)
         .merge(metrics)
+}
+
+/// The app of the dedicated metrics listener (`metrics.listen`): the metrics alone, under
+/// Prometheus's default path and ours, with the same credentials.
+pub fn metrics_listener(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/gateway/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(gw.clone(), metrics_auth))
+        .with_state(gw)
 }
 
 /// `metrics.token` as a bearer token opens `/gateway/metrics` alone; anything else goes through

@@ -25,6 +25,7 @@ use gateway_tests::benchutil::{
     arg_num, die_with_parent, machine, quantile, raise_nofile, to_json, to_table, Row, Stats, Target,
 };
 use gateway_tests::http1;
+use gateway_tests::otlp::Sink;
 use gateway_tests::{bin, free_port, try_http, Daemon, Home};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +38,8 @@ const PROMPT: &str = "hello from the chat benchmark";
 
 struct Opts {
     json: bool,
+    /// Traces and metrics exported over OTLP (at full sampling) to a sink in this process.
+    otlp: bool,
     runs: usize,
     /// Sequential requests per run and side.
     requests: usize,
@@ -48,11 +51,12 @@ struct Opts {
 }
 
 const USAGE: &str =
-    "usage: gateway-chat-bench [--json] [--runs N] [--requests N] [--clients N] [--seconds S] [--upstream-threads N] [--gateway-threads N]";
+    "usage: gateway-chat-bench [--json] [--otlp] [--runs N] [--requests N] [--clients N] [--seconds S] [--upstream-threads N] [--gateway-threads N]";
 
 fn parse_args() -> Result<Opts> {
     let mut o = Opts {
         json: false,
+        otlp: false,
         runs: 5,
         requests: 2000,
         clients: 32,
@@ -64,6 +68,7 @@ fn parse_args() -> Result<Opts> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => o.json = true,
+            "--otlp" => o.otlp = true,
             "--runs" => o.runs = arg_num(&arg, args.next())?,
             "--requests" => o.requests = arg_num(&arg, args.next())?,
             "--clients" => o.clients = arg_num(&arg, args.next())?,
@@ -116,7 +121,7 @@ struct Gateway {
     _home: Home,
 }
 
-fn start_gateway(upstream_port: u16, threads: Option<usize>) -> Result<Gateway> {
+fn start_gateway(upstream_port: u16, threads: Option<usize>, otlp: Option<&Sink>) -> Result<Gateway> {
     let home = Home::new();
     home.write_config(
         None,
@@ -128,6 +133,9 @@ fn start_gateway(upstream_port: u16, threads: Option<usize>) -> Result<Gateway> 
     let port = free_port().to_string();
     let mut daemon = home.spawn(&["--port", &port], |cmd| {
         die_with_parent(cmd);
+        if let Some(sink) = otlp {
+            sink.point(cmd);
+        }
         if let Some(n) = threads {
             cmd.env("TOKIO_WORKER_THREADS", n.to_string());
         }
@@ -311,7 +319,9 @@ fn main() -> Result<()> {
         }
     };
     let up = start_upstream(o.upstream_threads)?;
-    let gw = start_gateway(up.port, o.gateway_threads).map_err(|e| e.context("start gatewayd"))?;
+    let sink = if o.otlp { Some(Sink::start()?) } else { None };
+    let gw =
+        start_gateway(up.port, o.gateway_threads, sink.as_ref()).map_err(|e| e.context("start gatewayd"))?;
     let direct = Side::new(up.port, "echo", None);
     let through = Side::new(gw.daemon.port, "fast/echo", Some(TOKEN));
     direct.check(None, "echo")?;
@@ -398,7 +408,7 @@ fn main() -> Result<()> {
             floor: Some((Stats::of(d_rps), direct_floor)),
         },
     ];
-    let notes = vec![format!(
+    let mut notes = vec![format!(
         "{} runs; sequential: {} requests per run and side after {} warm-up requests; concurrent: {} s per \
          run and side after 0.5 s; upstream: gateway-upstream with {} threads; gatewayd: {} tokio workers; \
          clients: one tokio thread",
@@ -409,6 +419,14 @@ fn main() -> Result<()> {
         o.upstream_threads,
         o.gateway_threads.map_or("default".into(), |n| n.to_string()),
     )];
+    if let Some(sink) = &sink {
+        use std::sync::atomic::Ordering::Relaxed;
+        notes.push(format!(
+            "OTLP on: traces (every one sampled) and metrics exported to a sink: {} requests, {} KiB received",
+            sink.requests.load(Relaxed),
+            sink.bytes.load(Relaxed) / 1024
+        ));
+    }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&m, PEER, &rows, &notes, Value::Null))?);
     } else {

@@ -32,6 +32,7 @@ use gateway_tests::benchutil::{
     Target,
 };
 use gateway_tests::idle::hold;
+use gateway_tests::otlp::Sink;
 use gateway_tests::ws::Device;
 use gateway_tests::wsraw::{AsyncClient, SyncClient};
 use gateway_tests::{bin, free_port, try_http, Daemon, Home};
@@ -55,6 +56,8 @@ const PEER: &str = "openclaw@2026.9.6 (Node 24)";
 
 struct Opts {
     json: bool,
+    /// Traces and metrics exported over OTLP (at full sampling) to a sink in this process.
+    otlp: bool,
     /// Runs per metric (handshakes, latency, throughput).
     runs: usize,
     handshakes: usize,
@@ -79,6 +82,7 @@ impl Default for Opts {
     fn default() -> Self {
         Self {
             json: false,
+            otlp: false,
             runs: 5,
             handshakes: 500,
             device_handshakes: 200,
@@ -96,7 +100,7 @@ impl Default for Opts {
     }
 }
 
-const USAGE: &str = "usage: gateway-ws-bench [--json] [--runs N] [--handshakes N] [--device-handshakes N] \
+const USAGE: &str = "usage: gateway-ws-bench [--json] [--otlp] [--runs N] [--handshakes N] [--device-handshakes N] \
 [--rpcs N] [--clients N] [--depth N] [--seconds S] [--idle K] [--idle-small K] [--idle-budget S] [--idle-settle S] [--rss-guard MB] [--max-total S]";
 
 fn parse_args() -> Result<Opts> {
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Opts> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => o.json = true,
+            "--otlp" => o.otlp = true,
             "--runs" => o.runs = arg_num(&arg, args.next())?,
             "--handshakes" => o.handshakes = arg_num(&arg, args.next())?,
             "--device-handshakes" => o.device_handshakes = arg_num(&arg, args.next())?,
@@ -145,11 +150,15 @@ struct Gateway {
     _home: Home,
 }
 
-fn start_gateway() -> Result<Gateway> {
+fn start_gateway(otlp: Option<&Sink>) -> Result<Gateway> {
     let home = Home::new();
     home.write_config(None, &format!("[gateway.auth]\ntoken = \"{TOKEN}\"\n"));
     let port = free_port().to_string();
-    let mut daemon = home.spawn(&["--port", &port], |_| {});
+    let mut daemon = home.spawn(&["--port", &port], |cmd| {
+        if let Some(sink) = otlp {
+            sink.point(cmd);
+        }
+    });
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if let Ok((200, _)) = try_http(daemon.port, "GET", "/readyz", &[]) {
@@ -585,7 +594,8 @@ fn main() -> Result<()> {
     log("measuring for about a minute; keep the machine otherwise idle...");
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let gw = start_gateway()?;
+    let sink = if o.otlp { Some(Sink::start()?) } else { None };
+    let gw = start_gateway(sink.as_ref())?;
     let floor = start_floor()?;
     let (gp, fp) = (gw.port(), floor.port);
     let mut seed = 1u64;
@@ -682,7 +692,7 @@ fn main() -> Result<()> {
         let (budget, settle, guard) = (o.idle_budget, o.idle_settle, o.rss_guard_mb);
         match server {
             Server::Gateway => {
-                let gw = start_gateway()?;
+                let gw = start_gateway(sink.as_ref())?;
                 runtime.block_on(idle_memory(gw.port(), gw.pid(), server, k, budget, settle, guard))
             }
             Server::Floor => {
@@ -886,6 +896,14 @@ fn main() -> Result<()> {
             r.added_mb(),
             r.per_conn_kb(),
             r.hwm_mb,
+        ));
+    }
+    if let Some(sink) = &sink {
+        use std::sync::atomic::Ordering::Relaxed;
+        notes.push(format!(
+            "OTLP on: traces (every one sampled) and metrics exported to a sink: {} requests, {} KiB received",
+            sink.requests.load(Relaxed),
+            sink.bytes.load(Relaxed) / 1024
         ));
     }
     if o.json {
