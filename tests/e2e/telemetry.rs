@@ -70,7 +70,9 @@ fn a_chat_request_is_one_trace_at_a_real_otlp_receiver_from_http_to_the_upstream
     assert_eq!(run.parent_span_id.as_ref(), Some(&http.span_id));
     assert_eq!(run.trace_id, CALLER_TRACE);
     assert_eq!(run.attr("gen_ai.operation.name").as_deref(), Some("invoke_agent"));
-    assert_eq!(run.attr("gen_ai.request.model").as_deref(), Some("up/tool-time"));
+    assert_eq!(run.attr("gen_ai.agent.id").as_deref(), Some("main"));
+    assert_eq!(run.attr("gateway.run.status").as_deref(), Some("ok"));
+    assert!(run.attr("gateway.run.id").is_some_and(|id| id.starts_with("run_")), "{run:#?}");
 
     // Two model calls (the tool call, then the answer) and the tool between them.
     let calls: Vec<&Span> = spans.iter().filter(|s| s.name == "chat tool-time").collect();

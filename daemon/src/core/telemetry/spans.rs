@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -47,6 +47,46 @@ impl Traced {
             .with_attributes(attributes())
             .start_with_context(tracer, parent);
         Self(Some(parent.with_span(span)))
+    }
+
+    /// A child of this span; nothing when this is nothing.
+    pub fn child(
+        &self,
+        name: impl FnOnce() -> Cow<'static, str>,
+        kind: SpanKind,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Self {
+        match &self.0 {
+            Some(cx) => Self::start_under(cx, name, kind, attributes),
+            None => Self(None),
+        }
+    }
+
+    /// The `traceparent` header naming this span (W3C trace context, version 00), and the
+    /// `tracestate` it carries, for an outgoing request. Written here rather than by the
+    /// propagator, which formats each part through `fmt` at several times the cost.
+    pub fn outgoing_headers(&self) -> Vec<(String, String)> {
+        let Some(cx) = &self.0 else {
+            return Vec::new();
+        };
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return Vec::new();
+        }
+        let mut parent = String::with_capacity(55);
+        parent.push_str("00-");
+        push_hex(&mut parent, &sc.trace_id().to_bytes());
+        parent.push('-');
+        push_hex(&mut parent, &sc.span_id().to_bytes());
+        parent.push('-');
+        push_hex(&mut parent, &[sc.trace_flags().to_u8()]);
+        let mut headers = vec![("traceparent".to_owned(), parent)];
+        let state = sc.trace_state().header();
+        if !state.is_empty() {
+            headers.push(("tracestate".to_owned(), state));
+        }
+        headers
     }
 
     /// A server span for an HTTP request, continuing the trace its `traceparent` names.
@@ -107,11 +147,33 @@ impl Traced {
         }
     }
 
-    /// Runs `work` with this span as the current context (its spans become children).
-    pub async fn scope<F: Future>(&self, work: F) -> F::Output {
+    /// `work`, run with this span as the current context (its spans become children). Not an
+    /// async fn: that would hold `work` twice in its state and copy it in, and a run's future
+    /// is large; this one holds it once, in place.
+    pub fn scope<F: Future>(&self, work: F) -> Scoped<F> {
         match &self.0 {
-            Some(cx) => work.with_context(cx.clone()).await,
-            None => work.await,
+            Some(cx) => Scoped::Traced { work: work.with_context(cx.clone()) },
+            None => Scoped::Plain { work },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future run in a span's context, or as it is when tracing is off.
+    #[project = ScopedProj]
+    pub enum Scoped<F> {
+        Traced { #[pin] work: opentelemetry::trace::WithContext<F> },
+        Plain { #[pin] work: F },
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        match self.project() {
+            ScopedProj::Traced { work } => work.poll(cx),
+            ScopedProj::Plain { work } => work.poll(cx),
         }
     }
 }
@@ -119,22 +181,6 @@ impl Traced {
 /// The current context, to parent work that continues on another task.
 pub fn current() -> Context {
     Context::current()
-}
-
-/// Runs `work` in `cx` (captured with [`current`]).
-pub async fn within<F: Future>(cx: Context, work: F) -> F::Output {
-    work.with_context(cx).await
-}
-
-/// The `traceparent` (and `tracestate`) headers of the current span, for an outgoing request;
-/// empty when traces are not exported.
-pub fn outgoing_headers() -> Vec<(String, String)> {
-    if tracer().is_none() {
-        return Vec::new();
-    }
-    let mut headers = OutHeaders(Vec::new());
-    TraceContextPropagator::new().inject_context(&Context::current(), &mut headers);
-    headers.0
 }
 
 struct Headers<'a>(&'a axum::http::HeaderMap);
@@ -148,10 +194,34 @@ impl Extractor for Headers<'_> {
     }
 }
 
-struct OutHeaders(Vec<(String, String)>);
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+}
 
-impl Injector for OutHeaders {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.push((key.to_owned(), value));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    #[test]
+    fn traceparent_is_what_the_w3c_propagator_writes() {
+        let sc = SpanContext::new(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::from_key_value([("vendor", "x")]).unwrap(),
+        );
+        let traced = Traced(Some(Context::new().with_remote_span_context(sc.clone())));
+        let mut expected = std::collections::HashMap::new();
+        TraceContextPropagator::new()
+            .inject_context(&Context::new().with_remote_span_context(sc), &mut expected);
+        let ours: std::collections::HashMap<String, String> = traced.outgoing_headers().into_iter().collect();
+        assert_eq!(ours, expected);
+        assert_eq!(ours["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     }
 }

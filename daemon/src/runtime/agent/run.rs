@@ -13,6 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::{lock, Agents, Observed, Resolved, Run, RunRequest};
 use crate::core::store::StoreError;
+use crate::core::telemetry::spans::Traced;
 use crate::runtime::agent::types::*;
 use crate::runtime::providers::{self, Deltas, ModelCall, ProviderError};
 use crate::runtime::tools;
@@ -63,7 +64,7 @@ impl Job {
         };
         let span = super::trace::run(&self.trace_parent, &self.run, &self.resolved);
         let ended = tokio::select! {
-            ended = span.scope(self.work()) => ended,
+            ended = self.work(&span) => ended,
             _ = abort.wait_for(|a| *a) => Ended::Aborted,
             _ = caller_gone => Ended::Aborted,
         };
@@ -210,7 +211,7 @@ impl Job {
         }
     }
 
-    async fn work(&self) -> Ended {
+    async fn work(&self, span: &Traced) -> Ended {
         // Queue: the session first (one run at a time, in order), then a global slot.
         if let Some(key) = &self.req.session_key {
             self.agents.my_turn(key, &self.run.id).await;
@@ -224,7 +225,7 @@ impl Job {
             model: self.resolved.model_id.clone(),
         })
         .await;
-        match self.turns().await {
+        match self.turns(span).await {
             Ok(ended) => ended,
             Err(e) => {
                 tracing::warn!(run = %self.run.id, error = %e, "run store failure");
@@ -234,7 +235,7 @@ impl Job {
     }
 
     /// Model calls and tool rounds until the model answers (or the cap is reached).
-    async fn turns(&self) -> Result<Ended, StoreError> {
+    async fn turns(&self, span: &Traced) -> Result<Ended, StoreError> {
         let config = self.agents.inner.config.load_full();
         let agent = &self.resolved.agent;
         let gateway_tools = tools::specs(&config.tools, agent.tools.as_deref());
@@ -255,8 +256,9 @@ impl Job {
                 tools: offered.clone(),
                 max_output_tokens: self.req.max_output_tokens,
                 temperature: self.req.temperature,
+                trace_headers: Vec::new(),
             };
-            let reply = match self.call_model(call).await {
+            let reply = match self.call_model(call, span).await {
                 Ok(reply) => reply,
                 Err(e) => return Ok(Ended::Failed(e.code(), e.to_string())),
             };
@@ -272,22 +274,21 @@ impl Job {
             }
             let mut round = vec![message.clone()];
             for call in &message.tool_calls {
-                let span = super::trace::tool(call);
+                let tool_span = super::trace::tool(span, call);
                 self.emit(RunEvent::ToolStart { call: call.clone() }).await;
                 let ctx = tools::Context {
                     history: &self.agents.inner.history,
                     session_key: self.req.session_key.as_deref(),
                     config: &config.tools,
                 };
-                let (output, is_error) =
-                    match span.scope(tools::invoke(&ctx, &call.name, &call.arguments)).await {
-                        Ok(out) => (out, false),
-                        Err(e) => {
-                            span.fail("tool_error", || e.clone());
-                            (serde_json::json!({ "error": e }).to_string(), true)
-                        }
-                    };
-                span.end();
+                let (output, is_error) = match tools::invoke(&ctx, &call.name, &call.arguments).await {
+                    Ok(out) => (out, false),
+                    Err(e) => {
+                        tool_span.fail("tool_error", || e.clone());
+                        (serde_json::json!({ "error": e }).to_string(), true)
+                    }
+                };
+                tool_span.end();
                 self.emit(RunEvent::ToolResult {
                     call_id: call.id.clone(),
                     name: call.name.clone(),
@@ -304,15 +305,21 @@ impl Job {
     }
 
     /// One model call, its streamed text passed on as `Delta` events.
-    async fn call_model(&self, call: ModelCall) -> Result<providers::Reply, ProviderError> {
+    async fn call_model(
+        &self,
+        mut call: ModelCall,
+        run_span: &Traced,
+    ) -> Result<providers::Reply, ProviderError> {
         let (tx, mut rx) = mpsc::channel::<String>(64);
         let inner = &self.agents.inner;
         let r = &self.resolved;
-        let span = super::trace::model_call(r, &call);
-        let model = span.scope(async move {
+        let span = super::trace::model_call(run_span, r, &call);
+        // The upstream continues the model call's trace.
+        call.trace_headers = span.outgoing_headers();
+        let model = async move {
             let mut deltas = Deltas::new(&tx);
             providers::call(&inner.clients, &r.provider, &r.provider_config, call, &mut deltas).await
-        });
+        };
         let forward = async {
             while let Some(text) = rx.recv().await {
                 if !self.first_text.swap(true, std::sync::atomic::Ordering::Relaxed) {

@@ -230,6 +230,7 @@ mod tests {
             tools: vec![],
             max_output_tokens: None,
             temperature: None,
+            trace_headers: Vec::new(),
         };
         let body = request_body(&call, false);
         assert_eq!(body["system"], "be brief");

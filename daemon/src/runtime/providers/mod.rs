@@ -25,6 +25,9 @@ pub struct ModelCall {
     pub tools: Vec<ToolSpec>,
     pub max_output_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// W3C trace-context headers (`traceparent`) for the upstream request: the model-call
+    /// span continues there. Empty when traces are not exported.
+    pub trace_headers: Vec<(String, String)>,
 }
 
 /// The assistant's reply to one call.
@@ -90,17 +93,19 @@ pub async fn call(
     clients: &upstream::Clients,
     name: &str,
     config: &Provider,
-    request: ModelCall,
+    mut request: ModelCall,
     deltas: &mut Deltas<'_>,
 ) -> Result<Reply, ProviderError> {
     match config.kind {
         ProviderKind::Echo => Ok(echo::call(request, deltas).await),
         ProviderKind::Openai => {
-            let upstream = upstream::Upstream::new(clients, name, config).await?;
+            let mut upstream = upstream::Upstream::new(clients, name, config).await?;
+            upstream.trace_headers = std::mem::take(&mut request.trace_headers);
             openai::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
         ProviderKind::Anthropic => {
-            let upstream = upstream::Upstream::new(clients, name, config).await?;
+            let mut upstream = upstream::Upstream::new(clients, name, config).await?;
+            upstream.trace_headers = std::mem::take(&mut request.trace_headers);
             anthropic::call(&upstream, request, deltas).await.map_err(|e| upstream.redact(e))
         }
     }

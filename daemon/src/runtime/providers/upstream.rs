@@ -70,6 +70,8 @@ pub struct Upstream<'a> {
     pub api_key: Option<String>,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
+    /// Sent with every request (the model call's `traceparent`).
+    pub trace_headers: Vec<(String, String)>,
 }
 
 impl<'a> Upstream<'a> {
@@ -85,7 +87,8 @@ impl<'a> Upstream<'a> {
         };
         let api_key = read_api_key(name, config).await?;
         let metrics = clients.metrics.clone();
-        Ok(Self { name, config, base_url, api_key, client: clients.get(name, config)?, metrics })
+        let client = clients.get(name, config)?;
+        Ok(Self { name, config, base_url, api_key, client, metrics, trace_headers: Vec::new() })
     }
 
     /// POSTs `body` to `path` (joined to the base URL) and returns the reader of the answer.
@@ -109,8 +112,6 @@ impl<'a> Upstream<'a> {
         // A kept-alive connection the server closed as we reused it fails without an answer:
         // one immediate resend on a fresh connection, not counted as a retry.
         let mut resent_stale = false;
-        // The model-call span continues at the upstream (W3C trace context).
-        let trace_headers = crate::core::telemetry::spans::outgoing_headers();
         loop {
             let mut request = self
                 .client
@@ -120,7 +121,7 @@ impl<'a> Upstream<'a> {
             for (name, value) in headers {
                 request = request.header(*name, value);
             }
-            for (name, value) in &trace_headers {
+            for (name, value) in &self.trace_headers {
                 request = request.header(name, value);
             }
             let limit = first_byte.min(deadline);
@@ -396,6 +397,7 @@ mod tests {
             tools: vec![],
             max_output_tokens: None,
             temperature: None,
+            trace_headers: Vec::new(),
         }
     }
 
