@@ -136,6 +136,9 @@ pub struct RuntimeHeartbeatInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewayBlocks {
     pub openai_compat: OpenAiCompatInfo,
+    /// The runbook's place for the Control UI's block (the same as the report's `web_ui`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_ui: Option<WebUiInfo>,
 }
 
 /// What the OpenAI-compatible APIs served since start.
@@ -193,6 +196,14 @@ pub struct WebUiInfo {
     /// Sign-ins since start, and those refused.
     pub sign_ins: u64,
     pub sign_in_failures: u64,
+    /// Where a browser signs in (`gatewayctl dashboard`'s link leads there).
+    #[serde(default)]
+    pub sign_in_path: String,
+    /// The policy gates of the admin routes the UI uses (`gateway.admin.*`).
+    #[serde(default)]
+    pub allow_session_write: bool,
+    #[serde(default)]
+    pub allow_memory_write: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -139,6 +139,10 @@ fn a_dashboard_code_signs_in_once_and_the_cookie_opens_only_the_ui() {
     assert_eq!(status["web_ui"]["sign_ins"], 1);
     assert_eq!(status["web_ui"]["sign_in_failures"], 1);
     assert_eq!(status["web_ui"]["path"], "/ui");
+    // The runbook's place for it, with the sign-in path and the admin policy gates.
+    assert_eq!(status["gateway"]["web_ui"], status["web_ui"]);
+    assert_eq!(status["web_ui"]["sign_in_path"], "/gateway/ui/session");
+    assert_eq!(status["web_ui"]["allow_session_write"], true);
 
     // Sign-out ends it.
     let out = ui_call(&d, "DELETE", None, Some(&cookie));

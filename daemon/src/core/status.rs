@@ -13,6 +13,16 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
     let config = &active.config;
     let (health_state, health_reason, health_reasons) =
         crate::core::health::state(gw, &crate::core::health::report(gw));
+    let web_ui = api::WebUiInfo {
+        enabled: config.ui.enabled,
+        path: config.ui.path.as_str().to_owned(),
+        active_sessions: gw.signins.count(crate::core::signin_store::Kind::Browser).unwrap_or(0),
+        sign_ins: Stats::get(&stats.ui_sign_ins),
+        sign_in_failures: Stats::get(&stats.ui_sign_in_failures),
+        sign_in_path: "/gateway/ui/session".into(),
+        allow_session_write: config.gateway.admin.allow_session_write,
+        allow_memory_write: config.gateway.admin.allow_memory_write,
+    };
     api::StatusReport {
         service: gw.profile.service_name(),
         version: gateway_proto::VERSION.into(),
@@ -65,18 +75,12 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             socket: gw.paths.socket().display().to_string(),
             log_file: gw.logs.file_path().display().to_string(),
         },
-        web_ui: Some(api::WebUiInfo {
-            enabled: config.ui.enabled,
-            path: config.ui.path.as_str().to_owned(),
-            active_sessions: gw.signins.count(crate::core::signin_store::Kind::Browser).unwrap_or(0),
-            sign_ins: Stats::get(&stats.ui_sign_ins),
-            sign_in_failures: Stats::get(&stats.ui_sign_in_failures),
-        }),
+        web_ui: Some(web_ui.clone()),
         health_state: Some(health_state.into()),
         health_reason_code: Some(health_reason.into()),
         health_reasons: health_reasons.iter().map(|r| (*r).to_owned()).collect(),
         runtime_heartbeat: Some(runtime_heartbeat(gw, &health_reasons)),
-        gateway: Some(api::GatewayBlocks { openai_compat: gw.openai_stats.info() }),
+        gateway: Some(api::GatewayBlocks { openai_compat: gw.openai_stats.info(), web_ui: Some(web_ui) }),
         auth: Some(api::AuthInfo {
             mode: config.gateway.auth.mode.as_str().into(),
             session_ttl_seconds: config.gateway.auth.session_ttl_ms.get() / 1000,
