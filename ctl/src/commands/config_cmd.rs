@@ -144,7 +144,7 @@ mod tests {
         let text = to_toml("# head", config).unwrap();
         assert!(
             text.starts_with(
-                "# head\n# not set (their defaults apply): gateway.auth.password, gateway.auth.token, gateway.port, hooks.token, metrics.token, observability.events_jsonl_path, observability.otel_jsonl_path, observability.otlp_endpoint\n\n"
+                "# head\n# not set (their defaults apply): gateway.auth.password, gateway.auth.token, gateway.port, hooks.token, metrics.listen, metrics.token, observability.events_jsonl_path, observability.otel_jsonl_path, observability.otlp_endpoint\n\n"
             ),
             "{text}"
         );
