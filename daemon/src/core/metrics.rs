@@ -30,8 +30,8 @@ use super::telemetry::instruments;
 /// Distinct (provider, model) pairs with series of their own; later ones count as `other`.
 pub const MAX_MODELS: usize = 64;
 
-/// Seconds: 0.5 ms to 2 min, about 2.5x apart.
-const BUCKETS: [f64; 14] =
+/// Seconds: 0.5 ms to 2 min, about 2.5x apart (the OTLP histograms use them too).
+pub const BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 120.0];
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;

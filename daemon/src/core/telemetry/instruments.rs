@@ -11,9 +11,6 @@ use opentelemetry::KeyValue;
 use crate::core::gateway::Gateway;
 use crate::core::metrics;
 
-/// Seconds: 0.5 ms to 2 min, the Prometheus histograms' buckets.
-const SECONDS: [f64; 14] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 120.0];
 /// Tokens: the GenAI conventions' advised boundaries.
 const TOKENS: [f64; 14] = [
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
@@ -45,7 +42,7 @@ pub(super) fn install(meter: &Meter) {
             .f64_histogram(name)
             .with_unit("s")
             .with_description(description)
-            .with_boundaries(SECONDS.to_vec())
+            .with_boundaries(metrics::BUCKETS.to_vec())
             .build()
     };
     let instruments = Instruments {

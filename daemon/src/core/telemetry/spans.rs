@@ -102,10 +102,6 @@ impl Traced {
         Self::start_under(&parent, name, SpanKind::Server, attributes)
     }
 
-    pub fn is_recording(&self) -> bool {
-        self.0.is_some()
-    }
-
     pub fn set(&self, attributes: impl FnOnce() -> Vec<KeyValue>) {
         if let Some(cx) = &self.0 {
             cx.span().set_attributes(attributes());
