@@ -154,6 +154,14 @@ pub const KEYS: &[KeyInfo] = &[
     KeyInfo { key: "hooks.token", class: KeyClass::Hot, secret: true },
     key("hooks.max_body_bytes", KeyClass::Hot),
     key("hooks.mappings", KeyClass::Hot),
+    key("cron.enabled", KeyClass::Hot),
+    key("cron.max_concurrent_runs", KeyClass::Hot),
+    key("cron.catchup_stagger_ms", KeyClass::Hot),
+    key("cron.failure_streak_threshold", KeyClass::Hot),
+    key("cron.retryable_failure_threshold", KeyClass::Hot),
+    key("cron.webhook_allow_hosts", KeyClass::Hot),
+    key("cron.jobs", KeyClass::Hot),
+    key("remote.profile", KeyClass::Hot),
 ];
 
 /// A key with the names of map entries (providers, agents) replaced by `*`, as [`KEYS`] lists it.

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod channels;
 pub mod classify;
+pub mod cron;
 pub mod load;
 pub mod observability;
 pub mod schema;

@@ -139,9 +139,20 @@ fn key_span(text: &str, dotted: &str) -> Option<Range<usize>> {
     let mut table = root.get_ref();
     let mut parts = dotted.split('.').peekable();
     while let Some(part) = parts.next() {
-        let (key, value) = table.get_key_value(part)?;
+        // `jobs[2]`: the third table of an array of tables.
+        let (name, index) = match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+            Some((name, i)) => (name, Some(i.parse::<usize>().ok()?)),
+            None => (part, None),
+        };
+        let (key, mut value) = table.get_key_value(name)?;
+        if let Some(i) = index {
+            match value.get_ref() {
+                DeValue::Array(items) => value = items.get(i)?,
+                _ => return None,
+            }
+        }
         if parts.peek().is_none() {
-            return Some(key.span());
+            return Some(if index.is_some() { value.span() } else { key.span() });
         }
         match value.get_ref() {
             DeValue::Table(t) => table = t,
@@ -260,5 +271,9 @@ mod tests {
         assert_eq!((i.line, i.column), (Some(2), Some(1)));
         let i = loaded.issue_at(Path::new("f"), "gateway.bind", "m".into());
         assert_eq!(i.line, None);
+        let text = "[[cron.jobs]]\nname = \"a\"\n\n[[cron.jobs]]\nname = \"b\"\ncron = \"x\"\n";
+        let loaded = Loaded { config: Config::default(), exists: true, text: text.into() };
+        let i = loaded.issue_at(Path::new("f"), "cron.jobs[1].cron", "m".into());
+        assert_eq!((i.line, i.column), (Some(6), Some(1)));
     }
 }

@@ -25,6 +25,8 @@ pub struct Config {
     pub metrics: Metrics,
     pub observability: crate::observability::Observability,
     pub channels: crate::channels::Channels,
+    pub cron: crate::cron::Cron,
+    pub remote: Remote,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -281,6 +283,49 @@ pub struct Admin {
 impl Default for Admin {
     fn default() -> Self {
         Self { allow_session_write: true, allow_memory_write: true }
+    }
+}
+
+/// The remote-access posture this instance is meant to have (`gatewayctl remote inspect`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Remote {
+    pub profile: RemoteProfile,
+}
+
+/// How the gateway is meant to be reached from other machines (docs/runbook.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemoteProfile {
+    #[default]
+    LocalOnly,
+    PasswordRemote,
+    ProxyRemote,
+    TailscaleServe,
+    TailscaleFunnel,
+}
+
+impl RemoteProfile {
+    pub const ALL: [RemoteProfile; 5] = [
+        Self::LocalOnly,
+        Self::PasswordRemote,
+        Self::ProxyRemote,
+        Self::TailscaleServe,
+        Self::TailscaleFunnel,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LocalOnly => "local-only",
+            Self::PasswordRemote => "password-remote",
+            Self::ProxyRemote => "proxy-remote",
+            Self::TailscaleServe => "tailscale-serve",
+            Self::TailscaleFunnel => "tailscale-funnel",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 

@@ -159,6 +159,145 @@ pub enum Command {
     /// Chat channel pairing: list the codes unknown senders got, approve or reject one
     #[command(subcommand)]
     Pairing(PairingCommand),
+    /// Scheduled jobs: agent turns at a time, every interval, or on a cron expression
+    #[command(subcommand)]
+    Cron(CronCommand),
+    /// Remote access: check the config against a remote-access profile, print the steps to get there
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+}
+
+/// A job's definition on the command line (`cron add`; `cron edit` changes what is given).
+#[derive(Args, Default)]
+pub struct JobArgs {
+    /// The job's name (unique; letters, digits, '-', '_', '.'); add: job-<id> when not given
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run once at this time: RFC 3339 (2026-12-24T18:00:00+01:00) or from now (+20m, +2s)
+    #[arg(long, value_name = "TIME", group = "when")]
+    pub at: Option<String>,
+    /// Run every interval: 30s, 5m, 1h, 1d (at least 1s)
+    #[arg(long, value_name = "INTERVAL", group = "when")]
+    pub every: Option<String>,
+    /// Run on a cron expression: 5 fields, or 6 with seconds first ("0 7 * * 1-5")
+    #[arg(long, value_name = "EXPR", group = "when")]
+    pub cron: Option<String>,
+    /// The IANA time zone of --cron (Europe/Paris); UTC when not given
+    #[arg(long, value_name = "ZONE", requires = "cron")]
+    pub tz: Option<String>,
+    /// What the agent is asked to do
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Run in this session (the conversation goes on from run to run)
+    #[arg(long, value_name = "KEY", group = "target")]
+    pub session: Option<String>,
+    /// Run in a fresh session each time (the default)
+    #[arg(long, group = "target")]
+    pub isolated: bool,
+    /// Run in the default agent's main session
+    #[arg(long, group = "target")]
+    pub main: bool,
+    /// The agent (default: main)
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The model, provider/model (default: the agent's)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Where the answer goes: none, webhook:<URL>, or <channel>[/<account>]:<peer> (irc:alice)
+    #[arg(long, value_name = "TARGET")]
+    pub deliver: Option<String>,
+    /// A run missed while gatewayd was down: run it once after start, or skip it
+    #[arg(long, value_parser = ["run_once", "skip"])]
+    pub missed: Option<String>,
+    /// History kept: this many runs ...
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<u32>,
+    /// ... and runs younger than this many days
+    #[arg(long, value_name = "DAYS")]
+    pub keep_days: Option<u32>,
+}
+
+#[derive(Subcommand)]
+pub enum CronCommand {
+    /// The scheduler: jobs, runs going, the next run, and the rollout gate
+    Status(Json),
+    /// Every job: id, name, schedule, next run, last outcome
+    List(Json),
+    /// One job (by id or name), in full
+    Show {
+        job: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Add a job: one of --at, --every, --cron, and --message
+    Add {
+        #[command(flatten)]
+        job: Box<JobArgs>,
+        /// Add it disabled
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Change a job added with `cron add` (a [[cron.jobs]] entry is changed in the config file)
+    Edit {
+        job: String,
+        #[command(flatten)]
+        args: Box<JobArgs>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Remove a job and its history
+    Rm { job: String },
+    /// Run a job now, whatever its schedule, and wait for it to end
+    Run {
+        job: String,
+        /// Return once it started
+        #[arg(long)]
+        no_wait: bool,
+        /// Stop waiting after this long (the run goes on)
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// The runs, newest first: of one job, or of all
+    Runs {
+        job: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Let a job run on its schedule again
+    Enable { job: String },
+    /// Keep a job from running on its schedule (`cron run` still runs it)
+    Disable { job: String },
+}
+
+#[derive(Subcommand)]
+pub enum RemoteCommand {
+    /// Check the config against a remote-access profile: gate pass or hold, risk, reasons and
+    /// recommendations (reads the config; gatewayd need not run)
+    Inspect {
+        /// local-only, password-remote, proxy-remote, tailscale-serve or tailscale-funnel
+        /// [default: remote.profile in the config]; `--profile P` works too
+        #[arg(value_name = "PROFILE")]
+        remote_profile: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// The steps to reach this gateway under a profile, with preflight checks and the exact
+    /// commands; refuses (exit 78) with the reasons when the gate holds
+    Plan {
+        /// local-only, password-remote, proxy-remote, tailscale-serve or tailscale-funnel
+        /// [default: remote.profile in the config]; `--profile P` works too
+        #[arg(value_name = "PROFILE")]
+        remote_profile: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
 }
 
 #[derive(Subcommand)]

@@ -134,4 +134,52 @@ impl Client {
     pub fn revoke_signin(&self, id: &str) -> Result<RevokedReport, Error> {
         self.call("POST", &route::SIGNIN_REVOKE.replace("{id}", id), DEFAULT_TIMEOUT)
     }
+
+    pub fn cron_status(&self) -> Result<gateway_proto::cron::CronStatus, Error> {
+        self.get(route::CRON_STATUS)
+    }
+
+    pub fn cron_jobs(&self) -> Result<Vec<gateway_proto::cron::Job>, Error> {
+        self.get(route::CRON_JOBS)
+    }
+
+    pub fn cron_job(&self, job: &str) -> Result<gateway_proto::cron::Job, Error> {
+        self.get(&route::cron_job(job, ""))
+    }
+
+    pub fn cron_add(&self, spec: &gateway_proto::cron::JobSpec) -> Result<gateway_proto::cron::Job, Error> {
+        self.call_json("POST", route::CRON_JOBS, spec, DEFAULT_TIMEOUT)
+    }
+
+    pub fn cron_edit(
+        &self,
+        job: &str,
+        patch: &gateway_proto::cron::JobPatch,
+    ) -> Result<gateway_proto::cron::Job, Error> {
+        self.call_json("PATCH", &route::cron_job(job, ""), patch, DEFAULT_TIMEOUT)
+    }
+
+    pub fn cron_remove(&self, job: &str) -> Result<gateway_proto::cron::Job, Error> {
+        self.call("DELETE", &route::cron_job(job, ""), DEFAULT_TIMEOUT)
+    }
+
+    /// Runs a job now; with `wait`, answers when it ended (or when `wait` ran out).
+    pub fn cron_run(
+        &self,
+        job: &str,
+        wait: Option<Duration>,
+    ) -> Result<gateway_proto::cron::RunRecord, Error> {
+        let body = serde_json::json!({ "waitMs": wait.map(|w| w.as_millis() as u64) });
+        let timeout = wait.map_or(DEFAULT_TIMEOUT, |w| w + DEFAULT_TIMEOUT);
+        self.call_json("POST", &route::cron_job(job, "/run"), &body, timeout)
+    }
+
+    pub fn cron_runs(
+        &self,
+        job: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<gateway_proto::cron::RunRecord>, Error> {
+        let job = job.map(|j| format!("&job={}", route::segment(j))).unwrap_or_default();
+        self.get(&format!("{}?limit={limit}{job}", route::CRON_RUNS))
+    }
 }

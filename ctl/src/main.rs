@@ -15,23 +15,32 @@ use clap::{CommandFactory, Parser};
 use gateway_proto::{exit, Profile};
 use gatewayctl::cli::{
     ChannelsCommand, Cli, Command, ConfigCommand, DevicesCommand, PairingCommand, PasswordCommand,
-    SecretsCommand, SigninsCommand, TokenCommand,
+    RemoteCommand, SecretsCommand, SigninsCommand, TokenCommand,
 };
 
 use commands::{
-    channels, config_cmd, dashboard, deep, devices, doctor, lifecycle, logs, password, secrets, service_cmd,
-    signins, status, token, Ctx,
+    channels, config_cmd, cron, dashboard, deep, devices, doctor, lifecycle, logs, password, remote, secrets,
+    service_cmd, signins, status, token, Ctx,
 };
 
 fn main() -> ExitCode {
     restore_sigpipe();
     let cli = Cli::parse();
-    let profile = match Profile::new(cli.instance.profile.as_deref(), cli.instance.dev) {
+    // `remote inspect --profile tailscale-serve`: there, --profile may name a remote-access
+    // profile rather than an instance.
+    let remote_flag = match (&cli.command, cli.instance.profile.as_deref()) {
+        (Command::Remote(_), Some(p)) if gateway_config::RemoteProfile::parse(p).is_some() => {
+            Some(p.to_owned())
+        }
+        _ => None,
+    };
+    let instance = if remote_flag.is_some() { None } else { cli.instance.profile.as_deref() };
+    let profile = match Profile::new(instance, cli.instance.dev) {
         Ok(p) => p,
         Err(e) => Cli::command().error(clap::error::ErrorKind::InvalidValue, e).exit(),
     };
     let ctx = Ctx { profile };
-    let code = match run(&ctx, cli.command) {
+    let code = match run(&ctx, cli.command, remote_flag.as_deref()) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("gatewayctl: {err:#}");
@@ -41,7 +50,7 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
+fn run(ctx: &Ctx, command: Command, remote_flag: Option<&str>) -> anyhow::Result<i32> {
     match command {
         Command::Status { deep: true, json } => deep::deep(ctx, json.json),
         Command::Status { deep: false, json } => status::status(ctx, json.json),
@@ -86,6 +95,13 @@ fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
             SigninsCommand::Revoke { id } => signins::revoke(ctx, &id),
         },
         Command::Channels(ChannelsCommand::Status { probe, json }) => channels::status(ctx, probe, json),
+        Command::Cron(c) => cron::run(ctx, c),
+        Command::Remote(RemoteCommand::Inspect { remote_profile, json }) => {
+            remote::run(ctx, remote_profile.as_deref(), remote_flag, json.json, false)
+        }
+        Command::Remote(RemoteCommand::Plan { remote_profile, json }) => {
+            remote::run(ctx, remote_profile.as_deref(), remote_flag, json.json, true)
+        }
         Command::Pairing(c) => match c {
             PairingCommand::List(j) => channels::pairing_list(ctx, j.json),
             PairingCommand::Approve { channel, code } => channels::settle(ctx, &channel, &code, true),

@@ -73,6 +73,8 @@ fn help_lists_the_commands_and_exit_codes() {
             "signins",
             "channels",
             "pairing",
+            "cron",
+            "remote",
             "help"
         ]
     );

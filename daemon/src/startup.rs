@@ -205,6 +205,8 @@ async fn serve_until_exit(
     tokio::spawn(heartbeat::run(gw.clone()));
     // Channel accounts connect once the gateway serves: a message they take is answered at once.
     gw.channels.configure(&gw.active().config);
+    // Jobs missed while the daemon was down are caught up now that it serves.
+    gw.scheduler.start(&gw.active().config);
     gw.notifier.ready(&gw.status_line());
     tracing::info!(
         event = "ready",
@@ -217,6 +219,7 @@ async fn serve_until_exit(
 
     let reason = gw.exiting().await;
     gw.set_phase(Phase::Draining);
+    gw.scheduler.stop();
     gw.agents.refuse_new();
     let budget = Duration::from_millis(gw.active().config.gateway.shutdown.drain_timeout_ms.get());
     gw.notifier.stopping(&format!("Draining (up to {} ms)", budget.as_millis()));

@@ -36,6 +36,13 @@ pub mod route {
     pub const SIGNINS_OLD: &str = "/v1/sessions";
     pub const SIGNIN_REVOKE_OLD: &str = "/v1/sessions/{id}/revoke";
     pub const DEVICES: &str = "/v1/devices";
+    /// Scheduled jobs: the scheduler and its events block; the jobs (GET lists, POST adds);
+    /// one job (GET, PATCH, DELETE) by id or name; running one now; the runs (`?job=&limit=`).
+    pub const CRON_STATUS: &str = "/v1/cron/status";
+    pub const CRON_JOBS: &str = "/v1/cron/jobs";
+    pub const CRON_JOB: &str = "/v1/cron/jobs/{id}";
+    pub const CRON_JOB_RUN: &str = "/v1/cron/jobs/{id}/run";
+    pub const CRON_RUNS: &str = "/v1/cron/runs";
     /// Path patterns of the device actions (axum syntax); build paths with [`device_action`].
     pub const DEVICE_APPROVE: &str = "/v1/devices/{id}/approve";
     pub const DEVICE_REJECT: &str = "/v1/devices/{id}/reject";
@@ -44,6 +51,17 @@ pub mod route {
     /// `/v1/devices/ID/ACTION`. `id` must be a request or device id (hex); anything else is
     /// percent-encoded so it cannot change the path, and the daemon answers 400.
     pub fn device_action(id: &str, action: &str) -> String {
+        format!("{DEVICES}/{}/{action}", segment(id))
+    }
+
+    /// `/v1/cron/jobs/JOB` (a job id or name), with `tail` (`""` or `/run`) after it.
+    pub fn cron_job(job: &str, tail: &str) -> String {
+        format!("{CRON_JOBS}/{}{tail}", segment(job))
+    }
+
+    /// One path segment: letters, digits, '-' and '_' as they are, the rest percent-encoded,
+    /// so an id cannot change the path.
+    pub fn segment(id: &str) -> String {
         let mut encoded = String::with_capacity(id.len());
         for b in id.bytes() {
             if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
@@ -52,7 +70,7 @@ pub mod route {
                 encoded.push_str(&format!("%{b:02X}"));
             }
         }
-        format!("{DEVICES}/{encoded}/{action}")
+        encoded
     }
 }
 
@@ -97,6 +115,9 @@ pub struct StatusReport {
     /// The heartbeat and its repairs, with the runbook's names (absent from daemons older than it).
     #[serde(default)]
     pub runtime_heartbeat: Option<RuntimeHeartbeatInfo>,
+    /// Scheduled jobs and the rollout gate (absent from daemons older than the scheduler).
+    #[serde(default)]
+    pub events: Option<crate::cron::EventsInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! files (per profile), the JSON bodies of the control API, and the exit codes both binaries use.
 
 pub mod api;
+pub mod cron;
 pub mod disk;
 pub mod exit;
 pub mod paths;

@@ -92,6 +92,13 @@ methods! {
     ConfigPatch = "config.patch", Admin;
     ConfigApply = "config.apply", Admin;
     SecretsReload = "secrets.reload", Admin;
+    CronList = "cron.list", Read;
+    CronStatus = "cron.status", Read;
+    CronAdd = "cron.add", Admin;
+    CronUpdate = "cron.update", Admin;
+    CronRemove = "cron.remove", Admin;
+    CronRun = "cron.run", Admin;
+    CronRuns = "cron.runs", Read;
 }
 
 impl Method {
@@ -399,4 +406,45 @@ mod tests {
         let p: ConfigWriteParams = parse_params(Value::Null).unwrap();
         assert!(p.raw.is_empty());
     }
+}
+
+/// `cron.list`: every job, or only the enabled ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CronListParams {
+    /// Disabled jobs too (the default).
+    pub include_disabled: Option<bool>,
+}
+
+/// `cron.update`: a job by `id` (or `jobId`; a name works too) and what changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronUpdateParams {
+    #[serde(alias = "jobId")]
+    pub id: String,
+    pub patch: crate::cron::JobPatch,
+}
+
+/// `cron.remove`, `cron.run`: a job by `id` (or `jobId`, or its name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CronJobParams {
+    #[serde(alias = "jobId")]
+    pub id: String,
+    /// `cron.run`: `force` (the default) runs now whatever the schedule; `due` runs only a job
+    /// whose time has come.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// `cron.run`: answer once the run ended, waiting up to this long.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}
+
+/// `cron.runs`: the runs of one job (`id`/`jobId`), or of all, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CronRunsParams {
+    #[serde(alias = "jobId")]
+    pub id: Option<String>,
+    pub limit: Option<u32>,
 }

@@ -113,6 +113,8 @@ pub struct ControlProbe {
     /// The daemon's own `health_state` and the reasons for it.
     pub health_state: Option<String>,
     pub health_reasons: Vec<String>,
+    /// Scheduled jobs and the rollout gate.
+    pub events: Option<gateway_proto::cron::EventsInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +178,7 @@ pub fn gather(ctx: &Ctx) -> Result<Deep> {
         supervisor: status.as_ref().ok().map(|s| s.supervisor.clone()),
         health_state: status.as_ref().ok().and_then(|s| s.health_state.clone()),
         health_reasons: status.as_ref().map(|s| s.health_reasons.clone()).unwrap_or_default(),
+        events: status.as_ref().ok().and_then(|s| s.events.clone()),
     };
     let port = match &status {
         Ok(s) => s.listen.port,
@@ -517,6 +520,9 @@ fn render(r: &Deep) -> String {
                     format!(" ({})", c.health_reasons.join(", "))
                 };
                 let _ = writeln!(o, "Daemon health: {state}{why}");
+            }
+            if let Some(e) = &c.events {
+                let _ = write!(o, "Scheduled jobs: {}", super::cron::events_text(e));
             }
         }
         (None, e) => {

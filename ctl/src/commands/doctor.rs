@@ -230,6 +230,7 @@ pub fn run_checks(ctx: &Ctx) -> Result<Vec<Check>> {
     if let Some(c) = version_check(&svc, &paths, &status) {
         checks.push(c);
     }
+    checks.push(remote_check(ctx, status.is_ok()));
     if status.is_ok() {
         checks.push(channels_check(ctx));
     }
@@ -526,6 +527,43 @@ fn channels_check(ctx: &Ctx) -> Check {
         format!("channel accounts keep failing to connect: {}", failing.join("; ")),
         "gatewayctl channels status --probe says why; fix the account in the config (docs/channels.md)"
             .into(),
+        None,
+    )
+}
+
+/// The config in effect (the running daemon's, else the file's) against its own
+/// `remote.profile`.
+fn remote_check(ctx: &Ctx, running: bool) -> Check {
+    let Ok((file_config, facts)) = super::remote::load(ctx) else {
+        return Check::ok("remote", "remote access: not checked (the config does not load)");
+    };
+    let in_effect = running
+        .then(|| ctx.client().ok()?.config().ok())
+        .flatten()
+        .and_then(|view| serde_json::from_value::<gateway_config::Config>(view.config).ok());
+    let (config, whose) = match in_effect {
+        Some(c) => (c, "the running gateway"),
+        None => (file_config, "the config file"),
+    };
+    let posture = super::remote::inspect(config.remote.profile, &config, &facts);
+    if posture.gate == "pass" {
+        return Check::ok(
+            "remote",
+            format!("remote access: {} ({}), gate pass", posture.profile, posture.posture),
+        );
+    }
+    Check::bad(
+        "remote",
+        Severity::Warning,
+        format!(
+            "{whose} does not keep remote.profile = {}: {}",
+            posture.profile,
+            posture.reason_codes.join(", ")
+        ),
+        format!(
+            "{}; `gatewayctl remote inspect` says more",
+            posture.recommendations.first().cloned().unwrap_or_default()
+        ),
         None,
     )
 }

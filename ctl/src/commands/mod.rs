@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod config_cmd;
+pub mod cron;
 pub mod dashboard;
 pub mod deep;
 pub mod devices;
@@ -11,6 +12,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod logs;
 pub mod password;
+pub mod remote;
 pub mod secrets;
 pub mod service_cmd;
 pub mod signins;

@@ -194,6 +194,19 @@ impl IntoResponse for GatewayError {
 }
 
 /// Why a run could not start, as an HTTP answer.
+impl From<crate::runtime::scheduler::CronError> for GatewayError {
+    fn from(e: crate::runtime::scheduler::CronError) -> Self {
+        use crate::runtime::scheduler::CronError;
+        let code = e.code();
+        match e {
+            CronError::Invalid(m) => GatewayError::bad_request(m),
+            CronError::NotFound(m) => GatewayError::not_found(code, m),
+            CronError::Conflict(m) => GatewayError::new(StatusCode::CONFLICT, code, m),
+            CronError::Store(e) => GatewayError::store_failed("read or write the scheduled jobs", e),
+        }
+    }
+}
+
 impl From<StartError> for GatewayError {
     fn from(e: StartError) -> Self {
         match e {

@@ -160,6 +160,8 @@ pub struct Gateway {
     pub agents: crate::runtime::agent::Agents,
     /// Chat channel accounts (IRC, ...), their pairing and their inbox.
     pub channels: crate::runtime::channels::Channels,
+    /// Scheduled jobs and their history.
+    pub scheduler: crate::runtime::scheduler::Scheduler,
     pub limiter: AuthLimiter,
     /// Requests per client address on the HTTP APIs (`gateway.http.rate_limit`).
     pub request_limiter: RequestLimiter,
@@ -202,6 +204,12 @@ impl Gateway {
         let agents =
             crate::runtime::agent::Agents::new(devices.store().clone(), &active.config, metrics.clone());
         let channels = crate::runtime::channels::Channels::new(devices.store().clone(), agents.clone());
+        let scheduler = crate::runtime::scheduler::Scheduler::new(
+            devices.store().clone(),
+            agents.clone(),
+            channels.clone(),
+            &active.config,
+        );
         Arc::new(Self {
             profile,
             paths,
@@ -224,6 +232,7 @@ impl Gateway {
             ui_codes: Default::default(),
             agents,
             channels,
+            scheduler,
             limiter: AuthLimiter::default(),
             request_limiter: RequestLimiter::default(),
             config_writes: WriteLimiter::default(),
@@ -256,6 +265,7 @@ impl Gateway {
         let token_changed = self.active().token != active.token;
         self.logs.apply(&active.config.logging);
         self.agents.configure(&active.config);
+        self.scheduler.configure(&active.config);
         if self.phase() != Phase::Starting {
             self.channels.configure(&active.config);
         }

@@ -80,6 +80,8 @@ pub fn prepare(
         .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
     gateway_config::channels::check(&config.channels, &config.agents)
         .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
+    crate::runtime::scheduler::check_config(&config)
+        .map_err(|(key, message)| vec![loaded.issue_at(file, &key, message)])?;
     // A key that cannot be read is the provider's error to report, on its first request. A
     // short placeholder (`none`, for a local server) is no secret worth refusing URLs over.
     let provider_keys = config

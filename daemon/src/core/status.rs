@@ -80,6 +80,13 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
         health_reason_code: Some(health_reason.into()),
         health_reasons: health_reasons.iter().map(|r| (*r).to_owned()).collect(),
         runtime_heartbeat: Some(runtime_heartbeat(gw, &health_reasons)),
+        events: match gw.scheduler.status_now() {
+            Ok(s) => Some(s.events),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the scheduled jobs for the status report");
+                None
+            }
+        },
         gateway: Some(api::GatewayBlocks { openai_compat: gw.openai_stats.info(), web_ui: Some(web_ui) }),
         auth: Some(api::AuthInfo {
             mode: config.gateway.auth.mode.as_str().into(),

@@ -187,6 +187,42 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (channel, account)
     ) STRICT;
     "#,
+    // 8: scheduled jobs and their runs (see `runtime::scheduler`).
+    r#"
+    CREATE TABLE cron_jobs (
+        job_id          TEXT PRIMARY KEY NOT NULL,     -- 8 lowercase hex, or cfg:<name> for a config job
+        name            TEXT NOT NULL UNIQUE,
+        source          TEXT NOT NULL,                 -- 'api' or 'config'
+        spec            TEXT NOT NULL,                 -- JSON: schedule, target, message, delivery, policy
+        enabled         INTEGER NOT NULL,
+        created_at_ms   INTEGER NOT NULL,
+        updated_at_ms   INTEGER NOT NULL,
+        next_run_at_ms  INTEGER,                       -- NULL: nothing more to run
+        failure_streak  INTEGER NOT NULL DEFAULT 0,
+        last_run_at_ms  INTEGER,
+        last_outcome    TEXT,
+        last_reason     TEXT
+    ) STRICT;
+    CREATE TABLE cron_runs (
+        run_id          TEXT PRIMARY KEY NOT NULL,     -- 12 lowercase hex
+        job_id          TEXT NOT NULL,
+        trigger         TEXT NOT NULL,                 -- 'schedule', 'manual' or 'missed'
+        scheduled_at_ms INTEGER NOT NULL,
+        started_at_ms   INTEGER,
+        finished_at_ms  INTEGER,
+        outcome         TEXT NOT NULL,                 -- running, ok, error, skipped, interrupted
+        reason_code     TEXT NOT NULL,
+        error           TEXT,
+        retryable       INTEGER NOT NULL DEFAULT 0,
+        agent_run_id    TEXT,
+        session_key     TEXT,
+        summary         TEXT,                          -- the answer's first characters
+        delivery        TEXT NOT NULL,                 -- none, delivered, failed
+        delivery_error  TEXT
+    ) STRICT;
+    CREATE INDEX cron_runs_by_job ON cron_runs(job_id, scheduled_at_ms);
+    CREATE INDEX cron_runs_running ON cron_runs(outcome) WHERE outcome = 'running';
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

@@ -6,4 +6,5 @@ pub mod agent;
 pub mod channels;
 pub mod devices;
 pub mod providers;
+pub mod scheduler;
 pub mod tools;

@@ -3,6 +3,7 @@
 //! `Origin` or `Referer` (a browser tricked into calling us) are refused.
 
 mod channels;
+mod cron;
 
 use std::io;
 use std::path::Path;
@@ -93,6 +94,11 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route(route::PAIRING, get(channels::pairing))
         .route(route::PAIRING_APPROVE, post(channels::approve))
         .route(route::PAIRING_REJECT, post(channels::reject))
+        .route(route::CRON_STATUS, get(cron::status))
+        .route(route::CRON_JOBS, get(cron::list).post(cron::add))
+        .route(route::CRON_JOB, get(cron::show).patch(cron::edit).delete(cron::remove))
+        .route(route::CRON_JOB_RUN, post(cron::run))
+        .route(route::CRON_RUNS, get(cron::runs))
         .route(route::SIGNINS, get(list_signins))
         .route(route::SIGNIN_REVOKE, post(revoke_signin))
         .route(route::SIGNINS_OLD, get(list_signins))

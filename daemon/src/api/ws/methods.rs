@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use super::channels;
 use super::config;
 use super::conversation;
+use super::cron;
 use super::devices;
 use super::hub::{Conn, Hub};
 use super::notes;
@@ -137,6 +138,13 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
         Method::SecretsReload => {
             Reply::Later(Box::pin(async move { Ok(payload(reload::reload(&gw, ReloadTrigger::Rpc).await)) }))
         }
+        Method::CronList => answer_later(params, |p| cron::list(gw, p)),
+        Method::CronStatus => Reply::Later(cron::status(gw)),
+        Method::CronAdd => answer_later(params, |p| cron::add(gw, p)),
+        Method::CronUpdate => answer_later(params, |p| cron::update(gw, p)),
+        Method::CronRemove => answer_later(params, |p| cron::remove(gw, p)),
+        Method::CronRun => answer_later(params, |p| cron::run(gw, p)),
+        Method::CronRuns => answer_later(params, |p| cron::runs(gw, p)),
     }
 }
 

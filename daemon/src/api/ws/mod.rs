@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 mod conn;
 pub mod conversation;
+mod cron;
 pub mod devices;
 pub mod handshake;
 pub mod hub;

@@ -128,6 +128,8 @@ pub enum RunOrigin {
     Heartbeat,
     /// A message from a chat channel (IRC, ...).
     Channel,
+    /// A scheduled job.
+    Cron,
 }
 
 impl RunOrigin {
@@ -138,6 +140,7 @@ impl RunOrigin {
             Self::Hook => "hook",
             Self::Heartbeat => "heartbeat",
             Self::Channel => "channel",
+            Self::Cron => "cron",
         }
     }
 }

@@ -202,6 +202,8 @@ struct Running {
     /// Becomes true when the account's tasks have ended (its connection closed).
     ended: watch::Receiver<bool>,
     webhook: Option<(String, WebhookQueue)>,
+    /// What the account says on the network (its dispatcher's replies, scheduled announcements).
+    outgoing: mpsc::Sender<Outgoing>,
 }
 
 /// Why a webhook call was refused.
@@ -340,7 +342,7 @@ impl Channels {
             agents: self.inner.agents.clone(),
             state: self.inner.state.clone(),
             status: status.clone(),
-            outgoing: outgoing_tx,
+            outgoing: outgoing_tx.clone(),
         };
         let dispatching = tokio::spawn(after(previous, dispatcher.run(deliveries_rx, stopped)));
         let (ended_tx, ended) = watch::channel(false);
@@ -349,7 +351,46 @@ impl Channels {
             let _ = dispatching.await;
             let _ = ended_tx.send(true);
         });
-        Running { settings, status, stop, ended, webhook }
+        Running { settings, status, stop, ended, webhook, outgoing: outgoing_tx }
+    }
+
+    /// Says `text` to `to` (a peer or a room) on a running account of `channel`: the one named,
+    /// or the only one. Resolves once the network took it.
+    pub async fn announce(
+        &self,
+        channel: &str,
+        account: Option<&str>,
+        to: &str,
+        text: &str,
+    ) -> Result<(), String> {
+        let outgoing = {
+            let accounts = self.inner.accounts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut of_kind = accounts.iter().filter(|((kind, _), _)| *kind == channel);
+            let found = match account {
+                Some(id) => of_kind.find(|((_, a), _)| a == id),
+                None => {
+                    let first = of_kind.next();
+                    if of_kind.next().is_some() {
+                        return Err(format!(
+                            "{channel} has several accounts: name one (deliver = \"{channel}/<account>:{to}\")"
+                        ));
+                    }
+                    first
+                }
+            };
+            let Some((_, running)) = found else {
+                return Err(format!(
+                    "no running {channel} account{}: configure and enable it under [channels.{channel}.accounts]",
+                    account.map(|a| format!(" {a}")).unwrap_or_default()
+                ));
+            };
+            running.outgoing.clone()
+        };
+        let (sent, done) = oneshot::channel();
+        let message = Outgoing { to: to.to_owned(), text: text.to_owned(), typing: false, sent };
+        let stopped = || format!("the {channel} account's connection has stopped");
+        outgoing.send(message).await.map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
     }
 
     /// An update a network posted to this gateway (`POST /channels/<kind>/<id>`): checked against

@@ -22,7 +22,7 @@ async fn follow(url: &str, config: &Fetch) -> Result<Value, String> {
         .map_err(|e| format!("fetch: {} is not a URL: {e}", gateway_proto::quote::short(url)))?;
     let mut redirects = 0;
     loop {
-        let (host, addr) = check(&url, config).await?;
+        let (host, addr) = guard(&url, &config.allow_hosts, "tools.fetch.allow_hosts", "fetch").await?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&host, addr)
@@ -80,32 +80,39 @@ async fn follow(url: &str, config: &Fetch) -> Result<Value, String> {
     }
 }
 
-/// The host and the address to connect to, if the URL may be fetched.
-async fn check(url: &Url, config: &Fetch) -> Result<(String, SocketAddr), String> {
+/// The host and the address to connect to, if the URL may be reached: http(s), no
+/// credentials, and every address it resolves to public unless the host is in `allow_hosts`
+/// (the key named `allow_key`). `what` starts the errors (`fetch`, `cron delivery`).
+pub async fn guard(
+    url: &Url,
+    allow_hosts: &[String],
+    allow_key: &str,
+    what: &str,
+) -> Result<(String, SocketAddr), String> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("fetch {url}: only http and https URLs"));
+        return Err(format!("{what} {url}: only http and https URLs"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("fetch {url}: URLs with credentials are refused"));
+        return Err(format!("{what} {url}: URLs with credentials are refused"));
     }
-    let host = url.host_str().ok_or_else(|| format!("fetch {url}: no host"))?.to_owned();
+    let host = url.host_str().ok_or_else(|| format!("{what} {url}: no host"))?.to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let allowed = config.allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(bare));
+    let allowed = allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(bare));
     let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((bare, port))
             .await
-            .map_err(|e| format!("fetch {url}: cannot resolve {bare}: {e}"))?
+            .map_err(|e| format!("{what} {url}: cannot resolve {bare}: {e}"))?
             .collect(),
     };
-    let first = *addrs.first().ok_or_else(|| format!("fetch {url}: {bare} resolves to no address"))?;
+    let first = *addrs.first().ok_or_else(|| format!("{what} {url}: {bare} resolves to no address"))?;
     if !allowed {
         // Every address must be public: a name with one private address could be made to use it.
         if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
             return Err(format!(
-                "fetch {url}: refused: {bare} resolves to {} (loopback, private, link-local or otherwise not public); \
-                 add the host to tools.fetch.allow_hosts to allow it",
+                "{what} {url}: refused: {bare} resolves to {} (loopback, private, link-local or otherwise not public); \
+                 add the host to {allow_key} to allow it",
                 bad.ip()
             ));
         }
@@ -193,25 +200,22 @@ mod tests {
         }
     }
 
-    fn config(allow: &[&str]) -> Fetch {
-        Fetch {
-            enabled: true,
-            allow_hosts: allow.iter().map(|s| s.to_string()).collect(),
-            ..Fetch::default()
-        }
+    async fn check(url: &Url, allow: &[&str]) -> Result<(String, std::net::SocketAddr), String> {
+        let allow: Vec<String> = allow.iter().map(|s| s.to_string()).collect();
+        guard(url, &allow, "tools.fetch.allow_hosts", "fetch").await
     }
 
     #[tokio::test]
     async fn loopback_names_and_literals_are_refused_unless_allowed() {
         for url in ["http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]:9/", "http://0x7f000001/"] {
-            let err = check(&Url::parse(url).unwrap(), &config(&[])).await.unwrap_err();
+            let err = check(&Url::parse(url).unwrap(), &[]).await.unwrap_err();
             assert!(err.contains("refused") && err.contains("allow_hosts"), "{url}: {err}");
         }
-        let err = check(&Url::parse("file:///etc/passwd").unwrap(), &config(&[])).await.unwrap_err();
+        let err = check(&Url::parse("file:///etc/passwd").unwrap(), &[]).await.unwrap_err();
         assert!(err.contains("only http"), "{err}");
-        let err = check(&Url::parse("http://u:p@1.1.1.1/").unwrap(), &config(&[])).await.unwrap_err();
+        let err = check(&Url::parse("http://u:p@1.1.1.1/").unwrap(), &[]).await.unwrap_err();
         assert!(err.contains("credentials"), "{err}");
-        let ok = check(&Url::parse("http://127.0.0.1:9/").unwrap(), &config(&["127.0.0.1"])).await.unwrap();
+        let ok = check(&Url::parse("http://127.0.0.1:9/").unwrap(), &["127.0.0.1"]).await.unwrap();
         assert_eq!(ok.1, "127.0.0.1:9".parse().unwrap());
     }
 }
