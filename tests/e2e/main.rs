@@ -9,6 +9,7 @@ mod chat_durability;
 mod chat_ws;
 mod control;
 mod cron;
+mod demo;
 mod devices;
 mod disk_full;
 mod hooks;
