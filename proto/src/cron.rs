@@ -244,6 +244,7 @@ pub struct CronStatus {
 
 /// The runbook's `events` block of the status report: scheduled jobs and the rollout gate.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EventsInfo {
     /// `healthy`, `degraded` (the gate holds), `stopping`, or `disabled` (cron.enabled = false).
     pub health_state: String,

@@ -338,3 +338,56 @@ fn a_nick_the_server_refuses_is_reported_as_such_not_retried_as_taken() {
     assert!(error.contains("refuses the nick averylongbotnick") && error.contains("set another nick"), "{a}");
     assert_eq!(a["connected"], false);
 }
+
+#[test]
+fn a_scheduled_job_announces_its_answer_to_an_irc_peer() {
+    let server = IrcServer::start();
+    let home = Home::new();
+    let _d = home.start_with(&account(&server, "main", BOT, ""));
+    wait_connected(&home, "main");
+    let mut alice = IrcUser::connect(&server, "alice");
+    let out = home.ctl(&[
+        "cron",
+        "add",
+        "--name",
+        "remind",
+        "--at",
+        "+1s",
+        "--message",
+        "time to stretch",
+        "--deliver",
+        "irc:alice",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(alice.message_from(BOT, ANSWER), "time to stretch");
+    let runs: Value = wait_for(Duration::from_secs(10), "the run's delivery recorded", || {
+        let out = home.ctl(&["cron", "runs", "remind", "--json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (runs[0]["delivery"] == "delivered").then_some(runs)
+    });
+    assert_eq!(runs[0]["status"], "ok", "{runs}");
+
+    // A channel with no running account: the run is ok, its delivery failed, and says why.
+    let out = home.ctl(&[
+        "cron",
+        "add",
+        "--name",
+        "nowhere",
+        "--at",
+        "+1s",
+        "--message",
+        "x",
+        "--deliver",
+        "matrix:!room:hs",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let why = wait_for(Duration::from_secs(15), "the failed delivery", || {
+        let out = home.ctl(&["cron", "runs", "nowhere", "--json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
+        (runs[0]["delivery"] == "failed").then(|| runs[0]["deliveryError"].as_str().unwrap_or("").to_owned())
+    });
+    assert!(
+        why.contains("no running matrix account: configure and enable it under [channels.matrix.accounts]"),
+        "{why}"
+    );
+}

@@ -76,6 +76,9 @@ fn a_job_added_with_gatewayctl_fires_and_its_runs_are_listed() {
     assert!(e["last_execution_unix_ms"].as_u64().is_some(), "{e}");
     let deep = String::from_utf8_lossy(&home.ctl(&["status", "--deep"]).stdout).into_owned();
     assert!(deep.contains("rollout gate: pass (events_healthy)"), "{deep}");
+    let bearer = format!("Bearer {}", home.token());
+    let (_, metrics) = http(d.port, "GET", "/gateway/metrics", &[("Authorization", &bearer)]);
+    assert!(metrics.contains("gateway_cron_runs_total{outcome=\"ok\",trigger=\"schedule\"}"), "{metrics}");
 
     // list, show (by id or name), disable, enable, rm.
     let listed = ctl_json(&home, &["cron", "list", "--json"]);

@@ -131,6 +131,20 @@ fn render(r: &StatusReport, now: u64) -> String {
         };
         b.row("control ui", ui_line);
     }
+    if let Some(e) = &r.events {
+        let gate = if e.rollout_gate == "pass" {
+            "gate pass".to_owned()
+        } else {
+            format!("gate {} ({})", e.rollout_gate, e.reason_code)
+        };
+        b.row(
+            "scheduled jobs",
+            format!(
+                "{} ({} enabled, {} running), {gate}; `gatewayctl cron list`",
+                e.discovered_events, e.enabled_events, e.queued_now_events
+            ),
+        );
+    }
     b.row("supervisor", &r.supervisor);
     b.row("state dir", &r.paths.state_dir);
     b.row("socket", &r.paths.socket);
@@ -187,7 +201,10 @@ mod tests {
             "paths": {"state_dir": "/s", "runtime_dir": "/r", "socket": "/r/gatewayd.sock",
                       "log_file": "/s/logs/gatewayd.jsonl"},
             "web_ui": {"enabled": true, "path": "/ui", "active_sessions": 1, "sign_ins": 1,
-                       "sign_in_failures": 0}
+                       "sign_in_failures": 0},
+            "events": {"health_state": "degraded", "rollout_gate": "hold",
+                       "reason_code": "failure_streak_threshold", "health_reason": "",
+                       "discovered_events": 3, "enabled_events": 2, "queued_now_events": 1}
         }))
         .unwrap()
     }
@@ -208,6 +225,10 @@ mod tests {
         let mut one = report();
         one.heartbeat.ticks = 1;
         assert!(render(&one, 102_000).contains("heartbeat:       1 tick every 30s"));
+        assert!(
+            text.contains("scheduled jobs:  3 (2 enabled, 1 running), gate hold (failure_streak_threshold);"),
+            "{text}"
+        );
         assert!(text.ends_with("socket:          /r/gatewayd.sock\n"));
     }
 }

@@ -208,6 +208,7 @@ impl Gateway {
             devices.store().clone(),
             agents.clone(),
             channels.clone(),
+            metrics.clone(),
             &active.config,
         );
         Arc::new(Self {

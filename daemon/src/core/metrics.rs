@@ -58,6 +58,14 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CronRunLabels {
+    /// `ok`, `error`, `skipped` or `interrupted`.
+    pub outcome: &'static str,
+    /// `schedule`, `manual` or `missed`.
+    pub trigger: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
     pub action: &'static str,
 }
@@ -119,6 +127,8 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     provider_errors: Family<ProviderErrorLabels, Counter>,
     provider_retries: Family<ProviderLabel, Counter>,
+    cron_runs: Family<CronRunLabels, Counter>,
+    cron_deliveries: Family<OutcomeLabel, Counter>,
     models: Mutex<HashSet<(String, String)>>,
     dropped_series: Counter,
 }
@@ -141,6 +151,8 @@ impl Default for Metrics {
             tokens: Family::default(),
             provider_errors: Family::default(),
             provider_retries: Family::default(),
+            cron_runs: Family::default(),
+            cron_deliveries: Family::default(),
             models: Mutex::new(HashSet::new()),
             dropped_series: Counter::default(),
         };
@@ -192,6 +204,16 @@ impl Default for Metrics {
             "gateway_provider_retries",
             "Upstream requests retried (refused connections, 429, 5xx), by provider",
             m.provider_retries.clone(),
+        );
+        r.register(
+            "gateway_cron_runs",
+            "Scheduled job runs ended (or skipped), by outcome and trigger",
+            m.cron_runs.clone(),
+        );
+        r.register(
+            "gateway_cron_deliveries",
+            "Scheduled runs' answers sent to a webhook or a channel, by outcome (delivered, failed)",
+            m.cron_deliveries.clone(),
         );
         r.register(
             "gateway_metrics_dropped_series",
@@ -294,6 +316,16 @@ impl Metrics {
         if let Some(otel) = instruments::get() {
             otel.provider_retries.add(1, &[KeyValue::new("gen_ai.provider.name", provider.to_owned())]);
         }
+    }
+
+    /// A scheduled run recorded as ended or skipped.
+    pub fn cron_run(&self, outcome: &'static str, trigger: &'static str) {
+        self.cron_runs.get_or_create(&CronRunLabels { outcome, trigger }).inc();
+    }
+
+    /// A scheduled run's answer delivered (`delivered`) or not (`failed`).
+    pub fn cron_delivery(&self, outcome: &'static str) {
+        self.cron_deliveries.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// Tokens of one run; the model id gets its own series while fewer than [`MAX_MODELS`] have one.

@@ -26,6 +26,7 @@ use tokio::sync::{watch, Notify};
 
 use self::jobs::{Finish, JobStore, Stored};
 use self::schedule::Parsed;
+use crate::core::metrics::Metrics;
 use crate::core::store::{off_workers, CallError, Store, StoreError};
 use crate::runtime::agent::{Agents, Message, RunEvent, RunOrigin, RunRequest, StartError};
 use crate::runtime::channels::Channels;
@@ -121,6 +122,7 @@ struct Inner {
     jobs: JobStore,
     agents: Agents,
     channels: Channels,
+    metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     settings: ArcSwap<Settings>,
     /// Wakes the timer: a job changed, a run ended, the settings changed.
@@ -337,14 +339,21 @@ fn retryable_code(code: &str) -> bool {
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<Store>, agents: Agents, channels: Channels, config: &Config) -> Self {
-        Self::with_clock(store, agents, channels, config, Arc::new(SystemClock))
+    pub fn new(
+        store: Arc<Store>,
+        agents: Agents,
+        channels: Channels,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> Self {
+        Self::with_clock(store, agents, channels, metrics, config, Arc::new(SystemClock))
     }
 
     pub fn with_clock(
         store: Arc<Store>,
         agents: Agents,
         channels: Channels,
+        metrics: Arc<Metrics>,
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -352,6 +361,7 @@ impl Scheduler {
             jobs: JobStore::new(store),
             agents,
             channels,
+            metrics,
             clock,
             settings: ArcSwap::from_pointee(Settings::of(config)),
             wake: Notify::new(),
@@ -507,6 +517,7 @@ impl Scheduler {
                         .and_then(|p| p.next_after(now));
                     let run = self.record("missed", &stored.job, missed_at_ms, "missed_skipped");
                     self.inner.jobs.skip(&RunRecord { finished_at_ms: Some(now), ..run }, next)?;
+                    self.inner.metrics.cron_run("skipped", "missed");
                 }
             }
         }
@@ -573,6 +584,7 @@ impl Scheduler {
                 // The previous run is still going: this slot is skipped, not queued behind it.
                 let run = self.record("schedule", &job, scheduled, "previous_run_going");
                 self.inner.jobs.skip(&RunRecord { finished_at_ms: Some(now), ..run }, next_slot)?;
+                self.inner.metrics.cron_run("skipped", "schedule");
                 continue;
             }
             if lock(&self.inner.running).len() >= settings.max_concurrent {
@@ -635,7 +647,9 @@ impl Scheduler {
             (_, DeliveryMode::None) | (None, _) => ("none", None),
             (Some(answer), _) => {
                 let allow = self.inner.settings.load().webhook_allow_hosts.clone();
-                match deliver::send(&job, &run, answer, &self.inner.channels, &allow).await {
+                let sent = deliver::send(&job, &run, answer, &self.inner.channels, &allow).await;
+                self.inner.metrics.cron_delivery(if sent.is_ok() { "delivered" } else { "failed" });
+                match sent {
                     Ok(()) => ("delivered", None),
                     Err(e) => {
                         tracing::warn!(job = %job.spec.name, run = %run.run_id, error = %e, "a scheduled job's answer was not delivered");
@@ -690,6 +704,7 @@ impl Scheduler {
             tracing::error!(job = %job.spec.name, run = %run.run_id, error = %e, "cannot record the end of a scheduled run");
         }
         lock(&self.inner.running).remove(&job.id);
+        self.inner.metrics.cron_run(ended.outcome, trigger_label(&run.trigger));
         self.inner.wake.notify_one();
         match ended.outcome {
             "ok" => tracing::info!(job = %job.spec.name, run = %run.run_id, delivery, "scheduled job ran"),
@@ -1077,6 +1092,15 @@ fn next_of(spec: &JobSpec, parsed: &Parsed, now_ms: u64) -> Option<u64> {
     }
 }
 
+/// A run's trigger as a metrics label.
+fn trigger_label(trigger: &str) -> &'static str {
+    match trigger {
+        "manual" => "manual",
+        "missed" => "missed",
+        _ => "schedule",
+    }
+}
+
 /// The conversation a run joins.
 fn session_for(job: &Job, run_id: &str) -> String {
     match job.spec.session_target {
@@ -1112,7 +1136,7 @@ mod tests {
         let agents = Agents::new(store.clone(), &config, Default::default());
         let channels = Channels::new(store.clone(), agents.clone());
         let clock = Arc::new(FakeClock(AtomicU64::new(T0)));
-        let s = Scheduler::with_clock(store, agents, channels, &config, clock.clone());
+        let s = Scheduler::with_clock(store, agents, channels, Default::default(), &config, clock.clone());
         (dir, s, clock)
     }
 
