@@ -366,6 +366,11 @@ fn jobs_declared_in_the_config_follow_its_reloads() {
     // Changed only in the file.
     let out = home.ctl(&["cron", "rm", "declared"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("declared in the config file"), "{out:?}");
+    // Disabled by hand: it stays so through reloads that leave its entry alone.
+    assert!(home.ctl(&["cron", "disable", "declared"]).status.success());
+    home.write_config(None, &format!("{}[gateway.heartbeat]\ninterval_ms = 5000\n", job("1s")));
+    assert!(home.ctl(&["reload"]).status.success());
+    assert_eq!(ctl_json(&home, &["cron", "show", "declared", "--json"])["enabled"], false);
 
     // A broken entry is refused with its key and line; the job in effect stays.
     home.write_config(
@@ -387,7 +392,9 @@ fn jobs_declared_in_the_config_follow_its_reloads() {
     // Changed in the file: applied; removed from the file: gone.
     home.write_config(None, &job("1h"));
     assert!(home.ctl(&["reload"]).status.success());
-    assert_eq!(ctl_json(&home, &["cron", "show", "declared", "--json"])["schedule"]["everyMs"], 3_600_000);
+    let changed = ctl_json(&home, &["cron", "show", "declared", "--json"]);
+    assert_eq!(changed["schedule"]["everyMs"], 3_600_000);
+    assert_eq!(changed["enabled"], true, "a changed entry is applied as the file says");
     home.write_config(None, "");
     assert!(home.ctl(&["reload"]).status.success());
     assert_eq!(ctl_json(&home, &["cron", "list", "--json"]), json!([]));

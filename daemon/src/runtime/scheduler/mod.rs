@@ -431,8 +431,14 @@ impl Scheduler {
 
     fn apply_config_job(&self, id: &str, spec: JobSpec, now: u64) -> Result<(), CronError> {
         let existing = self.inner.jobs.find(id)?;
+        let created = existing.as_ref().map_or(now, |s| s.job.created_at_ms);
+        // Stored as it is run: an interval anchored, a one-shot time in UTC.
+        let schedule = schedule::absolute(&spec.schedule, created).map_err(CronError::Invalid)?;
+        let spec = JobSpec { schedule, ..spec };
         if let Some(stored) = &existing {
-            if stored.malformed.is_none() && stored.job.spec == spec {
+            // `cron enable|disable` on a config job lasts until its entry in the file changes.
+            let same = JobSpec { enabled: stored.job.spec.enabled, ..spec.clone() } == stored.job.spec;
+            if stored.malformed.is_none() && same {
                 return Ok(());
             }
         }
@@ -442,9 +448,6 @@ impl Scheduler {
                 other.job.id
             )));
         }
-        let created = existing.as_ref().map_or(now, |s| s.job.created_at_ms);
-        let schedule = schedule::absolute(&spec.schedule, created).map_err(CronError::Invalid)?;
-        let spec = JobSpec { schedule, ..spec };
         let parsed = Parsed::new(&spec.schedule, created).map_err(CronError::Invalid)?;
         let job = Job {
             id: id.to_owned(),
@@ -629,7 +632,7 @@ impl Scheduler {
         reason: &str,
         scheduled: u64,
         next_run_at_ms: Option<u64>,
-    ) -> Result<tokio::task::JoinHandle<RunRecord>, StoreError> {
+    ) -> Result<(RunRecord, tokio::task::JoinHandle<RunRecord>), StoreError> {
         let now = self.now();
         let mut run = self.record(trigger, &job, scheduled, reason);
         run.started_at_ms = Some(now);
@@ -638,7 +641,8 @@ impl Scheduler {
         lock(&self.inner.running).insert(job.id.clone());
         tracing::info!(job = %job.spec.name, run = %run.run_id, trigger, "scheduled job started");
         let me = self.clone();
-        Ok(tokio::spawn(async move { me.execute(job, run, next_run_at_ms).await }))
+        let started = run.clone();
+        Ok((started, tokio::spawn(async move { me.execute(job, run, next_run_at_ms).await })))
     }
 
     async fn execute(&self, job: Job, mut run: RunRecord, next_slot: Option<u64>) -> RunRecord {
@@ -934,7 +938,7 @@ impl Scheduler {
     /// `wait`), else at once with the run as it started.
     pub async fn run_now(&self, id_or_name: &str, wait: Option<Duration>) -> Result<RunRecord, CronError> {
         let key = id_or_name.to_owned();
-        let (job, started) = self
+        let (started, handle) = self
             .blocking(move |s| {
                 let stored = s.find(&key)?;
                 if let Some(why) = stored.malformed {
@@ -949,19 +953,17 @@ impl Scheduler {
                         stored.job.spec.name, stored.job.spec.name
                     )));
                 }
-                let job = stored.job;
-                let next = job.state.next_run_at_ms;
-                let handle = s.launch(job.clone(), "manual", "manual", s.now(), next)?;
-                Ok((job, handle))
+                let next = stored.job.state.next_run_at_ms;
+                Ok(s.launch(stored.job, "manual", "manual", s.now(), next)?)
             })
             .await?;
-        let run_id = self.inner.jobs.runs(Some(&job.id), 1).ok().and_then(|r| r.into_iter().next());
+        // Without a wait, or when the wait runs out, the run as it started (still going).
         match wait {
-            Some(limit) => match tokio::time::timeout(limit, started).await {
-                Ok(Ok(run)) => Ok(run),
-                _ => run_id.ok_or_else(|| CronError::Invalid("the run could not be read back".into())),
+            Some(limit) => match tokio::time::timeout(limit, handle).await {
+                Ok(Ok(ended)) => Ok(ended),
+                _ => Ok(started),
             },
-            None => run_id.ok_or_else(|| CronError::Invalid("the run could not be read back".into())),
+            None => Ok(started),
         }
     }
 
