@@ -142,6 +142,31 @@ fn yes() -> bool {
     true
 }
 
+impl JobSpec {
+    /// A job that runs `message` as an agent turn on `schedule`, with every other choice at its
+    /// default (a fresh session per run, no delivery, missed runs run once).
+    pub fn agent_turn(name: &str, schedule: Schedule, message: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: None,
+            schedule,
+            session_target: SessionTarget::default(),
+            session_key: None,
+            agent_id: None,
+            payload: Payload {
+                kind: agent_turn(),
+                message: message.to_owned(),
+                model: None,
+                timeout_seconds: None,
+            },
+            delivery: Delivery::default(),
+            missed: Missed::default(),
+            retention: Retention::default(),
+            enabled: true,
+        }
+    }
+}
+
 /// A change to a job (`cron.update`, `PATCH /cron/jobs/<id>`): absent fields stay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -198,10 +198,20 @@ fn the_everyday_gateway_commands_work() {
     assert_eq!(config["config"]["logging"]["level"], "info", "{config}");
     assert!(config.get("raw").is_none(), "{config}");
 
-    // What this gateway does not serve fails at once, saying so.
-    let cron = s.run(&["cron", "list", "--json"]);
-    assert_ne!(cron.code, Some(0));
-    assert!(cron.stdout.contains("unknown method: cron.list"), "{}\n{}", cron.stdout, cron.stderr);
+    // Scheduled jobs: the CLI's cron commands on our scheduler.
+    let added = s.json(&["cron", "add", "--name", "cli-job", "--every", "1h", "--message", "from the CLI"]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert_eq!(added["schedule"]["everyMs"], 3_600_000, "{added}");
+    assert_eq!(added["delivery"]["mode"], "none", "the CLI's default announce has no route here: {added}");
+    let listed = s.json(&["cron", "list"]);
+    assert_eq!(listed["jobs"][0]["id"], id.as_str(), "{listed}");
+    let ran = s.json(&["cron", "run", &id]);
+    assert_eq!((ran["ran"].as_bool(), ran["run"]["trigger"].as_str()), (Some(true), Some("manual")), "{ran}");
+    let entry = wait_for(Duration::from_secs(20), "the CLI's run to end", || {
+        let runs = s.json(&["cron", "runs", "--id", &id]);
+        runs["entries"].as_array()?.first().filter(|e| e["status"] == "ok").cloned()
+    });
+    assert_eq!(entry["summary"], "from the CLI", "{entry}");
 }
 
 #[test]

@@ -81,24 +81,8 @@ fn job_of(row: &Row) -> rusqlite::Result<Stored> {
 
 /// What a job whose definition cannot be read shows in its place.
 fn placeholder(name: &str) -> JobSpec {
-    JobSpec {
-        name: name.to_owned(),
-        description: None,
-        schedule: gateway_proto::cron::Schedule::At { at: String::new() },
-        session_target: Default::default(),
-        session_key: None,
-        agent_id: None,
-        payload: gateway_proto::cron::Payload {
-            kind: "agentTurn".into(),
-            message: String::new(),
-            model: None,
-            timeout_seconds: None,
-        },
-        delivery: Default::default(),
-        missed: Default::default(),
-        retention: Default::default(),
-        enabled: false,
-    }
+    let nothing = gateway_proto::cron::Schedule::At { at: String::new() };
+    JobSpec { enabled: false, ..JobSpec::agent_turn(name, nothing, "") }
 }
 
 const RUN_COLUMNS: &str = "r.run_id, r.job_id, COALESCE(j.name, r.job_id), r.trigger, r.scheduled_at_ms, \
@@ -350,7 +334,7 @@ impl JobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_proto::cron::{Payload, Schedule};
+    use gateway_proto::cron::Schedule;
 
     fn store() -> (tempfile::TempDir, JobStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -362,24 +346,7 @@ mod tests {
         Job {
             id: id.into(),
             source: "api".into(),
-            spec: JobSpec {
-                name: name.into(),
-                description: None,
-                schedule: Schedule::Every { every_ms: 60_000, anchor_ms: Some(0) },
-                session_target: Default::default(),
-                session_key: None,
-                agent_id: None,
-                payload: Payload {
-                    kind: "agentTurn".into(),
-                    message: "hi".into(),
-                    model: None,
-                    timeout_seconds: None,
-                },
-                delivery: Default::default(),
-                missed: Default::default(),
-                retention: Default::default(),
-                enabled: true,
-            },
+            spec: JobSpec::agent_turn(name, Schedule::Every { every_ms: 60_000, anchor_ms: Some(0) }, "hi"),
             created_at_ms: 1,
             updated_at_ms: 1,
             state: JobState { next_run_at_ms: Some(60_000), ..Default::default() },

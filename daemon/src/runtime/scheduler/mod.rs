@@ -805,6 +805,7 @@ impl Scheduler {
                 let id = new_id(8);
                 let spec =
                     if spec.name.is_empty() { JobSpec { name: format!("job-{id}"), ..spec } } else { spec };
+                let spec = JobSpec { delivery: without_last_route(spec.delivery), ..spec };
                 let parsed =
                     check_spec(&spec, |a| agents.has_agent(a), Some(now)).map_err(CronError::Invalid)?;
                 if s.inner.jobs.find(&spec.name)?.is_some() {
@@ -876,7 +877,7 @@ impl Scheduler {
                     spec.payload.model = Some(v);
                 }
                 if let Some(v) = patch.delivery {
-                    spec.delivery = v;
+                    spec.delivery = without_last_route(v);
                 }
                 if let Some(v) = patch.missed {
                     spec.missed = v;
@@ -1094,6 +1095,17 @@ fn next_of(spec: &JobSpec, parsed: &Parsed, now_ms: u64) -> Option<u64> {
     }
 }
 
+/// `announce` with no peer (or channel `last`) means, in the other gateway family, "where the
+/// main session last talked"; this gateway keeps no such route, so the answer stays in the
+/// run's history (`none`) rather than failing every run.
+fn without_last_route(d: Delivery) -> Delivery {
+    let no_peer = d.to.as_deref().is_none_or(str::is_empty);
+    if d.mode == DeliveryMode::Announce && no_peer && d.channel.as_deref().is_none_or(|c| c == "last") {
+        return Delivery::default();
+    }
+    d
+}
+
 /// A run's trigger as a metrics label.
 fn trigger_label(trigger: &str) -> &'static str {
     match trigger {
@@ -1143,24 +1155,8 @@ mod tests {
     }
 
     fn every_minute(s: &Scheduler, name: &str, missed: Missed) -> Job {
-        let spec = JobSpec {
-            name: name.into(),
-            description: None,
-            schedule: Schedule::Every { every_ms: MINUTE, anchor_ms: Some(T0) },
-            session_target: SessionTarget::Isolated,
-            session_key: None,
-            agent_id: None,
-            payload: Payload {
-                kind: "agentTurn".into(),
-                message: "hi".into(),
-                model: None,
-                timeout_seconds: None,
-            },
-            delivery: Delivery::default(),
-            missed,
-            retention: Retention::default(),
-            enabled: true,
-        };
+        let every = Schedule::Every { every_ms: MINUTE, anchor_ms: Some(T0) };
+        let spec = JobSpec { missed, ..JobSpec::agent_turn(name, every, "hi") };
         let parsed = Parsed::new(&spec.schedule, T0).unwrap();
         let job = Job {
             id: name.into(),
