@@ -11,7 +11,7 @@ use gateway_proto::cron::{
 use gateway_proto::exit;
 
 use super::Ctx;
-use crate::output::{ago, duration, print_json};
+use crate::output::{ago, duration, plural, print_json};
 use gatewayctl::cli::{CronCommand, JobArgs};
 
 pub fn run(ctx: &Ctx, command: CronCommand) -> Result<i32> {
@@ -24,9 +24,9 @@ pub fn run(ctx: &Ctx, command: CronCommand) -> Result<i32> {
             } else {
                 let now = gateway_proto::time::now_ms();
                 println!(
-                    "scheduler: {}; {} jobs ({} enabled), {} running; next run {}",
+                    "scheduler: {}; {} ({} enabled), {} running; next run {}",
                     if s.enabled { "on" } else { "off (cron.enabled = false)" },
-                    s.jobs,
+                    plural(s.jobs, "job"),
                     s.enabled_jobs,
                     s.running,
                     s.next_run_at_ms.map_or("none".to_owned(), |t| when(t, now))
@@ -326,8 +326,8 @@ pub fn events_text(e: &gateway_proto::cron::EventsInfo) -> String {
         e.not_due_events
     );
     o += &format!(
-        "  history: {} runs: {} ok, {} failed, {} skipped{}\n",
-        e.execution_history_entries,
+        "  history: {}: {} ok, {} failed, {} skipped{}\n",
+        plural(e.execution_history_entries, "run"),
         e.executed_history_entries,
         e.failed_history_entries,
         e.skipped_history_entries,

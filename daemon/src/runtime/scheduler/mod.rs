@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod jobs;
 pub mod policy;
 pub mod schedule;
+pub mod zone;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,13 +5,12 @@
 //! seconds field first, and daylight-saving changes handled as OCPS says (a time skipped by a
 //! spring-forward runs right after the gap, a time repeated in the fall runs once).
 
-use std::str::FromStr;
-
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use gateway_proto::cron::Schedule;
+
+use super::zone::Zone;
 
 /// Shortest interval an `every` job may have.
 pub const MIN_EVERY_MS: u64 = 1_000;
@@ -21,7 +20,7 @@ pub const MIN_EVERY_MS: u64 = 1_000;
 pub enum Parsed {
     At(u64),
     Every { every_ms: u64, anchor_ms: u64 },
-    Cron { cron: Box<Cron>, tz: Tz },
+    Cron { cron: Box<Cron>, tz: Zone },
 }
 
 pub use gateway_proto::cron::parse_duration;
@@ -63,16 +62,8 @@ fn parse_cron(expr: &str) -> Result<Cron, String> {
         .map_err(|e| format!("cron expression {} does not parse: {e}", gateway_proto::quote::short(expr)))
 }
 
-fn parse_tz(tz: Option<&str>) -> Result<Tz, String> {
-    match tz {
-        None => Ok(Tz::UTC),
-        Some(name) => Tz::from_str(name).map_err(|_| {
-            format!(
-                "time zone {} is not an IANA zone name: e.g. Europe/Paris, America/New_York, UTC",
-                gateway_proto::quote::short(name)
-            )
-        }),
-    }
+fn parse_tz(tz: Option<&str>) -> Result<Zone, String> {
+    tz.map_or(Ok(Zone::utc()), Zone::named)
 }
 
 impl Parsed {
