@@ -255,6 +255,30 @@ pub struct RunRecord {
     pub delivery_error: Option<String>,
 }
 
+impl RunRecord {
+    /// A run as it is about to start: `running`, nothing delivered, no outcome yet.
+    pub fn starting(run_id: &str, job: &Job, trigger: &str, scheduled_at_ms: u64, reason_code: &str) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            job_id: job.id.clone(),
+            job_name: job.spec.name.clone(),
+            trigger: trigger.to_owned(),
+            scheduled_at_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+            status: "running".into(),
+            reason_code: reason_code.to_owned(),
+            error: None,
+            retryable: false,
+            agent_run_id: None,
+            session_key: None,
+            summary: None,
+            delivery: "none".into(),
+            delivery_error: None,
+        }
+    }
+}
+
 /// `cron.status`, `GET /cron/status`: the scheduler as a whole.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

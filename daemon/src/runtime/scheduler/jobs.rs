@@ -353,25 +353,9 @@ mod tests {
         }
     }
 
-    fn run(id: &str, job: &str, at: u64) -> RunRecord {
-        RunRecord {
-            run_id: id.into(),
-            job_id: job.into(),
-            job_name: String::new(),
-            trigger: "schedule".into(),
-            scheduled_at_ms: at,
-            started_at_ms: Some(at),
-            finished_at_ms: Some(at),
-            status: "running".into(),
-            reason_code: "scheduled".into(),
-            error: None,
-            retryable: false,
-            agent_run_id: None,
-            session_key: None,
-            summary: None,
-            delivery: "none".into(),
-            delivery_error: None,
-        }
+    fn run(id: &str, job_id: &str, at: u64) -> RunRecord {
+        let run = RunRecord::starting(id, &job(job_id, "one"), "schedule", at, "scheduled");
+        RunRecord { started_at_ms: Some(at), finished_at_ms: Some(at), ..run }
     }
 
     fn finish<'a>(run_id: &'a str, outcome: &'a str, retryable: bool, at: u64) -> Finish<'a> {

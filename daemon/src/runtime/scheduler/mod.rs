@@ -605,24 +605,7 @@ impl Scheduler {
 
     /// The run's record as it starts.
     fn record(&self, trigger: &str, job: &Job, scheduled_at_ms: u64, reason: &str) -> RunRecord {
-        RunRecord {
-            run_id: new_id(12),
-            job_id: job.id.clone(),
-            job_name: job.spec.name.clone(),
-            trigger: trigger.into(),
-            scheduled_at_ms,
-            started_at_ms: None,
-            finished_at_ms: None,
-            status: "running".into(),
-            reason_code: reason.into(),
-            error: None,
-            retryable: false,
-            agent_run_id: None,
-            session_key: None,
-            summary: None,
-            delivery: "none".into(),
-            delivery_error: None,
-        }
+        RunRecord::starting(&new_id(12), job, trigger, scheduled_at_ms, reason)
     }
 
     /// Records the run as started, with the job's next run moved on, and starts its turn.
