@@ -103,7 +103,6 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>, retention_due: b
     let mut done = Vec::new();
     let stuck = gw.agents.stop_stuck();
     if !stuck.is_empty() {
-        gw.stats.stuck_runs.fetch_add(stuck.len() as u64, Ordering::Relaxed);
         reasons.push("stuck_run_stopped");
         let runs = if stuck.len() == 1 { "run" } else { "runs" };
         done.push(format!("stopped {} stuck {runs}: {}", stuck.len(), stuck.join(", ")));
@@ -122,7 +121,6 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>, retention_due: b
     }
     let removed = remove_stale_temp_files(&gw.paths.state_dir);
     if removed > 0 {
-        gw.stats.temp_files_cleaned.fetch_add(removed, Ordering::Relaxed);
         reasons.push("temp_files_removed");
         done.push(format!("removed {} stale temporary file(s)", removed));
     }
@@ -131,6 +129,9 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>, retention_due: b
         reasons.insert(0, "healthy_cycle");
     }
     record(gw, reasons, done);
+    // The counts after their diagnostics: whoever sees a count sees why.
+    gw.stats.stuck_runs.fetch_add(stuck.len() as u64, Ordering::Relaxed);
+    gw.stats.temp_files_cleaned.fetch_add(removed, Ordering::Relaxed);
     // Disk work off the async workers: the state dir's write probe, expired sessions.
     let gw = gw.clone();
     tokio::task::spawn_blocking(move || {
@@ -145,12 +146,12 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>, retention_due: b
         match gw.signins.prune() {
             Ok(0) => {}
             Ok(n) => {
-                gw.stats.sessions_expired.fetch_add(n as u64, Ordering::Relaxed);
                 record(
                     &gw,
                     vec!["expired_sessions_forgotten"],
                     vec![format!("forgot {n} expired sign-in session(s)")],
                 );
+                gw.stats.sessions_expired.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "cannot forget expired sessions"),
         }
@@ -166,13 +167,13 @@ fn apply_retention(gw: &Gateway) {
     match gw.agents.delete_expired(days) {
         Ok((0, 0)) => {}
         Ok((runs, responses)) => {
-            gw.stats.runs_pruned.fetch_add(runs as u64, Ordering::Relaxed);
-            gw.stats.responses_pruned.fetch_add(responses as u64, Ordering::Relaxed);
             let said = format!(
                 "deleted {runs} run record(s) and {responses} stored response(s) older than {days} days (runs.retention_days)"
             );
             tracing::info!(runs, responses, "{said}");
             record(gw, vec!["retention_applied"], vec![said]);
+            gw.stats.runs_pruned.fetch_add(runs as u64, Ordering::Relaxed);
+            gw.stats.responses_pruned.fetch_add(responses as u64, Ordering::Relaxed);
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot delete run records and responses past runs.retention_days")
