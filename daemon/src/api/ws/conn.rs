@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gateway_proto::ws::{close, code, ErrorShape, Request, Response, PRE_AUTH_MAX_FRAME};
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -86,43 +86,60 @@ pub async fn run(
     let mut decoder = Decoder::default();
     decoder.feed(&pre_read);
     drop(pre_read);
-    let handshake_deadline = Instant::now() + handshake_timeout;
-    let mut flush_deadline = None;
+    // Every idle connection holds this task's state, so it is kept small: one readiness future,
+    // one timer (the handshake's deadline, then the close's flush deadline), and the handshake,
+    // the one step that waits, boxed while it runs.
+    let mut deadline = Instant::now() + handshake_timeout;
+    let mut flushing = false;
     loop {
-        if this.outbox.closing().is_none() {
-            this.decode(&mut decoder).await;
+        while this.outbox.closing().is_none() {
+            let Some(connect) = this.decode(&mut decoder) else {
+                break;
+            };
+            Box::pin(this.on_handshake(connect)).await;
         }
         decoder.release();
         // Answer at once rather than after another trip through the scheduler.
         if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write(b)).is_err() {
             break;
         }
-        if this.outbox.closing().is_some() {
+        let reading = this.outbox.closing().is_none();
+        if !reading {
             if !this.outbox.has_pending() {
                 break;
             }
-            flush_deadline.get_or_insert_with(|| Instant::now() + CLOSE_FLUSH);
+            if !flushing {
+                flushing = true;
+                deadline = Instant::now() + CLOSE_FLUSH;
+            }
         }
-        let reading = this.outbox.closing().is_none();
-        let writing = this.outbox.has_pending();
-        let authenticated = this.conn.is_some();
+        // Closing, there is something to write; otherwise the read side is what is awaited
+        // (with writing too when the socket took only part of what is pending).
+        let interest = match (reading, this.outbox.has_pending()) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (true, false) => Interest::READABLE,
+            (false, _) => Interest::WRITABLE,
+        };
+        let timed = flushing || this.conn.is_none();
         tokio::select! {
-            ready = stream.readable(), if reading => {
-                if ready.is_err() || !read_available(&stream, &mut decoder) {
-                    break;
+            ready = stream.ready(interest) => match ready {
+                // Writes happen at the top of the loop.
+                Ok(ready) if ready.is_readable() && reading => {
+                    if !read_available(&stream, &mut decoder) {
+                        break;
+                    }
                 }
-            }
-            ready = stream.writable(), if writing => {
-                if ready.is_err() || this.outbox.write_some(|b| stream.try_write(b)).is_err() {
-                    break;
-                }
-            }
+                Ok(_) => {}
+                Err(_) => break,
+            },
             _ = this.outbox.queued() => {}
-            _ = tokio::time::sleep_until(handshake_deadline), if !authenticated && reading => {
+            _ = tokio::time::sleep_until(deadline), if timed => {
+                if flushing {
+                    break;
+                }
                 let reason = format!("handshake timeout: send connect within {} ms", handshake_timeout.as_millis());
                 this.outbox.close(close::POLICY, &reason);
             }
-            _ = tokio::time::sleep_until(flush_deadline.unwrap_or_else(Instant::now)), if flush_deadline.is_some() => break,
         }
     }
     // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
@@ -152,17 +169,17 @@ fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> bool {
 }
 
 async fn drain_until_eof(stream: &TcpStream) {
+    while stream.readable().await.is_ok() && discard_available(stream) {}
+}
+
+/// Reads and drops what the socket has, through a stack buffer (a buffer in the async fn
+/// would be part of every connection's task). False at end of stream or on an error.
+fn discard_available(stream: &TcpStream) -> bool {
     let mut buf = [0u8; 1024];
-    loop {
-        if stream.readable().await.is_err() {
-            return;
-        }
-        match stream.try_read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
+    match stream.try_read(&mut buf) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
     }
 }
 
@@ -178,22 +195,32 @@ impl Connection {
         }
     }
 
-    async fn decode(&mut self, decoder: &mut Decoder) {
+    /// Handles the decoded frames; stops at a request before the handshake, which the caller
+    /// answers with [`Self::on_handshake`] (it waits on the device store).
+    fn decode(&mut self, decoder: &mut Decoder) -> Option<Request> {
         loop {
             match decoder.next(self.max_message()) {
-                Ok(Some(message)) => self.on_message(message).await,
-                Ok(None) => return,
-                Err(e) => return self.outbox.close(e.close_code(), &e.reason()),
+                Ok(Some(message)) => {
+                    if let Some(first) = self.on_message(message) {
+                        return Some(first);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    self.outbox.close(e.close_code(), &e.reason());
+                    return None;
+                }
             }
             if self.outbox.closing().is_some() {
-                return;
+                return None;
             }
         }
     }
 
-    async fn on_message(&mut self, message: Message) {
+    /// A request before the handshake is returned to be handled as one.
+    fn on_message(&mut self, message: Message) -> Option<Request> {
         match message {
-            Message::Text(text) => self.on_text(&text).await,
+            Message::Text(text) => return self.on_text(&text),
             Message::Binary(_) => {
                 self.outbox.close(1003, "binary frames are not supported: send JSON text frames")
             }
@@ -203,6 +230,7 @@ impl Connection {
                 self.outbox.close(peer.map_or(close::NORMAL, |(code, _)| echo_code(code)), "")
             }
         }
+        None
     }
 
     fn respond(&self, response: &Response) {
@@ -210,15 +238,18 @@ impl Connection {
         let _ = self.outbox.push_text(&json, false, self.limit());
     }
 
-    async fn on_text(&mut self, text: &str) {
+    fn on_text(&mut self, text: &str) -> Option<Request> {
         let frame: Value = match serde_json::from_str(text) {
             Ok(v) => v,
-            Err(e) => return self.bad_frame("", format!("invalid frame: not JSON ({e})")),
+            Err(e) => {
+                self.bad_frame("", format!("invalid frame: not JSON ({e})"));
+                return None;
+            }
         };
         let id = frame.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
         match frame.get("type").and_then(Value::as_str) {
             Some("req") => match serde_json::from_value::<Request>(frame) {
-                Ok(req) if self.conn.is_none() => self.on_handshake(req).await,
+                Ok(req) if self.conn.is_none() => return Some(req),
                 Ok(req) => self.on_request(req),
                 Err(e) => self.bad_frame(&id, format!("invalid request frame: {e}")),
             },
@@ -229,6 +260,7 @@ impl Connection {
             ),
             None => self.bad_frame(&id, "invalid frame: no type".into()),
         }
+        None
     }
 
     /// Before the handshake a bad frame ends the connection; after it, it only gets an error.
