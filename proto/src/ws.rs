@@ -2,6 +2,7 @@
 //! daemon sends and accepts, and what tests and clients build. Fields are camelCase on the wire.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The protocol version we speak; v3 clients are accepted too.
@@ -26,25 +27,25 @@ pub struct Request {
     pub params: Value,
 }
 
-/// A response: `ok` with a payload, or not with an error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Response {
+/// A response as written: `ok` with a payload (already serialized JSON), or not with an error.
+#[derive(Debug, Serialize)]
+pub struct Response<'a> {
     #[serde(rename = "type")]
-    pub kind: String,
-    pub id: String,
+    kind: &'static str,
+    pub id: &'a str,
     pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorShape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a ErrorShape>,
 }
 
-impl Response {
-    pub fn ok(id: &str, payload: Value) -> Self {
-        Self { kind: "res".into(), id: id.into(), ok: true, payload: Some(payload), error: None }
+impl<'a> Response<'a> {
+    pub fn ok(id: &'a str, payload: &'a RawValue) -> Self {
+        Self { kind: "res", id, ok: true, payload: Some(payload), error: None }
     }
-    pub fn err(id: &str, error: ErrorShape) -> Self {
-        Self { kind: "res".into(), id: id.into(), ok: false, payload: None, error: Some(error) }
+    pub fn err(id: &'a str, error: &'a ErrorShape) -> Self {
+        Self { kind: "res", id, ok: false, payload: None, error: Some(error) }
     }
 }
 

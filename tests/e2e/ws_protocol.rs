@@ -54,6 +54,42 @@ fn a_device_on_loopback_is_paired_and_gets_hello_ok() {
     assert_eq!(res["error"]["message"], "unauthorized: gateway token mismatch", "{res}");
 }
 
+/// `health` answers from checks made once per change of what they are made of: a reload's
+/// outcome shows in the next call, and the heartbeat check says when the loop last ticked.
+#[test]
+fn health_follows_reloads_at_once() {
+    let home = Home::new();
+    let d = home.start_with("[gateway.reload]\nmode = \"off\"\n");
+    let tok = home.token();
+    let (mut c, res) = Client::connect(d.port, &Connect { token: Some(&tok), ..Default::default() });
+    assert_eq!(res["ok"], true, "{res}");
+    let check = |c: &mut Client, name: &str| {
+        let res = c.request("health", json!({}));
+        let checks = res["payload"]["checks"].as_array().unwrap().clone();
+        checks.into_iter().find(|k| k["name"] == name).unwrap_or_else(|| panic!("no {name} check: {res}"))
+    };
+    assert_eq!(check(&mut c, "config")["detail"], "generation 1 in effect");
+    let beat = check(&mut c, "heartbeat");
+    assert_eq!(beat["ok"], true);
+    let detail = beat["detail"].as_str().unwrap();
+    assert!(detail.starts_with("last tick at 20") || detail.starts_with("no tick yet"), "{detail}");
+
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\nbogus = 1\n");
+    assert_eq!(home.ctl(&["reload", "--wait"]).status.code(), Some(78));
+    let config = check(&mut c, "config");
+    assert!(
+        config["detail"].as_str().unwrap().contains("the last edit was rejected: ")
+            && config["detail"].as_str().unwrap().contains("gateway.reload.bogus"),
+        "{config}"
+    );
+    let res = c.request("health", json!({}));
+    assert_eq!(res["payload"]["ok"], true, "a rejected edit leaves the old config serving: {res}");
+
+    home.write_config(None, "[gateway.reload]\nmode = \"off\"\n[logging]\nlevel = \"warn\"\n");
+    assert!(home.ctl(&["reload", "--wait"]).status.success());
+    assert_eq!(check(&mut c, "config")["detail"], "generation 2 in effect");
+}
+
 #[test]
 fn handshake_refusals_say_why_and_close() {
     let home = Home::new();

@@ -179,6 +179,8 @@ pub struct Gateway {
     pub(in crate::core) last_cycle: Mutex<crate::core::heartbeat::Cycle>,
     /// The heartbeat's last probe of the state dir.
     pub(in crate::core) state_dir_writable: Mutex<Result<(), String>>,
+    /// The health checks health probes are answered from.
+    pub(in crate::core) health_checks: crate::core::health::ChecksCache,
     phase: watch::Sender<Phase>,
     exit: watch::Sender<Option<ExitReason>>,
     /// The generation in effect; subsystems that cache config values wait on it.
@@ -245,6 +247,7 @@ impl Gateway {
             last_tick: Mutex::new(None),
             last_cycle: Mutex::default(),
             state_dir_writable: Mutex::new(Ok(())),
+            health_checks: Default::default(),
             phase: watch::channel(Phase::Starting).0,
             exit: watch::channel(None).0,
             generation: watch::channel(generation).0,

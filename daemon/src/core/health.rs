@@ -1,55 +1,134 @@
 //! The daemon's own health checks, for `GET /v1/health` (`gatewayctl health`), and the status
 //! report's `health_state` derived from them by [`state`].
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gateway_proto::api::{HealthCheck, HealthReport, ReloadOutcome};
+use gateway_proto::time::now_ms;
+use serde_json::value::RawValue;
 
 use crate::core::gateway::{Gateway, Phase};
 
+/// What the checks are made of: while it stays the same, so do the checks.
+#[derive(Clone, PartialEq)]
+struct Inputs {
+    phase: Phase,
+    last_tick: Option<Instant>,
+    /// The loop missed two ticks: something blocks the runtime.
+    late: bool,
+    generation: u64,
+    /// When the last reload ended and how (its report is only read when these change).
+    reload: Option<(u64, ReloadOutcome)>,
+    /// Why the state dir takes no writes, if it does not.
+    degraded: Option<String>,
+}
+
+impl Inputs {
+    fn of(gw: &Gateway) -> Self {
+        let interval = Duration::from_millis(gw.active().config.gateway.heartbeat.interval_ms.get());
+        let last_tick = *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner());
+        let since = last_tick.unwrap_or(gw.started).elapsed();
+        Self {
+            phase: gw.phase(),
+            last_tick,
+            late: since > interval * 2 + Duration::from_secs(1),
+            generation: gw.active().generation,
+            reload: gw
+                .last_reload
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|r| (r.at_ms, r.outcome)),
+            degraded: gw.degraded(),
+        }
+    }
+}
+
+/// The last checks [`checks`] made, with what they were made of.
+#[derive(Default)]
+pub struct ChecksCache(Mutex<Option<(Inputs, Arc<Checks>)>>);
+
+/// The checks of [`report`], serialized, and whether all passed.
+pub struct Checks {
+    pub ok: bool,
+    pub json: Box<RawValue>,
+}
+
+/// The checks as JSON for a health probe: made again only when what they are made of changed
+/// (formatting and serializing them was most of a probe's cost), and always when the heartbeat
+/// is late, whose detail says how late.
+pub fn checks(gw: &Gateway) -> Arc<Checks> {
+    let inputs = Inputs::of(gw);
+    let mut cache = gw.health_checks.0.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((made_of, checks)) = cache.as_ref() {
+        if *made_of == inputs {
+            return checks.clone();
+        }
+    }
+    let report = build(gw, &inputs);
+    let json = serde_json::value::to_raw_value(&report.checks).expect("checks serialize");
+    let checks = Arc::new(Checks { ok: report.ok, json });
+    *cache = (!inputs.late).then(|| (inputs, checks.clone()));
+    checks
+}
+
+/// The checks, made now.
 pub fn report(gw: &Gateway) -> HealthReport {
+    build(gw, &Inputs::of(gw))
+}
+
+fn build(gw: &Gateway, inputs: &Inputs) -> HealthReport {
     let active = gw.active();
     let mut checks = Vec::new();
     let mut check = |name: &str, ok: bool, detail: String| {
         checks.push(HealthCheck { name: name.into(), ok, detail });
     };
 
-    let phase = gw.phase();
-    check("listener", phase == Phase::Running, format!("{} on {}", phase.as_str(), gw.listen_addr));
+    check(
+        "listener",
+        inputs.phase == Phase::Running,
+        format!("{} on {}", inputs.phase.as_str(), gw.listen_addr),
+    );
 
-    // The loop is late if it missed two ticks: something blocks the runtime.
-    let interval = Duration::from_millis(active.config.gateway.heartbeat.interval_ms.get());
-    let since = gw.last_tick.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed());
-    let since_start = gw.started.elapsed();
-    let late = since.unwrap_or(since_start) > interval * 2 + Duration::from_secs(1);
+    let interval = active.config.gateway.heartbeat.interval_ms.get();
     check(
         "heartbeat",
-        !late,
-        match since {
-            Some(s) => format!("last tick {} ms ago (interval {} ms)", s.as_millis(), interval.as_millis()),
-            None => format!("no tick yet (interval {} ms)", interval.as_millis()),
+        !inputs.late,
+        match inputs.last_tick {
+            // As a time, not an age: the detail holds until the next tick.
+            Some(at) if !inputs.late => format!(
+                "last tick at {} (interval {interval} ms)",
+                gateway_proto::time::rfc3339_millis(now_ms().saturating_sub(at.elapsed().as_millis() as u64))
+            ),
+            Some(at) => {
+                format!("late: last tick {} ms ago (interval {interval} ms)", at.elapsed().as_millis())
+            }
+            None => format!("no tick yet (interval {interval} ms)"),
         },
     );
 
-    let last = gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let config_detail = match last {
-        Some(r) if r.outcome == ReloadOutcome::Rejected => format!(
-            "generation {} serving; the last edit was rejected: {}",
-            active.generation,
-            r.errors.first().map(ToString::to_string).unwrap_or(r.message)
-        ),
-        _ => format!("generation {} in effect", active.generation),
+    let config_detail = match inputs.reload {
+        Some((_, ReloadOutcome::Rejected)) => {
+            let last = gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let why = last.map(|r| r.errors.first().map(ToString::to_string).unwrap_or(r.message));
+            format!(
+                "generation {} serving; the last edit was rejected: {}",
+                inputs.generation,
+                why.unwrap_or_default()
+            )
+        }
+        _ => format!("generation {} in effect", inputs.generation),
     };
     check("config", true, config_detail);
 
     // Probed by the heartbeat, not per call: a health check must not touch the disk.
-    let state_dir = gw.degraded().map_or(Ok(()), Err);
     check(
         "state_dir",
-        state_dir.is_ok(),
-        match state_dir {
-            Ok(()) => format!("{} writable", gw.paths.state_dir.display()),
-            Err(e) => format!("{} not writable: {e}", gw.paths.state_dir.display()),
+        inputs.degraded.is_none(),
+        match &inputs.degraded {
+            None => format!("{} writable", gw.paths.state_dir.display()),
+            Some(e) => format!("{} not writable: {e}", gw.paths.state_dir.display()),
         },
     );
 

@@ -211,42 +211,84 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// One unmasked server frame.
-pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 10);
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
+/// The longest header of a server frame (unmasked): two bytes and a 64-bit length.
+const MAX_HEADER: usize = 10;
+
+/// The header of an unmasked, final server frame with `len` payload bytes, and its length.
+fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
+    let mut header = [0u8; MAX_HEADER];
+    header[0] = 0x80 | opcode;
+    let used = match len {
+        n if n < 126 => {
+            header[1] = n as u8;
+            2
+        }
         n if n <= 0xFFFF => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
+            header[1] = 126;
+            header[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            4
         }
         n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
+            header[1] = 127;
+            header[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+            10
         }
+    };
+    (header, used)
+}
+
+/// One unmasked server frame.
+pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    OutFrame::build(opcode, |out| out.extend_from_slice(payload)).bytes().to_vec()
+}
+
+/// A server frame ready to send, built in place: the payload is written after room for the
+/// longest header and the header goes just before it, so a payload is never copied.
+pub struct OutFrame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl OutFrame {
+    pub fn build(opcode: u8, write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        let mut buf = Vec::with_capacity(256);
+        buf.resize(MAX_HEADER, 0);
+        write(&mut buf);
+        let (header, used) = header(opcode, buf.len() - MAX_HEADER);
+        let start = MAX_HEADER - used;
+        buf[start..MAX_HEADER].copy_from_slice(&header[..used]);
+        Self { buf, start }
     }
-    out.extend_from_slice(payload);
-    out
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Its length on the wire.
+    pub fn size(&self) -> usize {
+        self.buf.len() - self.start
+    }
 }
 
-pub fn text(payload: &[u8]) -> Vec<u8> {
-    encode(TEXT, payload)
+/// A text frame whose payload `write` appends.
+pub fn text(write: impl FnOnce(&mut Vec<u8>)) -> OutFrame {
+    OutFrame::build(TEXT, write)
 }
 
-pub fn pong(payload: &[u8]) -> Vec<u8> {
-    encode(PONG, payload)
+pub fn pong(payload: &[u8]) -> OutFrame {
+    OutFrame::build(PONG, |out| out.extend_from_slice(payload))
 }
 
 /// A close frame; the reason is cut to fit the 125-byte control frame limit.
-pub fn close(code: u16, reason: &str) -> Vec<u8> {
+pub fn close(code: u16, reason: &str) -> OutFrame {
     let mut cut = reason.len().min(123);
     while !reason.is_char_boundary(cut) {
         cut -= 1;
     }
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(&reason.as_bytes()[..cut]);
-    encode(CLOSE, &payload)
+    OutFrame::build(CLOSE, |out| {
+        out.extend_from_slice(&code.to_be_bytes());
+        out.extend_from_slice(&reason.as_bytes()[..cut]);
+    })
 }
 
 /// A masked client frame, for tests and fuzzing.
@@ -342,7 +384,20 @@ mod tests {
         let msgs = decode_all(&client_frame(true, CLOSE, &payload, M), 100).unwrap();
         assert_eq!(msgs, [Message::Close(Some((1000, "bye".into())))]);
         let encoded = close(1009, &"é".repeat(100));
-        assert!(encoded.len() <= 127 && encoded[1] as usize <= 125);
+        assert!(encoded.size() <= 127 && encoded.bytes()[1] as usize <= 125);
+        assert_eq!(encoded.bytes()[..4], [0x88, encoded.size() as u8 - 2, 0x03, 0xF1]);
+    }
+
+    #[test]
+    fn server_frames_of_every_length_class() {
+        for (len, header) in [(0, &[0x81, 0][..]), (125, &[0x81, 125]), (126, &[0x81, 126, 0, 126])] {
+            let frame = text(|out| out.extend(std::iter::repeat_n(b'x', len)));
+            assert_eq!(&frame.bytes()[..header.len()], header, "{len}");
+            assert_eq!(frame.size(), header.len() + len);
+        }
+        let big = text(|out| out.resize(out.len() + 70_000, b'x'));
+        assert_eq!(big.bytes()[..10], [0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        assert_eq!(big.size(), 70_010);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One task per WebSocket connection: it reads frames, answers requests, and writes whatever
 //! the outbox holds, all without blocking on either direction. An idle connection holds no
-//! buffers: reads go through a stack buffer and the decoder gives its memory back.
+//! buffers: reads go through the thread's buffer and the decoder gives its memory back.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -9,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_proto::ws::{close, code, ErrorShape, Request, Response, PRE_AUTH_MAX_FRAME};
+use gateway_proto::ws::{close, code, ErrorShape, Request, PRE_AUTH_MAX_FRAME};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
@@ -78,7 +81,7 @@ pub async fn run(
     };
     let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
     let _ = this.outbox.push_event(
-        |seq| event_json("connect.challenge", &challenge, seq, None),
+        |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
         false,
         usize::MAX,
     );
@@ -148,12 +151,20 @@ pub async fn run(
     this.finish();
 }
 
-/// Reads whatever the socket has, through a stack buffer (not kept in the task between reads).
-/// Returns false at end of stream or on an error.
+thread_local! {
+    /// The read buffer of the connections this thread serves: held by none of them between
+    /// reads, and zeroed once rather than on every read.
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; 8192].into_boxed_slice());
+}
+
+/// Reads whatever the socket has into the decoder. Returns false at end of stream or on an error.
 fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> bool {
-    let mut buf = [0u8; 8192];
+    READ_BUF.with_borrow_mut(|buf| read_through(stream, buf, decoder))
+}
+
+fn read_through(stream: &TcpStream, buf: &mut [u8], decoder: &mut Decoder) -> bool {
     loop {
-        match stream.try_read(&mut buf) {
+        match stream.try_read(buf) {
             Ok(0) => return false,
             Ok(n) => {
                 decoder.feed(&buf[..n]);
@@ -233,12 +244,23 @@ impl Connection {
         None
     }
 
-    fn respond(&self, response: &Response) {
-        let json = serde_json::to_vec(response).expect("responses serialize");
-        let _ = self.outbox.push_text(&json, false, self.limit());
+    fn respond(&self, id: &str, result: Result<&RawValue, &ErrorShape>) {
+        let _ = self.outbox.push_own_response(id, result, self.limit());
     }
 
     fn on_text(&mut self, text: &str) -> Option<Request> {
+        // A well-formed request in one pass; anything else is read again below, which says
+        // precisely what is wrong with it.
+        if let Ok(frame) = serde_json::from_str::<RequestFrame>(text) {
+            if frame.kind == "req" {
+                let req = Request { id: frame.id, method: frame.method, params: frame.params };
+                if self.conn.is_none() {
+                    return Some(req);
+                }
+                self.on_request(req);
+                return None;
+            }
+        }
         let frame: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -267,16 +289,16 @@ impl Connection {
     fn bad_frame(&self, id: &str, message: String) {
         if self.conn.is_none() {
             let message = format!("invalid handshake: first request must be connect ({message})");
-            self.respond(&Response::err(id, ErrorShape::new(code::INVALID_REQUEST, message.clone())));
+            self.respond(id, Err(&ErrorShape::new(code::INVALID_REQUEST, message.clone())));
             return self.outbox.close(close::POLICY, &message);
         }
-        self.respond(&Response::err(id, ErrorShape::new(code::INVALID_REQUEST, message)));
+        self.respond(id, Err(&ErrorShape::new(code::INVALID_REQUEST, message)));
     }
 
     async fn on_handshake(&mut self, req: Request) {
         if req.method != "connect" {
             let message = "invalid handshake: first request must be connect";
-            self.respond(&Response::err(&req.id, ErrorShape::new(code::INVALID_REQUEST, message)));
+            self.respond(&req.id, Err(&ErrorShape::new(code::INVALID_REQUEST, message)));
             return self.outbox.close(close::POLICY, message);
         }
         let attempt = handshake::Attempt {
@@ -289,14 +311,14 @@ impl Connection {
         match handshake::connect(&self.gw, attempt, req.params).await {
             Ok(accepted) => {
                 self.gw.metrics.ws_handshake(true);
-                self.respond(&Response::ok(&req.id, accepted.hello));
+                self.respond(&req.id, Ok(&accepted.hello));
                 self.pre_auth = None;
                 self.hub.join(accepted.conn.clone(), self.limit());
                 self.conn = Some(accepted.conn);
             }
             Err(refusal) => {
                 self.gw.metrics.ws_handshake(false);
-                self.respond(&Response::err(&req.id, refusal.error));
+                self.respond(&req.id, Err(&refusal.error));
                 self.outbox.close(refusal.close, &refusal.reason);
             }
         }
@@ -308,7 +330,7 @@ impl Connection {
         };
         if req.method == "connect" {
             let error = ErrorShape::new(code::INVALID_REQUEST, "connect is only valid as the first request");
-            return self.respond(&Response::err(&req.id, error));
+            return self.respond(&req.id, Err(&error));
         }
         let started = Instant::now();
         // Named once the method is known: the request's own string is not a bounded name.
@@ -324,7 +346,7 @@ impl Connection {
             Reply::Now(result) => {
                 self.gw.metrics.ws_call(method, result.is_ok(), started.elapsed());
                 span.end_with(result.as_ref().err().map(|e| e.code.as_str()));
-                self.respond(&to_response(&req.id, result))
+                self.respond(&req.id, result.as_deref())
             }
             Reply::Later(future) => {
                 let outbox = self.outbox.clone();
@@ -335,8 +357,8 @@ impl Connection {
                     let result = span.scope(future).await;
                     gw.metrics.ws_call(method, result.is_ok(), started.elapsed());
                     span.end_with(result.as_ref().err().map(|e| e.code.as_str()));
-                    let json = serde_json::to_vec(&to_response(&id, result)).expect("responses serialize");
-                    let _ = outbox.push_text(&json, false, limit);
+                    let result = result.map(|v| methods::payload(&v));
+                    let _ = outbox.push_response(&id, result.as_deref(), limit);
                 });
                 self.in_flight.retain(|_, t| !t.is_finished());
                 self.in_flight.insert(req.id, task.abort_handle());
@@ -349,7 +371,7 @@ impl Connection {
             if !task.is_finished() {
                 task.abort();
                 let error = ErrorShape::new(code::UNAVAILABLE, "request cancelled by the client");
-                self.respond(&Response::err(id, error));
+                self.respond(id, Err(&error));
             }
         }
     }
@@ -364,11 +386,15 @@ impl Connection {
     }
 }
 
-fn to_response(id: &str, result: Result<Value, ErrorShape>) -> Response {
-    match result {
-        Ok(payload) => Response::ok(id, payload),
-        Err(error) => Response::err(id, error),
-    }
+/// A request frame as it should be.
+#[derive(Deserialize)]
+struct RequestFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    id: String,
+    method: String,
+    #[serde(default)]
+    params: Value,
 }
 
 /// Codes a peer may not put on the wire are answered with 1002.

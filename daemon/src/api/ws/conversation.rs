@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_proto::ws::{code, ErrorShape, Response};
+use gateway_proto::ws::{code, ErrorShape};
 use gateway_proto::ws_methods::{
     AgentParams, AgentWaitParams, ChatAbortParams, ChatAbortResult, ChatHistoryParams, ChatSendParams,
     ChatSendResult, ModelsListParams, RunOptions, SessionKeyParams, SessionsCreateParams,
@@ -212,8 +212,7 @@ pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, p: AgentParams) 
         let mut handle = start(&gw, session_key, p.message, Some(p.idempotency_key), p.run).await?;
         let accepted = json!({ "runId": handle.run_id, "status": "accepted", "acceptedAt": now_ms() });
         let limit = gw.ws_buffer_limit();
-        let bytes = serde_json::to_vec(&Response::ok(&request_id, accepted)).expect("plain JSON");
-        let _ = outbox.push_text(&bytes, false, limit);
+        let _ = outbox.push_response(&request_id, Ok(&super::methods::payload(&accepted)), limit);
 
         let mut seq = 0u64;
         let mut text = String::new();
@@ -222,8 +221,11 @@ pub fn agent(gw: Arc<Gateway>, conn: &Conn, request_id: String, p: AgentParams) 
             let payload =
                 json!({ "runId": handle.run_id, "seq": seq, "stream": stream, "ts": now_ms(), "data": data })
                     .to_string();
-            let _ =
-                outbox.push_event(|s| super::hub::event_json("agent", &payload, s, None), droppable, limit);
+            let _ = outbox.push_event(
+                |s, out| super::hub::event_json(out, "agent", &payload, s, None),
+                droppable,
+                limit,
+            );
         };
         while let Some(event) = handle.events.recv().await {
             match event {

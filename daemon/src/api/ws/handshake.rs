@@ -31,7 +31,7 @@ pub struct Attempt<'a> {
 
 pub struct Accepted {
     pub conn: Arc<Conn>,
-    pub hello: Value,
+    pub hello: methods::Payload,
 }
 
 pub struct Refusal {
@@ -317,5 +317,5 @@ fn accept(
         },
         "auth": auth_block,
     });
-    Accepted { conn, hello }
+    Accepted { conn, hello: methods::payload(&hello) }
 }

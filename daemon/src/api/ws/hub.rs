@@ -176,7 +176,7 @@ impl Hub {
         let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| to(c)).cloned().collect();
         for conn in conns {
             let _ = conn.outbox.push_event(
-                |seq| event_json(event, &payload, seq, Some(&version)),
+                |seq, out| event_json(out, event, &payload, seq, Some(&version)),
                 droppable,
                 limit,
             );
@@ -207,14 +207,17 @@ impl Hub {
     }
 }
 
-/// An event frame's JSON, built around an already serialized payload.
-pub fn event_json(event: &str, payload: &str, seq: u64, state_version: Option<&str>) -> Vec<u8> {
-    let event = serde_json::to_string(event).expect("a string");
-    match state_version {
-        Some(v) => format!(
-            r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq},"stateVersion":{v}}}"#
-        ),
-        None => format!(r#"{{"type":"event","event":{event},"payload":{payload},"seq":{seq}}}"#),
+/// Appends an event frame's JSON, built around an already serialized payload.
+pub fn event_json(out: &mut Vec<u8>, event: &str, payload: &str, seq: u64, state_version: Option<&str>) {
+    out.extend_from_slice(br#"{"type":"event","event":"#);
+    serde_json::to_writer(&mut *out, event).expect("a string");
+    out.extend_from_slice(br#","payload":"#);
+    out.extend_from_slice(payload.as_bytes());
+    out.extend_from_slice(br#","seq":"#);
+    out.extend_from_slice(seq.to_string().as_bytes());
+    if let Some(v) = state_version {
+        out.extend_from_slice(br#","stateVersion":"#);
+        out.extend_from_slice(v.as_bytes());
     }
-    .into_bytes()
+    out.push(b'}');
 }

@@ -12,6 +12,7 @@ use gateway_proto::ws_methods::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::channels;
@@ -28,15 +29,18 @@ use gateway_proto::time::now_ms;
 
 pub type Pending = Pin<Box<dyn Future<Output = Result<Value, ErrorShape>> + Send>>;
 
+/// A response's payload, serialized once: results go to JSON text without a `Value` tree.
+pub type Payload = Box<RawValue>;
+
 /// A method's answer: at once, or from a task (it may wait, and can be cancelled).
 pub enum Reply {
-    Now(Result<Value, ErrorShape>),
+    Now(Result<Payload, ErrorShape>),
     Later(Pending),
 }
 
 /// Any serializable result as the payload of a response.
-fn payload<T: Serialize>(result: T) -> Value {
-    serde_json::to_value(result).expect("results serialize to plain JSON")
+pub fn payload<T: Serialize + ?Sized>(result: &T) -> Payload {
+    serde_json::value::to_raw_value(result).expect("results serialize to plain JSON")
 }
 
 /// Parses the params, then answers at once.
@@ -44,7 +48,7 @@ fn answer_now<P: DeserializeOwned>(
     params: Value,
     handle: impl FnOnce(P) -> Result<Value, ErrorShape>,
 ) -> Reply {
-    Reply::Now(parse_params(params).and_then(handle))
+    Reply::Now(parse_params(params).and_then(handle).map(|v| payload(&v)))
 }
 
 /// Parses the params, then answers from a task.
@@ -87,19 +91,24 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
     match method {
         Method::Health => {
             let started = std::time::Instant::now();
-            let mut result = health_result(&health::report(&gw), now_ms(), gw.uptime_ms());
-            result.duration_ms = Some(started.elapsed().as_millis() as u64);
-            Reply::Now(Ok(payload(result)))
+            let checks = health::checks(&gw);
+            Reply::Now(Ok(payload(&HealthAnswer {
+                ok: checks.ok,
+                ts: now_ms(),
+                duration_ms: started.elapsed().as_millis() as u64,
+                uptime_ms: gw.uptime_ms(),
+                checks: &checks.json,
+            })))
         }
         Method::Status => Reply::Later(summary::status(gw)),
-        Method::SystemPresence => {
-            Reply::Now(Ok(json!({ "presence": hub.presence(), "stateVersion": hub.state_version() })))
-        }
-        Method::LastHeartbeat => Reply::Now(Ok(payload(last_heartbeat(&gw)))),
+        Method::SystemPresence => Reply::Now(Ok(payload(
+            &json!({ "presence": hub.presence(), "stateVersion": hub.state_version() }),
+        ))),
+        Method::LastHeartbeat => Reply::Now(Ok(payload(&last_heartbeat(&gw)))),
         Method::LogsTail => answer_now(params, |p| logs_tail(&gw, p)),
         Method::ModelsList => answer_now(params, |p| conversation::models_list(&gw, p)),
-        Method::AgentsList => Reply::Now(Ok(conversation::agents_list(&gw))),
-        Method::ToolsCatalog => Reply::Now(Ok(conversation::tools_catalog(&gw))),
+        Method::AgentsList => Reply::Now(Ok(payload(&conversation::agents_list(&gw)))),
+        Method::ToolsCatalog => Reply::Now(Ok(payload(&conversation::tools_catalog(&gw)))),
         Method::ChatSend => answer_later(params, |p| conversation::chat_send(gw, p)),
         Method::ChatHistory => answer_later(params, |p| conversation::chat_history(gw, p)),
         Method::ChatAbort => answer_now(params, |p| conversation::chat_abort(&gw, p)),
@@ -109,7 +118,7 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
         Method::SessionsSubscribe | Method::SessionsUnsubscribe => {
             let on = method == Method::SessionsSubscribe;
             conn.sessions_subscribed.store(on, std::sync::atomic::Ordering::Relaxed);
-            Reply::Now(Ok(json!({ "subscribed": on })))
+            Reply::Now(Ok(payload(&json!({ "subscribed": on }))))
         }
         Method::SessionsPreview => answer_later(params, |p| conversation::sessions_preview(gw, p)),
         Method::SessionsCreate => answer_later(params, |p| conversation::sessions_create(gw, p)),
@@ -127,8 +136,10 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
         Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw, p)),
         Method::DevicePairReject => answer_later(params, |p| devices::reject(gw, p)),
         Method::DevicePairRemove => answer_later(params, |p| devices::remove(gw, p)),
-        Method::ConfigGet => Reply::Now(config::get(&gw, has_scope(&conn.scopes, scope::ADMIN))),
-        Method::ConfigSchema => Reply::Now(Ok(gateway_config::json_schema())),
+        Method::ConfigGet => {
+            Reply::Now(config::get(&gw, has_scope(&conn.scopes, scope::ADMIN)).map(|v| payload(&v)))
+        }
+        Method::ConfigSchema => Reply::Now(Ok(payload(&gateway_config::json_schema()))),
         Method::ConfigApply => {
             answer_later(params, |p| Box::pin(async move { config::apply_rpc(&gw, p, false).await }))
         }
@@ -136,7 +147,7 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
             answer_later(params, |p| Box::pin(async move { config::apply_rpc(&gw, p, true).await }))
         }
         Method::SecretsReload => {
-            Reply::Later(Box::pin(async move { Ok(payload(reload::reload(&gw, ReloadTrigger::Rpc).await)) }))
+            Reply::Later(Box::pin(async move { Ok(json!(reload::reload(&gw, ReloadTrigger::Rpc).await)) }))
         }
         Method::CronList => answer_later(params, |p| cron::list(gw, p)),
         Method::CronStatus => Reply::Later(cron::status(gw)),
@@ -176,6 +187,17 @@ fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
     ))
 }
 
+/// The `health` method's answer: a [`HealthResult`] around checks already serialized.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthAnswer<'a> {
+    ok: bool,
+    ts: u64,
+    duration_ms: u64,
+    uptime_ms: u64,
+    checks: &'a RawValue,
+}
+
 /// The health snapshot clients see (`health` method and event, hello-ok snapshot).
 pub fn health_result(report: &HealthReport, at_ms: u64, uptime_ms: u64) -> HealthResult {
     HealthResult { ok: report.ok, ts: at_ms, duration_ms: None, uptime_ms, checks: report.checks.clone() }
@@ -196,5 +218,5 @@ fn logs_tail(gw: &Gateway, p: LogsTailParams) -> Result<Value, ErrorShape> {
     let max_bytes = p.max_bytes.unwrap_or(logtail::DEFAULT_MAX_BYTES).clamp(1024, 16 * 1024 * 1024);
     let tail = logtail::read(gw.logs.file_path(), p.cursor, limit, max_bytes)
         .map_err(|e| ErrorShape::new(code::UNAVAILABLE, format!("cannot read the log: {e}")))?;
-    Ok(payload(tail))
+    Ok(json!(tail))
 }

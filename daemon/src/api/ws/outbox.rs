@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use bytes::Bytes;
+use gateway_proto::ws::{ErrorShape, Response};
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use super::codec;
+use super::codec::{self, OutFrame};
 
 #[derive(Default)]
 pub struct Outbox {
@@ -17,13 +18,21 @@ pub struct Outbox {
 
 #[derive(Default)]
 struct State {
-    frames: VecDeque<Bytes>,
+    frames: VecDeque<OutFrame>,
     /// How much of the front frame is already written.
     written: usize,
     queued_bytes: usize,
     next_seq: u64,
     /// Set once a close frame is queued: nothing is queued after it.
     closing: Option<u16>,
+}
+
+fn write_response(out: &mut Vec<u8>, id: &str, result: Result<&RawValue, &ErrorShape>) {
+    let response = match result {
+        Ok(payload) => Response::ok(id, payload),
+        Err(error) => Response::err(id, error),
+    };
+    serde_json::to_writer(out, &response).expect("responses serialize");
 }
 
 /// Why a frame was not queued.
@@ -38,30 +47,48 @@ pub enum Refused {
 }
 
 impl Outbox {
-    /// Queues a text frame. Over `limit` queued bytes, droppable frames are skipped and any other
-    /// closes the connection with 1008.
-    /// Responses do not take a `seq`: only events count.
-    pub fn push_text(&self, json: &[u8], droppable: bool, limit: usize) -> Result<(), Refused> {
-        self.push_with(|_| json.to_vec(), false, droppable, limit)
+    /// Queues the response to request `id` and wakes the connection's task. Over `limit` queued
+    /// bytes the connection is closed with 1008 (slow consumer). Responses take no `seq`: only
+    /// events count.
+    pub fn push_response(
+        &self,
+        id: &str,
+        result: Result<&RawValue, &ErrorShape>,
+        limit: usize,
+    ) -> Result<(), Refused> {
+        self.push_with(|_, out| write_response(out, id, result), false, false, limit, true)
     }
 
-    /// Queues an event; `build` receives the connection's next `seq` and returns the JSON. A
-    /// droppable event skipped for a slow reader still takes its `seq`, so the client sees the gap.
+    /// [`Self::push_response`] from the connection's own task, which writes what is queued
+    /// before it waits again: no wake-up (it would only cost the task an empty turn of its loop).
+    pub fn push_own_response(
+        &self,
+        id: &str,
+        result: Result<&RawValue, &ErrorShape>,
+        limit: usize,
+    ) -> Result<(), Refused> {
+        self.push_with(|_, out| write_response(out, id, result), false, false, limit, false)
+    }
+
+    /// Queues an event; `write` receives the connection's next `seq` and appends the JSON. Over
+    /// the limit, droppable events are skipped and any other closes the connection. A droppable
+    /// event skipped for a slow reader still takes its `seq`, so the client sees the gap.
     pub fn push_event(
         &self,
-        build: impl FnOnce(u64) -> Vec<u8>,
+        write: impl FnOnce(u64, &mut Vec<u8>),
         droppable: bool,
         limit: usize,
     ) -> Result<(), Refused> {
-        self.push_with(build, true, droppable, limit)
+        self.push_with(write, true, droppable, limit, true)
     }
 
     fn push_with(
         &self,
-        build: impl FnOnce(u64) -> Vec<u8>,
+        write: impl FnOnce(u64, &mut Vec<u8>),
         event: bool,
         droppable: bool,
         limit: usize,
+        wake: bool,
     ) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.closing.is_some() {
@@ -77,11 +104,14 @@ impl Outbox {
             return Err(Refused::SlowConsumer);
         }
         state.next_seq += u64::from(event);
-        let frame = codec::text(&build(state.next_seq));
-        state.queued_bytes += frame.len();
-        state.frames.push_back(Bytes::from(frame));
+        let seq = state.next_seq;
+        let frame = codec::text(|out| write(seq, out));
+        state.queued_bytes += frame.size();
+        state.frames.push_back(frame);
         drop(state);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -93,18 +123,18 @@ impl Outbox {
         }
         state.closing = Some(code);
         let frame = codec::close(code, reason);
-        state.queued_bytes += frame.len();
-        state.frames.push_back(Bytes::from(frame));
+        state.queued_bytes += frame.size();
+        state.frames.push_back(frame);
         drop(state);
         self.wake.notify_one();
     }
 
     /// Queues a control frame (pong) that does not count as an event.
-    pub fn push_raw(&self, frame: Vec<u8>) {
+    pub fn push_raw(&self, frame: OutFrame) {
         let mut state = self.lock();
         if state.closing.is_none() {
-            state.queued_bytes += frame.len();
-            state.frames.push_back(Bytes::from(frame));
+            state.queued_bytes += frame.size();
+            state.frames.push_back(frame);
             drop(state);
             self.wake.notify_one();
         }
@@ -129,24 +159,25 @@ impl Outbox {
         mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
         let mut state = self.lock();
-        while let Some(front) = state.frames.front().cloned() {
-            let rest = &front[state.written..];
+        let State { frames, written, queued_bytes, .. } = &mut *state;
+        while let Some(front) = frames.front() {
+            let rest = &front.bytes()[*written..];
             match write(rest) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) if n == rest.len() => {
-                    state.frames.pop_front();
-                    state.written = 0;
-                    state.queued_bytes -= front.len();
+                    *queued_bytes -= front.size();
+                    *written = 0;
+                    frames.pop_front();
                 }
                 Ok(n) => {
-                    state.written += n;
+                    *written += n;
                     return Ok(false);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
-        state.frames = VecDeque::new();
+        *frames = VecDeque::new();
         Ok(true)
     }
 
