@@ -8,6 +8,8 @@ use gateway_config::AuthMode;
 use gateway_proto::ws::{
     auth_code, close, code, scope, ConnectParams, ErrorShape, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::conn::Context;
@@ -281,11 +283,6 @@ fn accept(
         outbox: attempt.outbox.clone(),
         sessions_subscribed: Default::default(),
     });
-    let mut auth_block = json!({ "role": role, "scopes": scopes });
-    if let Some((_, token, issued)) = &device {
-        auth_block["deviceToken"] = token.clone().into();
-        auth_block["issuedAtMs"] = (*issued).into();
-    }
     let ws = &active.config.gateway.ws;
     // The snapshot includes this client (it joins the hub once hello-ok is on its way); like
     // presence events, it is for readers only.
@@ -296,26 +293,101 @@ fn accept(
     } else {
         Vec::new()
     };
-    let hello = json!({
-        "type": "hello-ok",
-        "protocol": protocol,
-        "server": { "version": gateway_proto::VERSION, "connId": attempt.id },
-        "features": { "methods": Method::names(), "events": EVENTS, "capabilities": CAPABILITIES },
-        "snapshot": {
-            "presence": presence,
-            "health": methods::health_result(&crate::core::health::report(gw), now_ms(), gw.uptime_ms()),
-            "stateVersion": attempt.hub.state_version(),
-            "uptimeMs": gw.uptime_ms(),
-            "configPath": gw.config_file().display().to_string(),
-            "stateDir": gw.paths.state_dir.display().to_string(),
-            "authMode": active.config.gateway.auth.mode.as_str(),
+    let checks = crate::core::health::checks(gw);
+    let hello = HelloOk {
+        kind: "hello-ok",
+        protocol,
+        server: Server { version: gateway_proto::VERSION, conn_id: attempt.id },
+        features: features(),
+        snapshot: Snapshot {
+            presence,
+            health: methods::HealthAnswer {
+                ok: checks.ok,
+                ts: now_ms(),
+                duration_ms: None,
+                uptime_ms: gw.uptime_ms(),
+                checks: &checks.json,
+            },
+            state_version: attempt.hub.state_version(),
+            uptime_ms: gw.uptime_ms(),
+            config_path: gw.config_file().display().to_string(),
+            state_dir: gw.paths.state_dir.display().to_string(),
+            auth_mode: active.config.gateway.auth.mode.as_str(),
         },
-        "policy": {
-            "maxPayload": ws.max_payload_bytes.get(),
-            "maxBufferedBytes": ws.max_buffered_bytes.get(),
-            "tickIntervalMs": active.config.gateway.heartbeat.interval_ms.get(),
+        policy: Policy {
+            max_payload: ws.max_payload_bytes.get(),
+            max_buffered_bytes: ws.max_buffered_bytes.get(),
+            tick_interval_ms: active.config.gateway.heartbeat.interval_ms.get(),
         },
-        "auth": auth_block,
-    });
-    Accepted { conn, hello: methods::payload(&hello) }
+        auth: HelloAuth {
+            role: &role,
+            scopes: &scopes,
+            device_token: device.as_ref().map(|(_, token, _)| token.as_str()),
+            issued_at_ms: device.as_ref().map(|(_, _, issued)| *issued),
+        },
+    };
+    let hello = methods::payload(&hello);
+    Accepted { conn, hello }
+}
+
+/// `hello-ok`, typed: serialized once, without a `Value` tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloOk<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    protocol: u32,
+    server: Server<'a>,
+    features: &'static RawValue,
+    snapshot: Snapshot<'a>,
+    policy: Policy,
+    auth: HelloAuth<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Server<'a> {
+    version: &'static str,
+    conn_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Snapshot<'a> {
+    presence: Vec<Value>,
+    health: methods::HealthAnswer<'a>,
+    state_version: gateway_proto::ws::StateVersion,
+    uptime_ms: u64,
+    config_path: String,
+    state_dir: String,
+    auth_mode: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Policy {
+    max_payload: u64,
+    max_buffered_bytes: u64,
+    tick_interval_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloAuth<'a> {
+    role: &'a str,
+    scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at_ms: Option<u64>,
+}
+
+/// What this gateway serves (`hello-ok.features`): the same for every client, serialized once.
+fn features() -> &'static RawValue {
+    static FEATURES: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    FEATURES.get_or_init(|| {
+        methods::payload(
+            &json!({ "methods": Method::names(), "events": EVENTS, "capabilities": CAPABILITIES }),
+        )
+    })
 }

@@ -95,7 +95,7 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
             Reply::Now(Ok(payload(&HealthAnswer {
                 ok: checks.ok,
                 ts: now_ms(),
-                duration_ms: started.elapsed().as_millis() as u64,
+                duration_ms: Some(started.elapsed().as_millis() as u64),
                 uptime_ms: gw.uptime_ms(),
                 checks: &checks.json,
             })))
@@ -187,15 +187,17 @@ fn allowed(scopes: &[String], need: Need) -> Result<(), ErrorShape> {
     ))
 }
 
-/// The `health` method's answer: a [`HealthResult`] around checks already serialized.
+/// A [`HealthResult`] around checks already serialized: the `health` method's answer, and
+/// `hello-ok`'s snapshot (without `durationMs`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct HealthAnswer<'a> {
-    ok: bool,
-    ts: u64,
-    duration_ms: u64,
-    uptime_ms: u64,
-    checks: &'a RawValue,
+pub struct HealthAnswer<'a> {
+    pub ok: bool,
+    pub ts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub uptime_ms: u64,
+    pub checks: &'a RawValue,
 }
 
 /// The health snapshot clients see (`health` method and event, hello-ok snapshot).
