@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::codec::{self, Decoder, Message};
 use super::handshake;
@@ -45,7 +46,9 @@ pub struct Context {
 /// How long a closing connection may take to flush its last frames.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-struct Connection {
+/// A WebSocket client: made when its upgrade is accepted, served once the upgrade completes.
+pub struct Connection {
+    _open: OpenSocket,
     gw: Arc<Gateway>,
     hub: Arc<Hub>,
     context: Context,
@@ -58,103 +61,115 @@ struct Connection {
     in_flight: HashMap<String, AbortHandle>,
 }
 
-pub async fn run(
-    gw: Arc<Gateway>,
-    hub: Arc<Hub>,
-    mut stream: TcpStream,
-    pre_read: Bytes,
-    context: Context,
-    slot: PreAuthSlot,
-) {
-    let _open = OpenSocket::count(&gw);
-    let handshake_timeout = Duration::from_millis(gw.active().config.gateway.ws.handshake_timeout_ms.get());
-    let mut this = Connection {
-        gw,
-        hub,
-        context,
-        outbox: Arc::new(Outbox::default()),
-        id: uuid::Uuid::new_v4().to_string(),
-        nonce: uuid::Uuid::new_v4().to_string(),
-        pre_auth: Some(slot),
-        conn: None,
-        in_flight: HashMap::new(),
-    };
-    let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
-    let _ = this.outbox.push_event(
-        |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
-        false,
-        usize::MAX,
-    );
-
-    let mut decoder = Decoder::default();
-    decoder.feed(&pre_read);
-    drop(pre_read);
-    // Every idle connection holds this task's state, so it is kept small: one readiness future,
-    // one timer (the handshake's deadline, then the close's flush deadline), and the handshake,
-    // the one step that waits, boxed while it runs.
-    let mut deadline = Instant::now() + handshake_timeout;
-    let mut flushing = false;
-    loop {
-        while this.outbox.closing().is_none() {
-            let Some(connect) = this.decode(&mut decoder) else {
-                break;
-            };
-            Box::pin(this.on_handshake(connect)).await;
-        }
-        decoder.release();
-        // Answer at once rather than after another trip through the scheduler.
-        if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write(b)).is_err() {
-            break;
-        }
-        let reading = this.outbox.closing().is_none();
-        if !reading {
-            if !this.outbox.has_pending() {
-                break;
-            }
-            if !flushing {
-                flushing = true;
-                deadline = Instant::now() + CLOSE_FLUSH;
-            }
-        }
-        // Closing, there is something to write; otherwise the read side is what is awaited
-        // (with writing too when the socket took only part of what is pending).
-        let interest = match (reading, this.outbox.has_pending()) {
-            (true, true) => Interest::READABLE | Interest::WRITABLE,
-            (true, false) => Interest::READABLE,
-            (false, _) => Interest::WRITABLE,
-        };
-        let timed = flushing || this.conn.is_none();
-        tokio::select! {
-            ready = stream.ready(interest) => match ready {
-                // Writes happen at the top of the loop.
-                Ok(ready) if ready.is_readable() && reading => {
-                    if !read_available(&stream, &mut decoder) {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            },
-            _ = this.outbox.queued() => {}
-            _ = tokio::time::sleep_until(deadline), if timed => {
-                if flushing {
-                    break;
-                }
-                let reason = format!("handshake timeout: send connect within {} ms", handshake_timeout.as_millis());
-                this.outbox.close(close::POLICY, &reason);
-            }
+impl Connection {
+    pub fn new(gw: Arc<Gateway>, hub: Arc<Hub>, context: Context, slot: PreAuthSlot) -> Self {
+        Self {
+            _open: OpenSocket::count(&gw),
+            gw,
+            hub,
+            context,
+            outbox: Arc::new(Outbox::default()),
+            id: uuid::Uuid::new_v4().to_string(),
+            nonce: uuid::Uuid::new_v4().to_string(),
+            pre_auth: Some(slot),
+            conn: None,
+            in_flight: HashMap::new(),
         }
     }
-    // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
-    let _ = stream.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain_until_eof(&stream)).await;
-    this.finish();
+
+    /// Serves the connection until it closes. It takes `&mut self` so that the connection's
+    /// state is held once, by the caller's task, rather than copied into this future.
+    pub async fn serve(&mut self, mut stream: TcpStream, pre_read: Bytes) {
+        let this = self;
+        let handshake_timeout =
+            Duration::from_millis(this.gw.active().config.gateway.ws.handshake_timeout_ms.get());
+        let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
+        let _ = this.outbox.push_event(
+            |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
+            false,
+            usize::MAX,
+        );
+
+        let mut decoder = Decoder::default();
+        decoder.feed(&pre_read);
+        drop(pre_read);
+        // Every idle connection holds this task's state, so it is kept small: one readiness future,
+        // and on the heap only while needed, the handshake (the one step that waits) and a timer
+        // (the handshake's deadline, then the close's flush deadline).
+        let mut timer = Some(Box::pin(tokio::time::sleep(handshake_timeout)));
+        let mut flushing = false;
+        loop {
+            while this.outbox.closing().is_none() {
+                let Some(connect) = this.decode(&mut decoder) else {
+                    break;
+                };
+                Box::pin(this.on_handshake(connect)).await;
+            }
+            decoder.release();
+            if this.conn.is_some() && !flushing {
+                timer = None;
+            }
+            // Answer at once rather than after another trip through the scheduler.
+            if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write(b)).is_err() {
+                break;
+            }
+            let reading = this.outbox.closing().is_none();
+            if !reading {
+                if !this.outbox.has_pending() {
+                    break;
+                }
+                if !flushing {
+                    flushing = true;
+                    timer = Some(Box::pin(tokio::time::sleep(CLOSE_FLUSH)));
+                }
+            }
+            // Closing, there is something to write; otherwise the read side is what is awaited
+            // (with writing too when the socket took only part of what is pending).
+            let interest = match (reading, this.outbox.has_pending()) {
+                (true, true) => Interest::READABLE | Interest::WRITABLE,
+                (true, false) => Interest::READABLE,
+                (false, _) => Interest::WRITABLE,
+            };
+            tokio::select! {
+                ready = stream.ready(interest) => match ready {
+                    // Writes happen at the top of the loop.
+                    Ok(ready) if ready.is_readable() && reading => {
+                        if !read_available(&stream, &mut decoder) {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+                _ = this.outbox.queued() => {}
+                _ = expiry(&mut timer) => {
+                    if flushing {
+                        break;
+                    }
+                    let reason = format!("handshake timeout: send connect within {} ms", handshake_timeout.as_millis());
+                    this.outbox.close(close::POLICY, &reason);
+                }
+            }
+        }
+        // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
+        let _ = stream.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain_until_eof(&stream)).await;
+        this.finish();
+    }
 }
 
 thread_local! {
     /// The read buffer of the connections this thread serves: held by none of them between
     /// reads, and zeroed once rather than on every read.
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; 8192].into_boxed_slice());
+}
+
+/// Resolves when the timer fires; never without one.
+async fn expiry(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads whatever the socket has into the decoder. Returns false at end of stream or on an error.
@@ -313,6 +328,7 @@ impl Connection {
                 self.gw.metrics.ws_handshake(true);
                 self.respond(&req.id, Ok(&accepted.hello));
                 self.pre_auth = None;
+                self.nonce = String::new();
                 self.hub.join(accepted.conn.clone(), self.limit());
                 self.conn = Some(accepted.conn);
             }
@@ -376,7 +392,7 @@ impl Connection {
         }
     }
 
-    fn finish(self) {
+    fn finish(&mut self) {
         for task in self.in_flight.values() {
             task.abort();
         }

@@ -89,13 +89,14 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
     let context = Context { peer: peer_addr, client_ip: ip, proxy_user, direct_local, browser_session };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let mut connection = conn::Connection::new(gw, hub, context, slot);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
         };
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => conn::run(gw, hub, parts.io.into_inner(), parts.read_buf, context, slot).await,
+            Ok(parts) => connection.serve(parts.io.into_inner(), parts.read_buf).await,
             Err(_) => tracing::error!("WebSocket upgrade on an unexpected stream type"),
         }
     });
