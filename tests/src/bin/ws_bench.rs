@@ -12,7 +12,7 @@
 //! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
 //!   50), connecting until a budget or an RSS guard stops it;
 //! - as diagnostics without a target, the same round trip and throughput with `last-heartbeat`,
-//!   a method that touches no file (`health` writes a probe file on every call).
+//!   a method that reads a few in-memory fields and answers in a few dozen bytes.
 //!
 //! Figures are medians (with min and max) of several runs; runs against gatewayd and against
 //! the floor alternate so that drift on a shared machine hits both. Every child gets SIGKILL if
