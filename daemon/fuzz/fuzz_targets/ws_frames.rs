@@ -91,7 +91,7 @@ fn check_error(e: &CodecError) {
     assert!(matches!(e.close_code(), 1002 | 1007 | 1009), "{e:?}");
     assert!(!e.reason().is_empty());
     // A close frame carrying the reason must fit a control frame.
-    assert!(gatewayd::api::ws::codec::close(e.close_code(), &e.reason()).len() <= 2 + MAX_CONTROL);
+    assert!(gatewayd::api::ws::codec::close(e.close_code(), &e.reason()).size() <= 2 + MAX_CONTROL);
 }
 
 /// Reads the frame description: an op byte, then lengths and payload bytes taken from the input.
