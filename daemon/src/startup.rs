@@ -297,7 +297,17 @@ fn assemble(
         None => Fatal::new(exit::FAILURE, e),
     })?;
     let store = Arc::new(store);
-    let devices = crate::runtime::devices::Devices::new(store.clone());
+    let key_file = paths.device_key_file();
+    let key = crate::runtime::devices::TokenKey::load_or_create(&key_file).map_err(|e| {
+        Fatal::new(
+            exit::FAILURE,
+            format!(
+                "cannot read or create the device token key {}: {e}; check that the state dir belongs to this user",
+                key_file.display()
+            ),
+        )
+    })?;
+    let devices = crate::runtime::devices::Devices::new(store.clone(), key);
     let signins = crate::core::signin_store::SignIns::new(store);
     let password_file = paths.password_file();
     let password = crate::core::password::Password::load(&password_file, overrides.password.as_deref())

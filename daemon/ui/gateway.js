@@ -112,7 +112,9 @@ export class Gateway extends EventTarget {
     const client = { id: "gateway-control-ui", version: "1", platform: "web", mode: "ui", displayName: "Control UI (browser)" };
     const role = "operator";
     const signedAt = Date.now();
-    const payload = ["v2", device.id, client.id, client.mode, role, this.scopes.join(","), String(signedAt), "", nonce].join("|");
+    // The v3 payload, as the reference clients sign it: platform and device family lower-cased.
+    const payload = ["v3", device.id, client.id, client.mode, role, this.scopes.join(","), String(signedAt), "", nonce,
+      client.platform.toLowerCase(), ""].join("|");
     const signature = await crypto.subtle.sign("Ed25519", device.privateKey, new TextEncoder().encode(payload));
     return {
       minProtocol: PROTOCOL, maxProtocol: PROTOCOL, client, role, scopes: this.scopes,

@@ -152,6 +152,12 @@ impl Paths {
         self.state_dir.join("password")
     }
 
+    /// The key device tokens are derived with (0600), kept apart from the database that holds
+    /// their digests (docs/security.md, Device tokens).
+    pub fn device_key_file(&self) -> PathBuf {
+        self.state_dir.join("device-key")
+    }
+
     /// One instance per state dir: `gatewayd` holds an exclusive lock on this file.
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir.join("gatewayd.lock")

@@ -34,20 +34,24 @@ impl Device {
         Sha256::digest(self.key.verifying_key().to_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The `device` block of `connect`, signed over the v2 payload.
+    /// The `device` block of `connect`, signed over the v3 payload as the reference clients sign
+    /// it (`platform` lower-cased, no device family).
+    #[allow(clippy::too_many_arguments)]
     pub fn proof(
         &self,
         nonce: &str,
         client_id: &str,
         mode: &str,
+        platform: &str,
         role: &str,
         scopes: &[&str],
         token: &str,
     ) -> Value {
         let signed_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let platform = platform.trim().to_ascii_lowercase();
         let payload = [
-            "v2",
+            "v3",
             &self.id(),
             client_id,
             mode,
@@ -56,6 +60,8 @@ impl Device {
             &signed_at.to_string(),
             token,
             nonce,
+            &platform,
+            "",
         ]
         .join("|");
         json!({
@@ -183,8 +189,15 @@ impl Client {
         }
         if let Some(device) = options.device {
             let token = options.token.unwrap_or("");
-            params["device"] =
-                device.proof(&self.nonce, options.client_id, options.mode, "operator", options.scopes, token);
+            params["device"] = device.proof(
+                &self.nonce,
+                options.client_id,
+                options.mode,
+                "linux",
+                "operator",
+                options.scopes,
+                token,
+            );
         }
         params
     }

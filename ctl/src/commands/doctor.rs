@@ -409,6 +409,7 @@ fn permission_checks(paths: &Paths) -> Vec<Check> {
         ("files.state_dir", paths.state_dir.clone(), 0o700),
         ("files.token", paths.token_file(), 0o600),
         ("files.password", paths.password_file(), 0o600),
+        ("files.device_key", paths.device_key_file(), 0o600),
     ] {
         let Ok(meta) = std::fs::metadata(&path) else { continue };
         let actual = meta.permissions().mode() & 0o777;

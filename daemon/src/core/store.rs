@@ -223,6 +223,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX cron_runs_by_job ON cron_runs(job_id, scheduled_at_ms);
     CREATE INDEX cron_runs_running ON cron_runs(outcome) WHERE outcome = 'running';
     "#,
+    // 9: device tokens derived from a salt and a key kept outside the database (see
+    // `devices::token`); a device without a salt gets one at its next handshake.
+    r#"
+    ALTER TABLE devices ADD COLUMN token_salt BLOB;
+    "#,
 ];
 
 /// The state database. One connection behind a mutex: the daemon's writes are few and small.

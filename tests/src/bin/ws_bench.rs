@@ -233,7 +233,7 @@ fn connect_frame(nonce: &str, device: Option<&Device>) -> Vec<u8> {
         "auth": { "token": TOKEN },
     });
     if let Some(device) = device {
-        params["device"] = device.proof(nonce, CLIENT_ID, CLIENT_MODE, "operator", scopes, TOKEN);
+        params["device"] = device.proof(nonce, CLIENT_ID, CLIENT_MODE, "linux", "operator", scopes, TOKEN);
     }
     json!({ "type": "req", "id": "c", "method": "connect", "params": params }).to_string().into_bytes()
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::conn::Context;
-use super::hub::{AuthKind, Conn, Hub};
+use super::hub::{AuthKind, Conn, Hub, Presence};
 use super::methods;
 use super::outbox::Outbox;
 use crate::core::gateway::Gateway;
@@ -170,8 +170,13 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
             gw.limiter.success(ip);
             // 6-7. Pairing: loopback devices pair themselves; others wait for approval.
             let loopback = attempt.context.client_ip.is_loopback();
-            // A pairing commits to SQLite (an fsync): off the async workers.
-            let pairing = {
+            // A reconnect that changes nothing is answered from memory; anything else may commit
+            // to SQLite (an fsync): off the async workers.
+            let known =
+                gw.devices.pair_known(&device.id, &device.public_key, &params.client, &role, &params.scopes);
+            let pairing = if let Some(known) = known {
+                Ok(known)
+            } else {
                 let (devices, id, key, client, role, scopes) = (
                     gw.devices.clone(),
                     device.id.clone(),
@@ -286,13 +291,11 @@ fn accept(
     let ws = &active.config.gateway.ws;
     // The snapshot includes this client (it joins the hub once hello-ok is on its way); like
     // presence events, it is for readers only.
-    let presence = if conn.sees_presence() {
-        let mut presence = attempt.hub.presence();
+    let others = if conn.sees_presence() { attempt.hub.presence() } else { Vec::new() };
+    let mut presence: Vec<Presence<'_>> = others.iter().map(|c| c.presence()).collect();
+    if conn.sees_presence() {
         presence.push(conn.presence());
-        presence
-    } else {
-        Vec::new()
-    };
+    }
     let checks = crate::core::health::checks(gw);
     let hello = HelloOk {
         kind: "hello-ok",
@@ -354,7 +357,7 @@ struct Server<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Snapshot<'a> {
-    presence: Vec<Value>,
+    presence: Vec<Presence<'a>>,
     health: methods::HealthAnswer<'a>,
     state_version: gateway_proto::ws::StateVersion,
     uptime_ms: u64,

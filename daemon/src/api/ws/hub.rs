@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gateway_proto::ws::{close, scope, StateVersion};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::outbox::Outbox;
@@ -55,21 +56,45 @@ impl Conn {
         self.sees_presence() && self.sessions_subscribed.load(Ordering::Relaxed)
     }
 
-    pub fn presence(&self) -> Value {
-        json!({
-            "connId": self.id,
-            "clientId": self.client_id,
-            "mode": self.client_mode,
-            "version": self.client_version,
-            "platform": self.platform,
-            "displayName": self.display_name,
-            "instanceId": self.instance_id,
-            "deviceId": self.device_id,
-            "roles": [self.role],
-            "scopes": self.scopes,
-            "ts": self.connected_at_ms,
-        })
+    /// This connection as presence lists show it.
+    pub fn presence(&self) -> Presence<'_> {
+        Presence {
+            conn_id: &self.id,
+            client_id: &self.client_id,
+            mode: &self.client_mode,
+            version: &self.client_version,
+            platform: &self.platform,
+            display_name: self.display_name.as_deref(),
+            instance_id: self.instance_id.as_deref(),
+            device_id: self.device_id.as_deref(),
+            roles: [&self.role],
+            scopes: &self.scopes,
+            ts: self.connected_at_ms,
+        }
     }
+}
+
+/// A presence entry, typed: presence lists are serialized on every join and leave of a reader.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence<'a> {
+    conn_id: &'a str,
+    client_id: &'a str,
+    mode: &'a str,
+    version: &'a str,
+    platform: &'a str,
+    display_name: Option<&'a str>,
+    instance_id: Option<&'a str>,
+    device_id: Option<&'a str>,
+    roles: [&'a str; 1],
+    scopes: &'a [String],
+    ts: u64,
+}
+
+/// The `presence` event's payload.
+#[derive(Serialize)]
+struct PresenceList<'a> {
+    presence: Vec<Presence<'a>>,
 }
 
 #[derive(Default)]
@@ -122,11 +147,11 @@ impl Hub {
     }
 
     /// Everyone connected, oldest first.
-    pub fn presence(&self) -> Vec<Value> {
-        let mut list: Vec<(u64, Value)> =
-            self.lock().values().map(|c| (c.connected_at_ms, c.presence())).collect();
-        list.sort_by_key(|(at, _)| *at);
-        list.into_iter().map(|(_, v)| v).collect()
+    /// The connections, oldest first: what presence lists show (see [`Conn::presence`]).
+    pub fn presence(&self) -> Vec<Arc<Conn>> {
+        let mut list: Vec<Arc<Conn>> = self.lock().values().cloned().collect();
+        list.sort_by_key(|c| c.connected_at_ms);
+        list
     }
 
     /// Adds an authenticated connection and tells the readers.
@@ -146,7 +171,8 @@ impl Hub {
     fn presence_changed(&self, limit: usize) {
         self.presence_version.fetch_add(1, Ordering::Relaxed);
         if self.lock().values().any(|c| c.sees_presence()) {
-            let payload = json!({ "presence": self.presence() });
+            let conns = self.presence();
+            let payload = PresenceList { presence: conns.iter().map(|c| c.presence()).collect() };
             self.send("presence", &payload, true, limit, Conn::sees_presence);
         }
     }
@@ -166,12 +192,12 @@ impl Hub {
     pub fn send(
         &self,
         event: &str,
-        payload: &Value,
+        payload: &(impl Serialize + ?Sized),
         droppable: bool,
         limit: usize,
         to: impl Fn(&Conn) -> bool,
     ) {
-        let payload = payload.to_string();
+        let payload = serde_json::to_string(payload).expect("event payloads serialize");
         let version = serde_json::to_string(&self.state_version()).expect("plain JSON");
         let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| to(c)).cloned().collect();
         for conn in conns {

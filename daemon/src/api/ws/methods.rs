@@ -101,9 +101,10 @@ fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, 
             })))
         }
         Method::Status => Reply::Later(summary::status(gw)),
-        Method::SystemPresence => Reply::Now(Ok(payload(
-            &json!({ "presence": hub.presence(), "stateVersion": hub.state_version() }),
-        ))),
+        Method::SystemPresence => Reply::Now(Ok(payload(&json!({
+            "presence": hub.presence().iter().map(|c| c.presence()).collect::<Vec<_>>(),
+            "stateVersion": hub.state_version(),
+        })))),
         Method::LastHeartbeat => Reply::Now(Ok(payload(&last_heartbeat(&gw)))),
         Method::LogsTail => answer_now(params, |p| logs_tail(&gw, p)),
         Method::ModelsList => answer_now(params, |p| conversation::models_list(&gw, p)),

@@ -2,6 +2,9 @@
 //! (automatically on loopback, by approval otherwise) and get a device token and scopes.
 
 pub mod proof;
+mod recent;
 pub mod registry;
+pub mod token;
 
 pub use registry::{DeviceError, DeviceRecord, Devices, Pairing, PairingRequest};
+pub use token::TokenKey;

@@ -52,9 +52,11 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
         .map_err(|_| "device.signature is not base64url".to_owned())?;
     let signature =
         Signature::from_slice(&sig_bytes).map_err(|_| "device.signature is not 64 bytes".to_owned())?;
+    // v3 first, as the reference gateway tries them: current clients sign v3, and each
+    // verification that fails costs as much as one that succeeds.
     let v2 = payload_v2(proof, signed);
     let v3 = payload_v3(&v2, signed);
-    if key.verify(v2.as_bytes(), &signature).is_ok() || key.verify(v3.as_bytes(), &signature).is_ok() {
+    if key.verify(v3.as_bytes(), &signature).is_ok() || key.verify(v2.as_bytes(), &signature).is_ok() {
         Ok(())
     } else {
         Err("device.signature does not verify".into())

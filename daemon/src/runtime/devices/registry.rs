@@ -4,20 +4,21 @@
 //! [`super::proof`] before anything here is called). A device from loopback pairs itself; any
 //! other waits in `pairing_requests` until `gatewayctl devices approve` moves it to `devices`.
 //!
-//! Device tokens: only their SHA-256 is stored, so the database alone does not hand out working
-//! credentials. Since `hello-ok` returns the token on every handshake and a hash cannot be
-//! returned, each successful [`Devices::pair`] issues a fresh token (rotation). The token issued
-//! just before it stays valid too, until the next rotation: a client that lost a `hello-ok`, or
-//! two connections of one device racing, are not locked out. A device token only works with the
-//! device's signature anyway (the handshake checks both), so the grace costs nothing real.
+//! Device tokens: only their SHA-256 is stored, with the salt they are derived from (see
+//! [`super::token`]): [`Devices::pair`] hands a paired device the same token on every handshake
+//! until it is revoked or pairs again, and writes nothing for that. When a new token replaces a
+//! live one (the key file was lost), the one before stays valid until the next replacement, so
+//! a client that missed the `hello-ok` is not locked out.
 
 use std::sync::Arc;
 
 use gateway_config::secret::generate_token;
 use gateway_proto::ws::{scope, ClientInfo};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use super::recent::{Known, Recent};
+use super::token::{self, Issued, TokenKey};
 
 pub use gateway_proto::api::{DeviceRecord, PairingRequest};
 
@@ -37,6 +38,9 @@ const MAX_SCOPES: usize = 32;
 const MAX_SCOPE_LEN: usize = 64;
 const MAX_TEXT_LEN: usize = 128;
 const MAX_TOKEN_LEN: usize = 256;
+/// A paired device's `last_seen_ms` is written when it is older than this (or the client's
+/// description changed): a reconnect within it writes nothing.
+pub const LAST_SEEN_STEP_MS: u64 = 60_000;
 
 /// The outcome of [`Devices::pair`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,11 +72,39 @@ pub enum DeviceError {
 #[derive(Clone)]
 pub struct Devices {
     store: Arc<Store>,
+    key: Arc<TokenKey>,
+    recent: Arc<Recent<Info>>,
 }
 
 impl Devices {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, key: TokenKey) -> Self {
+        Self { store, key: Arc::new(key), recent: Arc::new(Recent::new()) }
+    }
+
+    /// [`Devices::pair`] for a paired device whose reconnect would write nothing (same key,
+    /// role and description, seen less than [`LAST_SEEN_STEP_MS`] ago), answered from memory:
+    /// no database, so callers need not leave the async workers. `None`: call `pair`.
+    pub fn pair_known(
+        &self,
+        device_id: &str,
+        public_key: &str,
+        client: &ClientInfo,
+        role: &str,
+        requested_scopes: &[String],
+    ) -> Option<Pairing> {
+        let requested = scopes_arg(requested_scopes).ok()?;
+        let now = now_ms();
+        self.recent.with(device_id, |known| {
+            let same = known.public_key == public_key.trim_end_matches('=')
+                && known.role == role
+                && now.saturating_sub(known.last_seen_ms) < LAST_SEEN_STEP_MS
+                && known.info == Info::from(client);
+            same.then(|| Pairing::Paired {
+                scopes: usable_scopes(&known.granted, &requested),
+                device_token: known.token.clone(),
+                issued_at_ms: known.issued_at_ms,
+            })
+        })
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -87,7 +119,8 @@ impl Devices {
     /// the existing pending one for that device refreshed) and `Pending { request_id }` returned.
     /// A device whose public key differs from the one paired under that id is refused
     /// (DeviceError). A revoked device is treated as unpaired, and so is a paired device asking
-    /// for another role than the one it was paired with.
+    /// for another role than the one it was paired with. The reconnect of a paired device writes
+    /// only when its description changed or its `last_seen_ms` is [`LAST_SEEN_STEP_MS`] old.
     pub fn pair(
         &self,
         device_id: &str,
@@ -104,48 +137,75 @@ impl Devices {
         let info = Info::from(client);
         let now = now_ms();
         let store = &*self.store;
-        store.transaction(|c| {
+        let epoch = self.recent.epoch();
+        let mut known = None;
+        let pairing = store.transaction(|c| {
             let paired = c
-                .query_row(
-                    "SELECT public_key, role, scopes FROM devices WHERE device_id = ?1 AND revoked_at_ms IS NULL",
-                    [&device_id],
-                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, scopes_col(row, 2)?)),
-                )
+                .query_row(&format!("SELECT {PAIRED_COLUMNS} FROM devices WHERE device_id = ?1 AND revoked_at_ms IS NULL"), [&device_id], paired_row)
                 .optional()
                 .or_store(store)?;
-            if let Some((key, _, _)) = &paired {
-                if *key != public_key {
-                    return Err(DeviceError::KeyMismatch(device_id.clone()));
-                }
+            if paired.as_ref().is_some_and(|p| p.public_key != public_key) {
+                return Err(DeviceError::KeyMismatch(device_id.clone()));
             }
             match paired {
-                Some((_, paired_role, granted)) if paired_role == role => {
-                    let (token, hash) = new_token();
-                    c.execute(
-                        "UPDATE devices SET prev_token_hash = token_hash, token_hash = ?2, token_issued_at_ms = ?3,
-                             last_seen_ms = ?3, display_name = ?4, client_id = ?5, client_mode = ?6, platform = ?7,
-                             device_family = ?8
-                         WHERE device_id = ?1",
-                        params![device_id, hash, now as i64, info.display_name, info.client_id, info.mode, info.platform, info.device_family],
-                    )
-                    .or_store(store)?;
-                    let scopes = usable_scopes(&granted, &requested);
-                    Ok(Pairing::Paired { scopes, device_token: token, issued_at_ms: now })
+                Some(p) if p.role == role => {
+                    let live = match (&p.token_salt, &p.token_hash) {
+                        (Some(salt), Some(hash)) => self.key.current(&device_id, salt, hash),
+                        _ => None,
+                    };
+                    let (token, issued_at_ms) = match (live, p.token_issued_at_ms) {
+                        (Some(token), Some(issued)) => (token, issued),
+                        _ => {
+                            let issued = self.key.issue(&device_id);
+                            c.execute(
+                                "UPDATE devices SET prev_token_hash = token_hash, token_hash = ?2, token_salt = ?3,
+                                     token_issued_at_ms = ?4
+                                 WHERE device_id = ?1",
+                                params![device_id, issued.hash, issued.salt, now as i64],
+                            )
+                            .or_store(store)?;
+                            (issued.token, now)
+                        }
+                    };
+                    let seen_lately = p.last_seen_ms.filter(|seen| now.saturating_sub(*seen) < LAST_SEEN_STEP_MS);
+                    let (last_seen_ms, stale) = match seen_lately {
+                        Some(seen) if p.info == info => (seen, false),
+                        _ => (now, true),
+                    };
+                    if stale {
+                        c.execute(
+                            "UPDATE devices SET last_seen_ms = ?2, display_name = ?3, client_id = ?4, client_mode = ?5,
+                                 platform = ?6, device_family = ?7
+                             WHERE device_id = ?1",
+                            params![device_id, now as i64, info.display_name, info.client_id, info.mode, info.platform, info.device_family],
+                        )
+                        .or_store(store)?;
+                    }
+                    let scopes = usable_scopes(&p.scopes, &requested);
+                    let pairing = Pairing::Paired { scopes, device_token: token.clone(), issued_at_ms };
+                    known = Some(Known { public_key, role, granted: p.scopes, token, issued_at_ms, last_seen_ms, info });
+                    Ok(pairing)
                 }
                 _ if loopback => {
-                    let (token, hash) = new_token();
+                    let issued = self.key.issue(&device_id);
                     let record = Pairable { device_id: &device_id, public_key: &public_key, info: &info, role: &role, scopes: &requested };
-                    record.insert(c, now, Some(hash.as_slice())).or_store(store)?;
+                    record.insert(c, now, Some(&issued)).or_store(store)?;
                     c.execute("DELETE FROM pairing_requests WHERE device_id = ?1", [&device_id]).or_store(store)?;
                     tracing::info!(device_id, role, scopes = requested.join(","), "device paired automatically (loopback)");
-                    Ok(Pairing::Paired { scopes: requested, device_token: token, issued_at_ms: now })
+                    let pairing = Pairing::Paired { scopes: requested.clone(), device_token: issued.token.clone(), issued_at_ms: now };
+                    known = Some(Known { public_key, role, granted: requested, token: issued.token, issued_at_ms: now, last_seen_ms: now, info });
+                    Ok(pairing)
                 }
                 _ => {
                     let request_id = record_request(c, &device_id, &public_key, &info, &role, &requested, now).or_store(store)?;
                     Ok(Pairing::Pending { request_id })
                 }
             }
-        })
+        })?;
+        if let Some(known) = known {
+            self.recent.remember(epoch, &device_id, known);
+        }
+        Ok(pairing)
     }
 
     /// True when `token` is the live device token issued to `device_id` (constant-time compare
@@ -158,6 +218,11 @@ impl Devices {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return false;
         }
+        let live =
+            |known: &Known<Info>| crate::core::secrets::tokens_equal(token, &known.token).then_some(());
+        if self.recent.with(&device_id, live).is_some() {
+            return true;
+        }
         let hashes = self.store.with(|c| {
             c.query_row(
                 "SELECT token_hash, prev_token_hash FROM devices WHERE device_id = ?1 AND revoked_at_ms IS NULL",
@@ -169,7 +234,7 @@ impl Devices {
         let Ok(Some((live, previous))) = hashes else {
             return false;
         };
-        let presented = Sha256::digest(token.as_bytes());
+        let presented = token::digest(token);
         let matches = |stored: &Option<Vec<u8>>| match stored {
             Some(h) if h.len() == presented.len() => h.as_slice().ct_eq(presented.as_slice()),
             _ => 0u8.ct_eq(&1u8),
@@ -223,6 +288,7 @@ impl Devices {
                 scopes: &scopes,
             };
             record.insert(c, now, None).or_store(store)?;
+            self.recent.forget(&request.device_id);
             c.execute("DELETE FROM pairing_requests WHERE request_id = ?1", [&request.request_id])
                 .or_store(store)?;
             c.query_row(
@@ -271,15 +337,20 @@ impl Devices {
         let now = now_ms();
         let store = &*self.store;
         let device_id = store.transaction(|c| {
-            let ids = matching(c, "SELECT device_id FROM devices WHERE substr(device_id, 1, length(?1)) = ?1", &id)
-                .or_store(store)?;
+            let ids =
+                matching(c, "SELECT device_id FROM devices WHERE substr(device_id, 1, length(?1)) = ?1", &id)
+                    .or_store(store)?;
             let device_id = one(ids, "paired device", &id)?;
             c.execute(
-                "UPDATE devices SET token_hash = NULL, prev_token_hash = NULL, revoked_at_ms = coalesce(revoked_at_ms, ?2)
+                "UPDATE devices SET token_hash = NULL, prev_token_hash = NULL, token_salt = NULL,
+                     revoked_at_ms = coalesce(revoked_at_ms, ?2)
                  WHERE device_id = ?1",
                 params![device_id, now as i64],
             )
             .or_store(store)?;
+            // Under the store's lock, before the commit: no handshake sees the row revoked
+            // while memory still says paired.
+            self.recent.forget(&device_id);
             Ok::<_, DeviceError>(device_id)
         })?;
         tracing::info!(device_id, "device revoked");
@@ -309,6 +380,7 @@ pub fn allows(granted: &[String], wanted: &str) -> bool {
 }
 
 /// What a device says about itself, cleaned for storage and display.
+#[derive(PartialEq, Eq)]
 struct Info {
     display_name: Option<String>,
     client_id: String,
@@ -346,21 +418,21 @@ struct Pairable<'a> {
 
 impl Pairable<'_> {
     /// Pairs (or re-pairs a revoked or re-roled device): fresh grant, tokens replaced.
-    fn insert(&self, c: &Connection, now: u64, token_hash: Option<&[u8]>) -> rusqlite::Result<()> {
+    fn insert(&self, c: &Connection, now: u64, token: Option<&Issued>) -> rusqlite::Result<()> {
         let scopes = serde_json::to_string(self.scopes).expect("strings serialize");
-        let issued = token_hash.map(|_| now as i64);
+        let issued = token.map(|_| now as i64);
         c.execute(
             "INSERT INTO devices (device_id, public_key, display_name, client_id, client_mode, platform, device_family,
-                                  role, scopes, token_hash, prev_token_hash, token_issued_at_ms, paired_at_ms,
-                                  last_seen_ms, revoked_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?11, NULL)
+                                  role, scopes, token_hash, token_salt, prev_token_hash, token_issued_at_ms,
+                                  paired_at_ms, last_seen_ms, revoked_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12, ?13, ?12, NULL)
              ON CONFLICT (device_id) DO UPDATE SET
                  public_key = excluded.public_key, display_name = excluded.display_name,
                  client_id = excluded.client_id, client_mode = excluded.client_mode,
                  platform = excluded.platform, device_family = excluded.device_family, role = excluded.role,
-                 scopes = excluded.scopes, token_hash = excluded.token_hash, prev_token_hash = NULL,
-                 token_issued_at_ms = excluded.token_issued_at_ms, paired_at_ms = excluded.paired_at_ms,
-                 last_seen_ms = excluded.last_seen_ms, revoked_at_ms = NULL",
+                 scopes = excluded.scopes, token_hash = excluded.token_hash, token_salt = excluded.token_salt,
+                 prev_token_hash = NULL, token_issued_at_ms = excluded.token_issued_at_ms,
+                 paired_at_ms = excluded.paired_at_ms, last_seen_ms = excluded.last_seen_ms, revoked_at_ms = NULL",
             params![
                 self.device_id,
                 self.public_key,
@@ -371,7 +443,8 @@ impl Pairable<'_> {
                 self.info.device_family,
                 self.role,
                 scopes,
-                token_hash,
+                token.map(|t| &t.hash),
+                token.map(|t| &t.salt),
                 issued,
                 now as i64,
             ],
@@ -518,11 +591,39 @@ fn scopes_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<String>> {
     })
 }
 
-/// A fresh device token and the digest stored for it.
-fn new_token() -> (String, Vec<u8>) {
-    let token = generate_token();
-    let hash = Sha256::digest(token.as_bytes()).to_vec();
-    (token, hash)
+/// A paired device as [`Devices::pair`] needs it.
+struct Paired {
+    public_key: String,
+    role: String,
+    scopes: Vec<String>,
+    token_hash: Option<Vec<u8>>,
+    token_salt: Option<Vec<u8>>,
+    token_issued_at_ms: Option<u64>,
+    last_seen_ms: Option<u64>,
+    info: Info,
+}
+
+const PAIRED_COLUMNS: &str =
+    "public_key, role, scopes, token_hash, token_salt, token_issued_at_ms, last_seen_ms,
+     display_name, client_id, client_mode, platform, device_family";
+
+fn paired_row(row: &Row<'_>) -> rusqlite::Result<Paired> {
+    Ok(Paired {
+        public_key: row.get(0)?,
+        role: row.get(1)?,
+        scopes: scopes_col(row, 2)?,
+        token_hash: row.get(3)?,
+        token_salt: row.get(4)?,
+        token_issued_at_ms: row.get::<_, Option<i64>>(5)?.map(|t| t as u64),
+        last_seen_ms: row.get::<_, Option<i64>>(6)?.map(|t| t as u64),
+        info: Info {
+            display_name: row.get(7)?,
+            client_id: row.get(8)?,
+            mode: row.get(9)?,
+            platform: row.get(10)?,
+            device_family: row.get(11)?,
+        },
+    })
 }
 
 fn is_hex(s: &str) -> bool {
@@ -632,7 +733,7 @@ mod tests {
             display_name: Some("laptop\u{1b}[31m".into()),
             ..Default::default()
         };
-        Fixture { _dir: dir, devices: Devices::new(store), client }
+        Fixture { _dir: dir, devices: Devices::new(store, TokenKey::ephemeral()), client }
     }
 
     fn id(n: u8) -> String {
@@ -702,9 +803,11 @@ mod tests {
         let record = f.devices.approve(&request_id, None).unwrap();
         assert_eq!(record.scopes, s(&["operator.read", "operator.write"]));
         assert!(f.devices.pending().unwrap().is_empty());
+        assert_eq!(record.last_seen_ms, None, "not seen since its approval");
         let (scopes, token) = paired(f.pair(1, &["operator.read"], false));
         assert_eq!(scopes, s(&["operator.read"]));
         assert!(f.devices.verify_token(&id(1), &token));
+        assert!(last_seen(&f, 1) > 0, "its first handshake is recorded");
 
         // Approval by device id, with other scopes than requested.
         pending(f.pair(2, &["operator.admin"], false));
@@ -774,17 +877,67 @@ mod tests {
         assert!(!f.devices.list().unwrap().iter().any(|d| d.device_id == id(1) && d.revoked));
     }
 
+    fn issued_at(p: &Pairing) -> u64 {
+        match p {
+            Pairing::Paired { issued_at_ms, .. } => *issued_at_ms,
+            other => panic!("not paired: {other:?}"),
+        }
+    }
+
+    fn last_seen(f: &Fixture, n: u8) -> u64 {
+        f.devices.list().unwrap().into_iter().find(|d| d.device_id == id(n)).unwrap().last_seen_ms.unwrap()
+    }
+
     #[test]
-    fn tokens_rotate_with_one_previous_token_valid() {
+    fn a_reconnect_gets_the_same_token_and_writes_only_what_changed() {
         let f = fixture();
-        let (_, t1) = paired(f.pair(1, &["operator.read"], true));
-        let (_, t2) = paired(f.pair(1, &["operator.read"], true));
-        assert_ne!(t1, t2);
-        assert!(f.devices.verify_token(&id(1), &t1) && f.devices.verify_token(&id(1), &t2));
-        let (_, t3) = paired(f.pair(1, &["operator.read"], true));
-        assert!(!f.devices.verify_token(&id(1), &t1));
-        assert!(f.devices.verify_token(&id(1), &t2) && f.devices.verify_token(&id(1), &t3));
+        let first = f.pair(1, &["operator.read"], true);
+        let (t1_at, seen) = (issued_at(&first), last_seen(&f, 1));
+        let (_, t1) = paired(first);
+        let again = f.pair(1, &["operator.read"], true);
+        assert_eq!(issued_at(&again), t1_at);
+        assert_eq!(paired(again).1, t1, "the same token, handed out again");
+        assert!(f.devices.verify_token(&id(1), &t1));
         assert!(!f.devices.verify_token(&id(1), ""));
+
+        // Within LAST_SEEN_STEP_MS and described the same: nothing written.
+        let changes = || {
+            f.devices
+                .store
+                .with(|c| c.query_row("SELECT total_changes()", [], |r| r.get::<_, i64>(0)))
+                .unwrap()
+        };
+        let before = changes();
+        paired(f.pair(1, &["operator.read"], true));
+        assert_eq!(changes(), before, "a reconnect wrote to the database");
+        assert_eq!(last_seen(&f, 1), seen);
+
+        // A new description is written at once, and last_seen with it.
+        let renamed = ClientInfo { display_name: Some("desk".into()), ..f.client.clone() };
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        f.devices.pair(&id(1), &key(1), &renamed, "operator", &[], true).unwrap();
+        assert!(last_seen(&f, 1) > seen);
+        assert_eq!(f.devices.list().unwrap()[0].display_name.as_deref(), Some("desk"));
+
+        // An old last_seen is brought up to date.
+        f.devices.store.with(|c| c.execute("UPDATE devices SET last_seen_ms = 1", [])).unwrap();
+        f.devices.pair(&id(1), &key(1), &renamed, "operator", &[], true).unwrap();
+        assert!(last_seen(&f, 1) > LAST_SEEN_STEP_MS);
+    }
+
+    #[test]
+    fn a_stale_token_is_replaced_and_the_one_before_stays_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join(crate::core::store::FILE_NAME)).unwrap());
+        let f = fixture();
+        let old = Devices::new(store.clone(), TokenKey::ephemeral());
+        let (_, t1) = paired(old.pair(&id(1), &key(1), &f.client, "operator", &[], true).unwrap());
+        // The key file was lost: the same database, another key.
+        let new = Devices::new(store, TokenKey::ephemeral());
+        let (_, t2) = paired(new.pair(&id(1), &key(1), &f.client, "operator", &[], true).unwrap());
+        assert_ne!(t1, t2);
+        assert!(new.verify_token(&id(1), &t1) && new.verify_token(&id(1), &t2));
+        assert_eq!(paired(new.pair(&id(1), &key(1), &f.client, "operator", &[], true).unwrap()).1, t2);
     }
 
     #[test]
