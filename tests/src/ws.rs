@@ -50,9 +50,10 @@ impl Device {
         let signed_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         let platform = platform.trim().to_ascii_lowercase();
+        let id = self.id();
         let payload = [
             "v3",
-            &self.id(),
+            &id,
             client_id,
             mode,
             role,
@@ -65,7 +66,7 @@ impl Device {
         ]
         .join("|");
         json!({
-            "id": self.id(),
+            "id": id,
             "publicKey": URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
             "signature": URL_SAFE_NO_PAD.encode(self.key.sign(payload.as_bytes()).to_bytes()),
             "signedAt": signed_at,

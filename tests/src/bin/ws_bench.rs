@@ -238,6 +238,31 @@ fn connect_frame(nonce: &str, device: Option<&Device>) -> Vec<u8> {
     json!({ "type": "req", "id": "c", "method": "connect", "params": params }).to_string().into_bytes()
 }
 
+/// Microseconds per Ed25519 verification and per signing of a connect's v3 payload, in this
+/// process, with the gateway's crate: the honest extra of a signed-device handshake.
+fn ed25519_alone(device: &Device, n: usize) -> (f64, f64) {
+    use ed25519_dalek::{Signer, Verifier};
+    let payload = format!(
+        "v3|{}|{CLIENT_ID}|{CLIENT_MODE}|operator|operator.read|1800000000000|{TOKEN}|{}|linux|",
+        device.id(),
+        "5f0c1e2d-3b4a-4968-8776-a5b4c3d2e1f0"
+    );
+    let started = Instant::now();
+    let mut signature = device.key.sign(payload.as_bytes());
+    for _ in 1..n {
+        signature = device.key.sign(std::hint::black_box(payload.as_bytes()));
+    }
+    let sign = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let key = device.key.verifying_key();
+    let started = Instant::now();
+    for _ in 0..n {
+        // A paired device's key stays parsed in the gateway: the verification is what is left.
+        assert!(key.verify(std::hint::black_box(payload.as_bytes()), &signature).is_ok());
+    }
+    let verify = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    (verify, sign)
+}
+
 fn challenge_nonce(text: &[u8]) -> Result<String> {
     let v: Value = serde_json::from_slice(text).context("challenge is not JSON")?;
     ensure!(v["event"] == "connect.challenge", "expected connect.challenge, got {v}");
@@ -616,9 +641,18 @@ fn main() -> Result<()> {
     handshake_sync(gp, Server::Gateway, Some(&device), 0)?.close()?;
     handshake_rate(gp, Server::Gateway, Some(&device), 20, &mut seed)?;
     let mut hs_dev = Vec::new();
+    let (mut verify_us, mut sign_us) = (Vec::new(), Vec::new());
     for _ in 0..o.runs {
         hs_dev.push(handshake_rate(gp, Server::Gateway, Some(&device), o.device_handshakes, &mut seed)?);
+        let (verify, sign) = ed25519_alone(&device, o.device_handshakes);
+        verify_us.push(verify);
+        sign_us.push(sign);
     }
+    // Per run: what a device handshake costs beyond a token one, once the signature (the
+    // client's signing, the gateway's verification) is taken out.
+    let device_rest_us: Vec<f64> =
+        (0..o.runs).map(|i| 1e6 / hs_dev[i] - 1e6 / hs_tok[i] - verify_us[i] - sign_us[i]).collect();
+    let device_vs_token: Vec<f64> = hs_dev.iter().zip(&hs_tok).map(|(d, t)| d / t).collect();
 
     // 2. Sequential RPC round trips. Beside `health`, a diagnostic: `last-heartbeat` (it needs
     // operator.read, so a device client) reads a few fields and touches no file, unlike
@@ -733,6 +767,46 @@ fn main() -> Result<()> {
             ours: Stats::of(hs_dev),
             target: Some(Target::AtLeast(1000.0)),
             peer: "120 /s",
+            floor: None,
+        },
+        Row {
+            id: "ws_handshake_device_vs_token",
+            metric: "signed device / shared token handshake rate".into(),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(device_vs_token),
+            target: Some(Target::AtLeast(0.6)),
+            peer: "0.28 x",
+            floor: None,
+        },
+        Row {
+            id: "ed25519_verify_us",
+            metric: "diagnostic: Ed25519 verification alone (the gateway's share)".into(),
+            unit: "us",
+            prec: 1,
+            ours: Stats::of(verify_us),
+            target: None,
+            peer: "-",
+            floor: None,
+        },
+        Row {
+            id: "ed25519_sign_us",
+            metric: "diagnostic: Ed25519 signing alone (the client's share)".into(),
+            unit: "us",
+            prec: 1,
+            ours: Stats::of(sign_us),
+            target: None,
+            peer: "-",
+            floor: None,
+        },
+        Row {
+            id: "ws_handshake_device_rest_us",
+            metric: "diagnostic: device handshake - token handshake - verification - signing".into(),
+            unit: "us",
+            prec: 1,
+            ours: Stats::of(device_rest_us),
+            target: None,
+            peer: "-",
             floor: None,
         },
         Row {

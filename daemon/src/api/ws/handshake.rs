@@ -162,6 +162,7 @@ pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> 
                 token: &presented,
                 challenge: attempt.nonce,
                 now_ms: now_ms() as i64,
+                known_key: gw.devices.known_key(&device.id, &device.public_key),
             };
             if let Err(why) = proof::verify(device, &signed) {
                 gw.limiter.failure(ip, &active.config.gateway.auth.rate_limit);

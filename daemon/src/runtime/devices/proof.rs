@@ -21,6 +21,9 @@ pub struct Signed<'a> {
     /// The `connect.challenge` nonce sent on this connection.
     pub challenge: &'a str,
     pub now_ms: i64,
+    /// The device's key as an earlier handshake parsed it, when the registry remembers one:
+    /// used if it is the key presented, which saves decompressing the curve point again.
+    pub known_key: Option<VerifyingKey>,
 }
 
 /// The device id of a raw 32-byte public key: lowercase hex SHA-256.
@@ -30,11 +33,7 @@ pub fn device_id(public_key: &[u8]) -> String {
 
 /// Ok when the proof is valid; otherwise why not, in words for the client.
 pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
-    let key_bytes = URL_SAFE_NO_PAD
-        .decode(proof.public_key.trim_end_matches('='))
-        .map_err(|_| "device.publicKey is not base64url".to_owned())?;
-    let key_bytes: [u8; 32] =
-        key_bytes.try_into().map_err(|_| "device.publicKey is not a 32-byte Ed25519 key".to_owned())?;
+    let key_bytes = key_bytes(&proof.public_key)?;
     if device_id(&key_bytes) != proof.id.to_ascii_lowercase() {
         return Err("device.id is not the SHA-256 of device.publicKey".into());
     }
@@ -45,8 +44,10 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
     if signed.now_ms.abs_diff(proof.signed_at) > MAX_SKEW_MS.unsigned_abs() {
         return Err("device.signedAt is more than 2 minutes from the gateway's clock".into());
     }
-    let key = VerifyingKey::from_bytes(&key_bytes)
-        .map_err(|_| "device.publicKey is not a valid Ed25519 key".to_owned())?;
+    let key = match signed.known_key.filter(|k| k.as_bytes() == &key_bytes) {
+        Some(key) => key,
+        None => parse_key_bytes(&key_bytes)?,
+    };
     let sig_bytes = URL_SAFE_NO_PAD
         .decode(proof.signature.trim_end_matches('='))
         .map_err(|_| "device.signature is not base64url".to_owned())?;
@@ -61,6 +62,22 @@ pub fn verify(proof: &DeviceProof, signed: &Signed<'_>) -> Result<(), String> {
     } else {
         Err("device.signature does not verify".into())
     }
+}
+
+/// A `device.publicKey` as a key to verify with.
+pub fn parse_key(public_key: &str) -> Result<VerifyingKey, String> {
+    parse_key_bytes(&key_bytes(public_key)?)
+}
+
+fn key_bytes(public_key: &str) -> Result<[u8; 32], String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(public_key.trim_end_matches('='))
+        .map_err(|_| "device.publicKey is not base64url".to_owned())?;
+    bytes.try_into().map_err(|_| "device.publicKey is not a 32-byte Ed25519 key".to_owned())
+}
+
+fn parse_key_bytes(bytes: &[u8; 32]) -> Result<VerifyingKey, String> {
+    VerifyingKey::from_bytes(bytes).map_err(|_| "device.publicKey is not a valid Ed25519 key".to_owned())
 }
 
 /// `v2|deviceId|clientId|clientMode|role|scopes|signedAtMs|token|nonce`
@@ -150,6 +167,7 @@ mod tests {
             token: "tok-123",
             challenge: "nonce-abc",
             now_ms: 1_700_000_000_000,
+            known_key: None,
         };
         let vector = DeviceProof {
             id: "dev-1".into(),
@@ -172,6 +190,7 @@ mod tests {
             token: "t",
             challenge: "n",
             now_ms: 1_700_000_000_000,
+            known_key: None,
         };
         assert_eq!(verify(&proof(&key, &signed, "v3"), &signed), Ok(()));
     }
@@ -186,6 +205,7 @@ mod tests {
             token: "tok",
             challenge: "n1",
             now_ms: 1_800_000_000_000,
+            known_key: None,
         };
         for version in ["v2", "v3"] {
             assert_eq!(verify(&proof(&key, &signed, version), &signed), Ok(()));
@@ -198,6 +218,15 @@ mod tests {
         assert!(verify(&good, &other_nonce).unwrap_err().contains("challenge"));
         let late = Signed { now_ms: signed.now_ms + 3 * 60 * 1000, ..signed };
         assert!(verify(&good, &late).unwrap_err().contains("2 minutes"));
+        // A remembered key is used only when it is the one presented.
+        let same = Signed { known_key: Some(key.verifying_key()), ..signed };
+        assert_eq!(verify(&good, &same), Ok(()));
+        let other = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        assert_eq!(verify(&good, &Signed { known_key: Some(other), ..signed }), Ok(()));
+        let forged = proof(&SigningKey::from_bytes(&[9; 32]), &signed, "v3");
+        let forged = DeviceProof { id: good.id.clone(), public_key: good.public_key.clone(), ..forged };
+        let err = verify(&forged, &Signed { known_key: Some(other), ..signed }).unwrap_err();
+        assert!(err.contains("does not verify"), "{err}");
         let mut wrong_id = good.clone();
         wrong_id.id = "00".repeat(32);
         assert!(verify(&wrong_id, &signed).unwrap_err().contains("SHA-256"));

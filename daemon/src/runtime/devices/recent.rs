@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use ed25519_dalek::VerifyingKey;
+
 /// Entries kept at most; beyond, new devices go to the database every time.
 const MAX_ENTRIES: usize = 1024;
 
@@ -16,6 +18,8 @@ const MAX_ENTRIES: usize = 1024;
 #[derive(Clone)]
 pub struct Known<I> {
     pub public_key: String,
+    /// `public_key` parsed, for the next signature check.
+    pub verifying_key: Option<VerifyingKey>,
     pub role: String,
     pub granted: Vec<String>,
     pub token: String,
@@ -79,6 +83,7 @@ mod tests {
     fn known(token: &str) -> Known<()> {
         Known {
             public_key: "k".into(),
+            verifying_key: None,
             role: "operator".into(),
             granted: vec![],
             token: token.into(),

@@ -81,6 +81,12 @@ impl Devices {
         Self { store, key: Arc::new(key), recent: Arc::new(Recent::new()) }
     }
 
+    /// The parsed key of a device this process has seen, if `public_key` is still its key.
+    pub fn known_key(&self, device_id: &str, public_key: &str) -> Option<ed25519_dalek::VerifyingKey> {
+        let public_key = public_key.trim_end_matches('=');
+        self.recent.with(device_id, |known| known.verifying_key.filter(|_| known.public_key == public_key))
+    }
+
     /// [`Devices::pair`] for a paired device whose reconnect would write nothing (same key,
     /// role and description, seen less than [`LAST_SEEN_STEP_MS`] ago), answered from memory:
     /// no database, so callers need not leave the async workers. `None`: call `pair`.
@@ -183,7 +189,8 @@ impl Devices {
                     }
                     let scopes = usable_scopes(&p.scopes, &requested);
                     let pairing = Pairing::Paired { scopes, device_token: token.clone(), issued_at_ms };
-                    known = Some(Known { public_key, role, granted: p.scopes, token, issued_at_ms, last_seen_ms, info });
+                    let verifying_key = super::proof::parse_key(&public_key).ok();
+                    known = Some(Known { public_key, verifying_key, role, granted: p.scopes, token, issued_at_ms, last_seen_ms, info });
                     Ok(pairing)
                 }
                 _ if loopback => {
@@ -193,7 +200,8 @@ impl Devices {
                     c.execute("DELETE FROM pairing_requests WHERE device_id = ?1", [&device_id]).or_store(store)?;
                     tracing::info!(device_id, role, scopes = requested.join(","), "device paired automatically (loopback)");
                     let pairing = Pairing::Paired { scopes: requested.clone(), device_token: issued.token.clone(), issued_at_ms: now };
-                    known = Some(Known { public_key, role, granted: requested, token: issued.token, issued_at_ms: now, last_seen_ms: now, info });
+                    let verifying_key = super::proof::parse_key(&public_key).ok();
+                    known = Some(Known { public_key, verifying_key, role, granted: requested, token: issued.token, issued_at_ms: now, last_seen_ms: now, info });
                     Ok(pairing)
                 }
                 _ => {
