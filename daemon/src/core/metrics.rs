@@ -10,10 +10,11 @@
 //! The HTTP door serves [`render`] at `GET /gateway/metrics`.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use gateway_proto::time::now_ms;
+use gateway_proto::ws_methods::Method;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -109,6 +110,16 @@ pub struct TokenLabels {
     pub direction: &'static str,
 }
 
+/// The method label of calls to a method this gateway does not serve.
+pub const UNKNOWN_METHOD: &str = "unknown";
+
+/// One method's series (handles sharing the families' counts).
+struct CallSeries {
+    ok: Counter,
+    error: Counter,
+    seconds: Histogram,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Upstream requests retried, and failed calls that had retried (the status report's
@@ -120,6 +131,10 @@ pub struct Metrics {
     ws_handshakes: Family<OutcomeLabel, Counter>,
     ws_calls: Family<CallLabels, Counter>,
     ws_call_seconds: Histograms<MethodLabel>,
+    /// Each method's series in the two families above, looked up on its first call: a call
+    /// then costs an atomic add and a bucket search, not hashing its labels twice. Indexed by
+    /// `Method as usize`; the last entry is for unknown methods.
+    ws_series: Vec<OnceLock<CallSeries>>,
     runs_started: Counter,
     runs_ended: Family<RunLabels, Counter>,
     run_seconds: Histograms<ProviderLabel>,
@@ -144,6 +159,7 @@ impl Default for Metrics {
             ws_handshakes: Family::default(),
             ws_calls: Family::default(),
             ws_call_seconds: Family::new_with_constructor(histogram),
+            ws_series: (0..=Method::ALL.len()).map(|_| OnceLock::new()).collect(),
             runs_started: Counter::default(),
             runs_ended: Family::default(),
             run_seconds: Family::new_with_constructor(histogram),
@@ -253,14 +269,23 @@ impl Metrics {
         }
     }
 
-    pub fn ws_call(&self, method: &'static str, ok: bool, took: Duration) {
-        let outcome = if ok { "ok" } else { "error" };
-        self.ws_calls.get_or_create(&CallLabels { method, outcome }).inc();
-        self.ws_call_seconds.get_or_create(&MethodLabel { method }).observe(took.as_secs_f64());
+    /// A WebSocket call answered; `None`: a method this gateway does not serve.
+    pub fn ws_call(&self, method: Option<Method>, ok: bool, took: Duration) {
+        let name = method.map_or(UNKNOWN_METHOD, Method::name);
+        let index = method.map_or(Method::ALL.len(), |m| m as usize);
+        let series = self.ws_series[index].get_or_init(|| CallSeries {
+            // Owned handles: a family's read guard held while it is asked again would deadlock.
+            ok: self.ws_calls.get_or_create_owned(&CallLabels { method: name, outcome: "ok" }),
+            error: self.ws_calls.get_or_create_owned(&CallLabels { method: name, outcome: "error" }),
+            seconds: self.ws_call_seconds.get_or_create_owned(&MethodLabel { method: name }),
+        });
+        let (outcome, calls) = if ok { ("ok", &series.ok) } else { ("error", &series.error) };
+        calls.inc();
+        series.seconds.observe(took.as_secs_f64());
         if let Some(otel) = instruments::get() {
             let attributes = [
                 KeyValue::new("rpc.system", "openclaw"),
-                KeyValue::new("rpc.method", method),
+                KeyValue::new("rpc.method", name),
                 KeyValue::new("outcome", outcome),
             ];
             otel.rpc_duration.record(took.as_secs_f64(), &attributes);
@@ -507,6 +532,26 @@ pub fn cpu_seconds() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ws_calls_count_by_method_and_outcome() {
+        let m = Metrics::default();
+        let ms = Duration::from_millis(1);
+        m.ws_call(Some(Method::Health), true, ms);
+        m.ws_call(Some(Method::Health), true, ms);
+        m.ws_call(Some(Method::Health), false, ms);
+        m.ws_call(None, false, ms);
+        let mut out = String::new();
+        encode_registry(&mut out, &m.registry).unwrap();
+        for line in [
+            r#"gateway_ws_rpc_calls_total{method="health",outcome="ok"} 2"#,
+            r#"gateway_ws_rpc_calls_total{method="health",outcome="error"} 1"#,
+            r#"gateway_ws_rpc_calls_total{method="unknown",outcome="error"} 1"#,
+            r#"gateway_ws_rpc_duration_seconds_count{method="health"} 3"#,
+        ] {
+            assert!(out.contains(line), "{line} missing from\n{out}");
+        }
+    }
 
     #[test]
     fn model_ids_past_the_cap_count_as_other_and_as_dropped() {

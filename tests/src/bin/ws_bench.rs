@@ -748,6 +748,11 @@ fn main() -> Result<()> {
 
     // Report.
     let floor_of = |xs: &[f64], what: &str| Some((Stats::of(xs.to_vec()), what.to_string()));
+    // Ours over the floor's, run by run (both measured in the same run, back to back).
+    let per_run =
+        |ours: &[f64], floor: &[f64]| -> Vec<f64> { ours.iter().zip(floor).map(|(o, f)| o / f).collect() };
+    let token_vs_floor = per_run(&hs_tok, &hs_floor);
+    let throughput_vs_floor = per_run(&tp, &tp_floor);
     let mut rows = vec![
         Row {
             id: "ws_handshake_token",
@@ -758,6 +763,16 @@ fn main() -> Result<()> {
             target: Some(Target::AtLeast(2000.0)),
             peer: "428 /s",
             floor: floor_of(&hs_floor, "ws-floor"),
+        },
+        Row {
+            id: "ws_handshake_token_vs_floor",
+            metric: "shared token handshake rate / ws-floor's".into(),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(token_vs_floor),
+            target: Some(Target::AtLeast(0.85)),
+            peer: "0.03 x",
+            floor: None,
         },
         Row {
             id: "ws_handshake_device",
@@ -878,6 +893,16 @@ fn main() -> Result<()> {
             floor: floor_of(&tp_floor, "ws-floor"),
         },
         Row {
+            id: "rpc_throughput_vs_floor",
+            metric: "`health` throughput / ws-floor's".into(),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(throughput_vs_floor),
+            target: Some(Target::AtLeast(0.9)),
+            peer: "-",
+            floor: None,
+        },
+        Row {
             id: "rpc_diag_throughput",
             metric: format!("diagnostic: `last-heartbeat` throughput, {} clients", o.clients),
             unit: "req/s",
@@ -919,6 +944,16 @@ fn main() -> Result<()> {
         peer: "~31 KB",
         floor: Some((Stats::of(vec![idle_floor.per_conn_kb()]), "ws-floor".into())),
     });
+    rows.push(Row {
+        id: "idle_client_vs_floor",
+        metric: format!("RSS per idle client / ws-floor's, {} clients", idle_ours.reached),
+        unit: "x",
+        prec: 2,
+        ours: Stats::of(vec![idle_ours.per_conn_kb() / idle_floor.per_conn_kb()]),
+        target: Some(Target::AtMost(2.0)),
+        peer: "-",
+        floor: None,
+    });
     if let Some((ours, floor)) = &small {
         rows.push(Row {
             id: "idle_client_kb_small",
@@ -929,6 +964,16 @@ fn main() -> Result<()> {
             target: Some(Target::AtMost(6.4)),
             peer: "~31 KB",
             floor: Some((Stats::of(vec![floor.per_conn_kb()]), "ws-floor".into())),
+        });
+        rows.push(Row {
+            id: "idle_client_vs_floor_small",
+            metric: format!("RSS per idle client / ws-floor's, {} clients", ours.reached),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(vec![ours.per_conn_kb() / floor.per_conn_kb()]),
+            target: Some(Target::AtMost(2.0)),
+            peer: "-",
+            floor: None,
         });
     }
 

@@ -239,7 +239,7 @@ fn header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
 
 /// One unmasked server frame.
 pub fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    OutFrame::build(opcode, |out| out.extend_from_slice(payload)).bytes().to_vec()
+    OutFrame::build(opcode, payload.len(), |out| out.extend_from_slice(payload)).bytes().to_vec()
 }
 
 /// A server frame ready to send, built in place: the payload is written after room for the
@@ -250,8 +250,10 @@ pub struct OutFrame {
 }
 
 impl OutFrame {
-    pub fn build(opcode: u8, write: impl FnOnce(&mut Vec<u8>)) -> Self {
-        let mut buf = Vec::with_capacity(256);
+    /// A frame whose payload `write` appends; `capacity` is the payload's expected length, so
+    /// that the buffer is allocated once.
+    pub fn build(opcode: u8, capacity: usize, write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        let mut buf = Vec::with_capacity(MAX_HEADER + capacity);
         buf.resize(MAX_HEADER, 0);
         write(&mut buf);
         let (header, used) = header(opcode, buf.len() - MAX_HEADER);
@@ -270,13 +272,13 @@ impl OutFrame {
     }
 }
 
-/// A text frame whose payload `write` appends.
-pub fn text(write: impl FnOnce(&mut Vec<u8>)) -> OutFrame {
-    OutFrame::build(TEXT, write)
+/// A text frame whose payload `write` appends, about `capacity` bytes long.
+pub fn text(capacity: usize, write: impl FnOnce(&mut Vec<u8>)) -> OutFrame {
+    OutFrame::build(TEXT, capacity, write)
 }
 
 pub fn pong(payload: &[u8]) -> OutFrame {
-    OutFrame::build(PONG, |out| out.extend_from_slice(payload))
+    OutFrame::build(PONG, payload.len(), |out| out.extend_from_slice(payload))
 }
 
 /// A close frame; the reason is cut to fit the 125-byte control frame limit.
@@ -285,7 +287,7 @@ pub fn close(code: u16, reason: &str) -> OutFrame {
     while !reason.is_char_boundary(cut) {
         cut -= 1;
     }
-    OutFrame::build(CLOSE, |out| {
+    OutFrame::build(CLOSE, 2 + cut, |out| {
         out.extend_from_slice(&code.to_be_bytes());
         out.extend_from_slice(&reason.as_bytes()[..cut]);
     })
@@ -391,11 +393,11 @@ mod tests {
     #[test]
     fn server_frames_of_every_length_class() {
         for (len, header) in [(0, &[0x81, 0][..]), (125, &[0x81, 125]), (126, &[0x81, 126, 0, 126])] {
-            let frame = text(|out| out.extend(std::iter::repeat_n(b'x', len)));
+            let frame = text(0, |out| out.extend(std::iter::repeat_n(b'x', len)));
             assert_eq!(&frame.bytes()[..header.len()], header, "{len}");
             assert_eq!(frame.size(), header.len() + len);
         }
-        let big = text(|out| out.resize(out.len() + 70_000, b'x'));
+        let big = text(0, |out| out.resize(out.len() + 70_000, b'x'));
         assert_eq!(big.bytes()[..10], [0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
         assert_eq!(big.size(), 70_010);
     }

@@ -356,8 +356,9 @@ impl Connection {
             let _current = span.enter();
             methods::call(&self.gw, &self.hub, &conn, &req.id, &req.method, req.params)
         };
-        span.rename(method);
-        span.set(|| vec![Attr::new("rpc.method", method)]);
+        let name = method.map_or(crate::core::metrics::UNKNOWN_METHOD, |m| m.name());
+        span.rename(name);
+        span.set(|| vec![Attr::new("rpc.method", name)]);
         match reply {
             Reply::Now(result) => {
                 self.gw.metrics.ws_call(method, result.is_ok(), started.elapsed());

@@ -70,7 +70,7 @@ pub fn call(
     id: &str,
     method: &str,
     params: Value,
-) -> (&'static str, Reply) {
+) -> (Option<Method>, Reply) {
     let Some(method) = Method::from_name(method) else {
         let reply = Reply::Now(Err(ErrorShape::new(
             code::INVALID_REQUEST,
@@ -79,12 +79,12 @@ pub fn call(
                 gateway_proto::quote::cut(method)
             ),
         )));
-        return ("unknown", reply);
+        return (None, reply);
     };
     if let Err(e) = allowed(&conn.scopes, method.need()) {
-        return (method.name(), Reply::Now(Err(e)));
+        return (Some(method), Reply::Now(Err(e)));
     }
-    (method.name(), dispatch(gw.clone(), hub, conn, id, method, params))
+    (Some(method), dispatch(gw.clone(), hub, conn, id, method, params))
 }
 
 fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, params: Value) -> Reply {

@@ -27,6 +27,15 @@ struct State {
     closing: Option<u16>,
 }
 
+/// What a response's frame is expected to take: its payload, its id and the envelope around them.
+fn response_size(id: &str, result: Result<&RawValue, &ErrorShape>) -> usize {
+    const ENVELOPE: usize = r#"{"type":"res","id":"","ok":false,"payload":}"#.len();
+    id.len() + ENVELOPE + result.map_or(EVENT_SIZE, |payload| payload.get().len())
+}
+
+/// The buffer an event's frame starts with.
+const EVENT_SIZE: usize = 256;
+
 fn write_response(out: &mut Vec<u8>, id: &str, result: Result<&RawValue, &ErrorShape>) {
     let response = match result {
         Ok(payload) => Response::ok(id, payload),
@@ -56,7 +65,8 @@ impl Outbox {
         result: Result<&RawValue, &ErrorShape>,
         limit: usize,
     ) -> Result<(), Refused> {
-        self.push_with(|_, out| write_response(out, id, result), false, false, limit, true)
+        let size = response_size(id, result);
+        self.push_with(size, |_, out| write_response(out, id, result), false, false, limit, true)
     }
 
     /// [`Self::push_response`] from the connection's own task, which writes what is queued
@@ -67,7 +77,8 @@ impl Outbox {
         result: Result<&RawValue, &ErrorShape>,
         limit: usize,
     ) -> Result<(), Refused> {
-        self.push_with(|_, out| write_response(out, id, result), false, false, limit, false)
+        let size = response_size(id, result);
+        self.push_with(size, |_, out| write_response(out, id, result), false, false, limit, false)
     }
 
     /// Queues an event; `write` receives the connection's next `seq` and appends the JSON. Over
@@ -79,11 +90,12 @@ impl Outbox {
         droppable: bool,
         limit: usize,
     ) -> Result<(), Refused> {
-        self.push_with(write, true, droppable, limit, true)
+        self.push_with(EVENT_SIZE, write, true, droppable, limit, true)
     }
 
     fn push_with(
         &self,
+        size: usize,
         write: impl FnOnce(u64, &mut Vec<u8>),
         event: bool,
         droppable: bool,
@@ -105,7 +117,7 @@ impl Outbox {
         }
         state.next_seq += u64::from(event);
         let seq = state.next_seq;
-        let frame = codec::text(|out| write(seq, out));
+        let frame = codec::text(size, |out| write(seq, out));
         state.queued_bytes += frame.size();
         state.frames.push_back(frame);
         drop(state);
