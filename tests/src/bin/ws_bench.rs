@@ -655,8 +655,8 @@ fn main() -> Result<()> {
     let device_vs_token: Vec<f64> = hs_dev.iter().zip(&hs_tok).map(|(d, t)| d / t).collect();
 
     // 2. Sequential RPC round trips. Beside `health`, a diagnostic: `last-heartbeat` (it needs
-    // operator.read, so a device client) reads a few fields and touches no file, unlike
-    // `health`, which creates and removes a probe file in the state dir on every call.
+    // operator.read, so a device client) reads a few fields and answers with a 60-byte payload,
+    // where `health` reads its checks' inputs and answers with four checks, about 370 bytes.
     log("round trips...");
     let mut ours = handshake_sync(gp, Server::Gateway, None, 11)?;
     let mut base = handshake_sync(fp, Server::Floor, None, 12)?;
