@@ -54,6 +54,58 @@ fn a_device_on_loopback_is_paired_and_gets_hello_ok() {
     assert_eq!(res["error"]["message"], "unauthorized: gateway token mismatch", "{res}");
 }
 
+/// A paired device keeps one device token: every hello-ok hands the same one out, it survives a
+/// restart (derived under the key file, not kept), and the database never holds it.
+#[test]
+fn a_device_token_is_the_same_on_every_connect_and_after_a_restart() {
+    let home = Home::new();
+    let mut d = home.start_with("");
+    let tok = home.token();
+    let device = Device::new(7);
+    let token_of = |res: &Value| res["payload"]["auth"]["deviceToken"].as_str().unwrap().to_owned();
+    let (_c, first) = Client::paired(d.port, &tok, &device);
+    let token = token_of(&first);
+    let (_c, again) = Client::paired(d.port, &tok, &device);
+    assert_eq!(token_of(&again), token);
+    assert_eq!(again["payload"]["auth"]["issuedAtMs"], first["payload"]["auth"]["issuedAtMs"]);
+
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+    for file in ["gateway.db", "gateway.db-wal"] {
+        let bytes = std::fs::read(home.state_dir(None).join(file)).unwrap_or_default();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "{file} holds the token");
+    }
+    let key = home.state_dir(None).join("device-key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let d = home.start_with("");
+    let (_c, res) = Client::connect(
+        d.port,
+        &Connect { token: Some(&token), device: Some(&device), ..Default::default() },
+    );
+    assert_eq!(res["ok"], true, "the device token after a restart: {res}");
+    assert_eq!(token_of(&res), token);
+
+    // Without its key file, the token cannot be handed out again: the device's next handshake,
+    // still let in by the stale token's digest, issues it a new one.
+    drop(d);
+    std::fs::remove_file(&key).unwrap();
+    let d = home.start_with("");
+    let (_c, res) = Client::connect(
+        d.port,
+        &Connect { token: Some(&token), device: Some(&device), ..Default::default() },
+    );
+    assert_eq!(res["ok"], true, "the stale token: {res}");
+    let fresh = token_of(&res);
+    assert_ne!(fresh, token);
+    let (_c, res) = Client::connect(
+        d.port,
+        &Connect { token: Some(&fresh), device: Some(&device), ..Default::default() },
+    );
+    assert_eq!(token_of(&res), fresh);
+}
+
 /// `health` answers from checks made once per change of what they are made of: a reload's
 /// outcome shows in the next call, and the heartbeat check says when the loop last ticked.
 #[test]

@@ -7,7 +7,7 @@
 //! alone yields no working credential; the token stays the same from one handshake to the next
 //! (so a reconnect writes nothing) until the device is revoked or pairs again, which draws a new
 //! salt. Losing the key file only makes every device token stale: the next handshake of each
-//! device (with its shared credential) issues a new one.
+//! device (the stale token's digest still lets it in) issues a new one.
 
 use std::io;
 use std::path::Path;
