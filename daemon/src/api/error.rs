@@ -247,7 +247,7 @@ pub async fn uniform_errors(req: Request, next: Next) -> Response {
     let path = gateway_proto::quote::short(&path);
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => {
-            // axum adds the Allow header further out, when there is one.
+            // axum's 405 carries the Allow header; kept on the answer below.
             let allowed = allow.as_ref().and_then(|a| a.to_str().ok()).map_or_else(
                 || "the Allow header lists the methods it takes".to_owned(),
                 |a| format!("use {a}"),
