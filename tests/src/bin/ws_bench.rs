@@ -373,6 +373,10 @@ fn handshake_rate(
     n: usize,
     seed: &mut u64,
 ) -> Result<f64> {
+    settle(|| {
+        *seed += 1;
+        handshake_sync(port, server, device, *seed)?.close()
+    })?;
     let t0 = Instant::now();
     for _ in 0..n {
         *seed += 1;
@@ -381,17 +385,37 @@ fn handshake_rate(
     Ok(n as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// Sequential round trips of `method` on an open client: (p50, p99) in ms of `n` requests.
+/// How long each measured run of sequential work is preceded by the same work, unmeasured.
+/// A server left idle while another was measured comes back with its threads placed anew: on
+/// some virtual machines the kernel first runs a lightly loaded server on the client's CPU
+/// (a round trip of a few microseconds) and spreads the two out within tens of milliseconds of
+/// steady load (each wake-up then crosses CPUs, ~35 us apiece). Without this, whichever server
+/// ran the shorter run was measured in the first state and the other in the second.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Runs `op` over and over for [`SETTLE`].
+fn settle(mut op: impl FnMut() -> Result<()>) -> Result<()> {
+    let t0 = Instant::now();
+    while t0.elapsed() < SETTLE {
+        op()?;
+    }
+    Ok(())
+}
+
+/// Sequential round trips of `method` on an open client: (p50, p99) in ms of `n` requests,
+/// after [`SETTLE`] of the same.
 fn rpc_latency(c: &mut SyncClient, method: &str, next_id: &mut u64, n: usize) -> Result<(f64, f64)> {
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
+    let mut round_trip = |c: &mut SyncClient| -> Result<f64> {
         *next_id += 1;
         let frame = rpc_frame(method, *next_id);
         let t0 = Instant::now();
         c.send_text(&frame)?;
         while reply(&c.recv_text()?, Some(*next_id))? == Reply::Other {}
-        samples.push(t0.elapsed().as_secs_f64() * 1e3);
-    }
+        Ok(t0.elapsed().as_secs_f64() * 1e3)
+    };
+    settle(|| round_trip(c).map(drop))?;
+    let samples: Result<Vec<f64>> = (0..n).map(|_| round_trip(c)).collect();
+    let mut samples = samples?;
     Ok((quantile(&mut samples, 0.50), quantile(&mut samples, 0.99)))
 }
 
@@ -517,16 +541,24 @@ async fn idle_memory(
     guard_mb: f64,
 ) -> Result<IdleResult> {
     let received = Arc::new(AtomicU64::new(0));
-    // Warm-up: a few clients connect and leave, so that the baseline already holds what the
-    // first connection pages in or allocates once (code, runtime and allocator structures).
-    for i in 0..3 {
-        let mut c = handshake_async(port, server, None, 6_000_000 + i).await?;
-        c.send_text(&rpc_frame("health", 1)).await?;
-        let answered = async {
-            while reply(&c.recv_text().await?, Some(1))? == Reply::Other {}
-            anyhow::Ok(())
-        };
-        tokio::time::timeout(TIMEOUT, answered).await.context("health timed out")??;
+    // Warm-up: clients connect, call `health` and leave, `CONNECT_CONCURRENCY` at a time as
+    // below, so that the baseline already holds what the first connections page in or allocate
+    // once (code, runtime and allocator structures) and the working set of that many handshakes
+    // in flight: memory neither server keeps per idle client.
+    let mut warm = tokio::task::JoinSet::new();
+    for i in 0..CONNECT_CONCURRENCY as u64 {
+        warm.spawn(async move {
+            let mut c = handshake_async(port, server, None, 6_000_000 + i).await?;
+            c.send_text(&rpc_frame("health", 1)).await?;
+            let answered = async {
+                while reply(&c.recv_text().await?, Some(1))? == Reply::Other {}
+                anyhow::Ok(())
+            };
+            tokio::time::timeout(TIMEOUT, answered).await.context("health timed out")?
+        });
+    }
+    while let Some(done) = warm.join_next().await {
+        done.context("a warm-up client failed")??;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (base_mb, _) = rss_hwm_mb(pid)?;
