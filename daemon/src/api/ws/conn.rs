@@ -4,18 +4,19 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
 use gateway_proto::ws::{close, code, ErrorShape, Request, PRE_AUTH_MAX_FRAME};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, Sleep};
@@ -77,30 +78,30 @@ impl Connection {
         }
     }
 
-    /// Serves the connection until it closes. It takes `&mut self` so that the connection's
-    /// state is held once, by the caller's task, rather than copied into this future.
-    pub async fn serve(&mut self, mut stream: TcpStream, pre_read: Bytes) {
+    /// Serves the connection until it closes. The socket and the decoder (holding what was read
+    /// past the upgrade request) are the caller's, like the connection's state, so that each is
+    /// held once, by the caller's task, rather than copied into this future.
+    pub async fn serve(&mut self, stream: &mut TcpStream, decoder: &mut Decoder) {
         let this = self;
         let handshake_timeout =
             Duration::from_millis(this.gw.active().config.gateway.ws.handshake_timeout_ms.get());
-        let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
-        let _ = this.outbox.push_event(
-            |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
-            false,
-            usize::MAX,
-        );
-
-        let mut decoder = Decoder::default();
-        decoder.feed(&pre_read);
-        drop(pre_read);
-        // Every idle connection holds this task's state, so it is kept small: one readiness future,
-        // and on the heap only while needed, the handshake (the one step that waits) and a timer
-        // (the handshake's deadline, then the close's flush deadline).
+        {
+            let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
+            let _ = this.outbox.push_event(
+                |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
+                false,
+                usize::MAX,
+            );
+        }
+        // Every idle connection holds this task's state, so it is kept small: one wait for
+        // whatever comes first (no future per event source), and on the heap only while
+        // needed, the handshake (the one step that waits) and a timer (the handshake's
+        // deadline, then the close's flush deadline).
         let mut timer = Some(Box::pin(tokio::time::sleep(handshake_timeout)));
         let mut flushing = false;
         loop {
             while this.outbox.closing().is_none() {
-                let Some(connect) = this.decode(&mut decoder) else {
+                let Some(connect) = this.decode(decoder) else {
                     break;
                 };
                 Box::pin(this.on_handshake(connect)).await;
@@ -125,51 +126,89 @@ impl Connection {
             }
             // Closing, there is something to write; otherwise the read side is what is awaited
             // (with writing too when the socket took only part of what is pending).
-            let interest = match (reading, this.outbox.has_pending()) {
-                (true, true) => Interest::READABLE | Interest::WRITABLE,
-                (true, false) => Interest::READABLE,
-                (false, _) => Interest::WRITABLE,
-            };
-            tokio::select! {
-                ready = stream.ready(interest) => match ready {
-                    // Writes happen at the top of the loop.
-                    Ok(ready) if ready.is_readable() && reading => {
-                        if !read_available(&stream, &mut decoder) {
-                            break;
-                        }
+            let writing = !reading || this.outbox.has_pending();
+            let outbox = &this.outbox;
+            let event = poll_fn(|cx| next_event(cx, stream, outbox, reading, writing, &mut timer)).await;
+            match event {
+                // Writes happen at the top of the loop.
+                Event::Readable => {
+                    if !read_available(stream, decoder) {
+                        break;
                     }
-                    Ok(_) => {}
-                    Err(_) => break,
-                },
-                _ = this.outbox.queued() => {}
-                _ = expiry(&mut timer) => {
+                }
+                Event::Writable | Event::Queued => {}
+                Event::Failed => break,
+                Event::Expired => {
                     if flushing {
                         break;
                     }
-                    let reason = format!("handshake timeout: send connect within {} ms", handshake_timeout.as_millis());
+                    let reason = format!(
+                        "handshake timeout: send connect within {} ms",
+                        handshake_timeout.as_millis()
+                    );
                     this.outbox.close(close::POLICY, &reason);
                 }
             }
         }
         // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
         let _ = stream.shutdown().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain_until_eof(&stream)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain_until_eof(stream)).await;
         this.finish();
     }
+}
+
+/// What ended a connection's wait.
+enum Event {
+    /// The timer fired: the handshake's deadline, or the close's flush deadline.
+    Expired,
+    /// Something was queued to be sent.
+    Queued,
+    Readable,
+    Writable,
+    /// The socket failed.
+    Failed,
+}
+
+/// Polls what a connection waits on, the timer first, so that a client that never stops
+/// sending still meets its handshake deadline. Readiness is registered on the socket itself
+/// (`poll_*_ready`), so the wait holds no future of its own.
+fn next_event(
+    cx: &mut std::task::Context<'_>,
+    stream: &TcpStream,
+    outbox: &Outbox,
+    reading: bool,
+    writing: bool,
+    timer: &mut Option<Pin<Box<Sleep>>>,
+) -> Poll<Event> {
+    if let Some(sleep) = timer {
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Event::Expired);
+        }
+    }
+    if outbox.poll_queued(cx).is_ready() {
+        return Poll::Ready(Event::Queued);
+    }
+    if reading {
+        match stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Event::Readable),
+            Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed),
+            Poll::Pending => {}
+        }
+    }
+    if writing {
+        match stream.poll_write_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Event::Writable),
+            Poll::Ready(Err(_)) => return Poll::Ready(Event::Failed),
+            Poll::Pending => {}
+        }
+    }
+    Poll::Pending
 }
 
 thread_local! {
     /// The read buffer of the connections this thread serves: held by none of them between
     /// reads, and zeroed once rather than on every read.
     static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; 8192].into_boxed_slice());
-}
-
-/// Resolves when the timer fires; never without one.
-async fn expiry(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(sleep) => sleep.await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Reads whatever the socket has into the decoder. Returns false at end of stream or on an error.
@@ -327,8 +366,10 @@ impl Connection {
             Ok(accepted) => {
                 self.gw.metrics.ws_handshake(true);
                 self.respond(&req.id, Ok(&accepted.hello));
+                // Needed only to get here; the connection's record has its own id.
                 self.pre_auth = None;
                 self.nonce = String::new();
+                self.id = String::new();
                 self.hub.join(accepted.conn.clone(), self.limit());
                 self.conn = Some(accepted.conn);
             }

@@ -274,7 +274,7 @@ fn accept(
     let active = gw.active();
     let client = &params.client;
     let conn = Arc::new(Conn {
-        id: attempt.id.to_owned(),
+        id: attempt.id.into(),
         client_id: client.id.clone(),
         client_mode: client.mode.clone(),
         client_version: client.version.clone(),

@@ -28,7 +28,8 @@ pub enum AuthKind {
 
 /// An authenticated connection, as the hub and the methods see it.
 pub struct Conn {
-    pub id: String,
+    /// Shared with the hub's map, which is keyed by it.
+    pub id: Arc<str>,
     pub client_id: String,
     pub client_mode: String,
     pub client_version: String,
@@ -99,7 +100,7 @@ struct PresenceList<'a> {
 
 #[derive(Default)]
 pub struct Hub {
-    conns: Mutex<HashMap<String, Arc<Conn>>>,
+    conns: Mutex<HashMap<Arc<str>, Arc<Conn>>>,
     unauthenticated: Mutex<HashMap<IpAddr, u32>>,
     presence_version: AtomicU64,
     health_version: AtomicU64,
@@ -228,7 +229,7 @@ impl Hub {
         self.close_where(|_| true, close::RESTART, reason);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Conn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Conn>>> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -2,18 +2,24 @@
 //! requests and the hub's broadcasts. Bytes queued are counted, so a slow consumer is noticed.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use atomic_waker::AtomicWaker;
 
 use gateway_proto::ws::{ErrorShape, Response};
 use serde_json::value::RawValue;
-use tokio::sync::Notify;
 
 use super::codec::{self, OutFrame};
 
 #[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
-    wake: Notify,
+    /// The connection's task, woken when something is queued: a waker slot and a flag rather
+    /// than a `Notify`, whose wait would put a waiter node in every idle connection's task.
+    task: AtomicWaker,
+    queued: AtomicBool,
 }
 
 #[derive(Default)]
@@ -122,7 +128,7 @@ impl Outbox {
         state.frames.push_back(frame);
         drop(state);
         if wake {
-            self.wake.notify_one();
+            self.wake();
         }
         Ok(())
     }
@@ -138,7 +144,7 @@ impl Outbox {
         state.queued_bytes += frame.size();
         state.frames.push_back(frame);
         drop(state);
-        self.wake.notify_one();
+        self.wake();
     }
 
     /// Queues a control frame (pong) that does not count as an event.
@@ -148,7 +154,7 @@ impl Outbox {
             state.queued_bytes += frame.size();
             state.frames.push_back(frame);
             drop(state);
-            self.wake.notify_one();
+            self.wake();
         }
     }
 
@@ -160,9 +166,19 @@ impl Outbox {
         !self.lock().frames.is_empty()
     }
 
-    /// Resolves when something new was queued.
-    pub async fn queued(&self) {
-        self.wake.notified().await;
+    fn wake(&self) {
+        self.queued.store(true, Ordering::Release);
+        self.task.wake();
+    }
+
+    /// Ready once something was queued since the last time it was.
+    pub fn poll_queued(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.task.register(cx.waker());
+        if self.queued.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Writes as much as the socket takes without waiting. Returns whether all was written.

@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
 use tokio::net::TcpStream;
 
+use super::codec::Decoder;
 use super::conn::{self, Context};
 use super::hub::Hub;
 use crate::api::error::refuse;
@@ -95,10 +96,10 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
             Ok(u) => u,
             Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
         };
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => connection.serve(parts.io.into_inner(), parts.read_buf).await,
-            Err(_) => tracing::error!("WebSocket upgrade on an unexpected stream type"),
-        }
+        let Some((mut stream, mut decoder)) = upgraded_socket(upgraded) else {
+            return tracing::error!("WebSocket upgrade on an unexpected stream type");
+        };
+        connection.serve(&mut stream, &mut decoder).await;
     });
     (
         StatusCode::SWITCHING_PROTOCOLS,
@@ -109,6 +110,14 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
         ],
     )
         .into_response()
+}
+
+/// The socket hyper let go of, and a decoder holding what hyper had read past the request.
+fn upgraded_socket(upgraded: hyper::upgrade::Upgraded) -> Option<(TcpStream, Decoder)> {
+    let parts = upgraded.downcast::<TokioIo<TcpStream>>().ok()?;
+    let mut decoder = Decoder::default();
+    decoder.feed(&parts.read_buf);
+    Some((parts.io.into_inner(), decoder))
 }
 
 /// Headers a proxy adds: with any of them, a loopback peer may be a proxy for someone else.
