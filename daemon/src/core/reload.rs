@@ -12,8 +12,7 @@ use gateway_config::classify::diff;
 use gateway_config::{check_startable, load_file, Config, Overrides, Port, ReloadMode};
 use gateway_proto::api::{ConfigIssue, ReloadOutcome, ReloadReport, ReloadTrigger};
 use gateway_proto::Profile;
-use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use notify::{EventKind, RecursiveMode, Watcher as _};
 use sha2::Digest;
 
 use crate::core::events::{CoreEvent, Credential};
@@ -353,12 +352,12 @@ fn back_to_default(changed: &[String], before: &BTreeSet<String>, after: &BTreeS
 }
 
 /// Keeps the file watch alive while held.
-pub type Watcher =
-    notify_debouncer_full::Debouncer<notify::RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
+pub type Watcher = notify::RecommendedWatcher;
 
 /// Watches the config file's directory (editors replace files rather than write them in place)
-/// and reloads after the debounce. Only create, modify and remove count: reading the file
-/// ourselves raises access events, which would otherwise reload forever.
+/// and reloads once the file has been quiet for the debounce. Only create, modify and remove
+/// count: reading the file ourselves raises access events, which would otherwise reload forever.
+/// The debounce is a timer armed by an event, so an idle daemon is never woken by the watch.
 pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
     let file = gw.config_file().clone();
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_else(|| "/".into());
@@ -370,20 +369,22 @@ pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
             .map_err(|e| notify::Error::io(e).add_path(dir.clone()))?;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
-        let Ok(events) = result else { return };
-        let relevant = events.iter().any(|e| {
-            matches!(e.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
-                && !matches!(e.kind, EventKind::Modify(notify::event::ModifyKind::Metadata(_)))
-                && e.paths.iter().any(|p| p.file_name() == name.as_deref())
-        });
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+        let Ok(event) = result else { return };
+        let relevant =
+            matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
+                && !matches!(event.kind, EventKind::Modify(notify::event::ModifyKind::Metadata(_)))
+                && event.paths.iter().any(|p| p.file_name() == name.as_deref());
         if relevant {
             let _ = tx.send(());
         }
     })?;
-    debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
+            if !quiet_for(debounce, &mut rx).await {
+                return;
+            }
             if gw.active().config.gateway.reload.mode == ReloadMode::Off || gw.exit_reason().is_some() {
                 continue;
             }
@@ -394,7 +395,18 @@ pub fn watch(gw: Arc<Gateway>) -> notify::Result<Watcher> {
             reload(&gw, ReloadTrigger::Watcher).await;
         }
     });
-    Ok(debouncer)
+    Ok(watcher)
+}
+
+/// Waits until no event has come for `debounce`. False when the watch is gone.
+async fn quiet_for(debounce: Duration, events: &mut tokio::sync::mpsc::UnboundedReceiver<()>) -> bool {
+    loop {
+        match tokio::time::timeout(debounce, events.recv()).await {
+            Err(_) => return true,
+            Ok(Some(())) => {}
+            Ok(None) => return false,
+        }
+    }
 }
 
 /// How long the file must stay the same before the watcher reads it for a reload.
