@@ -52,14 +52,20 @@ pub struct Connection {
     _open: OpenSocket,
     gw: Arc<Gateway>,
     hub: Arc<Hub>,
-    context: Context,
     outbox: Arc<Outbox>,
-    id: String,
-    nonce: String,
-    /// Until the handshake completes: the client's place among its address's pre-auth sockets.
-    pre_auth: Option<PreAuthSlot>,
+    /// Until the handshake completes; on the heap, so that an idle connection does not carry it.
+    handshake: Option<Box<Handshake>>,
     conn: Option<Arc<Conn>>,
     in_flight: HashMap<String, AbortHandle>,
+}
+
+/// What only the handshake needs.
+struct Handshake {
+    context: Context,
+    id: String,
+    nonce: String,
+    /// The client's place among its address's pre-auth sockets, given back with it.
+    _pre_auth: PreAuthSlot,
 }
 
 impl Connection {
@@ -68,11 +74,13 @@ impl Connection {
             _open: OpenSocket::count(&gw),
             gw,
             hub,
-            context,
             outbox: Arc::new(Outbox::default()),
-            id: uuid::Uuid::new_v4().to_string(),
-            nonce: uuid::Uuid::new_v4().to_string(),
-            pre_auth: Some(slot),
+            handshake: Some(Box::new(Handshake {
+                context,
+                id: uuid::Uuid::new_v4().to_string(),
+                nonce: uuid::Uuid::new_v4().to_string(),
+                _pre_auth: slot,
+            })),
             conn: None,
             in_flight: HashMap::new(),
         }
@@ -85,8 +93,8 @@ impl Connection {
         let this = self;
         let handshake_timeout =
             Duration::from_millis(this.gw.active().config.gateway.ws.handshake_timeout_ms.get());
-        {
-            let challenge = json!({ "nonce": this.nonce, "ts": now_ms() }).to_string();
+        if let Some(handshake) = &this.handshake {
+            let challenge = json!({ "nonce": handshake.nonce, "ts": now_ms() }).to_string();
             let _ = this.outbox.push_event(
                 |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
                 false,
@@ -152,7 +160,8 @@ impl Connection {
         }
         // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
         let _ = stream.shutdown().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain_until_eof(stream)).await;
+        // Boxed: a timer and a wait inline would be part of every idle connection's task.
+        let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), drain_until_eof(stream))).await;
         this.finish();
     }
 }
@@ -355,10 +364,13 @@ impl Connection {
             self.respond(&req.id, Err(&ErrorShape::new(code::INVALID_REQUEST, message)));
             return self.outbox.close(close::POLICY, message);
         }
+        let Some(pending) = self.handshake.as_deref() else {
+            return;
+        };
         let attempt = handshake::Attempt {
-            id: &self.id,
-            nonce: &self.nonce,
-            context: &self.context,
+            id: &pending.id,
+            nonce: &pending.nonce,
+            context: &pending.context,
             outbox: &self.outbox,
             hub: &self.hub,
         };
@@ -367,9 +379,7 @@ impl Connection {
                 self.gw.metrics.ws_handshake(true);
                 self.respond(&req.id, Ok(&accepted.hello));
                 // Needed only to get here; the connection's record has its own id.
-                self.pre_auth = None;
-                self.nonce = String::new();
-                self.id = String::new();
+                self.handshake = None;
                 self.hub.join(accepted.conn.clone(), self.limit());
                 self.conn = Some(accepted.conn);
             }
