@@ -59,9 +59,13 @@ fn a_polling_bot_pairs_a_stranger_answers_and_keeps_its_offset_across_a_restart(
     let last = api.message(42, "alice", 42, "private", "third");
     assert_eq!(api.wait_sent(42, 3, ANSWER)[2], "third");
 
-    // The offset moved past what was recorded, and a restart goes on from there.
+    // The offset moved past what was recorded, and a restart goes on from there. The last reply
+    // is recorded as sent first: one sent in the instant before a kill is sent again.
     wait_for(Duration::from_secs(5), "the offset to move past the last update", || {
         api.offsets().iter().any(|o| *o > last).then_some(())
+    });
+    wait_for(Duration::from_secs(5), "the last reply recorded as sent", || {
+        (telegram_account(&home, "main", false)["pendingReplies"] == 0).then_some(())
     });
     drop(d);
     let polls_before = api.offsets().len();

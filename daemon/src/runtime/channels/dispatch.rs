@@ -184,6 +184,8 @@ impl Dispatcher {
                 if let Err(e) = store(&self.state, move |s| s.answered(&c, &a, &m, &r)).await {
                     tracing::error!(channel = self.channel, account = %self.account, error = %e, "cannot record a channel reply");
                 }
+                // Waiting to be sent from now on, as the status says.
+                self.count_pending().await;
                 reply
             }
         };
