@@ -264,6 +264,21 @@ fn silent_and_slow_clients_are_cut_off() {
     let (code, reason) = c.closed();
     assert_eq!(code, 1008);
     assert!(reason.contains("handshake timeout"), "{reason}");
+    // Nor one that keeps talking (pings, each answered with a pong) and never sends connect.
+    let mut chatty = Client::open(d.port, &Connect::default()).unwrap();
+    let t0 = Instant::now();
+    let (code, reason) = loop {
+        assert!(t0.elapsed() < Duration::from_secs(3), "still open after {:?}", t0.elapsed());
+        chatty.ws.send(tungstenite::Message::Ping(Vec::new().into())).unwrap();
+        match chatty.ws.read().unwrap() {
+            tungstenite::Message::Pong(_) => {}
+            tungstenite::Message::Close(Some(f)) => break (u16::from(f.code), f.reason.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, 1008);
+    assert!(reason.contains("handshake timeout"), "{reason}");
     // Normal clients are unaffected.
     assert_eq!(http(d.port, "GET", "/readyz", &[]).0, 200);
 }
