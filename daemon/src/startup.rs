@@ -170,10 +170,10 @@ async fn serve_until_exit(
         let gw = gw.clone();
         let app = router::router(gw.clone());
         async move {
-            listener::serve(gw, app, listener::Door::Http, || async {
+            listener::serve_main(gw, app, || async {
                 let (stream, peer) = tcp.accept().await?;
                 let _ = stream.set_nodelay(true);
-                Ok((stream, listener::Peer::Tcp(peer)))
+                Ok((stream, peer))
             })
             .await
         }

@@ -1,5 +1,6 @@
 //! One HTTP/1.1 server loop for both doors (the TCP port and the control socket): header-read
-//! timeout, connection counting, and graceful shutdown that lets in-flight requests finish.
+//! timeout, connection counting, and graceful shutdown that lets in-flight requests finish. On
+//! the main port, a WebSocket upgrade that opens a connection is served by [`handoff`].
 
 use std::future::Future;
 use std::io;
@@ -14,8 +15,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+use crate::api::handoff;
 use crate::core::gateway::{Gateway, Stats};
 
 /// Who is on the other end of a connection; handlers read it from the request extensions.
@@ -25,13 +28,40 @@ pub enum Peer {
     Unix { uid: u32 },
 }
 
-/// Accepts until the gateway begins to exit, serving each connection on its own task.
-/// `accept` yields a stream and its peer.
-pub async fn serve<A, F, Io>(gw: Arc<Gateway>, app: Router, door: Door, mut accept: A)
+/// Accepts until the gateway begins to exit, serving each connection through hyper on its own
+/// task. `accept` yields a stream and its peer.
+pub async fn serve<A, F, Io>(gw: Arc<Gateway>, app: Router, door: Door, accept: A)
 where
     A: FnMut() -> F,
     F: Future<Output = io::Result<(Io, Peer)>>,
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    accept_loop(gw, door, accept, move |gw, io, peer, header_timeout| {
+        serve_http(gw, app.clone(), io, peer, header_timeout)
+    })
+    .await
+}
+
+/// [`serve`] for the main port, whose WebSocket upgrades are served without hyper
+/// ([`handoff`]).
+pub async fn serve_main<A, F>(gw: Arc<Gateway>, app: Router, accept: A)
+where
+    A: FnMut() -> F,
+    F: Future<Output = io::Result<(TcpStream, SocketAddr)>>,
+{
+    accept_loop(gw, Door::Http, accept, move |gw, stream, peer, header_timeout| {
+        handoff::serve(gw, app.clone(), stream, peer, header_timeout)
+    })
+    .await
+}
+
+/// Accepts until the gateway begins to exit; `handle` serves each connection on its own task.
+async fn accept_loop<A, F, Io, P, H, Served>(gw: Arc<Gateway>, door: Door, mut accept: A, handle: H)
+where
+    A: FnMut() -> F,
+    F: Future<Output = io::Result<(Io, P)>>,
+    H: Fn(Arc<Gateway>, Io, P, Duration) -> Served,
+    Served: Future<Output = ()> + Send + 'static,
 {
     loop {
         let (io, peer) = tokio::select! {
@@ -48,35 +78,46 @@ where
         };
         door.counter(&gw.stats).fetch_add(1, Ordering::Relaxed);
         let guard = Decrement(gw.clone(), door);
-        let app = app.clone();
-        let gw = gw.clone();
         // A client that has not sent its request headers within this long is disconnected (slowloris).
         let header_timeout =
             Duration::from_millis(gw.active().config.gateway.http.header_read_timeout_ms.get());
+        let served = handle(gw.clone(), io, peer, header_timeout);
         tokio::spawn(async move {
             let _guard = guard;
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(peer);
-                app.clone().oneshot(req)
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = gw.exiting() => {
-                    // Finish the request in flight, then close; idle connections close now.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            served.await
         });
+    }
+}
+
+/// Serves one connection's requests with hyper until it closes; when the gateway begins to
+/// exit, the request in flight finishes and the connection closes.
+pub async fn serve_http<Io>(gw: Arc<Gateway>, app: Router, io: Io, peer: Peer, header_timeout: Duration)
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(peer);
+        app.clone().oneshot(req)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        // The connection first, so that what the client already sent is read before a
+        // shutdown decides whether the connection is idle.
+        biased;
+        r = conn.as_mut() => r,
+        _ = gw.exiting() => {
+            // Finish the request in flight, then close; idle connections close now.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

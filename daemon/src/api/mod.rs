@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod guard;
+pub mod handoff;
 pub mod listener;
 
 // The mount point (the one module that imports doors).
@@ -24,6 +25,6 @@ pub mod ui;
 pub mod ws;
 
 /// The plumbing modules: any door may import these, and no door may import a door.
-pub const PLUMBING: &[&str] = &["auth", "body", "error", "guard", "listener"];
+pub const PLUMBING: &[&str] = &["auth", "body", "error", "guard", "handoff", "listener"];
 /// Modules that may import doors.
 pub const MOUNTS: &[&str] = &["router"];

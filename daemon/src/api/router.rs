@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::api::error::{self, GatewayError};
 use crate::api::listener::{client_ip, Peer};
-use crate::api::{admin, channel_hooks, guard, hooks, openai, probes, signin, tools_invoke, ui, ws};
+use crate::api::{admin, channel_hooks, guard, handoff, hooks, openai, probes, signin, tools_invoke, ui, ws};
 use crate::core::gateway::{Gateway, Stats};
 use crate::core::telemetry::spans::{Attr, Traced};
 
@@ -49,7 +49,7 @@ async fn websocket_upgrades(
     req: Request,
     next: Next,
 ) -> Response {
-    if ws::upgrade::is_websocket(req.headers()) && !http_path(req.uri().path()) {
+    if handoff::is_websocket(req.headers()) && !http_path(req.uri().path()) {
         return ws::upgrade::upgrade(gw, hub, req).await;
     }
     next.run(req).await
@@ -70,7 +70,7 @@ async fn request_rate_limit(State(gw): State<Arc<Gateway>>, req: Request, next: 
     // Off (the default): nothing to count.
     if active.config.gateway.http.rate_limit.max_requests.get() > 0
         && api
-        && !ws::upgrade::is_websocket(req.headers())
+        && !handoff::is_websocket(req.headers())
     {
         let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
         let ip = client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
@@ -91,7 +91,7 @@ async fn request_rate_limit(State(gw): State<Arc<Gateway>>, req: Request, next: 
 
 async fn count_requests(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     Stats::bump(&gw.stats.http_requests);
-    let route = metrics_route(req.uri().path(), ws::upgrade::is_websocket(req.headers()));
+    let route = metrics_route(req.uri().path(), handoff::is_websocket(req.headers()));
     let method = method_name(req.method());
     let started = std::time::Instant::now();
     let span = Traced::http_server(

@@ -262,6 +262,11 @@ impl OutFrame {
         Self { buf, start }
     }
 
+    /// Bytes sent as they are, outside any frame (the upgrade's response head).
+    pub fn unframed(bytes: Vec<u8>) -> Self {
+        Self { buf: bytes, start: 0 }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }

@@ -86,6 +86,12 @@ impl Connection {
         }
     }
 
+    /// Queues bytes to go out before any frame, in the same write as the challenge: the
+    /// upgrade's response head, when it is still to be sent.
+    pub fn send_first(&self, bytes: Vec<u8>) {
+        self.outbox.push_raw(codec::OutFrame::unframed(bytes));
+    }
+
     /// Serves the connection until it closes. The socket and the decoder (holding what was read
     /// past the upgrade request) are the caller's, like the connection's state, so that each is
     /// held once, by the caller's task, rather than copied into this future.
@@ -119,7 +125,8 @@ impl Connection {
                 timer = None;
             }
             // Answer at once rather than after another trip through the scheduler.
-            if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write(b)).is_err() {
+            if this.outbox.has_pending() && this.outbox.write_some(|b| stream.try_write_vectored(b)).is_err()
+            {
                 break;
             }
             let reading = this.outbox.closing().is_none();

@@ -2,6 +2,7 @@
 //! requests and the hub's broadcasts. Bytes queued are counted, so a slow consumer is noticed.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -38,6 +39,9 @@ fn response_size(id: &str, result: Result<&RawValue, &ErrorShape>) -> usize {
     const ENVELOPE: usize = r#"{"type":"res","id":"","ok":false,"payload":}"#.len();
     id.len() + ENVELOPE + result.map_or(EVENT_SIZE, |payload| payload.get().len())
 }
+
+/// The most frames handed to one write.
+const WRITE_BATCH: usize = 16;
 
 /// The buffer an event's frame starts with.
 const EVENT_SIZE: usize = 256;
@@ -181,28 +185,43 @@ impl Outbox {
         }
     }
 
-    /// Writes as much as the socket takes without waiting. Returns whether all was written.
+    /// Writes as much as the socket takes without waiting, several frames to a call. Returns
+    /// whether all was written.
     pub fn write_some(
         &self,
-        mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> std::io::Result<usize>,
     ) -> std::io::Result<bool> {
         let mut state = self.lock();
         let State { frames, written, queued_bytes, .. } = &mut *state;
-        while let Some(front) = frames.front() {
-            let rest = &front.bytes()[*written..];
-            match write(rest) {
+        while !frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            let mut offered = 0;
+            for (slice, frame) in slices.iter_mut().zip(frames.iter()) {
+                let bytes = &frame.bytes()[if offered == 0 { *written } else { 0 }..];
+                *slice = IoSlice::new(bytes);
+                offered += bytes.len();
+            }
+            let batch = frames.len().min(WRITE_BATCH);
+            let mut taken = match write(&slices[..batch]) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) if n == rest.len() => {
-                    *queued_bytes -= front.size();
-                    *written = 0;
-                    frames.pop_front();
-                }
-                Ok(n) => {
-                    *written += n;
-                    return Ok(false);
-                }
+                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
+            };
+            let all_taken = taken == offered;
+            while let Some(front) = frames.front() {
+                let rest = front.size() - *written;
+                if taken < rest {
+                    *written += taken;
+                    break;
+                }
+                taken -= rest;
+                *queued_bytes -= front.size();
+                *written = 0;
+                frames.pop_front();
+            }
+            if !all_taken {
+                return Ok(false);
             }
         }
         *frames = VecDeque::new();
@@ -211,5 +230,63 @@ impl Outbox {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that takes at most `room` bytes a call, across however many slices.
+    fn take_up_to(
+        room: usize,
+        sent: &mut Vec<u8>,
+    ) -> impl FnMut(&[IoSlice<'_>]) -> std::io::Result<usize> + '_ {
+        move |slices| {
+            let mut taken = 0;
+            for slice in slices {
+                let n = slice.len().min(room - taken);
+                sent.extend_from_slice(&slice[..n]);
+                taken += n;
+            }
+            if taken == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            Ok(taken)
+        }
+    }
+
+    #[test]
+    fn frames_go_out_whole_and_in_order_however_the_socket_takes_them() {
+        for room in [1, 3, 7, 64, 1 << 20] {
+            let outbox = Outbox::default();
+            outbox.push_raw(OutFrame::unframed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec()));
+            let mut expected = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+            for i in 0..40 {
+                let id = i.to_string();
+                let payload = serde_json::value::to_raw_value(&i).unwrap();
+                outbox.push_response(&id, Ok(&payload), usize::MAX).unwrap();
+                expected
+                    .extend_from_slice(codec::text(0, |out| write_response(out, &id, Ok(&payload))).bytes());
+            }
+            let mut sent = Vec::new();
+            let mut calls = 0;
+            while !outbox.write_some(take_up_to(room, &mut sent)).unwrap() {
+                calls += 1;
+                assert!(calls < 100_000, "no progress with room {room}");
+            }
+            assert_eq!(sent, expected, "room {room}");
+            assert!(!outbox.has_pending());
+            assert_eq!(outbox.lock().queued_bytes, 0, "room {room}");
+        }
+    }
+
+    #[test]
+    fn a_full_socket_keeps_everything_queued() {
+        let outbox = Outbox::default();
+        outbox.push_raw(OutFrame::unframed(b"abc".to_vec()));
+        let mut sent = Vec::new();
+        assert!(!outbox.write_some(take_up_to(0, &mut sent)).unwrap_or(false));
+        assert!(outbox.has_pending() && sent.is_empty());
     }
 }

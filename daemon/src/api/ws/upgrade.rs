@@ -1,33 +1,26 @@
 //! The HTTP side of the WebSocket handshake (RFC 6455 section 4.2): validate, take a pre-auth
-//! place for the client's address, answer 101, then hand the raw socket to a connection task.
+//! place for the client's address, answer 101, then hand the raw socket to a connection task
+//! (`api::handoff`, which sends the 101 with the connection's first frame where it can).
 
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hyper_util::rt::TokioIo;
 use sha1::{Digest, Sha1};
-use tokio::net::TcpStream;
 
 use super::codec::Decoder;
 use super::conn::{self, Context};
 use super::hub::Hub;
 use crate::api::error::refuse;
+use crate::api::handoff::{self, Socket};
 use crate::api::listener::client_ip;
 use crate::api::listener::Peer;
 use crate::core::gateway::Gateway;
 
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-pub fn is_websocket(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
-}
 
 pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Response {
     let Some(peer @ Peer::Tcp(peer_addr)) = req.extensions().get::<Peer>().copied() else {
@@ -89,17 +82,15 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
     let browser_session = crate::api::auth::browser_session(&gw, headers);
     let context = Context { peer: peer_addr, client_ip: ip, proxy_user, direct_local, browser_session };
 
-    let on_upgrade = hyper::upgrade::on(&mut req);
     let mut connection = conn::Connection::new(gw, hub, context, slot);
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
-        };
-        let Some((mut stream, mut decoder)) = upgraded_socket(upgraded) else {
-            return tracing::error!("WebSocket upgrade on an unexpected stream type");
-        };
-        connection.serve(&mut stream, &mut decoder).await;
+    handoff::on_upgrade(&mut req, move |Socket { mut stream, read_ahead, response_head }| {
+        if let Some(head) = response_head {
+            connection.send_first(head);
+        }
+        let mut decoder = Decoder::default();
+        decoder.feed(&read_ahead);
+        // The task holds the socket, the decoder and the connection once each.
+        async move { connection.serve(&mut stream, &mut decoder).await }
     });
     (
         StatusCode::SWITCHING_PROTOCOLS,
@@ -110,14 +101,6 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
         ],
     )
         .into_response()
-}
-
-/// The socket hyper let go of, and a decoder holding what hyper had read past the request.
-fn upgraded_socket(upgraded: hyper::upgrade::Upgraded) -> Option<(TcpStream, Decoder)> {
-    let parts = upgraded.downcast::<TokioIo<TcpStream>>().ok()?;
-    let mut decoder = Decoder::default();
-    decoder.feed(&parts.read_buf);
-    Some((parts.io.into_inner(), decoder))
 }
 
 /// Headers a proxy adds: with any of them, a loopback peer may be a proxy for someone else.
