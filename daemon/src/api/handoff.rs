@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::api::listener::{self, Peer};
+use crate::api::scratch;
 use crate::core::gateway::Gateway;
 
 /// A socket whose upgrade succeeded.
@@ -45,7 +46,9 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
 }
 
-type Taker = Box<dyn FnOnce(Socket) + Send>;
+/// What serves a socket once its upgrade succeeded.
+type Served = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+type Taker = Box<dyn FnOnce(Socket) -> Served + Send>;
 
 /// In the extensions of a request read here: where the door leaves what takes the socket.
 #[derive(Clone, Default)]
@@ -57,16 +60,15 @@ impl Handoff {
     }
 }
 
-/// Once the `101` answering `req` is decided, `serve` gets the socket, on a task of its own.
+/// Once the `101` answering `req` is decided, `serve` gets the socket: on the connection's own
+/// task when the upgrade was read here, on a task of its own when hyper read it.
 pub fn on_upgrade<F, Fut>(req: &mut Request, serve: F)
 where
     F: FnOnce(Socket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     if let Some(handoff) = req.extensions().get::<Handoff>() {
-        *handoff.slot() = Some(Box::new(move |socket| {
-            tokio::spawn(serve(socket));
-        }));
+        *handoff.slot() = Some(Box::new(move |socket| Box::pin(serve(socket))));
         return;
     }
     let upgrade = hyper::upgrade::on(req);
@@ -86,7 +88,8 @@ where
 }
 
 /// Serves a connection to the main port: its first request here when it is a WebSocket
-/// upgrade, everything else through hyper.
+/// upgrade, everything else through hyper. Each phase is boxed while it runs, so that the task
+/// a WebSocket client keeps for its lifetime holds little more than the WebSocket's own future.
 pub async fn serve(
     gw: Arc<Gateway>,
     app: Router,
@@ -94,39 +97,51 @@ pub async fn serve(
     peer: SocketAddr,
     header_timeout: Duration,
 ) {
-    let deadline = tokio::time::Instant::now() + header_timeout;
-    let first = tokio::select! {
-        first = tokio::time::timeout_at(deadline, first_request(&stream)) => first,
-        _ = gw.exiting() => {
-            // As hyper does: a connection that has sent nothing closes now; one partway
-            // through its first request gets to finish it.
-            if !has_pending(&stream) {
-                return;
-            }
-            tokio::time::timeout_at(deadline, first_request(&stream)).await
+    match Box::pin(first_within(&gw, &stream, header_timeout)).await {
+        Some(First::Http) => {
+            Box::pin(listener::serve_http(gw, app, stream, Peer::Tcp(peer), header_timeout)).await
         }
-    };
-    match first {
-        Ok(Ok(First::Http)) => listener::serve_http(gw, app, stream, Peer::Tcp(peer), header_timeout).await,
-        Ok(Ok(First::Upgrade(req, head_len))) => upgrade(app, stream, peer, req, head_len).await,
+        Some(First::Upgrade(req, head_len)) => {
+            if let Some(served) = Box::pin(upgrade(app, stream, peer, req, head_len)).await {
+                served.await
+            }
+        }
         // Closed, failed, or the head not complete in time: closed without an answer, as hyper
         // does.
-        Ok(Ok(First::Closed)) | Ok(Err(_)) | Err(_) => {}
+        Some(First::Closed) | None => {}
     }
 }
 
-/// What a connection's first request is: made once per connection and moved once.
-#[allow(clippy::large_enum_variant)]
+/// The first request, once its head shows what it is, within `header_timeout`. None when it
+/// failed, took too long, or the gateway began to exit before the client sent anything.
+async fn first_within(gw: &Gateway, stream: &TcpStream, header_timeout: Duration) -> Option<First> {
+    let deadline = tokio::time::Instant::now() + header_timeout;
+    let first = tokio::select! {
+        first = tokio::time::timeout_at(deadline, first_request(stream)) => first,
+        _ = gw.exiting() => {
+            // As hyper does: a connection that has sent nothing closes now; one partway
+            // through its first request gets to finish it.
+            if !has_pending(stream) {
+                return None;
+            }
+            tokio::time::timeout_at(deadline, first_request(stream)).await
+        }
+    };
+    first.ok()?.ok()
+}
+
+/// What a connection's first request is.
 enum First {
-    /// A WebSocket upgrade, and the length of its head.
-    Upgrade(Request, usize),
+    /// A WebSocket upgrade, and the length of its head. Boxed: the connection's task holds
+    /// this value for as long as the WebSocket is open.
+    Upgrade(Box<Request>, usize),
     /// Anything else, for hyper: nothing of it was consumed.
     Http,
     Closed,
 }
 
 /// The most of a request head peeked at; a longer one goes to hyper.
-const PEEK: usize = 8192;
+const PEEK: usize = scratch::SIZE;
 
 /// Waits until the first request's head shows what it is.
 async fn first_request(stream: &TcpStream) -> io::Result<First> {
@@ -149,12 +164,18 @@ fn has_pending(stream: &TcpStream) -> bool {
 
 /// Peeks at what has arrived: `WouldBlock` while it may still become a WebSocket upgrade.
 fn peek_first(stream: &TcpStream) -> io::Result<First> {
-    let mut buf = [0u8; PEEK];
-    let n = recv(stream.as_raw_fd(), &mut buf, MsgFlags::MSG_PEEK).map_err(io::Error::from)?;
+    scratch::with(|buf| {
+        let n = recv(stream.as_raw_fd(), buf, MsgFlags::MSG_PEEK).map_err(io::Error::from)?;
+        classify(&buf[..n])
+    })
+}
+
+/// What a connection's first bytes, `seen`, are.
+fn classify(seen: &[u8]) -> io::Result<First> {
+    let n = seen.len();
     if n == 0 {
         return Ok(First::Closed);
     }
-    let seen = &buf[..n];
     let start = seen.len().min(4);
     if seen[..start] != b"GET "[..start] {
         return Ok(First::Http);
@@ -163,7 +184,7 @@ fn peek_first(stream: &TcpStream) -> io::Result<First> {
     let mut head = httparse::Request::new(&mut headers);
     match head.parse(seen) {
         Ok(httparse::Status::Complete(len)) => {
-            Ok(websocket_request(&head).map_or(First::Http, |req| First::Upgrade(req, len)))
+            Ok(websocket_request(&head).map_or(First::Http, |req| First::Upgrade(Box::new(req), len)))
         }
         Ok(httparse::Status::Partial) if n < PEEK => Err(io::ErrorKind::WouldBlock.into()),
         // Too long, too many headers or malformed: hyper answers it.
@@ -196,14 +217,19 @@ fn websocket_request(head: &httparse::Request<'_, '_>) -> Option<Request> {
     Some(req)
 }
 
-/// Runs the router on the upgrade request, then hands the socket over on `101`, or writes the
-/// refusal and closes.
-async fn upgrade(app: Router, mut stream: TcpStream, peer: SocketAddr, mut req: Request, head_len: usize) {
+/// Runs the router on the upgrade request. On `101` returns what serves the socket; otherwise
+/// writes the refusal and closes.
+async fn upgrade(
+    app: Router,
+    stream: TcpStream,
+    peer: SocketAddr,
+    req: Box<Request>,
+    head_len: usize,
+) -> Option<Served> {
+    let mut req = *req;
     // The head is in the socket's buffer (it was peeked): take exactly it, leaving any frame
     // the client sent after it to the WebSocket.
-    if consume(&stream, head_len).is_err() {
-        return;
-    }
+    consume(&stream, head_len).ok()?;
     let handoff = Handoff::default();
     req.extensions_mut().insert(Peer::Tcp(peer));
     req.extensions_mut().insert(handoff.clone());
@@ -211,11 +237,18 @@ async fn upgrade(app: Router, mut stream: TcpStream, peer: SocketAddr, mut req: 
     let (parts, body) = response.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(take) = handoff.slot().take() else {
-            return tracing::error!("a 101 answer with nothing to take the socket");
+            tracing::error!("a 101 answer with nothing to take the socket");
+            return None;
         };
         let head = response_head(parts.status, &parts.headers, None);
-        return take(Socket { stream, read_ahead: Bytes::new(), response_head: Some(head) });
+        return Some(take(Socket { stream, read_ahead: Bytes::new(), response_head: Some(head) }));
     }
+    refuse(stream, parts, body).await;
+    None
+}
+
+/// Writes a response that refused the upgrade, then closes.
+async fn refuse(mut stream: TcpStream, parts: axum::http::response::Parts, body: Body) {
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let mut out = response_head(parts.status, &parts.headers, Some(body.len()));
     out.extend_from_slice(&body);
@@ -226,16 +259,17 @@ async fn upgrade(app: Router, mut stream: TcpStream, peer: SocketAddr, mut req: 
 
 /// Reads and drops `len` bytes that are known to be in the socket's buffer.
 fn consume(stream: &TcpStream, mut len: usize) -> io::Result<()> {
-    let mut buf = [0u8; PEEK];
-    while len > 0 {
-        match stream.try_read(&mut buf[..len]) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => len -= n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    scratch::with(|buf| {
+        while len > 0 {
+            match stream.try_read(&mut buf[..len]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => len -= n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A response's head as hyper writes it (lower-case names, a `date`). With a body length the

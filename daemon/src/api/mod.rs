@@ -8,6 +8,7 @@ pub mod error;
 pub mod guard;
 pub mod handoff;
 pub mod listener;
+pub mod scratch;
 
 // The mount point (the one module that imports doors).
 pub mod router;
@@ -25,6 +26,6 @@ pub mod ui;
 pub mod ws;
 
 /// The plumbing modules: any door may import these, and no door may import a door.
-pub const PLUMBING: &[&str] = &["auth", "body", "error", "guard", "handoff", "listener"];
+pub const PLUMBING: &[&str] = &["auth", "body", "error", "guard", "handoff", "listener", "scratch"];
 /// Modules that may import doors.
 pub const MOUNTS: &[&str] = &["router"];

@@ -2,7 +2,6 @@
 //! the outbox holds, all without blocking on either direction. An idle connection holds no
 //! buffers: reads go through the thread's buffer and the decoder gives its memory back.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -26,6 +25,7 @@ use super::handshake;
 use super::hub::{event_json, Conn, Hub, PreAuthSlot};
 use super::methods::{self, Reply};
 use super::outbox::Outbox;
+use crate::api::scratch;
 use crate::core::gateway::{Gateway, Stats};
 use crate::core::telemetry::spans::{Attr, Kind, Traced};
 use gateway_proto::time::now_ms;
@@ -57,6 +57,8 @@ pub struct Connection {
     handshake: Option<Box<Handshake>>,
     conn: Option<Arc<Conn>>,
     in_flight: HashMap<String, AbortHandle>,
+    /// The client sent its close frame: it sends nothing after it (RFC 6455 section 5.5.1).
+    peer_closed: bool,
 }
 
 /// What only the handshake needs.
@@ -83,6 +85,7 @@ impl Connection {
             })),
             conn: None,
             in_flight: HashMap::new(),
+            peer_closed: false,
         }
     }
 
@@ -165,10 +168,14 @@ impl Connection {
                 }
             }
         }
-        // Half-close, then let the client's last bytes drain, so the close frame is not lost to a reset.
+        // Half-close. A client that closed first sends nothing more, so the socket closes now
+        // (the server closes the TCP connection first, as RFC 6455 section 7.1.1 asks);
+        // otherwise its last bytes drain first, so that our close frame is not lost to a reset.
         let _ = stream.shutdown().await;
-        // Boxed: a timer and a wait inline would be part of every idle connection's task.
-        let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), drain_until_eof(stream))).await;
+        if !this.peer_closed {
+            // Boxed: a timer and a wait inline would be part of every idle connection's task.
+            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), drain_until_eof(stream))).await;
+        }
         this.finish();
     }
 }
@@ -221,15 +228,9 @@ fn next_event(
     Poll::Pending
 }
 
-thread_local! {
-    /// The read buffer of the connections this thread serves: held by none of them between
-    /// reads, and zeroed once rather than on every read.
-    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; 8192].into_boxed_slice());
-}
-
 /// Reads whatever the socket has into the decoder. Returns false at end of stream or on an error.
 fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> bool {
-    READ_BUF.with_borrow_mut(|buf| read_through(stream, buf, decoder))
+    scratch::with(|buf| read_through(stream, buf, decoder))
 }
 
 fn read_through(stream: &TcpStream, buf: &mut [u8], decoder: &mut Decoder) -> bool {
@@ -308,6 +309,7 @@ impl Connection {
             Message::Ping(payload) => self.outbox.push_raw(codec::pong(&payload)),
             Message::Pong => {}
             Message::Close(peer) => {
+                self.peer_closed = true;
                 self.outbox.close(peer.map_or(close::NORMAL, |(code, _)| echo_code(code)), "")
             }
         }
