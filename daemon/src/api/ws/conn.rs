@@ -254,15 +254,14 @@ async fn drain_until_eof(stream: &TcpStream) {
     while stream.readable().await.is_ok() && discard_available(stream) {}
 }
 
-/// Reads and drops what the socket has, through a stack buffer (a buffer in the async fn
-/// would be part of every connection's task). False at end of stream or on an error.
+/// Reads and drops what the socket has, through the thread's buffer. False at end of stream or
+/// on an error.
 fn discard_available(stream: &TcpStream) -> bool {
-    let mut buf = [0u8; 1024];
-    match stream.try_read(&mut buf) {
+    scratch::with(|buf| match stream.try_read(buf) {
         Ok(0) => false,
         Ok(_) => true,
         Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-    }
+    })
 }
 
 impl Connection {
