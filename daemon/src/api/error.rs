@@ -10,7 +10,7 @@
 use std::fmt::Display;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -225,12 +225,17 @@ pub fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>
     GatewayError::new(status, code, message).into_response()
 }
 
-/// Middleware for every door: an error answer that is not one of ours (axum's rejection of a
-/// path or query it cannot parse, its bare 405, a body cut off at the limit) becomes a
-/// `GatewayError` in the documented shape, saying what was refused and what to do.
+/// Middleware for a router whose errors are made [`uniform`].
 pub async fn uniform_errors(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let response = next.run(req).await;
+    uniform(&method, &path, response).await
+}
+
+/// What every door answers goes through here: an error answer that is not one of ours (axum's
+/// rejection of a path or query it cannot parse, its bare 405, a body cut off at the limit)
+/// becomes a `GatewayError` in the documented shape, saying what was refused and what to do.
+pub async fn uniform(method: &Method, path: &str, response: Response) -> Response {
     let status = response.status();
     let ours = response.extensions().get::<GatewayError>().is_some();
     let json = response
@@ -244,7 +249,7 @@ pub async fn uniform_errors(req: Request, next: Next) -> Response {
     let allow = response.headers().get(header::ALLOW).cloned();
     let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
     let said = gateway_proto::quote::shorten_quoted(String::from_utf8_lossy(&body).trim());
-    let path = gateway_proto::quote::short(&path);
+    let path = gateway_proto::quote::short(path);
     let error = match status {
         StatusCode::METHOD_NOT_ALLOWED => {
             // axum's 405 carries the Allow header; kept on the answer below.
@@ -278,14 +283,12 @@ pub async fn uniform_errors(req: Request, next: Next) -> Response {
     response
 }
 
-/// Middleware for the OpenAI-compatible paths: any `GatewayError` answer goes out in the OpenAI
-/// shape, whichever layer refused the request.
-pub async fn openai_shape(req: Request, next: Next) -> Response {
-    let openai = req.uri().path().starts_with("/v1/");
-    let response = next.run(req).await;
+/// For the OpenAI-compatible paths: a `GatewayError` answer in the OpenAI shape, whichever check
+/// or door refused the request.
+pub fn openai_shape(response: Response) -> Response {
     match response.extensions().get::<GatewayError>() {
-        Some(e) if openai => e.respond(e.openai_body()),
-        _ => response,
+        Some(e) => e.respond(e.openai_body()),
+        None => response,
     }
 }
 

@@ -3,14 +3,13 @@
 //! the URL, and the body size limit.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderName, StatusCode, Version};
 use axum::response::Response;
 use gateway_proto::quote;
+use http_body::Body as _;
 
 use crate::api::error::refuse;
 use crate::core::gateway::{Active, Gateway};
@@ -22,18 +21,20 @@ const CREDENTIAL_PARAMS: &[&str] =
     &["token", "key", "apikey", "auth", "authorization", "bearer", "password", "passwd", "pwd", "secret"];
 const CREDENTIAL_SUFFIXES: &[&str] = &["token", "secret", "password", "apikey"];
 
-pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+/// The checks on `req`: its refusal, or None and its body cut off at the size limit as it
+/// streams.
+pub fn check(gw: &Gateway, req: &mut Request) -> Option<Response> {
     let active = gw.active();
     let http = &active.config.gateway.http;
     let path = req.uri().path();
-    if let Some(refusal) = host_refusal(&req, &http.allowed_hosts) {
-        return refusal;
+    if let Some(refusal) = host_refusal(req, &http.allowed_hosts) {
+        return Some(refusal);
     }
     if let Some(refusal) = cross_site_refusal(req.headers(), gw.listen_addr, &http.allowed_origins) {
-        return refusal;
+        return Some(refusal);
     }
     if let Some(refusal) = req.uri().query().and_then(|q| query_refusal(q, &active)) {
-        return refusal;
+        return Some(refusal);
     }
     let max_body = http.max_body_bytes.get() as usize;
     let declared =
@@ -42,25 +43,31 @@ pub async fn check(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> 
         let message = format!("request body over {max_body} bytes (gateway.http.max_body_bytes)");
         // The OpenAI-compatible routes have their own code for it.
         let code = if path.starts_with("/v1/") { "request_too_large" } else { "body_too_large" };
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, code, message);
+        return Some(refuse(StatusCode::PAYLOAD_TOO_LARGE, code, message));
     }
     // A body without a declared length is cut off at the limit as it streams.
-    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, max_body)));
-    next.run(req).await
+    if !req.body().is_end_stream() {
+        let body = std::mem::take(req.body_mut());
+        *req.body_mut() = Body::new(http_body_util::Limited::new(body, max_body));
+    }
+    None
 }
 
 /// One `Host` that names this gateway (DNS rebinding), and, for an absolute-form request target
 /// (`GET http://host/path`), the same host in both.
 fn host_refusal(req: &Request, allowed: &[String]) -> Option<Response> {
-    let hosts: Vec<&HeaderValue> = req.headers().get_all(header::HOST).iter().collect();
+    let hosts = req.headers().get_all(header::HOST);
     let bad = |message: String| Some(refuse(StatusCode::BAD_REQUEST, "bad_host", message));
-    let host = match hosts.as_slice() {
-        [] if req.version() == Version::HTTP_11 => {
+    let mut each = hosts.iter();
+    let host = match (each.next(), each.next()) {
+        (None, _) if req.version() == Version::HTTP_11 => {
             return bad("a request needs a Host header (HTTP/1.1)".into());
         }
-        [] => return None,
-        [one] => one.to_str().unwrap_or("").trim(),
-        _ => return bad(format!("{} Host headers: a request has exactly one", hosts.len())),
+        (None, _) => return None,
+        (Some(one), None) => one.to_str().unwrap_or("").trim(),
+        (Some(_), Some(_)) => {
+            return bad(format!("{} Host headers: a request has exactly one", hosts.iter().count()))
+        }
     };
     if host.is_empty() {
         return bad("the Host header is empty: name the gateway's address".into());

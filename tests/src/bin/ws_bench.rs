@@ -84,7 +84,7 @@ impl Default for Opts {
             json: false,
             otlp: false,
             runs: 5,
-            handshakes: 500,
+            handshakes: 2000,
             device_handshakes: 200,
             rpcs: 4000,
             clients: 50,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use gateway_proto::ws::{close, code, ErrorShape, Request, PRE_AUTH_MAX_FRAME};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
@@ -103,7 +103,8 @@ impl Connection {
         let handshake_timeout =
             Duration::from_millis(this.gw.active().config.gateway.ws.handshake_timeout_ms.get());
         if let Some(handshake) = &this.handshake {
-            let challenge = json!({ "nonce": handshake.nonce, "ts": now_ms() }).to_string();
+            let challenge = Challenge { nonce: &handshake.nonce, ts: now_ms() };
+            let challenge = serde_json::to_string(&challenge).expect("a challenge serializes");
             let _ = this.outbox.push_event(
                 |seq, out| event_json(out, "connect.challenge", &challenge, seq, None),
                 false,
@@ -278,7 +279,7 @@ impl Connection {
 
     /// Handles the decoded frames; stops at a request before the handshake, which the caller
     /// answers with [`Self::on_handshake`] (it waits on the device store).
-    fn decode(&mut self, decoder: &mut Decoder) -> Option<Request> {
+    fn decode(&mut self, decoder: &mut Decoder) -> Option<FirstRequest> {
         loop {
             match decoder.next(self.max_message()) {
                 Ok(Some(message)) => {
@@ -299,7 +300,7 @@ impl Connection {
     }
 
     /// A request before the handshake is returned to be handled as one.
-    fn on_message(&mut self, message: Message) -> Option<Request> {
+    fn on_message(&mut self, message: Message) -> Option<FirstRequest> {
         match message {
             Message::Text(text) => return self.on_text(&text),
             Message::Binary(_) => {
@@ -319,16 +320,20 @@ impl Connection {
         let _ = self.outbox.push_own_response(id, result, self.limit());
     }
 
-    fn on_text(&mut self, text: &str) -> Option<Request> {
+    fn on_text(&mut self, text: &str) -> Option<FirstRequest> {
         // A well-formed request in one pass; anything else is read again below, which says
-        // precisely what is wrong with it.
-        if let Ok(frame) = serde_json::from_str::<RequestFrame>(text) {
-            if frame.kind == "req" {
-                let req = Request { id: frame.id, method: frame.method, params: frame.params };
-                if self.conn.is_none() {
-                    return Some(req);
+        // precisely what is wrong with it. Before the handshake the params are the connect's,
+        // left unparsed for `handshake::connect` to read straight into their type.
+        if self.conn.is_none() {
+            if let Ok(frame) = serde_json::from_str::<RequestFrame<Option<&RawValue>>>(text) {
+                if frame.kind == "req" {
+                    let params = frame.params.map(RawValue::to_owned);
+                    return Some(FirstRequest { id: frame.id, method: frame.method, params });
                 }
-                self.on_request(req);
+            }
+        } else if let Ok(frame) = serde_json::from_str::<RequestFrame<Value>>(text) {
+            if frame.kind == "req" {
+                self.on_request(Request { id: frame.id, method: frame.method, params: frame.params });
                 return None;
             }
         }
@@ -342,7 +347,7 @@ impl Connection {
         let id = frame.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
         match frame.get("type").and_then(Value::as_str) {
             Some("req") => match serde_json::from_value::<Request>(frame) {
-                Ok(req) if self.conn.is_none() => return Some(req),
+                Ok(req) if self.conn.is_none() => return Some(FirstRequest::from(req)),
                 Ok(req) => self.on_request(req),
                 Err(e) => self.bad_frame(&id, format!("invalid request frame: {e}")),
             },
@@ -366,7 +371,7 @@ impl Connection {
         self.respond(id, Err(&ErrorShape::new(code::INVALID_REQUEST, message)));
     }
 
-    async fn on_handshake(&mut self, req: Request) {
+    async fn on_handshake(&mut self, req: FirstRequest) {
         if req.method != "connect" {
             let message = "invalid handshake: first request must be connect";
             self.respond(&req.id, Err(&ErrorShape::new(code::INVALID_REQUEST, message)));
@@ -382,7 +387,7 @@ impl Connection {
             outbox: &self.outbox,
             hub: &self.hub,
         };
-        match handshake::connect(&self.gw, attempt, req.params).await {
+        match handshake::connect(&self.gw, attempt, req.params.as_deref()).await {
             Ok(accepted) => {
                 self.gw.metrics.ws_handshake(true);
                 self.respond(&req.id, Ok(&accepted.hello));
@@ -462,15 +467,36 @@ impl Connection {
     }
 }
 
-/// A request frame as it should be.
+/// A request frame as it should be, with its params as `P`.
 #[derive(Deserialize)]
-struct RequestFrame<'a> {
+struct RequestFrame<'a, P> {
     #[serde(rename = "type", borrow)]
     kind: &'a str,
     id: String,
     method: String,
     #[serde(default)]
-    params: Value,
+    params: P,
+}
+
+/// `connect.challenge`'s payload.
+#[derive(serde::Serialize)]
+struct Challenge<'a> {
+    nonce: &'a str,
+    ts: u64,
+}
+
+/// The first request, which the handshake answers; its params are still JSON text.
+struct FirstRequest {
+    id: String,
+    method: String,
+    params: Option<Box<RawValue>>,
+}
+
+impl From<Request> for FirstRequest {
+    fn from(req: Request) -> Self {
+        let params = (!req.params.is_null()).then(|| methods::payload(&req.params));
+        FirstRequest { id: req.id, method: req.method, params }
+    }
 }
 
 /// Codes a peer may not put on the wire are answered with 1002.

@@ -9,8 +9,8 @@ use gateway_proto::ws::{
     auth_code, close, code, scope, ConnectParams, ErrorShape, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use serde::Serialize;
+use serde_json::json;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 
 use super::conn::Context;
 use super::hub::{AuthKind, Conn, Hub, Presence};
@@ -62,8 +62,13 @@ impl Refusal {
     }
 }
 
-pub async fn connect(gw: &Arc<Gateway>, attempt: Attempt<'_>, params: Value) -> Result<Accepted, Refusal> {
-    let params: ConnectParams = serde_json::from_value(params).map_err(|e| {
+/// Answers a `connect` whose params, `params`, are the JSON text the client sent.
+pub async fn connect(
+    gw: &Arc<Gateway>,
+    attempt: Attempt<'_>,
+    params: Option<&RawValue>,
+) -> Result<Accepted, Refusal> {
+    let params: ConnectParams = serde_json::from_str(params.map_or("null", RawValue::get)).map_err(|e| {
         Refusal::new(
             ErrorShape::new(code::INVALID_REQUEST, format!("invalid connect params: {e}")),
             close::POLICY,

@@ -3,6 +3,7 @@
 //! cap on sockets that have not completed the handshake.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -241,7 +242,7 @@ pub fn event_json(out: &mut Vec<u8>, event: &str, payload: &str, seq: u64, state
     out.extend_from_slice(br#","payload":"#);
     out.extend_from_slice(payload.as_bytes());
     out.extend_from_slice(br#","seq":"#);
-    out.extend_from_slice(seq.to_string().as_bytes());
+    let _ = write!(out, "{seq}");
     if let Some(v) = state_version {
         out.extend_from_slice(br#","stateVersion":"#);
         out.extend_from_slice(v.as_bytes());

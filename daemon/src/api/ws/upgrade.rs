@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -104,8 +104,13 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
 }
 
 /// Headers a proxy adds: with any of them, a loopback peer may be a proxy for someone else.
-const FORWARDING_HEADERS: [&str; 5] =
-    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
+static FORWARDING_HEADERS: [HeaderName; 5] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-real-ip"),
+];
 
 /// A client on this host talking straight to the port (the reference gateway's "local direct"
 /// rule): a loopback peer that is not a trusted proxy, no forwarding header, and a Host naming
@@ -122,7 +127,7 @@ fn direct_local(
     };
     peer.is_loopback()
         && !trusted.contains(&peer)
-        && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+        && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(h))
         && (name.eq_ignore_ascii_case("localhost")
             || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
 }
