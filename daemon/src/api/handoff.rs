@@ -184,7 +184,8 @@ fn classify(seen: &[u8]) -> io::Result<First> {
     let mut head = httparse::Request::new(&mut headers);
     match head.parse(seen) {
         Ok(httparse::Status::Complete(len)) => {
-            Ok(websocket_request(&head).map_or(First::Http, |req| First::Upgrade(Box::new(req), len)))
+            let req = websocket_request(&head, &seen[..len]);
+            Ok(req.map_or(First::Http, |req| First::Upgrade(Box::new(req), len)))
         }
         Ok(httparse::Status::Partial) if n < PEEK => Err(io::ErrorKind::WouldBlock.into()),
         // Too long, too many headers or malformed: hyper answers it.
@@ -192,23 +193,29 @@ fn classify(seen: &[u8]) -> io::Result<First> {
     }
 }
 
-/// The request, when it is a bodiless HTTP/1.1 `GET` asking for a WebSocket, with nothing that
-/// hyper would read differently.
-fn websocket_request(head: &httparse::Request<'_, '_>) -> Option<Request> {
+/// The request, when `head`, parsed from `raw`, is a bodiless HTTP/1.1 `GET` asking for a
+/// WebSocket, with nothing that hyper would read differently.
+fn websocket_request(head: &httparse::Request<'_, '_>, raw: &[u8]) -> Option<Request> {
     if head.method != Some("GET") || head.version != Some(1) {
         return None;
     }
+    // The target and the header values are slices of one copy of the head, not a copy each.
+    let copy = Bytes::copy_from_slice(raw);
+    let shared = |piece: &[u8]| {
+        let start = piece.as_ptr() as usize - raw.as_ptr() as usize;
+        copy.slice(start..start + piece.len())
+    };
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     for h in head.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
+        headers.append(name, HeaderValue::from_maybe_shared(shared(h.value)).ok()?);
     }
     let bodiless = !headers.contains_key(header::TRANSFER_ENCODING)
         && headers.get_all(header::CONTENT_LENGTH).iter().all(|v| v.as_bytes() == b"0");
     if !is_websocket(&headers) || !bodiless {
         return None;
     }
-    let uri: Uri = head.path?.parse().ok()?;
+    let uri = Uri::from_maybe_shared(shared(head.path?.as_bytes())).ok()?;
     let mut req = Request::new(Body::empty());
     *req.method_mut() = Method::GET;
     *req.uri_mut() = uri;
@@ -306,7 +313,7 @@ mod tests {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut head = httparse::Request::new(&mut headers);
         assert!(head.parse(raw.as_bytes()).unwrap().is_complete());
-        websocket_request(&head)
+        websocket_request(&head, raw.as_bytes())
     }
 
     const UPGRADE: &str =

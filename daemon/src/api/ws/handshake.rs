@@ -319,8 +319,8 @@ fn accept(
             },
             state_version: attempt.hub.state_version(),
             uptime_ms: gw.uptime_ms(),
-            config_path: gw.config_file().display().to_string(),
-            state_dir: gw.paths.state_dir.display().to_string(),
+            config_path: gw.config_file().to_string_lossy(),
+            state_dir: gw.paths.state_dir.to_string_lossy(),
             auth_mode: active.config.gateway.auth.mode.as_str(),
         },
         policy: Policy {
@@ -367,8 +367,8 @@ struct Snapshot<'a> {
     health: methods::HealthAnswer<'a>,
     state_version: gateway_proto::ws::StateVersion,
     uptime_ms: u64,
-    config_path: String,
-    state_dir: String,
+    config_path: std::borrow::Cow<'a, str>,
+    state_dir: std::borrow::Cow<'a, str>,
     auth_mode: &'static str,
 }
 
