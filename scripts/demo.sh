@@ -42,8 +42,8 @@ mask() {
     -e 's#\b1[0-9]{12}\b#<ms>#g; s#\b1[0-9]{9}\b#<s>#g' \
     -e 's#\bpid [0-9]+#pid <pid>#g; s#"pid":[0-9]+#"pid":<pid>#g' \
     -e 's#[0-9]+(\.[0-9]+)? ?([KMGT]i?B)\b#<size>#g' \
-    -e 's#[0-9]+(\.[0-9]+)? ?(ms|µs|s|m|h|d)\b( ago)?#<dur>#g' \
-    -e 's#\b[0-9a-f]{8}\b#<hex>#g; s#\b[0-9a-f]{12}\b#<hex>#g'
+    -e 's#\b[0-9a-f]{8}\b#<hex>#g; s#\b[0-9a-f]{12}\b#<hex>#g' \
+    -e 's#\b[0-9]+(\.[0-9]+)? ?(ms|µs|s|m|h|d)\b( ago)?#<dur>#g'
 }
 say() { printf '\n== %s\n' "$*"; }
 ctl() { "$BIN/gatewayctl" "$@" 2>&1 | mask; }
