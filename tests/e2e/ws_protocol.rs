@@ -155,6 +155,15 @@ fn handshake_refusals_say_why_and_close() {
     assert!(res["error"]["message"].as_str().unwrap().contains("first request must be connect"));
     assert_eq!(c.closed().0, 1008);
 
+    // Connect params of the wrong shape, or none: what is wrong is named, then the close.
+    for params in [json!({ "minProtocol": "four" }), Value::Null] {
+        let mut c = Client::open(d.port, &Connect::default()).unwrap();
+        let res = c.request("connect", params);
+        let message = res["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("invalid connect params: invalid type"), "{res}");
+        assert_eq!(c.closed().0, 1008);
+    }
+
     // Protocol mismatch: 1002 and the version we speak.
     let mut c = Client::open(d.port, &Connect::default()).unwrap();
     let mut params = c.connect_params(&Connect { token: Some(&tok), ..Default::default() });
