@@ -70,19 +70,26 @@ struct Handshake {
     _pre_auth: PreAuthSlot,
 }
 
+/// A connection's id and its challenge's nonce: two random UUIDs, from one read of the OS
+/// random source (a system call each handshake rather than two).
+fn id_and_nonce() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    let (id, nonce) = bytes.split_at(16);
+    let uuid =
+        |b: &[u8]| uuid::Builder::from_random_bytes(b.try_into().expect("16 bytes")).into_uuid().to_string();
+    (uuid(id), uuid(nonce))
+}
+
 impl Connection {
     pub fn new(gw: Arc<Gateway>, hub: Arc<Hub>, context: Context, slot: PreAuthSlot) -> Self {
+        let (id, nonce) = id_and_nonce();
         Self {
             _open: OpenSocket::count(&gw),
             gw,
             hub,
             outbox: Arc::new(Outbox::default()),
-            handshake: Some(Box::new(Handshake {
-                context,
-                id: uuid::Uuid::new_v4().to_string(),
-                nonce: uuid::Uuid::new_v4().to_string(),
-                _pre_auth: slot,
-            })),
+            handshake: Some(Box::new(Handshake { context, id, nonce, _pre_auth: slot })),
             conn: None,
             in_flight: HashMap::new(),
             peer_closed: false,
@@ -520,5 +527,21 @@ impl OpenSocket {
 impl Drop for OpenSocket {
     fn drop(&mut self) {
         self.0.stats.websocket_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_and_nonce;
+
+    #[test]
+    fn id_and_nonce_are_distinct_random_uuids() {
+        let (id, nonce) = id_and_nonce();
+        for value in [&id, &nonce] {
+            let parsed = uuid::Uuid::parse_str(value).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 4, "{value}");
+        }
+        assert_ne!(id, nonce);
+        assert_ne!(id_and_nonce().1, nonce);
     }
 }
