@@ -103,6 +103,17 @@ impl Outbox {
         self.push_with(EVENT_SIZE, write, true, droppable, limit, true)
     }
 
+    /// [`Self::push_event`] from the connection's own task: no wake-up, as for
+    /// [`Self::push_own_response`].
+    pub fn push_own_event(
+        &self,
+        write: impl FnOnce(u64, &mut Vec<u8>),
+        droppable: bool,
+        limit: usize,
+    ) -> Result<(), Refused> {
+        self.push_with(EVENT_SIZE, write, true, droppable, limit, false)
+    }
+
     fn push_with(
         &self,
         size: usize,
