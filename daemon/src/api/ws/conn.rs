@@ -107,6 +107,7 @@ impl Connection {
     /// held once, by the caller's task, rather than copied into this future.
     pub async fn serve(&mut self, stream: &mut TcpStream, decoder: &mut Decoder) {
         let this = self;
+        this.outbox.served_by_this_task();
         let handshake_timeout =
             Duration::from_millis(this.gw.active().config.gateway.ws.handshake_timeout_ms.get());
         if let Some(handshake) = &this.handshake {
@@ -324,7 +325,7 @@ impl Connection {
     }
 
     fn respond(&self, id: &str, result: Result<&RawValue, &ErrorShape>) {
-        let _ = self.outbox.push_own_response(id, result, self.limit());
+        let _ = self.outbox.push_response(id, result, self.limit());
     }
 
     fn on_text(&mut self, text: &str) -> Option<FirstRequest> {

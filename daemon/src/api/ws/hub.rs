@@ -157,28 +157,25 @@ impl Hub {
     }
 
     /// Adds an authenticated connection and tells the readers.
-    /// Called on the joining connection's own task.
     pub fn join(&self, conn: Arc<Conn>, limit: usize) {
-        let id = conn.id.clone();
-        self.lock().insert(id.clone(), conn);
-        self.presence_changed(limit, Some(&id));
+        self.lock().insert(conn.id.clone(), conn);
+        self.presence_changed(limit);
     }
 
     pub fn leave(&self, id: &str, limit: usize) {
         if self.lock().remove(id).is_some() {
-            self.presence_changed(limit, None);
+            self.presence_changed(limit);
         }
     }
 
     /// One list for all readers; clients without scopes (which may be many) get none of it, and
     /// with no reader connected the list is not even built.
-    /// `own`: the connection on whose task this runs, if any (see [`Self::send_from`]).
-    fn presence_changed(&self, limit: usize, own: Option<&str>) {
+    fn presence_changed(&self, limit: usize) {
         self.presence_version.fetch_add(1, Ordering::Relaxed);
         if self.lock().values().any(|c| c.sees_presence()) {
             let conns = self.presence();
             let payload = PresenceList { presence: conns.iter().map(|c| c.presence()).collect() };
-            self.send_from(own, "presence", &payload, true, limit, Conn::sees_presence);
+            self.send("presence", &payload, true, limit, Conn::sees_presence);
         }
     }
 
@@ -202,31 +199,12 @@ impl Hub {
         limit: usize,
         to: impl Fn(&Conn) -> bool,
     ) {
-        self.send_from(None, event, payload, droppable, limit, to)
-    }
-
-    /// [`Self::send`] from the task of connection `own`: that connection's copy is queued
-    /// without waking its task, which writes what is queued before it waits again (a wake-up
-    /// of the running task would only schedule it again, and wake an idle worker to steal it).
-    fn send_from(
-        &self,
-        own: Option<&str>,
-        event: &str,
-        payload: &(impl Serialize + ?Sized),
-        droppable: bool,
-        limit: usize,
-        to: impl Fn(&Conn) -> bool,
-    ) {
         let payload = serde_json::to_string(payload).expect("event payloads serialize");
         let version = serde_json::to_string(&self.state_version()).expect("plain JSON");
         let conns: Vec<Arc<Conn>> = self.lock().values().filter(|c| to(c)).cloned().collect();
         for conn in conns {
             let write = |seq, out: &mut Vec<u8>| event_json(out, event, &payload, seq, Some(&version));
-            let _ = if own == Some(&*conn.id) {
-                conn.outbox.push_own_event(write, droppable, limit)
-            } else {
-                conn.outbox.push_event(write, droppable, limit)
-            };
+            let _ = conn.outbox.push_event(write, droppable, limit);
         }
     }
 

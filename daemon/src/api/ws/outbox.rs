@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
@@ -21,6 +21,8 @@ pub struct Outbox {
     /// than a `Notify`, whose wait would put a waiter node in every idle connection's task.
     task: AtomicWaker,
     queued: AtomicBool,
+    /// The task that serves the connection (see [`Self::served_by_this_task`]).
+    owner: OnceLock<tokio::task::Id>,
 }
 
 #[derive(Default)]
@@ -66,9 +68,19 @@ pub enum Refused {
 }
 
 impl Outbox {
-    /// Queues the response to request `id` and wakes the connection's task. Over `limit` queued
-    /// bytes the connection is closed with 1008 (slow consumer). Responses take no `seq`: only
-    /// events count.
+    /// Makes the calling task the one that serves the connection: it writes what is queued
+    /// before it waits again, so what it queues itself needs no wake-up (which would only
+    /// schedule the running task again, and wake an idle worker to steal it), and neither does
+    /// what was queued before this call.
+    pub fn served_by_this_task(&self) {
+        if let Some(id) = tokio::task::try_id() {
+            let _ = self.owner.set(id);
+        }
+        self.queued.store(false, Ordering::Relaxed);
+    }
+
+    /// Queues the response to request `id`. Over `limit` queued bytes the connection is closed
+    /// with 1008 (slow consumer). Responses take no `seq`: only events count.
     pub fn push_response(
         &self,
         id: &str,
@@ -76,19 +88,7 @@ impl Outbox {
         limit: usize,
     ) -> Result<(), Refused> {
         let size = response_size(id, result);
-        self.push_with(size, |_, out| write_response(out, id, result), false, false, limit, true)
-    }
-
-    /// [`Self::push_response`] from the connection's own task, which writes what is queued
-    /// before it waits again: no wake-up (it would only cost the task an empty turn of its loop).
-    pub fn push_own_response(
-        &self,
-        id: &str,
-        result: Result<&RawValue, &ErrorShape>,
-        limit: usize,
-    ) -> Result<(), Refused> {
-        let size = response_size(id, result);
-        self.push_with(size, |_, out| write_response(out, id, result), false, false, limit, false)
+        self.push_with(size, |_, out| write_response(out, id, result), false, false, limit)
     }
 
     /// Queues an event; `write` receives the connection's next `seq` and appends the JSON. Over
@@ -100,18 +100,7 @@ impl Outbox {
         droppable: bool,
         limit: usize,
     ) -> Result<(), Refused> {
-        self.push_with(EVENT_SIZE, write, true, droppable, limit, true)
-    }
-
-    /// [`Self::push_event`] from the connection's own task: no wake-up, as for
-    /// [`Self::push_own_response`].
-    pub fn push_own_event(
-        &self,
-        write: impl FnOnce(u64, &mut Vec<u8>),
-        droppable: bool,
-        limit: usize,
-    ) -> Result<(), Refused> {
-        self.push_with(EVENT_SIZE, write, true, droppable, limit, false)
+        self.push_with(EVENT_SIZE, write, true, droppable, limit)
     }
 
     fn push_with(
@@ -121,7 +110,6 @@ impl Outbox {
         event: bool,
         droppable: bool,
         limit: usize,
-        wake: bool,
     ) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.closing.is_some() {
@@ -142,9 +130,7 @@ impl Outbox {
         state.queued_bytes += frame.size();
         state.frames.push_back(frame);
         drop(state);
-        if wake {
-            self.wake();
-        }
+        self.wake();
         Ok(())
     }
 
@@ -181,7 +167,11 @@ impl Outbox {
         !self.lock().frames.is_empty()
     }
 
+    /// Wakes the serving task, unless this is it.
     fn wake(&self) {
+        if self.owner.get().is_some_and(|owner| tokio::task::try_id() == Some(*owner)) {
+            return;
+        }
         self.queued.store(true, Ordering::Release);
         self.task.wake();
     }
@@ -290,6 +280,30 @@ mod tests {
             assert!(!outbox.has_pending());
             assert_eq!(outbox.lock().queued_bytes, 0, "room {room}");
         }
+    }
+
+    /// Whether the serving task would be woken now.
+    async fn queued(outbox: &Outbox) -> bool {
+        std::future::poll_fn(|cx| Poll::Ready(outbox.poll_queued(cx).is_ready())).await
+    }
+
+    /// Connections are served on spawned tasks (a test's own body is not one: it has no task id).
+    #[tokio::test]
+    async fn only_other_tasks_wake_the_serving_task() {
+        tokio::spawn(async {
+            let outbox = std::sync::Arc::new(Outbox::default());
+            outbox.push_raw(OutFrame::unframed(b"before".to_vec()));
+            outbox.served_by_this_task();
+            assert!(!queued(&outbox).await, "what came before is written at the top of the loop");
+            outbox.push_raw(OutFrame::unframed(b"own".to_vec()));
+            assert!(!queued(&outbox).await, "the serving task's own frame woke it");
+            let other = outbox.clone();
+            tokio::spawn(async move { other.push_raw(OutFrame::unframed(b"other".to_vec())) }).await.unwrap();
+            assert!(queued(&outbox).await, "another task's frame did not wake the serving task");
+            assert!(outbox.has_pending());
+        })
+        .await
+        .unwrap();
     }
 
     #[test]
