@@ -6,7 +6,8 @@
 //!
 //! What it measures (see docs/performance.md, "WebSocket protocol"):
 //! - sequential handshakes per second (open, challenge, connect, hello-ok, close), with the
-//!   shared token and with a signed device identity;
+//!   shared token and with a signed device identity; and, as a diagnostic, the token rate over
+//!   the floor's with the client and both servers pinned to one CPU;
 //! - the round trip of `health` over an open socket, sequential, p50 and p99, beside the floor;
 //! - `health` throughput of 50 authenticated clients (tokio, one thread);
 //! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
@@ -222,6 +223,11 @@ enum Server {
 // ---------------------------------------------------------------------------------------------
 // The protocol, client side
 
+/// A frame the server sent, for an error message: its start and its length, not all of it.
+fn quoted(text: &[u8]) -> String {
+    gateway_proto::quote::short(&String::from_utf8_lossy(text))
+}
+
 fn connect_frame(nonce: &str, device: Option<&Device>) -> Vec<u8> {
     let scopes: &[&str] = if device.is_some() { &["operator.read"] } else { &[] };
     let mut params = json!({
@@ -277,8 +283,8 @@ struct ChallengePayload {
 }
 
 fn challenge_nonce(text: &[u8]) -> Result<String> {
-    let c: Challenge = serde_json::from_slice(text)
-        .with_context(|| format!("not a challenge: {}", String::from_utf8_lossy(text)))?;
+    let c: Challenge =
+        serde_json::from_slice(text).with_context(|| format!("not a challenge: {}", quoted(text)))?;
     ensure!(c.event == "connect.challenge", "expected connect.challenge, got {}", c.event);
     Ok(c.payload.nonce)
 }
@@ -307,10 +313,10 @@ fn hello(text: &[u8], server: Server) -> Result<bool> {
     if head.kind != "res" {
         return Ok(false);
     }
-    ensure!(head.ok == Some(true), "connect refused: {}", String::from_utf8_lossy(text));
+    ensure!(head.ok == Some(true), "connect refused: {}", quoted(text));
     if server == Server::Gateway {
         let kind = head.payload.and_then(|p| p.kind);
-        ensure!(kind == Some("hello-ok"), "not hello-ok: {}", String::from_utf8_lossy(text));
+        ensure!(kind == Some("hello-ok"), "not hello-ok: {}", quoted(text));
     }
     Ok(true)
 }
@@ -356,7 +362,7 @@ fn reply(text: &[u8], expect: Option<u64>) -> Result<Reply> {
     if head.kind != "res" {
         return Ok(Reply::Other);
     }
-    ensure!(head.ok == Some(true), "request failed: {}", String::from_utf8_lossy(text));
+    ensure!(head.ok == Some(true), "request failed: {}", quoted(text));
     if let Some(n) = expect {
         let id = head.id.unwrap_or("");
         ensure!(
@@ -397,6 +403,62 @@ async fn handshake_async(
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
+
+/// While alive, this thread and every thread of the given processes run on one CPU only (the
+/// first this thread may use), with `taskset`; on drop, each gets its former CPU set back.
+struct PinnedToOneCpu {
+    /// Each pinned thread or process (`-a`: all its threads) and its former CPU list.
+    former: Vec<(String, bool, String)>,
+}
+
+impl PinnedToOneCpu {
+    fn new(processes: &[u32]) -> Result<Self> {
+        // The main thread's id is the process id: `taskset` without `-a` moves this thread only.
+        let me = std::process::id().to_string();
+        let mine = cpu_list(&me)?;
+        let cpu = mine.split([',', '-']).next().unwrap_or("0").to_owned();
+        let mut pinned = Self { former: Vec::new() };
+        let targets = std::iter::once((me, false)).chain(processes.iter().map(|p| (p.to_string(), true)));
+        for (pid, all) in targets {
+            let former = cpu_list(&pid)?;
+            set_cpu_list(&pid, all, &cpu)?;
+            pinned.former.push((pid, all, former));
+        }
+        Ok(pinned)
+    }
+}
+
+impl Drop for PinnedToOneCpu {
+    fn drop(&mut self) {
+        for (pid, all, former) in &self.former {
+            let _ = set_cpu_list(pid, *all, former);
+        }
+    }
+}
+
+/// The CPUs `pid` may run on, as `taskset -c` lists them ("0-1").
+fn cpu_list(pid: &str) -> Result<String> {
+    let out = Command::new("taskset").args(["-c", "-p", pid]).output().context("run taskset (util-linux)")?;
+    ensure!(out.status.success(), "taskset -c -p {pid}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let list = text.rsplit(':').next().map(str::trim).unwrap_or_default();
+    ensure!(!list.is_empty(), "taskset -c -p {pid} printed no CPU list");
+    Ok(list.to_owned())
+}
+
+fn set_cpu_list(pid: &str, all_threads: bool, list: &str) -> Result<()> {
+    let mut cmd = Command::new("taskset");
+    if all_threads {
+        cmd.arg("-a");
+    }
+    let out = cmd.args(["-c", "-p", list, pid]).output().context("run taskset (util-linux)")?;
+    ensure!(
+        out.status.success(),
+        "taskset -c -p {list} {pid}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
 
 /// Handshakes per second: `n` sequential open, challenge, connect, hello-ok, clean close.
 fn handshake_rate(
@@ -713,6 +775,16 @@ fn main() -> Result<()> {
         verify_us.push(verify);
         sign_us.push(sign);
     }
+    // Diagnostic: the same pair with the client and both servers on one CPU, where no message
+    // waits for another CPU to wake: what is left is what each handshake costs in CPU time.
+    let (mut pinned_tok, mut pinned_floor) = (Vec::new(), Vec::new());
+    {
+        let _pinned = PinnedToOneCpu::new(&[gw.pid(), floor.child.id()])?;
+        for _ in 0..o.runs.min(3) {
+            pinned_tok.push(handshake_rate(gp, Server::Gateway, None, o.handshakes, &mut seed)?);
+            pinned_floor.push(handshake_rate(fp, Server::Floor, None, o.handshakes, &mut seed)?);
+        }
+    }
     // Per run: what a device handshake costs beyond a token one, once the signature (the
     // client's signing, the gateway's verification) is taken out.
     let device_rest_us: Vec<f64> =
@@ -822,6 +894,7 @@ fn main() -> Result<()> {
         |ours: &[f64], floor: &[f64]| -> Vec<f64> { ours.iter().zip(floor).map(|(o, f)| o / f).collect() };
     let token_vs_floor = per_run(&hs_tok, &hs_floor);
     let throughput_vs_floor = per_run(&tp, &tp_floor);
+    let pinned_vs_floor = per_run(&pinned_tok, &pinned_floor);
     let mut rows = vec![
         Row {
             id: "ws_handshake_token",
@@ -841,6 +914,16 @@ fn main() -> Result<()> {
             ours: Stats::of(token_vs_floor),
             target: Some(Target::AtLeast(0.85)),
             peer: "0.03 x",
+            floor: None,
+        },
+        Row {
+            id: "ws_handshake_token_vs_floor_one_cpu",
+            metric: "diagnostic: the same ratio, client and both servers on one CPU".into(),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(pinned_vs_floor),
+            target: None,
+            peer: "-",
             floor: None,
         },
         Row {
