@@ -26,7 +26,7 @@ pub fn router() -> Router<Arc<Gateway>> {
 }
 
 async fn telegram(State(gw): State<Arc<Gateway>>, Path(account): Path<String>, req: Request) -> Response {
-    let active = gw.active();
+    let active = gw.active_owned();
     let peer = req.extensions().get::<Peer>().copied().unwrap_or(Peer::Unix { uid: 0 });
     let ip = client_ip(&peer, req.headers(), &active.config.gateway.http.trusted_proxies);
     if let Err(retry) = gw.limiter.check(ip) {

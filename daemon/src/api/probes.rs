@@ -45,7 +45,7 @@ pub fn metrics_listener(gw: Arc<Gateway>) -> Router {
 /// `metrics.token` as a bearer token opens `/gateway/metrics` alone; anything else goes through
 /// the gateway's own auth (which counts and locks out failures).
 async fn metrics_auth(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let active = gw.active();
+    let active = gw.active_owned();
     if !active.config.metrics.enabled {
         let message = "metrics are off (metrics.enabled = false in the config)";
         return crate::api::error::GatewayError::new(StatusCode::NOT_FOUND, "not_found", message)

@@ -30,7 +30,7 @@ struct SignIn {
 }
 
 async fn create_session(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let active = gw.active();
+    let active = gw.active_owned();
     if active.config.gateway.auth.mode != AuthMode::Password {
         let mode = active.config.gateway.auth.mode.as_str();
         return refuse(

@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use gateway_config::{Config, Overrides};
 use gateway_proto::api::ReloadReport;
 use gateway_proto::time::now_ms;
@@ -66,6 +66,7 @@ impl TokenSource {
 
 /// The daemon's lifecycle; `Draining` once shutdown has begun.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Phase {
     Starting,
     Running,
@@ -73,6 +74,14 @@ pub enum Phase {
 }
 
 impl Phase {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Starting,
+            1 => Self::Running,
+            _ => Self::Draining,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Starting => "starting",
@@ -171,17 +180,17 @@ pub struct Gateway {
     pub logs: LogControl,
     /// Serializes reload transactions and token rotations.
     pub(in crate::core) reload_lock: tokio::sync::Mutex<()>,
-    pub(in crate::core) last_reload: Mutex<Option<ReloadReport>>,
+    pub(in crate::core) last_reload: ArcSwapOption<ReloadReport>,
     /// Restart-required keys changed in the file but not in effect (reload mode `hot`).
     pub(in crate::core) pending_restart: Mutex<Vec<String>>,
-    pub(in crate::core) last_tick: Mutex<Option<Instant>>,
+    pub(in crate::core) last_tick: ArcSwapOption<Instant>,
     /// What the heartbeat's last tick found and did (the status report's `runtime_heartbeat`).
     pub(in crate::core) last_cycle: Mutex<crate::core::heartbeat::Cycle>,
     /// The heartbeat's last probe of the state dir.
-    pub(in crate::core) state_dir_writable: Mutex<Result<(), String>>,
+    pub(in crate::core) state_dir_writable: ArcSwap<Result<(), String>>,
     /// The health checks health probes are answered from.
     pub(in crate::core) health_checks: crate::core::health::ChecksCache,
-    phase: watch::Sender<Phase>,
+    phase: AtomicU8,
     exit: watch::Sender<Option<ExitReason>>,
     /// The generation in effect; subsystems that cache config values wait on it.
     generation: watch::Sender<u64>,
@@ -242,13 +251,13 @@ impl Gateway {
             config_write_lock: tokio::sync::Mutex::new(()),
             logs,
             reload_lock: tokio::sync::Mutex::new(()),
-            last_reload: Mutex::new(None),
+            last_reload: ArcSwapOption::empty(),
             pending_restart: Mutex::new(Vec::new()),
-            last_tick: Mutex::new(None),
+            last_tick: ArcSwapOption::empty(),
             last_cycle: Mutex::default(),
-            state_dir_writable: Mutex::new(Ok(())),
+            state_dir_writable: ArcSwap::from_pointee(Ok(())),
             health_checks: Default::default(),
-            phase: watch::channel(Phase::Starting).0,
+            phase: AtomicU8::new(Phase::Starting as u8),
             exit: watch::channel(None).0,
             generation: watch::channel(generation).0,
         })
@@ -258,7 +267,15 @@ impl Gateway {
         &self.paths.config_file
     }
 
-    pub fn active(&self) -> Arc<Active> {
+    /// The snapshot in effect, for a look now: loading it touches no counter shared between
+    /// threads (a clone of the `Arc` would, on every request of every worker). Hold it briefly;
+    /// [`Self::active_owned`] keeps one across waits.
+    pub fn active(&self) -> arc_swap::Guard<Arc<Active>> {
+        self.active.load()
+    }
+
+    /// The snapshot in effect, to keep.
+    pub fn active_owned(&self) -> Arc<Active> {
         self.active.load_full()
     }
 
@@ -301,9 +318,8 @@ impl Gateway {
     /// Why the gateway cannot keep what it is given, if it cannot: the state dir does not take
     /// writes (the heartbeat's probe), or the database refused a write for want of space.
     pub fn degraded(&self) -> Option<String> {
-        let probe = self.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match probe {
-            Err(why) => Some(why),
+        match &**self.state_dir_writable.load() {
+            Err(why) => Some(why.clone()),
             Ok(()) if self.devices.store().full() => {
                 Some(gateway_proto::disk::Space::of(&self.paths.state_dir).map_or_else(
                     |_| "the disk is full: the state database refused a write".to_owned(),
@@ -316,12 +332,17 @@ impl Gateway {
 
     /// How long ago the heartbeat last ticked; None before its first tick.
     pub fn last_tick_age(&self) -> Option<std::time::Duration> {
-        self.last_tick.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed())
+        self.last_tick.load().as_deref().map(Instant::elapsed)
     }
 
     /// Milliseconds since the daemon started.
     pub fn uptime_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.uptime_ms_at(Instant::now())
+    }
+
+    /// Milliseconds from the daemon's start to `at`.
+    pub fn uptime_ms_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
     }
 
     /// Unsent bytes one WebSocket client may have queued.
@@ -334,11 +355,11 @@ impl Gateway {
     }
 
     pub fn phase(&self) -> Phase {
-        *self.phase.borrow()
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
     pub fn set_phase(&self, phase: Phase) {
-        self.phase.send_replace(phase);
+        self.phase.store(phase as u8, Ordering::Release);
     }
 
     /// Asks the daemon to leave; the first reason given wins.
@@ -376,8 +397,7 @@ impl Gateway {
         let conns = Stats::get(&self.stats.http_connections) + Stats::get(&self.stats.websocket_connections);
         let reload = self
             .last_reload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .load()
             .as_ref()
             .map(|r| format!("; last reload {}", r.outcome))
             .unwrap_or_default();

@@ -1,8 +1,10 @@
 //! The daemon's own health checks, for `GET /v1/health` (`gatewayctl health`), and the status
 //! report's `health_state` derived from them by [`state`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use gateway_proto::api::{HealthCheck, HealthReport, ReloadOutcome};
 use gateway_proto::time::now_ms;
@@ -25,29 +27,34 @@ struct Inputs {
 }
 
 impl Inputs {
-    fn of(gw: &Gateway) -> Self {
-        let interval = Duration::from_millis(gw.active().config.gateway.heartbeat.interval_ms.get());
-        let last_tick = *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner());
-        let since = last_tick.unwrap_or(gw.started).elapsed();
+    /// What the checks are made of, at `now`. Every probe asks, so nothing here writes to
+    /// memory other threads read (no lock, no reference count): on a busy gateway the workers
+    /// would pass those cache lines back and forth on every probe.
+    fn of(gw: &Gateway, now: Instant) -> Self {
+        let active = gw.active();
+        let interval = Duration::from_millis(active.config.gateway.heartbeat.interval_ms.get());
+        let last_tick = gw.last_tick.load().as_deref().copied();
+        let since = now.saturating_duration_since(last_tick.unwrap_or(gw.started));
         Self {
             phase: gw.phase(),
             last_tick,
             late: since > interval * 2 + Duration::from_secs(1),
-            generation: gw.active().generation,
-            reload: gw
-                .last_reload
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .map(|r| (r.at_ms, r.outcome)),
+            generation: active.generation,
+            reload: gw.last_reload.load().as_deref().map(|r| (r.at_ms, r.outcome)),
             degraded: gw.degraded(),
         }
     }
 }
 
-/// The last checks [`checks`] made, with what they were made of.
+/// The last checks [`with_checks`] made, with what they were made of.
 #[derive(Default)]
-pub struct ChecksCache(Mutex<Option<(Inputs, Arc<Checks>)>>);
+pub struct ChecksCache(ArcSwapOption<Made>);
+
+/// Checks, and what they were made of.
+struct Made {
+    inputs: Inputs,
+    checks: Checks,
+}
 
 /// The checks of [`report`], serialized, and whether all passed.
 pub struct Checks {
@@ -55,27 +62,28 @@ pub struct Checks {
     pub json: Box<RawValue>,
 }
 
-/// The checks as JSON for a health probe: made again only when what they are made of changed
-/// (formatting and serializing them was most of a probe's cost), and always when the heartbeat
-/// is late, whose detail says how late.
-pub fn checks(gw: &Gateway) -> Arc<Checks> {
-    let inputs = Inputs::of(gw);
-    let mut cache = gw.health_checks.0.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((made_of, checks)) = cache.as_ref() {
-        if *made_of == inputs {
-            return checks.clone();
-        }
+/// Answers a health probe at `now` from the checks as JSON: made again only when what they are
+/// made of changed (formatting and serializing them was most of a probe's cost), and always
+/// when the heartbeat is late, whose detail says how late.
+pub fn with_checks<R>(gw: &Gateway, now: Instant, answer: impl FnOnce(&Checks) -> R) -> R {
+    let inputs = Inputs::of(gw, now);
+    if let Some(made) = gw.health_checks.0.load().as_deref().filter(|made| made.inputs == inputs) {
+        return answer(&made.checks);
     }
     let report = build(gw, &inputs);
     let json = serde_json::value::to_raw_value(&report.checks).expect("checks serialize");
-    let checks = Arc::new(Checks { ok: report.ok, json });
-    *cache = (!inputs.late).then(|| (inputs, checks.clone()));
-    checks
+    let checks = Checks { ok: report.ok, json };
+    if inputs.late {
+        return answer(&checks);
+    }
+    let made = Arc::new(Made { inputs, checks });
+    gw.health_checks.0.store(Some(made.clone()));
+    answer(&made.checks)
 }
 
 /// The checks, made now.
 pub fn report(gw: &Gateway) -> HealthReport {
-    build(gw, &Inputs::of(gw))
+    build(gw, &Inputs::of(gw, Instant::now()))
 }
 
 fn build(gw: &Gateway, inputs: &Inputs) -> HealthReport {
@@ -110,8 +118,8 @@ fn build(gw: &Gateway, inputs: &Inputs) -> HealthReport {
 
     let config_detail = match inputs.reload {
         Some((_, ReloadOutcome::Rejected)) => {
-            let last = gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let why = last.map(|r| r.errors.first().map(ToString::to_string).unwrap_or(r.message));
+            let last = gw.last_reload.load_full();
+            let why = last.map(|r| r.errors.first().map_or_else(|| r.message.clone(), ToString::to_string));
             format!(
                 "generation {} serving; the last edit was rejected: {}",
                 inputs.generation,
@@ -155,8 +163,7 @@ pub fn state(gw: &Gateway, health: &HealthReport) -> (&'static str, &'static str
     if failed("state_dir") {
         degraded.push("state_dir_unwritable");
     }
-    let rejected = gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|r| r.outcome)
-        == Some(ReloadOutcome::Rejected);
+    let rejected = gw.last_reload.load().as_ref().map(|r| r.outcome) == Some(ReloadOutcome::Rejected);
     if rejected {
         degraded.push("config_rejected");
     }

@@ -79,7 +79,7 @@ fn heartbeat_interval(gw: &Gateway) -> tokio::time::Interval {
 
 fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>, retention_due: bool) {
     Stats::bump(&gw.stats.heartbeat_ticks);
-    *gw.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    gw.last_tick.store(Some(Arc::new(Instant::now())));
     gw.notifier.status(&gw.status_line());
     gw.events.publish(&CoreEvent::Tick {
         at_ms: now_ms(),
@@ -142,7 +142,7 @@ fn tick(gw: &Arc<Gateway>, last_health: &mut Option<Vec<bool>>, retention_due: b
                 tracing::warn!(error = %e, "cannot checkpoint the state database's WAL");
             }
         }
-        *gw.state_dir_writable.lock().unwrap_or_else(|e| e.into_inner()) = probe;
+        gw.state_dir_writable.store(Arc::new(probe));
         match gw.signins.prune() {
             Ok(0) => {}
             Ok(n) => {

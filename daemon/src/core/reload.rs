@@ -193,7 +193,7 @@ pub async fn reload(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
             report.message
         ),
     }
-    *gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+    gw.last_reload.store(Some(Arc::new(report.clone())));
     // systemd expects READY=1 after RELOADING=1 whatever the outcome.
     let mut status = gw.status_line();
     if let Some(issue) = report.errors.first() {
@@ -316,7 +316,7 @@ fn transact(gw: &Gateway, trigger: ReloadTrigger) -> ReloadReport {
         report(ReloadOutcome::Applied, generation, changes.changed, changes.restart, vec![], message);
     applied.defaulted_keys = defaulted.clone();
     // Recorded before the swap: whoever sees the new generation also sees its report.
-    *gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(applied.clone());
+    gw.last_reload.store(Some(Arc::new(applied.clone())));
     gw.swap_active(Active {
         config: next.config,
         generation,

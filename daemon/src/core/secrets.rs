@@ -35,7 +35,7 @@ pub async fn rotate_token(gw: &Gateway) -> Result<(), RotateError> {
     let token = generate_token();
     let file = gw.paths.token_file();
     write_secret_file(&file, &token).map_err(|e| RotateError::Write(file.display().to_string(), e))?;
-    let mut next = (*active).clone();
+    let mut next = crate::core::gateway::Active::clone(&active);
     next.token = token;
     gw.swap_active(next);
     tracing::info!(file = %file.display(), at_ms = now_ms(), "gateway token rotated");

@@ -45,15 +45,11 @@ pub fn report(gw: &Gateway) -> api::StatusReport {
             reload_mode: config.gateway.reload.mode.as_str().into(),
             pending_restart: gw.pending_restart.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         },
-        last_reload: gw.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        last_reload: gw.last_reload.load().as_deref().cloned(),
         heartbeat: api::HeartbeatInfo {
             ticks: Stats::get(&stats.heartbeat_ticks),
             interval_ms: config.gateway.heartbeat.interval_ms.get(),
-            last_tick_ms_ago: gw
-                .last_tick
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .map(|t| t.elapsed().as_millis() as u64),
+            last_tick_ms_ago: gw.last_tick_age().map(|age| age.as_millis() as u64),
             watchdog_usec: gw.watchdog_usec,
         },
         connections: api::Connections {

@@ -42,7 +42,7 @@ const HOOKS_UNAUTHORIZED_HINT: &str = "missing or wrong hooks token: send `Autho
 /// Webhooks on, no query string, the hooks token; failures count toward the per-address
 /// lockout like every other auth path.
 async fn require_hooks_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let active = gw.active();
+    let active = gw.active_owned();
     let Some(expected) = active.hooks_token.clone() else {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -189,7 +189,7 @@ async fn mapped(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let active = gw.active();
+    let active = gw.active_owned();
     let Some(mapping) = active.config.hooks.mappings.iter().find(|m| m.name == name).cloned() else {
         return refuse(
             StatusCode::NOT_FOUND,

@@ -166,7 +166,7 @@ async fn load(gw: &Gateway, id: &str) -> Result<Option<(Option<String>, Value)>,
 
 /// A chain's messages so far (the newest the default agent keeps in its context).
 async fn chain_history(gw: &Gateway, key: &str) -> Result<Vec<crate::runtime::agent::Message>, GatewayError> {
-    let config = gw.active();
+    let config = gw.active_owned();
     let limit = config
         .config
         .agents

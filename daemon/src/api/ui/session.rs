@@ -80,7 +80,7 @@ async fn sign_in(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if let Err(refusal) = gate(&gw, req.headers()) {
         return refusal.into_response();
     }
-    let active = gw.active();
+    let active = gw.active_owned();
     let mode = active.config.gateway.auth.mode;
     if matches!(mode, AuthMode::None | AuthMode::TrustedProxy) {
         let how = if mode == AuthMode::None { "needs no sign-in" } else { "signs in through its proxy" };

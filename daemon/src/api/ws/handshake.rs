@@ -102,7 +102,7 @@ pub async fn connect(
     // 3. Origin was checked before the upgrade (guard). 4. Shared auth, rate limited.
     // A lockout holds back guessing, never the owner: while this address is locked out, a
     // password is not even tried, but a correct token (long and random: not guessable) passes.
-    let active = gw.active();
+    let active = gw.active_owned();
     let ip = attempt.context.client_ip;
     let locked = gw.limiter.check(ip).err();
     let rate_limited = |retry: std::time::Duration| {
@@ -302,40 +302,41 @@ fn accept(
     if conn.sees_presence() {
         presence.push(conn.presence());
     }
-    let checks = crate::core::health::checks(gw);
-    let hello = HelloOk {
-        kind: "hello-ok",
-        protocol,
-        server: Server { version: gateway_proto::VERSION, conn_id: attempt.id },
-        features: features(),
-        snapshot: Snapshot {
-            presence,
-            health: methods::HealthAnswer {
-                ok: checks.ok,
-                ts: now_ms(),
-                duration_ms: None,
-                uptime_ms: gw.uptime_ms(),
-                checks: &checks.json,
+    let now = std::time::Instant::now();
+    let hello = crate::core::health::with_checks(gw, now, |checks| {
+        methods::payload(&HelloOk {
+            kind: "hello-ok",
+            protocol,
+            server: Server { version: gateway_proto::VERSION, conn_id: attempt.id },
+            features: features(),
+            snapshot: Snapshot {
+                presence,
+                health: methods::HealthAnswer {
+                    ok: checks.ok,
+                    ts: now_ms(),
+                    duration_ms: None,
+                    uptime_ms: gw.uptime_ms_at(now),
+                    checks: &checks.json,
+                },
+                state_version: attempt.hub.state_version(),
+                uptime_ms: gw.uptime_ms_at(now),
+                config_path: gw.config_file().to_string_lossy(),
+                state_dir: gw.paths.state_dir.to_string_lossy(),
+                auth_mode: active.config.gateway.auth.mode.as_str(),
             },
-            state_version: attempt.hub.state_version(),
-            uptime_ms: gw.uptime_ms(),
-            config_path: gw.config_file().to_string_lossy(),
-            state_dir: gw.paths.state_dir.to_string_lossy(),
-            auth_mode: active.config.gateway.auth.mode.as_str(),
-        },
-        policy: Policy {
-            max_payload: ws.max_payload_bytes.get(),
-            max_buffered_bytes: ws.max_buffered_bytes.get(),
-            tick_interval_ms: active.config.gateway.heartbeat.interval_ms.get(),
-        },
-        auth: HelloAuth {
-            role: &role,
-            scopes: &scopes,
-            device_token: device.as_ref().map(|(_, token, _)| token.as_str()),
-            issued_at_ms: device.as_ref().map(|(_, _, issued)| *issued),
-        },
-    };
-    let hello = methods::payload(&hello);
+            policy: Policy {
+                max_payload: ws.max_payload_bytes.get(),
+                max_buffered_bytes: ws.max_buffered_bytes.get(),
+                tick_interval_ms: active.config.gateway.heartbeat.interval_ms.get(),
+            },
+            auth: HelloAuth {
+                role: &role,
+                scopes: &scopes,
+                device_token: device.as_ref().map(|(_, token, _)| token.as_str()),
+                issued_at_ms: device.as_ref().map(|(_, _, issued)| *issued),
+            },
+        })
+    });
     Accepted { conn, hello }
 }
 

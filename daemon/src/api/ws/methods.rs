@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use gateway_proto::api::{HealthReport, ReloadTrigger};
 use gateway_proto::ws::{auth_code, code, scope, ErrorShape};
@@ -62,12 +63,13 @@ fn answer_later<P: DeserializeOwned>(params: Value, handle: impl FnOnce(P) -> Pe
 /// Serves one request: the method by name, the connection's scopes checked against the table,
 /// then its handler. The `match` is exhaustive: every method `hello-ok` advertises is served.
 /// The method's name (`unknown` for one this gateway does not serve, a bounded metrics label)
-/// and its reply.
+/// and its reply. `arrived` is when the request was read.
 pub fn call(
     gw: &Arc<Gateway>,
     hub: &Hub,
     conn: &Conn,
     id: &str,
+    arrived: Instant,
     method: &str,
     params: Value,
 ) -> (Option<Method>, Reply) {
@@ -84,79 +86,94 @@ pub fn call(
     if let Err(e) = allowed(&conn.scopes, method.need()) {
         return (Some(method), Reply::Now(Err(e)));
     }
-    (Some(method), dispatch(gw.clone(), hub, conn, id, method, params))
+    (Some(method), dispatch(gw, hub, conn, id, arrived, method, params))
 }
 
-fn dispatch(gw: Arc<Gateway>, hub: &Hub, conn: &Conn, id: &str, method: Method, params: Value) -> Reply {
+/// `gw` is borrowed: a clone, for what answers later only, would otherwise write to the count
+/// every worker shares on every request.
+fn dispatch(
+    gw: &Arc<Gateway>,
+    hub: &Hub,
+    conn: &Conn,
+    id: &str,
+    arrived: Instant,
+    method: Method,
+    params: Value,
+) -> Reply {
     match method {
-        Method::Health => {
-            let started = std::time::Instant::now();
-            let checks = health::checks(&gw);
-            Reply::Now(Ok(payload(&HealthAnswer {
+        Method::Health => Reply::Now(Ok(health::with_checks(gw, arrived, |checks| {
+            payload(&HealthAnswer {
                 ok: checks.ok,
                 ts: now_ms(),
-                duration_ms: Some(started.elapsed().as_millis() as u64),
-                uptime_ms: gw.uptime_ms(),
+                duration_ms: Some(arrived.elapsed().as_millis() as u64),
+                uptime_ms: gw.uptime_ms_at(arrived),
                 checks: &checks.json,
-            })))
-        }
-        Method::Status => Reply::Later(summary::status(gw)),
+            })
+        }))),
+        Method::Status => Reply::Later(summary::status(gw.clone())),
         Method::SystemPresence => Reply::Now(Ok(payload(&json!({
             "presence": hub.presence().iter().map(|c| c.presence()).collect::<Vec<_>>(),
             "stateVersion": hub.state_version(),
         })))),
-        Method::LastHeartbeat => Reply::Now(Ok(payload(&last_heartbeat(&gw)))),
-        Method::LogsTail => answer_now(params, |p| logs_tail(&gw, p)),
-        Method::ModelsList => answer_now(params, |p| conversation::models_list(&gw, p)),
-        Method::AgentsList => Reply::Now(Ok(payload(&conversation::agents_list(&gw)))),
-        Method::ToolsCatalog => Reply::Now(Ok(payload(&conversation::tools_catalog(&gw)))),
-        Method::ChatSend => answer_later(params, |p| conversation::chat_send(gw, p)),
-        Method::ChatHistory => answer_later(params, |p| conversation::chat_history(gw, p)),
-        Method::ChatAbort => answer_now(params, |p| conversation::chat_abort(&gw, p)),
-        Method::Agent => answer_later(params, |p| conversation::agent(gw, conn, id.to_owned(), p)),
-        Method::AgentWait => answer_later(params, |p| conversation::agent_wait(gw, p)),
-        Method::SessionsList => answer_later(params, |p| conversation::sessions_list(gw, p)),
+        Method::LastHeartbeat => Reply::Now(Ok(payload(&last_heartbeat(gw)))),
+        Method::LogsTail => answer_now(params, |p| logs_tail(gw, p)),
+        Method::ModelsList => answer_now(params, |p| conversation::models_list(gw, p)),
+        Method::AgentsList => Reply::Now(Ok(payload(&conversation::agents_list(gw)))),
+        Method::ToolsCatalog => Reply::Now(Ok(payload(&conversation::tools_catalog(gw)))),
+        Method::ChatSend => answer_later(params, |p| conversation::chat_send(gw.clone(), p)),
+        Method::ChatHistory => answer_later(params, |p| conversation::chat_history(gw.clone(), p)),
+        Method::ChatAbort => answer_now(params, |p| conversation::chat_abort(gw, p)),
+        Method::Agent => answer_later(params, |p| conversation::agent(gw.clone(), conn, id.to_owned(), p)),
+        Method::AgentWait => answer_later(params, |p| conversation::agent_wait(gw.clone(), p)),
+        Method::SessionsList => answer_later(params, |p| conversation::sessions_list(gw.clone(), p)),
         Method::SessionsSubscribe | Method::SessionsUnsubscribe => {
             let on = method == Method::SessionsSubscribe;
             conn.sessions_subscribed.store(on, std::sync::atomic::Ordering::Relaxed);
             Reply::Now(Ok(payload(&json!({ "subscribed": on }))))
         }
-        Method::SessionsPreview => answer_later(params, |p| conversation::sessions_preview(gw, p)),
-        Method::SessionsCreate => answer_later(params, |p| conversation::sessions_create(gw, p)),
-        Method::SessionsReset => answer_later(params, |p| conversation::sessions_forget(gw, p, false)),
-        Method::SessionsDelete => answer_later(params, |p| conversation::sessions_forget(gw, p, true)),
-        Method::MemoryList => answer_later(params, |p| notes::list(gw, p)),
-        Method::MemoryPut => answer_later(params, |p| notes::put(gw, p)),
-        Method::MemoryDelete => answer_later(params, |p| notes::delete(gw, p)),
-        Method::ToolsInvoke => answer_later(params, |p| notes::invoke_tool(gw, p)),
-        Method::ChannelsStatus => answer_later(params, |p| channels::status(gw, p)),
-        Method::ChannelsPairingList => Reply::Later(channels::pairing_list(gw)),
-        Method::ChannelsPairingApprove => answer_later(params, |p| channels::settle(gw, p, true)),
-        Method::ChannelsPairingReject => answer_later(params, |p| channels::settle(gw, p, false)),
-        Method::DevicePairList => Reply::Later(devices::list(gw)),
-        Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw, p)),
-        Method::DevicePairReject => answer_later(params, |p| devices::reject(gw, p)),
-        Method::DevicePairRemove => answer_later(params, |p| devices::remove(gw, p)),
+        Method::SessionsPreview => answer_later(params, |p| conversation::sessions_preview(gw.clone(), p)),
+        Method::SessionsCreate => answer_later(params, |p| conversation::sessions_create(gw.clone(), p)),
+        Method::SessionsReset => {
+            answer_later(params, |p| conversation::sessions_forget(gw.clone(), p, false))
+        }
+        Method::SessionsDelete => {
+            answer_later(params, |p| conversation::sessions_forget(gw.clone(), p, true))
+        }
+        Method::MemoryList => answer_later(params, |p| notes::list(gw.clone(), p)),
+        Method::MemoryPut => answer_later(params, |p| notes::put(gw.clone(), p)),
+        Method::MemoryDelete => answer_later(params, |p| notes::delete(gw.clone(), p)),
+        Method::ToolsInvoke => answer_later(params, |p| notes::invoke_tool(gw.clone(), p)),
+        Method::ChannelsStatus => answer_later(params, |p| channels::status(gw.clone(), p)),
+        Method::ChannelsPairingList => Reply::Later(channels::pairing_list(gw.clone())),
+        Method::ChannelsPairingApprove => answer_later(params, |p| channels::settle(gw.clone(), p, true)),
+        Method::ChannelsPairingReject => answer_later(params, |p| channels::settle(gw.clone(), p, false)),
+        Method::DevicePairList => Reply::Later(devices::list(gw.clone())),
+        Method::DevicePairApprove => answer_later(params, |p| devices::approve(gw.clone(), p)),
+        Method::DevicePairReject => answer_later(params, |p| devices::reject(gw.clone(), p)),
+        Method::DevicePairRemove => answer_later(params, |p| devices::remove(gw.clone(), p)),
         Method::ConfigGet => {
-            Reply::Now(config::get(&gw, has_scope(&conn.scopes, scope::ADMIN)).map(|v| payload(&v)))
+            Reply::Now(config::get(gw, has_scope(&conn.scopes, scope::ADMIN)).map(|v| payload(&v)))
         }
         Method::ConfigSchema => Reply::Now(Ok(payload(&gateway_config::json_schema()))),
-        Method::ConfigApply => {
-            answer_later(params, |p| Box::pin(async move { config::apply_rpc(&gw, p, false).await }))
-        }
-        Method::ConfigPatch => {
-            answer_later(params, |p| Box::pin(async move { config::apply_rpc(&gw, p, true).await }))
-        }
+        Method::ConfigApply => answer_later(params, |p| {
+            let gw = gw.clone();
+            Box::pin(async move { config::apply_rpc(&gw, p, false).await })
+        }),
+        Method::ConfigPatch => answer_later(params, |p| {
+            let gw = gw.clone();
+            Box::pin(async move { config::apply_rpc(&gw, p, true).await })
+        }),
         Method::SecretsReload => {
+            let gw = gw.clone();
             Reply::Later(Box::pin(async move { Ok(json!(reload::reload(&gw, ReloadTrigger::Rpc).await)) }))
         }
-        Method::CronList => answer_later(params, |p| cron::list(gw, p)),
-        Method::CronStatus => Reply::Later(cron::status(gw)),
-        Method::CronAdd => answer_later(params, |p| cron::add(gw, p)),
-        Method::CronUpdate => answer_later(params, |p| cron::update(gw, p)),
-        Method::CronRemove => answer_later(params, |p| cron::remove(gw, p)),
-        Method::CronRun => answer_later(params, |p| cron::run(gw, p)),
-        Method::CronRuns => answer_later(params, |p| cron::runs(gw, p)),
+        Method::CronList => answer_later(params, |p| cron::list(gw.clone(), p)),
+        Method::CronStatus => Reply::Later(cron::status(gw.clone())),
+        Method::CronAdd => answer_later(params, |p| cron::add(gw.clone(), p)),
+        Method::CronUpdate => answer_later(params, |p| cron::update(gw.clone(), p)),
+        Method::CronRemove => answer_later(params, |p| cron::remove(gw.clone(), p)),
+        Method::CronRun => answer_later(params, |p| cron::run(gw.clone(), p)),
+        Method::CronRuns => answer_later(params, |p| cron::runs(gw.clone(), p)),
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Outbox {
     /// than a `Notify`, whose wait would put a waiter node in every idle connection's task.
     task: AtomicWaker,
     queued: AtomicBool,
+    /// Set, under the lock, once a close frame is queued: nothing is queued after it. Outside
+    /// the lock so that the serving task can look at it without taking the lock.
+    closing: AtomicBool,
     /// The task that serves the connection (see [`Self::served_by_this_task`]).
     owner: OnceLock<tokio::task::Id>,
 }
@@ -32,8 +35,6 @@ struct State {
     written: usize,
     queued_bytes: usize,
     next_seq: u64,
-    /// Set once a close frame is queued: nothing is queued after it.
-    closing: Option<u16>,
 }
 
 /// What a response's frame is expected to take: its payload, its id and the envelope around them.
@@ -112,7 +113,7 @@ impl Outbox {
         limit: usize,
     ) -> Result<(), Refused> {
         let mut state = self.lock();
-        if state.closing.is_some() {
+        if self.is_closing() {
             return Err(Refused::Closing);
         }
         if state.queued_bytes > limit {
@@ -137,10 +138,10 @@ impl Outbox {
     /// Queues a close frame; the connection ends once it is written.
     pub fn close(&self, code: u16, reason: &str) {
         let mut state = self.lock();
-        if state.closing.is_some() {
+        if self.is_closing() {
             return;
         }
-        state.closing = Some(code);
+        self.closing.store(true, Ordering::Release);
         let frame = codec::close(code, reason);
         state.queued_bytes += frame.size();
         state.frames.push_back(frame);
@@ -151,7 +152,7 @@ impl Outbox {
     /// Queues a control frame (pong) that does not count as an event.
     pub fn push_raw(&self, frame: OutFrame) {
         let mut state = self.lock();
-        if state.closing.is_none() {
+        if !self.is_closing() {
             state.queued_bytes += frame.size();
             state.frames.push_back(frame);
             drop(state);
@@ -159,12 +160,9 @@ impl Outbox {
         }
     }
 
-    pub fn closing(&self) -> Option<u16> {
-        self.lock().closing
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.lock().frames.is_empty()
+    /// Whether a close frame is queued.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Wakes the serving task, unless this is it.
@@ -187,7 +185,7 @@ impl Outbox {
     }
 
     /// Writes as much as the socket takes without waiting, several frames to a call. Returns
-    /// whether all was written.
+    /// whether all was written (true when nothing was queued).
     pub fn write_some(
         &self,
         mut write: impl FnMut(&[IoSlice<'_>]) -> std::io::Result<usize>,
@@ -277,7 +275,7 @@ mod tests {
                 assert!(calls < 100_000, "no progress with room {room}");
             }
             assert_eq!(sent, expected, "room {room}");
-            assert!(!outbox.has_pending());
+            assert!(outbox.lock().frames.is_empty());
             assert_eq!(outbox.lock().queued_bytes, 0, "room {room}");
         }
     }
@@ -300,7 +298,7 @@ mod tests {
             let other = outbox.clone();
             tokio::spawn(async move { other.push_raw(OutFrame::unframed(b"other".to_vec())) }).await.unwrap();
             assert!(queued(&outbox).await, "another task's frame did not wake the serving task");
-            assert!(outbox.has_pending());
+            assert_eq!(outbox.lock().frames.len(), 3);
         })
         .await
         .unwrap();
@@ -312,6 +310,6 @@ mod tests {
         outbox.push_raw(OutFrame::unframed(b"abc".to_vec()));
         let mut sent = Vec::new();
         assert!(!outbox.write_some(take_up_to(0, &mut sent)).unwrap_or(false));
-        assert!(outbox.has_pending() && sent.is_empty());
+        assert!(!outbox.lock().frames.is_empty() && sent.is_empty());
     }
 }

@@ -61,7 +61,7 @@ pub async fn upgrade(gw: Arc<Gateway>, hub: Arc<Hub>, mut req: Request) -> Respo
     };
     let accept = STANDARD.encode(Sha1::digest(format!("{key}{ACCEPT_GUID}").as_bytes()));
 
-    let active = gw.active();
+    let active = gw.active_owned();
     let trusted = &active.config.gateway.http.trusted_proxies;
     let ip = client_ip(&peer, headers, trusted);
     let limit = active.config.gateway.ws.max_unauthenticated_per_ip.get() as u32;
