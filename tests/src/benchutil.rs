@@ -119,6 +119,23 @@ pub fn rss_hwm_mb(pid: u32) -> Result<(f64, f64)> {
     Ok((proc_kib(&status, "VmRSS:")? * 1024.0 / 1e6, proc_kib(&status, "VmHWM:")? * 1024.0 / 1e6))
 }
 
+/// CPU time a process has used so far, all its threads (live ones: a thread that has exited is
+/// not counted, which the servers measured here do not have), from the scheduler's own
+/// nanosecond counts (`/proc/PID/task/*/schedstat`).
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let mut ns = 0u64;
+    let tasks =
+        std::fs::read_dir(format!("/proc/{pid}/task")).with_context(|| format!("process {pid} is gone"))?;
+    for task in tasks {
+        let path = task?.path().join("schedstat");
+        // A thread may exit between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let first = text.split_whitespace().next().context("empty schedstat")?;
+        ns += first.parse::<u64>().with_context(|| format!("{}: not a number", path.display()))?;
+    }
+    Ok(Duration::from_nanos(ns))
+}
+
 /// Makes a child spawned by `cmd` get SIGKILL when the thread that spawned it dies, so that a
 /// benchmark that aborts (the release profile aborts on panic) or is killed leaves no daemon
 /// behind. Spawn from the main thread.

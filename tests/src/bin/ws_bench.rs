@@ -13,7 +13,8 @@
 //! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
 //!   50, three times over with fresh servers), connecting until a budget or an RSS guard stops it;
 //! - as diagnostics without a target, the same round trip and throughput with `last-heartbeat`,
-//!   a method that reads a few in-memory fields and answers in a few dozen bytes.
+//!   a method that reads a few in-memory fields and answers in a few dozen bytes, and each
+//!   server's CPU time per `health` request during the throughput runs.
 //!
 //! Figures are medians (with min and max) of several runs; runs against gatewayd and against
 //! the floor alternate so that drift on a shared machine hits both. Every child gets SIGKILL if
@@ -29,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use gateway_tests::benchutil::{
-    arg_num, die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, to_json, to_table, Row, Stats,
-    Target,
+    arg_num, cpu_time, die_with_parent, machine, quantile, raise_nofile, rss_hwm_mb, to_json, to_table, Row,
+    Stats, Target,
 };
 use gateway_tests::idle::hold;
 use gateway_tests::otlp::Sink;
@@ -517,17 +518,35 @@ fn rpc_latency(c: &mut SyncClient, method: &str, next_id: &mut u64, n: usize) ->
     Ok((quantile(&mut samples, 0.50), quantile(&mut samples, 0.99)))
 }
 
-/// `health` requests per second over all `clients`, each keeping `depth` requests in flight,
-/// counted over `seconds` after a short warm-up. The clients are lent to tasks and given back.
+/// What a throughput run measured.
+struct Throughput {
+    /// Requests per second.
+    rate: f64,
+    /// `health` answers that said `ok: false`.
+    unhealthy: u64,
+    /// The server's CPU time (all threads, user and system) per request, in microseconds.
+    server_cpu_us: f64,
+}
+
+/// `method` requests per second over all `clients`, each keeping `depth` requests in flight,
+/// counted over `seconds` after a short warm-up, and the CPU time the server (`server_pid`)
+/// spent meanwhile. The clients are lent to tasks and given back.
 async fn throughput(
     clients: Vec<AsyncClient>,
     method: &'static str,
     depth: usize,
     seconds: f64,
-) -> Result<(Vec<AsyncClient>, f64, u64)> {
+    server_pid: u32,
+) -> Result<(Vec<AsyncClient>, Throughput)> {
     let warmup = Duration::from_millis(300);
     let from = tokio::time::Instant::now() + warmup;
     let until = from + Duration::from_secs_f64(seconds);
+    let meter = tokio::spawn(async move {
+        tokio::time::sleep_until(from).await;
+        let before = cpu_time(server_pid)?;
+        tokio::time::sleep_until(until).await;
+        anyhow::Ok(cpu_time(server_pid)?.saturating_sub(before))
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for (i, mut c) in clients.into_iter().enumerate() {
         tasks.spawn(async move {
@@ -544,7 +563,9 @@ async fn throughput(
         unhealthy += bad;
         back.push(c);
     }
-    Ok((back, total as f64 / seconds, unhealthy))
+    let cpu = meter.await.context("the CPU meter failed")??;
+    let server_cpu_us = cpu.as_secs_f64() * 1e6 / total.max(1) as f64;
+    Ok((back, Throughput { rate: total as f64 / seconds, unhealthy, server_cpu_us }))
 }
 
 async fn drive(
@@ -825,7 +846,8 @@ fn main() -> Result<()> {
     // `last-heartbeat` with device clients once those have left.
     log("throughput...");
     let runs = o.runs.min(3);
-    let (tp, tp_floor, unhealthy, tp_diag) = runtime.block_on(async {
+    let (gw_pid, floor_pid) = (gw.pid(), floor.child.id());
+    let (tp, tp_floor, unhealthy, tp_diag, tp_cpu, tp_cpu_floor) = runtime.block_on(async {
         let mut ours = Vec::new();
         let mut base = Vec::new();
         for i in 0..o.clients {
@@ -833,14 +855,17 @@ fn main() -> Result<()> {
             base.push(handshake_async(fp, Server::Floor, None, 200 + i as u64).await?);
         }
         let (mut tp, mut tp_floor, mut unhealthy) = (Vec::new(), Vec::new(), 0);
+        let (mut cpu, mut cpu_floor) = (Vec::new(), Vec::new());
         for _ in 0..runs {
-            let (back, rate, bad) = throughput(ours, "health", o.depth, o.seconds).await?;
+            let (back, run) = throughput(ours, "health", o.depth, o.seconds, gw_pid).await?;
             ours = back;
-            tp.push(rate);
-            unhealthy += bad;
-            let (back, rate, _) = throughput(base, "health", o.depth, o.seconds).await?;
+            tp.push(run.rate);
+            cpu.push(run.server_cpu_us);
+            unhealthy += run.unhealthy;
+            let (back, run) = throughput(base, "health", o.depth, o.seconds, floor_pid).await?;
             base = back;
-            tp_floor.push(rate);
+            tp_floor.push(run.rate);
+            cpu_floor.push(run.server_cpu_us);
         }
         drop(ours);
         let mut diag = Vec::new();
@@ -849,11 +874,11 @@ fn main() -> Result<()> {
         }
         let mut tp_diag = Vec::new();
         for _ in 0..runs {
-            let (back, rate, _) = throughput(diag, DIAG_METHOD, o.depth, o.seconds).await?;
+            let (back, run) = throughput(diag, DIAG_METHOD, o.depth, o.seconds, gw_pid).await?;
             diag = back;
-            tp_diag.push(rate);
+            tp_diag.push(run.rate);
         }
-        anyhow::Ok((tp, tp_floor, unhealthy, tp_diag))
+        anyhow::Ok((tp, tp_floor, unhealthy, tp_diag, cpu, cpu_floor))
     })?;
     drop(gw);
     drop(floor);
@@ -1053,6 +1078,16 @@ fn main() -> Result<()> {
             target: Some(Target::AtLeast(0.9)),
             peer: "-",
             floor: None,
+        },
+        Row {
+            id: "rpc_diag_throughput_server_cpu",
+            metric: "diagnostic: server CPU time per `health` request in that throughput".into(),
+            unit: "us",
+            prec: 2,
+            ours: Stats::of(tp_cpu),
+            target: None,
+            peer: "-",
+            floor: floor_of(&tp_cpu_floor, "ws-floor"),
         },
         Row {
             id: "rpc_diag_throughput",
