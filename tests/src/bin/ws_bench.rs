@@ -6,8 +6,9 @@
 //!
 //! What it measures (see docs/performance.md, "WebSocket protocol"):
 //! - sequential handshakes per second (open, challenge, connect, hello-ok, close), with the
-//!   shared token and with a signed device identity; and, as a diagnostic, the token rate over
-//!   the floor's with the client and both servers pinned to one CPU;
+//!   shared token and with a signed device identity; and, as diagnostics, the token rate over
+//!   the floor's with the client and both servers pinned to one CPU, and each server's CPU time
+//!   per handshake;
 //! - the round trip of `health` over an open socket, sequential, p50 and p99, beside the floor;
 //! - `health` throughput of 50 authenticated clients (tokio, one thread);
 //! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
@@ -461,24 +462,35 @@ fn set_cpu_list(pid: &str, all_threads: bool, list: &str) -> Result<()> {
     Ok(())
 }
 
-/// Handshakes per second: `n` sequential open, challenge, connect, hello-ok, clean close.
+/// `n` sequential handshakes (open, challenge, connect, hello-ok, clean close) with the server
+/// on `port`, whose process is `pid`: their rate and the server's CPU time.
 fn handshake_rate(
     port: u16,
+    pid: u32,
     server: Server,
     device: Option<&Device>,
     n: usize,
     seed: &mut u64,
-) -> Result<f64> {
+) -> Result<Handshakes> {
     settle(|| {
         *seed += 1;
         handshake_sync(port, server, device, *seed)?.close()
     })?;
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), cpu_time(pid)?);
     for _ in 0..n {
         *seed += 1;
         handshake_sync(port, server, device, *seed)?.close()?;
     }
-    Ok(n as f64 / t0.elapsed().as_secs_f64())
+    let (took, cpu) = (t0.elapsed(), cpu_time(pid)?.saturating_sub(cpu0));
+    Ok(Handshakes { rate: n as f64 / took.as_secs_f64(), server_cpu_us: cpu.as_secs_f64() * 1e6 / n as f64 })
+}
+
+/// What a run of sequential handshakes measured.
+struct Handshakes {
+    /// Handshakes per second.
+    rate: f64,
+    /// The server's CPU time (all threads, user and system) per handshake, in microseconds.
+    server_cpu_us: f64,
 }
 
 /// Rounds of the small idle-client measurement, each with a fresh gatewayd and a fresh floor.
@@ -774,24 +786,32 @@ fn main() -> Result<()> {
     let gw = start_gateway(sink.as_ref())?;
     let floor = start_floor()?;
     let (gp, fp) = (gw.port(), floor.port);
+    let (gw_pid, floor_pid) = (gw.pid(), floor.child.id());
     let mut seed = 1u64;
     let mut notes = Vec::new();
 
     // 1. Sequential handshakes: each round runs the shared token, the floor and the signed
     // device back to back, so that the machine's drift hits the three ratios' terms alike.
     log("handshakes (shared token, ws-floor, signed device)...");
-    handshake_rate(gp, Server::Gateway, None, 50, &mut seed)?; // warm-up
-    handshake_rate(fp, Server::Floor, None, 50, &mut seed)?;
+    handshake_rate(gp, gw_pid, Server::Gateway, None, 50, &mut seed)?; // warm-up
+    handshake_rate(fp, floor_pid, Server::Floor, None, 50, &mut seed)?;
     let device = Device::new(0x5b);
     // The first connect pairs the device (loopback pairs on first use); it is not measured.
     handshake_sync(gp, Server::Gateway, Some(&device), 0)?.close()?;
-    handshake_rate(gp, Server::Gateway, Some(&device), 20, &mut seed)?;
+    handshake_rate(gp, gw_pid, Server::Gateway, Some(&device), 20, &mut seed)?;
     let (mut hs_tok, mut hs_floor, mut hs_dev) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hs_tok_cpu, mut hs_floor_cpu) = (Vec::new(), Vec::new());
     let (mut verify_us, mut sign_us) = (Vec::new(), Vec::new());
     for _ in 0..o.runs {
-        hs_tok.push(handshake_rate(gp, Server::Gateway, None, o.handshakes, &mut seed)?);
-        hs_floor.push(handshake_rate(fp, Server::Floor, None, o.handshakes, &mut seed)?);
-        hs_dev.push(handshake_rate(gp, Server::Gateway, Some(&device), o.device_handshakes, &mut seed)?);
+        let run = handshake_rate(gp, gw_pid, Server::Gateway, None, o.handshakes, &mut seed)?;
+        hs_tok.push(run.rate);
+        hs_tok_cpu.push(run.server_cpu_us);
+        let run = handshake_rate(fp, floor_pid, Server::Floor, None, o.handshakes, &mut seed)?;
+        hs_floor.push(run.rate);
+        hs_floor_cpu.push(run.server_cpu_us);
+        hs_dev.push(
+            handshake_rate(gp, gw_pid, Server::Gateway, Some(&device), o.device_handshakes, &mut seed)?.rate,
+        );
         let (verify, sign) = ed25519_alone(&device, o.device_handshakes);
         verify_us.push(verify);
         sign_us.push(sign);
@@ -800,10 +820,11 @@ fn main() -> Result<()> {
     // waits for another CPU to wake: what is left is what each handshake costs in CPU time.
     let (mut pinned_tok, mut pinned_floor) = (Vec::new(), Vec::new());
     {
-        let _pinned = PinnedToOneCpu::new(&[gw.pid(), floor.child.id()])?;
+        let _pinned = PinnedToOneCpu::new(&[gw_pid, floor_pid])?;
         for _ in 0..o.runs.min(3) {
-            pinned_tok.push(handshake_rate(gp, Server::Gateway, None, o.handshakes, &mut seed)?);
-            pinned_floor.push(handshake_rate(fp, Server::Floor, None, o.handshakes, &mut seed)?);
+            pinned_tok.push(handshake_rate(gp, gw_pid, Server::Gateway, None, o.handshakes, &mut seed)?.rate);
+            pinned_floor
+                .push(handshake_rate(fp, floor_pid, Server::Floor, None, o.handshakes, &mut seed)?.rate);
         }
     }
     // Per run: what a device handshake costs beyond a token one, once the signature (the
@@ -846,7 +867,6 @@ fn main() -> Result<()> {
     // `last-heartbeat` with device clients once those have left.
     log("throughput...");
     let runs = o.runs.min(3);
-    let (gw_pid, floor_pid) = (gw.pid(), floor.child.id());
     let (tp, tp_floor, unhealthy, tp_diag, tp_cpu, tp_cpu_floor) = runtime.block_on(async {
         let mut ours = Vec::new();
         let mut base = Vec::new();
@@ -950,6 +970,16 @@ fn main() -> Result<()> {
             target: None,
             peer: "-",
             floor: None,
+        },
+        Row {
+            id: "ws_handshake_token_server_cpu",
+            metric: "diagnostic: server CPU time per shared token handshake, unpinned".into(),
+            unit: "us",
+            prec: 1,
+            ours: Stats::of(hs_tok_cpu),
+            target: None,
+            peer: "-",
+            floor: floor_of(&hs_floor_cpu, "ws-floor"),
         },
         Row {
             id: "ws_handshake_device",
