@@ -3,14 +3,15 @@
 //! - counted where it happens, on the hot paths, by the doors and the runtime: the families in
 //!   [`Metrics`], each an atomic counter or histogram behind a label set whose values are bounded
 //!   (route and method names from fixed tables, outcomes, configured provider names, at most
-//!   [`MAX_MODELS`] model ids, then `other`);
+//!   [`MAX_MODELS`] model ids, then `other`); WebSocket calls, the hottest path, are counted
+//!   per thread and summed at the scrape ([`CallCounts`]);
 //! - read at each scrape from what the core keeps anyway: [`Stats`], the config generation,
 //!   connections, and the process's own figures from `/proc`.
 //!
 //! The HTTP door serves [`render`] at `GET /gateway/metrics`.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_proto::time::now_ms;
@@ -25,6 +26,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use opentelemetry::KeyValue;
 
+use super::call_counts::CallCounts;
 use super::gateway::{Gateway, Stats};
 use super::telemetry::instruments;
 
@@ -113,13 +115,6 @@ pub struct TokenLabels {
 /// The method label of calls to a method this gateway does not serve.
 pub const UNKNOWN_METHOD: &str = "unknown";
 
-/// One method's series (handles sharing the families' counts).
-struct CallSeries {
-    ok: Counter,
-    error: Counter,
-    seconds: Histogram,
-}
-
 pub struct Metrics {
     registry: Registry,
     /// Upstream requests retried, and failed calls that had retried (the status report's
@@ -129,12 +124,8 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Histograms<RouteLabel>,
     ws_handshakes: Family<OutcomeLabel, Counter>,
-    ws_calls: Family<CallLabels, Counter>,
-    ws_call_seconds: Histograms<MethodLabel>,
-    /// Each method's series in the two families above, looked up on its first call: a call
-    /// then costs an atomic add and a bucket search, not hashing its labels twice. Indexed by
-    /// `Method as usize`; the last entry is for unknown methods.
-    ws_series: Vec<OnceLock<CallSeries>>,
+    /// WebSocket RPC calls and their durations, counted per thread (see [`CallCounts`]).
+    ws_calls: Arc<CallCounts>,
     runs_started: Counter,
     runs_ended: Family<RunLabels, Counter>,
     run_seconds: Histograms<ProviderLabel>,
@@ -157,9 +148,7 @@ impl Default for Metrics {
             http_requests: Family::default(),
             http_seconds: Family::new_with_constructor(histogram),
             ws_handshakes: Family::default(),
-            ws_calls: Family::default(),
-            ws_call_seconds: Family::new_with_constructor(histogram),
-            ws_series: (0..=Method::ALL.len()).map(|_| OnceLock::new()).collect(),
+            ws_calls: Arc::default(),
             runs_started: Counter::default(),
             runs_ended: Family::default(),
             run_seconds: Family::new_with_constructor(histogram),
@@ -189,13 +178,7 @@ impl Default for Metrics {
             "WebSocket connect handshakes by outcome",
             m.ws_handshakes.clone(),
         );
-        r.register("gateway_ws_rpc_calls", "WebSocket RPC calls by method and outcome", m.ws_calls.clone());
-        r.register_with_unit(
-            "gateway_ws_rpc_duration",
-            "WebSocket RPC time to the response, by method",
-            Unit::Seconds,
-            m.ws_call_seconds.clone(),
-        );
+        r.register_collector(Box::new(m.ws_calls.clone()));
         r.register("gateway_runs_started", "Agent runs started", m.runs_started.clone());
         r.register("gateway_runs_ended", "Agent runs ended, by provider and outcome", m.runs_ended.clone());
         r.register_with_unit(
@@ -271,22 +254,12 @@ impl Metrics {
 
     /// A WebSocket call answered; `None`: a method this gateway does not serve.
     pub fn ws_call(&self, method: Option<Method>, ok: bool, took: Duration) {
-        let name = method.map_or(UNKNOWN_METHOD, Method::name);
-        let index = method.map_or(Method::ALL.len(), |m| m as usize);
-        let series = self.ws_series[index].get_or_init(|| CallSeries {
-            // Owned handles: a family's read guard held while it is asked again would deadlock.
-            ok: self.ws_calls.get_or_create_owned(&CallLabels { method: name, outcome: "ok" }),
-            error: self.ws_calls.get_or_create_owned(&CallLabels { method: name, outcome: "error" }),
-            seconds: self.ws_call_seconds.get_or_create_owned(&MethodLabel { method: name }),
-        });
-        let (outcome, calls) = if ok { ("ok", &series.ok) } else { ("error", &series.error) };
-        calls.inc();
-        series.seconds.observe(took.as_secs_f64());
+        self.ws_calls.record(method, ok, took);
         if let Some(otel) = instruments::get() {
             let attributes = [
                 KeyValue::new("rpc.system", "openclaw"),
-                KeyValue::new("rpc.method", name),
-                KeyValue::new("outcome", outcome),
+                KeyValue::new("rpc.method", method.map_or(UNKNOWN_METHOD, Method::name)),
+                KeyValue::new("outcome", if ok { "ok" } else { "error" }),
             ];
             otel.rpc_duration.record(took.as_secs_f64(), &attributes);
         }

@@ -1,6 +1,7 @@
 //! The core: the `Gateway` value and what keeps it serving. Imports no door (`crate::api`).
 
 pub mod admin_policy;
+pub mod call_counts;
 pub mod events;
 pub mod fsutil;
 pub mod gateway;
