@@ -6,16 +6,18 @@ use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use gateway_proto::ws::{close, code, ErrorShape, Request, PRE_AUTH_MAX_FRAME};
+use nix::sys::socket::{recv, MsgFlags};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::task::AbortHandle;
 use tokio::time::Sleep;
@@ -253,15 +255,26 @@ fn read_available(stream: &TcpStream, decoder: &mut Decoder) -> bool {
 
 fn read_through(stream: &TcpStream, buf: &mut [u8], decoder: &mut Decoder) -> bool {
     loop {
-        match stream.try_read(buf) {
-            Ok(0) => return false,
-            Ok(n) => {
-                decoder.feed(&buf[..n]);
-                if n < buf.len() {
-                    return true;
-                }
+        let mut got = 0;
+        let read = stream.try_io(Interest::READABLE, || {
+            got = recv(stream.as_raw_fd(), buf, MsgFlags::empty()).map_err(io::Error::from)?;
+            // A read that did not fill the buffer emptied the socket, and with an edge-triggered
+            // poller anything arriving later raises a new edge: the socket is marked not ready
+            // now (a `WouldBlock` to `try_io`) rather than after one more read that would find
+            // nothing, a system call each time the client sends. tokio's own `poll_read` does
+            // the same (tokio-rs/tokio#5866).
+            if got > 0 && got < buf.len() {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Ok(got)
+        });
+        match read {
+            Ok(0) => return false,
+            Ok(n) => decoder.feed(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                decoder.feed(&buf[..got]);
+                return true;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return false,
         }
