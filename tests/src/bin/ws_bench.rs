@@ -7,8 +7,8 @@
 //! What it measures (see docs/performance.md, "WebSocket protocol"):
 //! - sequential handshakes per second (open, challenge, connect, hello-ok, close), with the
 //!   shared token and with a signed device identity; and, as diagnostics, the token rate over
-//!   the floor's with the client and both servers pinned to one CPU, and each server's CPU time
-//!   per handshake;
+//!   the floor's in two fixed placements (the client and both servers on one CPU; the client on
+//!   one CPU, the servers on another), and each server's CPU time per handshake;
 //! - the round trip of `health` over an open socket, sequential, p50 and p99, beside the floor;
 //! - `health` throughput of 50 authenticated clients (tokio, one thread);
 //! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
@@ -406,36 +406,65 @@ async fn handshake_async(
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
-/// While alive, this thread and every thread of the given processes run on one CPU only (the
-/// first this thread may use), with `taskset`; on drop, each gets its former CPU set back.
-struct PinnedToOneCpu {
+/// Where [`Pinned`] puts the benchmark's thread and the servers' threads.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// All on one CPU: no message waits for another CPU to wake.
+    OneCpu,
+    /// The client on one CPU, both servers on another: every message crosses CPUs.
+    TwoCpus,
+}
+
+/// While alive, this thread and every thread of the given processes run where `placement`
+/// says (the first CPU this thread may use, and for the servers of [`Placement::TwoCpus`] the
+/// second), with `taskset`; on drop, each gets its former CPU set back.
+struct Pinned {
     /// Each pinned thread or process (`-a`: all its threads) and its former CPU list.
     former: Vec<(String, bool, String)>,
 }
 
-impl PinnedToOneCpu {
-    fn new(processes: &[u32]) -> Result<Self> {
+impl Pinned {
+    /// None when `placement` needs two CPUs and this thread may use only one.
+    fn new(processes: &[u32], placement: Placement) -> Result<Option<Self>> {
         // The main thread's id is the process id: `taskset` without `-a` moves this thread only.
         let me = std::process::id().to_string();
-        let mine = cpu_list(&me)?;
-        let cpu = mine.split([',', '-']).next().unwrap_or("0").to_owned();
+        let cpus = expand_cpu_list(&cpu_list(&me)?)?;
+        let (client, servers) = match (placement, cpus.as_slice()) {
+            (Placement::OneCpu, [first, ..]) => (*first, *first),
+            (Placement::TwoCpus, [first, second, ..]) => (*first, *second),
+            _ => return Ok(None),
+        };
         let mut pinned = Self { former: Vec::new() };
-        let targets = std::iter::once((me, false)).chain(processes.iter().map(|p| (p.to_string(), true)));
-        for (pid, all) in targets {
+        let targets = std::iter::once((me, false, client))
+            .chain(processes.iter().map(|p| (p.to_string(), true, servers)));
+        for (pid, all, cpu) in targets {
             let former = cpu_list(&pid)?;
-            set_cpu_list(&pid, all, &cpu)?;
+            set_cpu_list(&pid, all, &cpu.to_string())?;
             pinned.former.push((pid, all, former));
         }
-        Ok(pinned)
+        Ok(Some(pinned))
     }
 }
 
-impl Drop for PinnedToOneCpu {
+impl Drop for Pinned {
     fn drop(&mut self) {
         for (pid, all, former) in &self.former {
             let _ = set_cpu_list(pid, *all, former);
         }
     }
+}
+
+/// The CPUs of a `taskset -c` list ("0-2,5" -> 0, 1, 2, 5).
+fn expand_cpu_list(list: &str) -> Result<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let number = |s: &str| s.trim().parse::<u32>().with_context(|| format!("CPU list {list:?}"));
+        match part.split_once('-') {
+            Some((from, to)) => cpus.extend(number(from)?..=number(to)?),
+            None => cpus.push(number(part)?),
+        }
+    }
+    Ok(cpus)
 }
 
 /// The CPUs `pid` may run on, as `taskset -c` lists them ("0-1").
@@ -816,17 +845,23 @@ fn main() -> Result<()> {
         verify_us.push(verify);
         sign_us.push(sign);
     }
-    // Diagnostic: the same pair with the client and both servers on one CPU, where no message
-    // waits for another CPU to wake: what is left is what each handshake costs in CPU time.
-    let (mut pinned_tok, mut pinned_floor) = (Vec::new(), Vec::new());
-    {
-        let _pinned = PinnedToOneCpu::new(&[gw_pid, floor_pid])?;
+    // Diagnostics: the same pair in two fixed placements. On one CPU no message waits for
+    // another CPU to wake, so what is left is what each handshake costs in CPU time; with the
+    // client on one CPU and the servers on another, every message crosses CPUs. Unpinned, the
+    // kernel moves between the two, and not alike for both servers.
+    let mut pinned_pair = |placement: Placement| -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+        let Some(_pinned) = Pinned::new(&[gw_pid, floor_pid], placement)? else {
+            return Ok(None);
+        };
+        let (mut tok, mut floor) = (Vec::new(), Vec::new());
         for _ in 0..o.runs.min(3) {
-            pinned_tok.push(handshake_rate(gp, gw_pid, Server::Gateway, None, o.handshakes, &mut seed)?.rate);
-            pinned_floor
-                .push(handshake_rate(fp, floor_pid, Server::Floor, None, o.handshakes, &mut seed)?.rate);
+            tok.push(handshake_rate(gp, gw_pid, Server::Gateway, None, o.handshakes, &mut seed)?.rate);
+            floor.push(handshake_rate(fp, floor_pid, Server::Floor, None, o.handshakes, &mut seed)?.rate);
         }
-    }
+        Ok(Some((tok, floor)))
+    };
+    let one_cpu = pinned_pair(Placement::OneCpu)?.context("this process may run on no CPU")?;
+    let two_cpus = pinned_pair(Placement::TwoCpus)?;
     // Per run: what a device handshake costs beyond a token one, once the signature (the
     // client's signing, the gateway's verification) is taken out.
     let device_rest_us: Vec<f64> =
@@ -939,7 +974,7 @@ fn main() -> Result<()> {
         |ours: &[f64], floor: &[f64]| -> Vec<f64> { ours.iter().zip(floor).map(|(o, f)| o / f).collect() };
     let token_vs_floor = per_run(&hs_tok, &hs_floor);
     let throughput_vs_floor = per_run(&tp, &tp_floor);
-    let pinned_vs_floor = per_run(&pinned_tok, &pinned_floor);
+    let one_cpu_vs_floor = per_run(&one_cpu.0, &one_cpu.1);
     let mut rows = vec![
         Row {
             id: "ws_handshake_token",
@@ -966,7 +1001,7 @@ fn main() -> Result<()> {
             metric: "diagnostic: the same ratio, client and both servers on one CPU".into(),
             unit: "x",
             prec: 2,
-            ours: Stats::of(pinned_vs_floor),
+            ours: Stats::of(one_cpu_vs_floor),
             target: None,
             peer: "-",
             floor: None,
@@ -1130,6 +1165,26 @@ fn main() -> Result<()> {
             floor: floor_of(&tp_floor, "ws-floor"),
         },
     ];
+    match &two_cpus {
+        Some((tok, floor)) => {
+            let after =
+                rows.iter().position(|r| r.id == "ws_handshake_token_vs_floor_one_cpu").map_or(0, |i| i + 1);
+            let row = Row {
+                id: "ws_handshake_token_vs_floor_two_cpus",
+                metric: "diagnostic: the same ratio, client on one CPU, both servers on another".into(),
+                unit: "x",
+                prec: 2,
+                ours: Stats::of(per_run(tok, floor)),
+                target: None,
+                peer: "-",
+                floor: None,
+            };
+            rows.insert(after, row);
+        }
+        None => notes.push(
+            "handshakes: this process may use one CPU only, so the two-CPU placement was not measured".into(),
+        ),
+    }
     // Not scaled when fewer than `k` clients were reached: the daemon's cost per client grows
     // with the number of clients (see the notes), so a linear scale would mislead.
     let k = o.idle;
