@@ -8,7 +8,8 @@
 //! - sequential handshakes per second (open, challenge, connect, hello-ok, close), with the
 //!   shared token and with a signed device identity; and, as diagnostics, the token rate over
 //!   the floor's in two fixed placements (the client and both servers on one CPU; the client on
-//!   one CPU, the servers on another), and each server's CPU time per handshake;
+//!   one CPU, the servers on another), the token rate over that of a floor whose accept loop
+//!   runs on a worker as gatewayd's does, and each server's CPU time per handshake;
 //! - the round trip of `health` over an open socket, sequential, p50 and p99, beside the floor;
 //! - `health` throughput of 50 authenticated clients (tokio, one thread);
 //! - the resident memory a number of idle authenticated clients add to the daemon (10,000, and
@@ -198,10 +199,16 @@ impl Drop for Floor {
     }
 }
 
-fn start_floor() -> Result<Floor> {
+/// `accept_on_worker`: the floor's accept loop is a task on a worker, as gatewayd's is, rather
+/// than the main thread.
+fn start_floor(accept_on_worker: bool) -> Result<Floor> {
     let port = free_port();
     let mut cmd = Command::new(bin("ws-floor"));
-    cmd.args(["--port", &port.to_string()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(["--port", &port.to_string()]);
+    if accept_on_worker {
+        cmd.arg("--accept-on-worker");
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     die_with_parent(&mut cmd);
     let mut floor = Floor { child: cmd.spawn().context("spawn ws-floor")?, port };
     let deadline = Instant::now() + TIMEOUT;
@@ -813,7 +820,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let sink = if o.otlp { Some(Sink::start()?) } else { None };
     let gw = start_gateway(sink.as_ref())?;
-    let floor = start_floor()?;
+    let floor = start_floor(false)?;
     let (gp, fp) = (gw.port(), floor.port);
     let (gw_pid, floor_pid) = (gw.pid(), floor.child.id());
     let mut seed = 1u64;
@@ -862,6 +869,19 @@ fn main() -> Result<()> {
     };
     let one_cpu = pinned_pair(Placement::OneCpu)?.context("this process may run on no CPU")?;
     let two_cpus = pinned_pair(Placement::TwoCpus)?;
+    // Diagnostic: unpinned again, against a floor whose accept loop is a task on a worker, as
+    // gatewayd's is. On some VMs that structure alone decides how often the kernel runs a
+    // server's threads on the client's CPU (see docs/performance.md).
+    let (mut worker_tok, mut worker_floor) = (Vec::new(), Vec::new());
+    {
+        let floor_w = start_floor(true)?;
+        let (wp, w_pid) = (floor_w.port, floor_w.child.id());
+        handshake_rate(wp, w_pid, Server::Floor, None, 50, &mut seed)?; // warm-up
+        for _ in 0..o.runs.min(3) {
+            worker_tok.push(handshake_rate(gp, gw_pid, Server::Gateway, None, o.handshakes, &mut seed)?.rate);
+            worker_floor.push(handshake_rate(wp, w_pid, Server::Floor, None, o.handshakes, &mut seed)?.rate);
+        }
+    }
     // Per run: what a device handshake costs beyond a token one, once the signature (the
     // client's signing, the gateway's verification) is taken out.
     let device_rest_us: Vec<f64> =
@@ -947,7 +967,7 @@ fn main() -> Result<()> {
                 runtime.block_on(idle_memory(gw.port(), gw.pid(), server, k, budget, settle, guard))
             }
             Server::Floor => {
-                let floor = start_floor()?;
+                let floor = start_floor(false)?;
                 let pid = floor.child.id();
                 runtime.block_on(idle_memory(floor.port, pid, server, k, budget, settle, guard))
             }
@@ -1165,6 +1185,21 @@ fn main() -> Result<()> {
             floor: floor_of(&tp_floor, "ws-floor"),
         },
     ];
+    let after = rows.iter().position(|r| r.id == "ws_handshake_token_vs_floor_one_cpu").map_or(0, |i| i + 1);
+    rows.insert(
+        after,
+        Row {
+            id: "ws_handshake_token_vs_floor_accept_on_worker",
+            metric: "diagnostic: the same ratio, unpinned, against ws-floor accepting on a worker as gatewayd does"
+                .into(),
+            unit: "x",
+            prec: 2,
+            ours: Stats::of(per_run(&worker_tok, &worker_floor)),
+            target: None,
+            peer: "-",
+            floor: None,
+        },
+    );
     match &two_cpus {
         Some((tok, floor)) => {
             let after =
@@ -1254,6 +1289,12 @@ fn main() -> Result<()> {
     notes.push(format!(
         "handshakes: {} rounds, each of {} (token, then ws-floor) and {} (device: a paired Ed25519 identity signing each connect, with the shared token), each open, challenge, connect, hello-ok, clean close",
         o.runs, o.handshakes, o.device_handshakes
+    ));
+    notes.push(format!(
+        "handshakes, ws-floor accepting on a worker: {} /s (median of {}), against {} /s for ws-floor accepting on its main thread",
+        Stats::of(worker_floor.clone()).median.round(),
+        worker_floor.len(),
+        Stats::of(hs_floor.clone()).median.round()
     ));
     notes.push(format!(
         "round trips: one socket each, {} runs of {} requests after 2000 warm-up ones; p50/p99 per run; runs alternate between gatewayd `health`, ws-floor and gatewayd `last-heartbeat` (diagnostic: a device client, no file I/O)",

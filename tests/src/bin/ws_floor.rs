@@ -1,7 +1,13 @@
 //! ws-floor: the least a tokio WebSocket server can do for `gateway-ws-bench`'s clients, as the
 //! floor the gateway's figures are compared with.
 //!
-//!   ws-floor [--port P]      (default: a free port; the port is printed on stdout)
+//!   ws-floor [--port P] [--accept-on-worker]
+//!
+//! The port defaults to a free one and is printed on stdout. Connections are accepted on the
+//! main thread, as tokio's examples do, and each is served on a worker; with
+//! `--accept-on-worker` the accept loop is itself a task on a worker, as in gatewayd, which
+//! then serves each connection on the worker that accepted it (a diagnostic of the benchmark:
+//! on some virtual machines this alone changes where the kernel runs the threads).
 //!
 //! It accepts any upgrade on 127.0.0.1, sends a fixed `connect.challenge` event on open (so the
 //! benchmark's client runs the same steps against it as against gatewayd), and answers every
@@ -18,11 +24,14 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
+const USAGE: &str = "ws-floor [--port P] [--accept-on-worker]";
+
 const CHALLENGE: &[u8] =
     br#"{"type":"event","event":"connect.challenge","payload":{"nonce":"floor","ts":0}}"#;
 
 fn main() -> Result<()> {
     let mut port = 0u16;
+    let mut accept_on_worker = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -30,32 +39,40 @@ fn main() -> Result<()> {
                 port =
                     args.next().context("--port needs a number")?.parse().context("--port needs a number")?
             }
+            "--accept-on-worker" => accept_on_worker = true,
             "-h" | "--help" => {
-                println!("usage: ws-floor [--port P]");
+                println!("usage: {USAGE}");
                 return Ok(());
             }
-            other => bail!("unknown argument {other:?} (usage: ws-floor [--port P])"),
+            other => bail!("unknown argument {other:?} (usage: {USAGE})"),
         }
     }
     // The same runtime as gatewayd's: multi-threaded, one worker per core.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        println!("{}", listener.local_addr()?.port());
-        loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(ok) => ok,
-                // Out of file descriptors and the like: wait a little rather than spin.
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            tokio::spawn(async move {
-                let _ = serve(stream).await;
-            });
-        }
-    })
+    let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", port)))?;
+    println!("{}", listener.local_addr()?.port());
+    if accept_on_worker {
+        runtime.block_on(runtime.spawn(accept_loop(listener)))?;
+    } else {
+        runtime.block_on(accept_loop(listener));
+    }
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(ok) => ok,
+            // Out of file descriptors and the like: wait a little rather than spin.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let _ = serve(stream).await;
+        });
+    }
 }
 
 async fn serve(mut stream: TcpStream) -> Result<()> {
