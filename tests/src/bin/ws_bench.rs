@@ -995,6 +995,16 @@ fn main() -> Result<()> {
     let token_vs_floor = per_run(&hs_tok, &hs_floor);
     let throughput_vs_floor = per_run(&tp, &tp_floor);
     let one_cpu_vs_floor = per_run(&one_cpu.0, &one_cpu.1);
+    let diagnostic_ratio = |id, metric: &str, ratios| Row {
+        id,
+        metric: metric.into(),
+        unit: "x",
+        prec: 2,
+        ours: Stats::of(ratios),
+        target: None,
+        peer: "-",
+        floor: None,
+    };
     let mut rows = vec![
         Row {
             id: "ws_handshake_token",
@@ -1016,16 +1026,11 @@ fn main() -> Result<()> {
             peer: "0.03 x",
             floor: None,
         },
-        Row {
-            id: "ws_handshake_token_vs_floor_one_cpu",
-            metric: "diagnostic: the same ratio, client and both servers on one CPU".into(),
-            unit: "x",
-            prec: 2,
-            ours: Stats::of(one_cpu_vs_floor),
-            target: None,
-            peer: "-",
-            floor: None,
-        },
+        diagnostic_ratio(
+            "ws_handshake_token_vs_floor_one_cpu",
+            "diagnostic: the same ratio, client and both servers on one CPU",
+            one_cpu_vs_floor,
+        ),
         Row {
             id: "ws_handshake_token_server_cpu",
             metric: "diagnostic: server CPU time per shared token handshake, unpinned".into(),
@@ -1185,41 +1190,25 @@ fn main() -> Result<()> {
             floor: floor_of(&tp_floor, "ws-floor"),
         },
     ];
-    let after = rows.iter().position(|r| r.id == "ws_handshake_token_vs_floor_one_cpu").map_or(0, |i| i + 1);
-    rows.insert(
-        after,
-        Row {
-            id: "ws_handshake_token_vs_floor_accept_on_worker",
-            metric: "diagnostic: the same ratio, unpinned, against ws-floor accepting on a worker as gatewayd does"
-                .into(),
-            unit: "x",
-            prec: 2,
-            ours: Stats::of(per_run(&worker_tok, &worker_floor)),
-            target: None,
-            peer: "-",
-            floor: None,
-        },
-    );
+    // The other handshake diagnostics, after the one-CPU ratio.
+    let mut placement_rows = Vec::new();
     match &two_cpus {
-        Some((tok, floor)) => {
-            let after =
-                rows.iter().position(|r| r.id == "ws_handshake_token_vs_floor_one_cpu").map_or(0, |i| i + 1);
-            let row = Row {
-                id: "ws_handshake_token_vs_floor_two_cpus",
-                metric: "diagnostic: the same ratio, client on one CPU, both servers on another".into(),
-                unit: "x",
-                prec: 2,
-                ours: Stats::of(per_run(tok, floor)),
-                target: None,
-                peer: "-",
-                floor: None,
-            };
-            rows.insert(after, row);
-        }
+        Some((tok, floor)) => placement_rows.push(diagnostic_ratio(
+            "ws_handshake_token_vs_floor_two_cpus",
+            "diagnostic: the same ratio, client on one CPU, both servers on another",
+            per_run(tok, floor),
+        )),
         None => notes.push(
             "handshakes: this process may use one CPU only, so the two-CPU placement was not measured".into(),
         ),
     }
+    placement_rows.push(diagnostic_ratio(
+        "ws_handshake_token_vs_floor_accept_on_worker",
+        "diagnostic: the same ratio, unpinned, against ws-floor accepting on a worker as gatewayd does",
+        per_run(&worker_tok, &worker_floor),
+    ));
+    let after = rows.iter().position(|r| r.id == "ws_handshake_token_vs_floor_one_cpu").map_or(0, |i| i + 1);
+    rows.splice(after..after, placement_rows);
     // Not scaled when fewer than `k` clients were reached: the daemon's cost per client grows
     // with the number of clients (see the notes), so a linear scale would mislead.
     let k = o.idle;
